@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Reference outputs from Python `transformers` for the studio's baseline parity tests.
+
+For every clip of a JSONL manifest (`audio_filepath`, `text`, `language`), on the given model folder:
+  - log-mel features from `WhisperFeatureExtractor`          → <out>/<id>.features.f32  [mel, 3000]
+  - encoder last hidden state (`WhisperModel` encoder, fp32) → <out>/<id>.encoder.f32   [1500, d_model]
+  - greedy transcript from `WhisperForConditionalGeneration.generate` (language and task given,
+    no timestamps, max_new_tokens capped)                     → <out>/index.json
+Raw files are little-endian float32, row-major. The TypeScript tests compare against these.
+
+Usage: python tools/oracle_baseline.py --model DIR --manifest public/demo/manifest.jsonl --out DIR
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, type=Path)
+    ap.add_argument("--manifest", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--limit", type=int, default=0, help="only the first N clips (0 = all)")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+
+    fe = WhisperFeatureExtractor.from_pretrained(args.model)
+    tok = WhisperTokenizerFast.from_pretrained(args.model)
+    model = WhisperForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32).eval()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    rows = [json.loads(line) for line in args.manifest.read_text().splitlines() if line.strip()]
+    if args.limit:
+        rows = rows[: args.limit]
+    clips = []
+    t0 = time.time()
+    for i, row in enumerate(rows):
+        audio_path = (args.manifest.parent / row["audio_filepath"]).resolve()
+        samples, sr = sf.read(audio_path, dtype="float32", always_2d=True)
+        if sr != 16000:
+            raise SystemExit(f"{audio_path}: {sr} Hz; the oracle expects 16 kHz clips (the demo set is 16 kHz)")
+        samples = samples.mean(axis=1).astype(np.float32) if samples.shape[1] > 1 else samples[:, 0]
+        cid = Path(row["audio_filepath"]).stem
+        feats = fe(samples, sampling_rate=16000, return_tensors="pt").input_features  # [1, mel, 3000]
+        with torch.no_grad():
+            enc = model.model.encoder(feats).last_hidden_state  # [1, 1500, d]
+            gen = model.generate(feats, language=row.get("language"), task="transcribe", do_sample=False,
+                                 num_beams=1, max_new_tokens=args.max_new_tokens, return_timestamps=False)
+        ids = gen[0].tolist()
+        text = tok.decode(ids, skip_special_tokens=True).strip()
+        special = set(tok.all_special_ids)
+        feats.numpy()[0].astype("<f4").tofile(args.out / f"{cid}.features.f32")
+        enc.numpy()[0].astype("<f4").tofile(args.out / f"{cid}.encoder.f32")
+        clips.append({
+            "id": cid, "audio": str(audio_path), "language": row.get("language"), "reference": row.get("text"),
+            "features": {"file": f"{cid}.features.f32", "shape": list(feats.shape[1:])},
+            "encoder": {"file": f"{cid}.encoder.f32", "shape": list(enc.shape[1:])},
+            "tokens": [t for t in ids if t not in special], "text": text,
+            "reached_cap": len([t for t in ids if t not in special]) >= args.max_new_tokens,
+        })
+        print(f"[oracle {time.time() - t0:5.1f}s] {i + 1}/{len(rows)} {cid}: {text!r}", flush=True)
+    index = {"model": str(args.model), "manifest": str(args.manifest), "max_new_tokens": args.max_new_tokens,
+             "transformers": __import__("transformers").__version__, "torch": torch.__version__, "clips": clips}
+    (args.out / "index.json").write_text(json.dumps(index, indent=1, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
