@@ -1,0 +1,207 @@
+/**
+ * Small kernel runner shared by all WGSL kernels:
+ *  - pipelines compiled once and cached by label (label = kernel name, shown in every error),
+ *  - WGSL compile errors surfaced with kernel name, line and column (error scopes + compilation info),
+ *  - buffer helpers (upload, uniforms, outputs, readback),
+ *  - dispatch + wall-clock timing.
+ */
+
+export interface KernelSpec {
+  /** Unique kernel name; the pipeline cache key and the label of every GPU object it creates. */
+  label: string;
+  /** WGSL source. */
+  code: string;
+  entryPoint?: string;
+  /** Pipeline-overridable constants (`override` declarations). */
+  constants?: Record<string, number>;
+}
+
+export class WgslCompileError extends Error {
+  override name = 'WgslCompileError';
+}
+
+/** Bytes rounded up to a multiple of 4 (and at least 4: zero-sized bindings are invalid). */
+const padBytes = (n: number): number => Math.max(4, Math.ceil(n / 4) * 4);
+
+function formatCompileMessages(label: string, code: string, msgs: readonly GPUCompilationMessage[]): string {
+  const lines = code.split('\n');
+  return msgs
+    .map((m) => {
+      const src = m.lineNum > 0 ? lines[m.lineNum - 1] ?? '' : '';
+      const caret = m.linePos > 0 ? ' '.repeat(m.linePos - 1) + '^' : '';
+      return `${label}.wgsl:${m.lineNum}:${m.linePos} ${m.type}: ${m.message}${src ? `\n  ${src}\n  ${caret}` : ''}`;
+    })
+    .join('\n');
+}
+
+export class GpuRuntime {
+  private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  private readonly codeByLabel = new Map<string, string>();
+
+  constructor(readonly device: GPUDevice) {}
+
+  /** Compile (once) and return the compute pipeline for `spec`, cached by `spec.label`. */
+  pipeline(spec: KernelSpec): Promise<GPUComputePipeline> {
+    const key = spec.constants ? `${spec.label}${JSON.stringify(spec.constants)}` : spec.label;
+    const prev = this.codeByLabel.get(spec.label);
+    if (prev !== undefined && prev !== spec.code) {
+      throw new Error(`GpuRuntime: kernel label '${spec.label}' reused for different WGSL code`);
+    }
+    this.codeByLabel.set(spec.label, spec.code);
+    let p = this.pipelines.get(key);
+    if (!p) {
+      p = this.compile(spec);
+      this.pipelines.set(key, p);
+      p.catch(() => this.pipelines.delete(key)); // allow a retry after a failure
+    }
+    return p;
+  }
+
+  private async compile(spec: KernelSpec): Promise<GPUComputePipeline> {
+    const { device } = this;
+    const { label, code } = spec;
+    device.pushErrorScope('internal');
+    device.pushErrorScope('validation');
+    const module = device.createShaderModule({ label, code });
+    const info = await module.getCompilationInfo();
+    let pipeline: GPUComputePipeline | undefined;
+    let pipelineError: string | undefined;
+    try {
+      pipeline = await device.createComputePipelineAsync({
+        label,
+        layout: 'auto',
+        compute: { module, entryPoint: spec.entryPoint ?? 'main', constants: spec.constants },
+      });
+    } catch (e) {
+      pipelineError = (e as Error).message;
+    }
+    const validation = await device.popErrorScope();
+    const internal = await device.popErrorScope();
+    const errs = info.messages.filter((m) => m.type === 'error');
+    if (errs.length || pipelineError || validation || internal || !pipeline) {
+      const parts = [`WGSL kernel '${label}' failed to compile:`];
+      if (errs.length) parts.push(formatCompileMessages(label, code, errs));
+      else if (validation) parts.push(validation.message);
+      if (internal) parts.push(`internal: ${internal.message}`);
+      if (pipelineError && !errs.length) parts.push(`pipeline: ${pipelineError}`);
+      throw new WgslCompileError(parts.join('\n'));
+    }
+    const warns = info.messages.filter((m) => m.type === 'warning');
+    if (warns.length) console.warn(formatCompileMessages(label, code, warns));
+    return pipeline;
+  }
+
+  /** Storage buffer initialised with `data` (COPY_SRC|COPY_DST too, for readback and reuse). */
+  upload(label: string, data: ArrayBufferView, extraUsage = 0): GPUBuffer {
+    const size = padBytes(data.byteLength);
+    const buf = this.device.createBuffer({
+      label,
+      size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | extraUsage,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(buf.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    buf.unmap();
+    return buf;
+  }
+
+  /** Uninitialised (zeroed) storage buffer of `byteLength` bytes. */
+  storage(label: string, byteLength: number, extraUsage = 0): GPUBuffer {
+    return this.device.createBuffer({
+      label,
+      size: padBytes(byteLength),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | extraUsage,
+    });
+  }
+
+  /** Uniform buffer from raw words (u32 or f32 views; size padded to 16 bytes). */
+  uniform(label: string, data: ArrayBufferView): GPUBuffer {
+    const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
+    const buf = this.device.createBuffer({
+      label,
+      size,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(buf.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    buf.unmap();
+    return buf;
+  }
+
+  /** Bind group for group 0 of `pipeline`, binding i = buffers[i]. */
+  bindGroup(label: string, pipeline: GPUComputePipeline, buffers: readonly GPUBuffer[]): GPUBindGroup {
+    return this.device.createBindGroup({
+      label,
+      layout: pipeline.getBindGroupLayout(0),
+      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+  }
+
+  /** Encode one compute pass: `pipeline` with `bindGroup` over `workgroups` and submit it. */
+  dispatch(
+    label: string,
+    pipeline: GPUComputePipeline,
+    bindGroup: GPUBindGroup,
+    workgroups: readonly [number, number?, number?],
+  ): void {
+    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
+    const [x, y = 1, z = 1] = workgroups;
+    if (x > max || y > max || z > max) {
+      throw new Error(`${label}: dispatch ${x}×${y}×${z} exceeds maxComputeWorkgroupsPerDimension ${max}`);
+    }
+    const enc = this.device.createCommandEncoder({ label });
+    const pass = enc.beginComputePass({ label });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+    pass.end();
+    this.device.queue.submit([enc.finish()]);
+  }
+
+  /** Copy `buffer` (first `byteLength` bytes) back to the CPU. */
+  async readBytes(buffer: GPUBuffer, byteLength = buffer.size): Promise<ArrayBuffer> {
+    const size = padBytes(byteLength);
+    const staging = this.device.createBuffer({
+      label: `${buffer.label}:readback`,
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const enc = this.device.createCommandEncoder({ label: `${buffer.label}:readback` });
+    enc.copyBufferToBuffer(buffer, 0, staging, 0, size);
+    this.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = staging.getMappedRange().slice(0, byteLength);
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  async readF32(buffer: GPUBuffer, length?: number): Promise<Float32Array> {
+    const n = length ?? Math.floor(buffer.size / 4);
+    return new Float32Array(await this.readBytes(buffer, n * 4));
+  }
+
+  /** Resolves when all submitted work has finished. */
+  sync(): Promise<void> {
+    return this.device.queue.onSubmittedWorkDone();
+  }
+
+  /**
+   * Wall-clock timing of `run` (which should submit GPU work): `warmup` untimed runs, then `iters`
+   * timed runs, each awaited to completion. Returns per-run milliseconds.
+   */
+  async time(run: () => void, iters = 3, warmup = 1): Promise<number[]> {
+    for (let i = 0; i < warmup; i++) {
+      run();
+      await this.sync();
+    }
+    const ms: number[] = [];
+    for (let i = 0; i < iters; i++) {
+      const t0 = performance.now();
+      run();
+      await this.sync();
+      ms.push(performance.now() - t0);
+    }
+    return ms;
+  }
+}
