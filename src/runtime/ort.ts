@@ -26,9 +26,18 @@ export async function pickBackend(prefer: OrtBackend | 'auto' = 'auto'): Promise
   if (isNode) return { backend: 'wasm', reason: 'onnxruntime-web has no WebGPU backend in Node' };
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) return { backend: 'wasm', reason: 'this browser has no WebGPU (navigator.gpu missing)' };
-  const adapter = await gpu.requestAdapter().catch(() => null);
+  // Core first; a compatibility-mode adapter (e.g. Chromium on OpenGL ES) is the next best.
+  let adapter = await gpu.requestAdapter().catch(() => null);
+  let level = 'core';
+  if (!adapter) {
+    adapter = await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions).catch(() => null);
+    level = 'compatibility';
+  }
   if (!adapter) return { backend: 'wasm', reason: 'WebGPU is present but no adapter was offered' };
-  return { backend: 'webgpu', reason: 'WebGPU adapter available' };
+  // Hand onnxruntime-web the adapter we chose, so it does not request a different one.
+  (ort.env.webgpu as { adapter?: unknown }).adapter = adapter;
+  const info = adapter.info;
+  return { backend: 'webgpu', reason: `WebGPU adapter ${info?.vendor || '?'} ${info?.architecture || ''} (${level})`.replace(/\s+/g, ' ') };
 }
 
 export async function createSession(bytes: Uint8Array, backend: OrtBackend, label: string): Promise<ort.InferenceSession> {

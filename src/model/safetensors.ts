@@ -1,0 +1,131 @@
+// safetensors: an 8-byte little-endian header length, a JSON header
+// {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {...}}, then the raw bytes.
+// The WGSL engine reads the frozen decoder weights from model.safetensors (stored as float16 by
+// tools/prepare_model.py, losslessly) and computes in f32; the exporter writes adapters in this format.
+
+export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+export interface TensorInfo {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+export class SafetensorsError extends Error {
+  constructor(readonly file: string, reason: string) {
+    super(`${file}: ${reason}`);
+    this.name = 'SafetensorsError';
+  }
+}
+
+const BYTES: Record<SafetensorsDtype, number> = { F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+export class SafetensorsFile {
+  readonly tensors = new Map<string, TensorInfo>();
+  readonly metadata: Record<string, string>;
+  private dataStart: number;
+
+  constructor(readonly bytes: Uint8Array, readonly file = 'model.safetensors') {
+    if (bytes.byteLength < 8) throw new SafetensorsError(file, 'too short to be a safetensors file');
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const headerLen = Number(view.getBigUint64(0, true));
+    if (headerLen > bytes.byteLength - 8) throw new SafetensorsError(file, `header length ${headerLen} exceeds the file size`);
+    let header: Record<string, any>;
+    try {
+      header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen)));
+    } catch (e) {
+      throw new SafetensorsError(file, `header is not JSON (${(e as Error).message})`);
+    }
+    this.dataStart = 8 + headerLen;
+    this.metadata = header.__metadata__ ?? {};
+    for (const [name, info] of Object.entries(header)) {
+      if (name === '__metadata__') continue;
+      const { dtype, shape, data_offsets } = info as { dtype: SafetensorsDtype; shape: number[]; data_offsets: [number, number] };
+      if (!(dtype in BYTES)) throw new SafetensorsError(file, `tensor ${name} has unknown dtype ${dtype}`);
+      const count = shape.reduce((a, b) => a * b, 1);
+      const [begin, end] = data_offsets;
+      if (end - begin !== count * BYTES[dtype] || this.dataStart + end > bytes.byteLength) {
+        throw new SafetensorsError(file, `tensor ${name} ${dtype}[${shape}] has inconsistent offsets [${begin}, ${end})`);
+      }
+      this.tensors.set(name, { dtype, shape, begin, end });
+    }
+  }
+
+  info(name: string): TensorInfo {
+    const t = this.tensors.get(name);
+    if (!t) throw new SafetensorsError(this.file, `no tensor named ${name}`);
+    return t;
+  }
+
+  /** A floating-point tensor widened to f32 (F16/BF16 exactly; F64 rounded). */
+  float32(name: string): Float32Array {
+    const t = this.info(name);
+    const raw = this.bytes.subarray(this.dataStart + t.begin, this.dataStart + t.end);
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const n = (t.end - t.begin) / BYTES[t.dtype];
+    const out = new Float32Array(n);
+    switch (t.dtype) {
+      case 'F32':
+        for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
+        break;
+      case 'F16':
+        for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
+        break;
+      case 'BF16':
+        for (let i = 0; i < n; i++) out[i] = bf16ToFloat(view.getUint16(i * 2, true));
+        break;
+      case 'F64':
+        for (let i = 0; i < n; i++) out[i] = view.getFloat64(i * 8, true);
+        break;
+      default:
+        throw new SafetensorsError(this.file, `tensor ${name} is ${t.dtype}, not a float`);
+    }
+    return out;
+  }
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+export function bf16ToFloat(h: number): number {
+  u32[0] = h << 16;
+  return f32[0];
+}
+
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24; // subnormal
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/** Serialize f32 tensors (names sorted, 8-byte aligned header as the reference implementation pads it). */
+export function writeSafetensors(tensors: Record<string, { shape: number[]; data: Float32Array }>, metadata?: Record<string, string>): Uint8Array {
+  const names = Object.keys(tensors).sort();
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const n of names) {
+    const { shape, data } = tensors[n];
+    if (shape.reduce((a, b) => a * b, 1) !== data.length) throw new Error(`tensor ${n}: shape [${shape}] does not match ${data.length} values`);
+    header[n] = { dtype: 'F32', shape, data_offsets: [offset, offset + data.byteLength] };
+    offset += data.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + new TextEncoder().encode(json).length) % 8)) % 8);
+  const head = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + head.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
+  out.set(head, 8);
+  let pos = 8 + head.length;
+  for (const n of names) {
+    const d = tensors[n].data;
+    // Little-endian on every platform we run on (WebAssembly/JS engines are LE); copy bytes as-is.
+    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), pos);
+    pos += d.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,24 @@
+import { useEffect } from 'react';
+import { loadDemoClips, loadModel, probeGpu } from './actions';
+import { BackendPanel } from './components/BackendPanel';
+import { DemoClips } from './components/DemoClips';
+import { ModelPanel } from './components/ModelPanel';
+
+export function App() {
+  useEffect(() => {
+    // Probe first so the compute panel shows what the model will run on, then load the default model.
+    void probeGpu().then(() => loadModel());
+    void loadDemoClips();
+  }, []);
+  return (
+    <main>
+      <header>
+        <h1>blora-studio</h1>
+        <p className="muted">Adapt a frozen Whisper to code-switched speech with Bayesian LoRA — in your browser, on WebGPU.</p>
+      </header>
+      <BackendPanel />
+      <ModelPanel />
+      <DemoClips />
+    </main>
+  );
+}

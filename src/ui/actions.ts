@@ -1,0 +1,82 @@
+// What the UI does: probe WebGPU, load a model in the worker, load the demo manifest, transcribe clips.
+import { loadAudio16k } from '../audio';
+import { probeCapabilities } from '../gpu/device';
+import { computeWer } from '../metrics/wer';
+import { ModelClient } from '../worker/client';
+import type { ModelLocation } from '../worker/protocol';
+import { useStudio, type DemoClip } from './store';
+
+export const DEFAULT_MODEL: ModelLocation = { kind: 'url', baseUrl: '/models/whisper-base/', label: 'default model (Whisper base, prepared locally)' };
+
+let client: ModelClient | null = null;
+function getClient(): ModelClient {
+  client ??= new ModelClient((progress) => {
+    const prev = useStudio.getState().model;
+    const stageStartedAt = prev.progress?.stage === progress.stage ? prev.progress.stageStartedAt : performance.now();
+    useStudio.getState().set({ model: { ...prev, progress: { ...progress, stageStartedAt } } });
+  });
+  return client;
+}
+
+export async function probeGpu(): Promise<void> {
+  const { set } = useStudio.getState();
+  if (!navigator.gpu) return set({ gpu: { status: 'none', reason: 'this browser has no WebGPU (navigator.gpu is missing)' } });
+  try {
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) return set({ gpu: { status: 'none', reason: 'WebGPU is present but offered no adapter' } });
+    set({ gpu: { status: 'webgpu', caps: probeCapabilities(adapter, { gpu: navigator.gpu }) } });
+  } catch (e) {
+    set({ gpu: { status: 'none', reason: (e as Error).message } });
+  }
+}
+
+export async function loadModel(location: ModelLocation = DEFAULT_MODEL): Promise<void> {
+  const { set } = useStudio.getState();
+  const label = location.kind === 'url' ? location.label ?? location.baseUrl : location.kind === 'hub' ? `Hub: ${location.repoId}` : 'dropped folder';
+  set({ model: { status: 'loading', label }, results: {} });
+  try {
+    const info = await getClient().load(location, 'auto');
+    set({ model: { status: 'ready', label, info } });
+  } catch (e) {
+    set({ model: { status: 'error', label, error: (e as Error).message } });
+  }
+}
+
+export async function loadDemoClips(): Promise<void> {
+  const { set } = useStudio.getState();
+  try {
+    const res = await fetch('/demo/manifest.jsonl');
+    if (!res.ok) throw new Error(`/demo/manifest.jsonl: HTTP ${res.status}`);
+    const clips: DemoClip[] = (await res.text())
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => {
+        const r = JSON.parse(l);
+        return { id: r.audio_filepath.replace(/\.[^.]+$/, ''), file: r.audio_filepath, url: `/demo/${r.audio_filepath}`, text: r.text, language: r.language, languages: r.languages, duration: r.duration, domain: r.domain };
+      });
+    set({ clips });
+  } catch (e) {
+    set({ clipsError: (e as Error).message });
+  }
+}
+
+/** Decode (WebAudio, main thread) → worker (features, encoder, greedy decoding) → WER vs the reference. */
+export async function transcribeBytes(id: string, bytes: ArrayBuffer, name: string, language: string | null, reference?: string): Promise<void> {
+  const { setResult } = useStudio.getState();
+  setResult(id, { status: 'decoding' });
+  try {
+    const samples = await loadAudio16k(bytes, name);
+    setResult(id, { status: 'running' });
+    const transcript = await getClient().transcribe(samples, language);
+    const wer = reference !== undefined ? computeWer([reference], [transcript.text], { language: language ?? transcript.language ?? 'en' }).value : undefined;
+    setResult(id, { status: 'done', transcript, wer });
+  } catch (e) {
+    setResult(id, { status: 'error', error: (e as Error).message });
+  }
+}
+
+export async function transcribeClip(clip: DemoClip): Promise<void> {
+  const res = await fetch(clip.url);
+  if (!res.ok) return useStudio.getState().setResult(clip.id, { status: 'error', error: `${clip.file}: HTTP ${res.status}` });
+  await transcribeBytes(clip.id, await res.arrayBuffer(), clip.file, clip.language, clip.text);
+}

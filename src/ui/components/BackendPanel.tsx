@@ -1,0 +1,39 @@
+// Which compute the studio got: the WebGPU adapter (and its limits/features) or the wasm fallback.
+import { useStudio } from '../store';
+
+export function BackendPanel() {
+  const gpu = useStudio((s) => s.gpu);
+  const model = useStudio((s) => s.model);
+  const caps = gpu.caps;
+  return (
+    <section className="panel" data-testid="backend-panel">
+      <h2>Compute</h2>
+      {gpu.status === 'probing' && <p>Probing WebGPU…</p>}
+      {gpu.status === 'webgpu' && caps && (
+        <>
+          <p data-testid="backend">
+            <span className="badge ok">WebGPU</span> {caps.adapter.vendor || 'unknown vendor'} {caps.adapter.architecture}{' '}
+            {caps.adapter.description && <span className="muted">({caps.adapter.description})</span>}
+            {caps.isFallbackAdapter && <span className="badge warn" title="a CPU (software) adapter: correct but slow">software adapter</span>}
+          </p>
+          <p className="muted small">
+            {caps.featureLevel} · max storage binding {(caps.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB · workgroup storage{' '}
+            {caps.limits.maxComputeWorkgroupStorageSize} B · f16 {caps.hasF16 ? 'yes' : 'no'} · subgroups {caps.hasSubgroups ? 'yes' : 'no'} · timestamps{' '}
+            {caps.hasTimestamps ? 'yes' : 'no'}
+          </p>
+        </>
+      )}
+      {gpu.status === 'none' && (
+        <p data-testid="backend">
+          <span className="badge warn">wasm fallback</span> No WebGPU: {gpu.reason}. The frozen encoder runs on onnxruntime-web's CPU (wasm)
+          backend, which is slower; training needs WebGPU (Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu).
+        </p>
+      )}
+      {model.info && (
+        <p className="small" data-testid="model-backends">
+          Encoder on <b>{model.info.encoderBackend}</b> ({model.info.backendReason}); frozen ONNX decoder on <b>{model.info.decoderBackend}</b>.
+        </p>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,48 @@
+// The model worker: loads the Whisper model (onnxruntime-web: WebGPU EP or wasm) and transcribes.
+/// <reference lib="webworker" />
+import '../runtime/transformersEnv.browser';
+import { DroppedFilesSource, hubModelSource, UrlModelSource, type ModelSource } from '../model/source';
+import { Transcriber } from '../pipeline/transcriber';
+import { configureOrt } from '../runtime/ort';
+import type { FromWorker, ModelLocation, ToWorker } from './protocol';
+
+declare const self: DedicatedWorkerGlobalScope;
+const post = (m: FromWorker) => self.postMessage(m);
+let transcriber: Transcriber | null = null;
+
+function sourceFor(loc: ModelLocation): ModelSource {
+  switch (loc.kind) {
+    case 'url':
+      return new UrlModelSource(new URL(loc.baseUrl, self.location.origin).href, loc.label);
+    case 'hub':
+      return hubModelSource(loc.repoId, loc.revision);
+    case 'files':
+      return new DroppedFilesSource(loc.files);
+  }
+}
+
+self.onmessage = async (ev: MessageEvent<ToWorker>) => {
+  const msg = ev.data;
+  if (msg.type === 'load') {
+    try {
+      configureOrt();
+      const source = sourceFor(msg.location);
+      transcriber = await Transcriber.load(source, { backend: msg.backend, onProgress: (progress) => post({ type: 'progress', progress }) });
+      const { assets, backend } = transcriber;
+      post({
+        type: 'loaded',
+        info: { label: source.label, summary: assets.summary, encoderBackend: backend.encoder, decoderBackend: backend.decoder, backendReason: backend.reason, hasSafetensors: assets.hasSafetensors },
+      });
+    } catch (e) {
+      post({ type: 'load-error', message: (e as Error).message });
+    }
+  } else if (msg.type === 'transcribe') {
+    try {
+      if (!transcriber) throw new Error('no model loaded yet');
+      const r = await transcriber.transcribe(msg.samples, { language: msg.language, maxNewTokens: 128 });
+      post({ type: 'transcript', id: msg.id, text: r.text, language: r.language, tokens: r.tokens.length, truncated: r.truncated, timing: r.timing });
+    } catch (e) {
+      post({ type: 'transcribe-error', id: msg.id, message: (e as Error).message });
+    }
+  }
+};

@@ -1,0 +1,30 @@
+// Messages between the UI thread and the model worker. The worker owns onnxruntime-web and the
+// encoder cache; the UI thread decodes audio (WebAudio is not available in workers) and sends samples.
+import type { LoadProgress, TranscribeTiming } from '../pipeline/transcriber';
+import type { WhisperAssets } from '../model/whisperModel';
+import type { OrtBackend } from '../runtime/ort';
+
+export type ModelLocation =
+  | { kind: 'url'; baseUrl: string; label?: string }
+  | { kind: 'hub'; repoId: string; revision?: string }
+  | { kind: 'files'; files: [string, Blob][] };
+
+export type ToWorker =
+  | { type: 'load'; location: ModelLocation; backend: OrtBackend | 'auto' }
+  | { type: 'transcribe'; id: string; samples: Float32Array; language: string | null };
+
+export interface ModelInfo {
+  label: string;
+  summary: WhisperAssets['summary'];
+  encoderBackend: OrtBackend;
+  decoderBackend: OrtBackend;
+  backendReason: string;
+  hasSafetensors: boolean;
+}
+
+export type FromWorker =
+  | { type: 'progress'; progress: LoadProgress }
+  | { type: 'loaded'; info: ModelInfo }
+  | { type: 'load-error'; message: string }
+  | { type: 'transcript'; id: string; text: string; language: string | null; tokens: number; truncated: boolean; timing: TranscribeTiming }
+  | { type: 'transcribe-error'; id: string; message: string };

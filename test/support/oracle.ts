@@ -1,0 +1,58 @@
+// Runs tools/oracle_baseline.py (Python transformers on the same model and clips) once and caches its
+// outputs under $BLORA_CACHE/oracle/<key>, the key covering the model, the manifest, the clips and the script.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { CACHE, REPO, requireModel, requirePython } from './env';
+
+export interface OracleClip {
+  id: string;
+  audio: string;
+  language: string | null;
+  reference: string;
+  features: { file: string; shape: number[] };
+  encoder: { file: string; shape: number[] };
+  tokens: number[];
+  text: string;
+  reached_cap: boolean;
+}
+export interface OracleIndex {
+  dir: string;
+  transformers: string;
+  torch: string;
+  clips: OracleClip[];
+}
+
+export function baselineOracle(manifest: string): OracleIndex {
+  const model = requireModel();
+  const h = createHash('sha256');
+  h.update(readFileSync(join(model, 'blora-model.json')));
+  h.update(readFileSync(join(REPO, 'tools/oracle_baseline.py')));
+  h.update(readFileSync(manifest));
+  for (const line of readFileSync(manifest, 'utf8').split('\n').filter(Boolean)) {
+    h.update(readFileSync(join(dirname(manifest), JSON.parse(line).audio_filepath)));
+  }
+  const dir = join(CACHE, 'oracle', h.digest('hex').slice(0, 16));
+  if (!existsSync(join(dir, 'index.json'))) {
+    rmSync(dir, { recursive: true, force: true });
+    console.log(`# running the Python oracle (transformers) → ${dir}`);
+    execFileSync(requirePython(), [join(REPO, 'tools/oracle_baseline.py'), '--model', model, '--manifest', manifest, '--out', dir], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
+    });
+  }
+  return { dir, ...JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) };
+}
+
+export function readF32(path: string): Float32Array {
+  const b = readFileSync(path);
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
