@@ -2,6 +2,7 @@
 // wasm (CPU) provider is the fallback; in Node onnxruntime-web only has its wasm backend.
 
 import * as ort from 'onnxruntime-web';
+import { isFallbackAdapter, requestBestAdapter } from '../gpu/adapter';
 
 export { ort };
 export type OrtBackend = 'webgpu' | 'wasm';
@@ -26,18 +27,13 @@ export async function pickBackend(prefer: OrtBackend | 'auto' = 'auto'): Promise
   if (isNode) return { backend: 'wasm', reason: 'onnxruntime-web has no WebGPU backend in Node' };
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) return { backend: 'wasm', reason: 'this browser has no WebGPU (navigator.gpu missing)' };
-  // Core first; a compatibility-mode adapter (e.g. Chromium on OpenGL ES) is the next best.
-  let adapter = await gpu.requestAdapter().catch(() => null);
-  let level = 'core';
-  if (!adapter) {
-    adapter = await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions).catch(() => null);
-    level = 'compatibility';
-  }
-  if (!adapter) return { backend: 'wasm', reason: 'WebGPU is present but no adapter was offered' };
+  const best = await requestBestAdapter(gpu);
+  if (!best) return { backend: 'wasm', reason: 'WebGPU is present but no adapter was offered' };
   // Hand onnxruntime-web the adapter we chose, so it does not request a different one.
+  const { adapter, level } = best;
   (ort.env.webgpu as { adapter?: unknown }).adapter = adapter;
   const info = adapter.info;
-  return { backend: 'webgpu', reason: `WebGPU adapter ${info?.vendor || '?'} ${info?.architecture || ''} (${level})`.replace(/\s+/g, ' ') };
+  return { backend: 'webgpu', reason: `WebGPU adapter ${info?.vendor || '?'} ${info?.architecture || ''} (${level}${isFallbackAdapter(adapter) ? ', software' : ''})`.replace(/\s+/g, ' ') };
 }
 
 export async function createSession(bytes: Uint8Array, backend: OrtBackend, label: string): Promise<ort.InferenceSession> {

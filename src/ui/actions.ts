@@ -1,5 +1,6 @@
 // What the UI does: probe WebGPU, load a model in the worker, load the demo manifest, transcribe clips.
 import { loadAudio16k } from '../audio';
+import { requestBestAdapter } from '../gpu/adapter';
 import { probeCapabilities } from '../gpu/device';
 import { computeWer } from '../metrics/wer';
 import { ModelClient } from '../worker/client';
@@ -22,9 +23,9 @@ export async function probeGpu(): Promise<void> {
   const { set } = useStudio.getState();
   if (!navigator.gpu) return set({ gpu: { status: 'none', reason: 'this browser has no WebGPU (navigator.gpu is missing)' } });
   try {
-    const adapter = await navigator.gpu.requestAdapter();
-    if (!adapter) return set({ gpu: { status: 'none', reason: 'WebGPU is present but offered no adapter' } });
-    set({ gpu: { status: 'webgpu', caps: probeCapabilities(adapter, { gpu: navigator.gpu }) } });
+    const best = await requestBestAdapter(navigator.gpu);
+    if (!best) return set({ gpu: { status: 'none', reason: 'WebGPU is present but offered no adapter' } });
+    set({ gpu: { status: 'webgpu', caps: probeCapabilities(best.adapter, { gpu: navigator.gpu }) } });
   } catch (e) {
     set({ gpu: { status: 'none', reason: (e as Error).message } });
   }

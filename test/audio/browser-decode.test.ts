@@ -1,7 +1,7 @@
 /**
  * decodeAudio / loadAudio16k in a real headless Chromium (WebAudio decodeAudioData), compared with
- * the Node path on the same sox-made files. Skipped when no Chromium is installed (set
- * CHROMIUM_PATH to point at one) or sox is missing.
+ * the Node path on the same sox-made files. Fails when Chromium or sox is missing (npm run setup
+ * installs both; CHROMIUM_PATH may point at another Chromium).
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -12,12 +12,13 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 
 import { decodeAudio, loadAudio16k } from '../../src/audio/index';
-import { bestLag, makeTempDir, maxAbsDiff, sine, snrDb, sox, soxSkip, writeWavF32 } from './helpers';
+import { bestLag, makeTempDir, maxAbsDiff, sine, snrDb, sox, requireSox, writeWavF32 } from './helpers';
 
 const chromium = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome']
   .filter((p): p is string => !!p)
   .find((p) => existsSync(p));
-const skip = !chromium ? 'no Chromium found (set CHROMIUM_PATH)' : soxSkip(['wav', 'flac', 'mp3', 'vorbis']);
+if (!chromium) throw new Error('no Chromium found: run "npm run setup" (apt-get install chromium) or set CHROMIUM_PATH');
+const skip = requireSox(['wav', 'flac', 'mp3', 'vorbis']);
 
 interface BrowserResult {
   ok: boolean;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { AudioDecodeError, decodeAudio, loadAudio16k, resample, toMono, type AudioDecodeReason } from '../../src/audio/index';
-import { bestLag, makeTempDir, maxAbsDiff, readWavF32, sine, snrDb, sox, soxSkip, writeWavF32 } from './helpers';
+import { bestLag, makeTempDir, maxAbsDiff, readWavF32, sine, snrDb, sox, requireSox, writeWavF32 } from './helpers';
 
 const SECONDS = 1.5;
 interface Source {
@@ -52,7 +52,7 @@ const FORMATS: Record<string, Fmt> = {
   ogg: { ext: 'ogg', soxFormat: 'vorbis', args: ['-C', '5'], lossless: false, minSnr: 20 },
 };
 
-const skip = soxSkip(['wav', 'flac', 'mp3', 'vorbis']);
+const skip = requireSox(['wav', 'flac', 'mp3', 'vorbis']);
 
 async function expectDecodeError(bytes: ArrayBuffer | Uint8Array, name: string, reason: AudioDecodeReason, pattern: RegExp): Promise<AudioDecodeError> {
   let caught: unknown;

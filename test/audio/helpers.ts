@@ -12,12 +12,16 @@ export function soxFormats(): Set<string> | null {
   return new Set((line ?? '').replace('AUDIO FILE FORMATS:', '').trim().split(/\s+/));
 }
 
-/** Reason to skip a sox-based test, or false when sox supports every format in `need`. */
-export function soxSkip(need: string[]): string | false {
+/**
+ * The sox-based tests need sox with every format in `need` (scripts/setup.sh installs it). A missing
+ * tool fails the test file with the fix — never a silent skip. Returns false to use as `{ skip }`.
+ */
+export function requireSox(need: string[]): false {
   const f = soxFormats();
-  if (!f) return 'sox not installed (apt-get install sox libsox-fmt-mp3)';
+  if (!f) throw new Error('sox is not installed: run "npm run setup" (apt-get install sox libsox-fmt-mp3)');
   const missing = need.filter((x) => !f.has(x));
-  return missing.length ? `sox lacks ${missing.join(', ')} (apt-get install libsox-fmt-all)` : false;
+  if (missing.length) throw new Error(`sox lacks ${missing.join(', ')}: run "npm run setup" (apt-get install libsox-fmt-mp3)`);
+  return false;
 }
 
 export function sox(args: string[]): void {

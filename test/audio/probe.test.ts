@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { decodeAudio, probeAudio } from '../../src/audio/index';
 import { detectInt16Scale, normalizeInt16Scale } from '../../src/audio/pcm-scale';
 import { decodePcmWav } from '../../src/audio/wav';
-import { makeTempDir, sine, sox, soxSkip, writeWavF32 } from './helpers';
+import { makeTempDir, sine, sox, requireSox, writeWavF32 } from './helpers';
 
 /** A minimal WAV with the given format tag / bits and raw little-endian sample bytes. */
 function wavBytes(opts: { tag: number; bits: number; channels: number; rate: number; data: Uint8Array; extensible?: boolean }): Uint8Array {
@@ -71,7 +71,7 @@ describe('built-in WAV reader: integer scaling and formats', () => {
     assert.equal(decodePcmWav(new TextEncoder().encode('not a wav at all')), null);
   });
 
-  it('µ-law WAV still decodes (through audio-decode)', { skip: soxSkip(['wav']) }, async () => {
+  it('µ-law WAV still decodes (through audio-decode)', { skip: requireSox(['wav']) }, async () => {
     const tmp = makeTempDir();
     try {
       const src = join(tmp.dir, 's.wav');
@@ -98,7 +98,7 @@ describe('probeAudio', () => {
     assert.equal(probeAudio(Uint8Array.of(0xff, 0xfb, 0x90)).format, null); // a lone sync word is not an MP3
   });
 
-  describe('sox-made files', { skip: soxSkip(['wav', 'flac', 'mp3', 'vorbis']) }, () => {
+  describe('sox-made files', { skip: requireSox(['wav', 'flac', 'mp3', 'vorbis']) }, () => {
     const cases: Array<{ ext: string; rate: number; channels: number; format: string; args?: string[] }> = [
       { ext: 'wav', rate: 44100, channels: 2, format: 'wav' },
       { ext: 'flac', rate: 48000, channels: 1, format: 'flac' },

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 import { describeResampler, resample, toMono } from '../../src/audio/index';
-import { makeTempDir, maxAbsDiff, readWavF32, rms, sine, sox, soxSkip, toneAmplitude, writeWavF32 } from './helpers';
+import { makeTempDir, maxAbsDiff, readWavF32, rms, sine, sox, requireSox, toneAmplitude, writeWavF32 } from './helpers';
 
 const RATES = [44100, 48000, 22050, 8000];
 /** Output samples at each end where the zero-padded edge transient lives (> half the kernel). */
@@ -125,7 +125,7 @@ describe('resample', () => {
     assert.ok(d.taps >= 380 && d.taps <= 392, `taps ${d.taps}`);
   });
 
-  describe('against sox `rate -v` (very high quality)', { skip: soxSkip(['wav']) }, () => {
+  describe('against sox `rate -v` (very high quality)', { skip: requireSox(['wav']) }, () => {
     for (const sr of RATES) {
       it(`440 Hz at ${sr} Hz: max |ours − sox| < 1e-5 in the interior, < 5e-3 at the edges (step transient)`, () => {
         const tmp = makeTempDir();

@@ -7,7 +7,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
+import { resultsDir } from "../support/env";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -219,6 +220,10 @@ test("metrics parity: corpus aggregates identical to jiwer", () => {
       `WER ts=${ts.wer.value} jiwer=${a.wer.value}, CER ts=${ts.cer.value} jiwer=${a.cer.value}, ` +
       `MER(mixed) ts=${ts.mixed.value} jiwer=${a.mixed.value}, max |diff| = ${maxDiff} ` +
       `[jiwer ${py.versions.jiwer}, rapidfuzz ${py.versions.rapidfuzz}, transformers ${py.versions.transformers}]`,
+  );
+  writeFileSync(
+    join(resultsDir("parity"), "metrics.json"),
+    JSON.stringify({ pairs: corpus.length, languages, mismatches: mismatches.length, maxAbsDiff: maxDiff, ts: { wer: ts.wer.value, cer: ts.cer.value, mixed: ts.mixed.value }, jiwer: { wer: a.wer.value, cer: a.cer.value, mixed: a.mixed.value }, versions: py.versions }, null, 1),
   );
   assert.deepEqual(mismatches, [], mismatches.join("\n"));
 });
