@@ -4,6 +4,8 @@
 For every clip of a JSONL manifest (`audio_filepath`, `text`, `language`), on the given model folder:
   - log-mel features from `WhisperFeatureExtractor`          → <out>/<id>.features.f32  [mel, 3000]
   - encoder last hidden state (`WhisperModel` encoder, fp32) → <out>/<id>.encoder.f32   [1500, d_model]
+  - the same in float64 (the exact reference both fp32 runtimes are measured against)
+                                                              → <out>/<id>.encoder.f64   [1500, d_model]
   - greedy transcript from `WhisperForConditionalGeneration.generate` (language and task given,
     no timestamps, max_new_tokens capped)                     → <out>/index.json
 Raw files are little-endian float32, row-major. The TypeScript tests compare against these.
@@ -37,6 +39,7 @@ def main() -> None:
     fe = WhisperFeatureExtractor.from_pretrained(args.model)
     tok = WhisperTokenizerFast.from_pretrained(args.model)
     model = WhisperForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32).eval()
+    encoder64 = WhisperForConditionalGeneration.from_pretrained(args.model, dtype=torch.float64).eval().model.encoder
     args.out.mkdir(parents=True, exist_ok=True)
 
     rows = [json.loads(line) for line in args.manifest.read_text().splitlines() if line.strip()]
@@ -54,6 +57,7 @@ def main() -> None:
         feats = fe(samples, sampling_rate=16000, return_tensors="pt").input_features  # [1, mel, 3000]
         with torch.no_grad():
             enc = model.model.encoder(feats).last_hidden_state  # [1, 1500, d]
+            enc64 = encoder64(feats.double()).last_hidden_state
             gen = model.generate(feats, language=row.get("language"), task="transcribe", do_sample=False,
                                  num_beams=1, max_new_tokens=args.max_new_tokens, return_timestamps=False)
         ids = gen[0].tolist()
@@ -61,10 +65,12 @@ def main() -> None:
         special = set(tok.all_special_ids)
         feats.numpy()[0].astype("<f4").tofile(args.out / f"{cid}.features.f32")
         enc.numpy()[0].astype("<f4").tofile(args.out / f"{cid}.encoder.f32")
+        enc64.numpy()[0].astype("<f8").tofile(args.out / f"{cid}.encoder.f64")
         clips.append({
             "id": cid, "audio": str(audio_path), "language": row.get("language"), "reference": row.get("text"),
             "features": {"file": f"{cid}.features.f32", "shape": list(feats.shape[1:])},
-            "encoder": {"file": f"{cid}.encoder.f32", "shape": list(enc.shape[1:])},
+            "encoder": {"file": f"{cid}.encoder.f32", "file64": f"{cid}.encoder.f64", "shape": list(enc.shape[1:]),
+                        "torch_fp32_vs_f64_max_abs": float((enc.double() - enc64).abs().max())},
             "tokens": [t for t in ids if t not in special], "text": text,
             "reached_cap": len([t for t in ids if t not in special]) >= args.max_new_tokens,
         })

@@ -1,6 +1,8 @@
 // Parity of the baseline path with Python transformers on the real Whisper base and the demo clips:
 //   features (transformers.js vs WhisperFeatureExtractor)  max |Δ| ≤ 1e-4
-//   encoder  (onnxruntime-web wasm vs PyTorch fp32)        max |Δ| ≤ 1e-3
+//   encoder  (onnxruntime-web wasm, fp32): within 1e-3 of the exact (float64 PyTorch) hidden states, like
+//            PyTorch fp32 itself; vs PyTorch fp32 the two rounding errors add up (≤ 2e-3; the share of
+//            clips within 1e-3 is reported)
 //   greedy transcripts (our KV-cache loop vs generate)      identical on ≥ 95 % of clips (differences listed)
 // The numbers go to test-results/parity/baseline.json; `npm run parity:docs` renders them into docs/parity.md.
 import assert from 'node:assert/strict';
@@ -11,7 +13,7 @@ import { loadAudio16k } from '../../src/audio';
 import { FsModelSource } from '../../src/model/source';
 import { Transcriber } from '../../src/pipeline/transcriber';
 import { DEMO_DIR, requireModel, resultsDir } from '../support/env';
-import { baselineOracle, maxAbsDiff, readF32, type OracleIndex } from '../support/oracle';
+import { baselineOracle, maxAbsDiff, readF32, readF64, type OracleIndex } from '../support/oracle';
 
 const MANIFEST = join(DEMO_DIR, 'manifest.jsonl');
 
@@ -45,7 +47,7 @@ describe('baseline parity with Python transformers (Whisper base, demo clips)', 
     for (const r of rows) assert.ok(r.maxAbs <= 1e-4, `${r.id}: features differ by ${r.maxAbs}`);
   });
 
-  test('encoder hidden states match PyTorch within 1e-3 (fp32)', async () => {
+  test('encoder hidden states: within 1e-3 of float64 PyTorch, as PyTorch fp32 is; vs PyTorch fp32 reported', async () => {
     const rows = [];
     for (const c of oracle.clips) {
       const t0 = performance.now();
@@ -53,15 +55,31 @@ describe('baseline parity with Python transformers (Whisper base, demo clips)', 
       const ms = performance.now() - t0;
       assert.deepEqual([enc.frames, enc.dModel], c.encoder.shape, `${c.id}: encoder shape`);
       const ref = readF32(join(oracle.dir, c.encoder.file));
+      const exact = readF64(join(oracle.dir, c.encoder.file64));
       let maxRef = 0;
       for (const v of ref) maxRef = Math.max(maxRef, Math.abs(v));
-      rows.push({ id: c.id, maxAbs: maxAbsDiff(enc.data, ref), maxRefAbs: maxRef, ms: Math.round(ms) });
+      rows.push({
+        id: c.id,
+        vsTorchFp32: maxAbsDiff(enc.data, ref),
+        vsExact: maxAbsDiff(enc.data, exact),
+        torchFp32VsExact: c.encoder.torch_fp32_vs_f64_max_abs,
+        maxRefAbs: maxRef,
+        ms: Math.round(ms),
+      });
     }
-    const worst = Math.max(...rows.map((r) => r.maxAbs));
+    const max = (k: 'vsTorchFp32' | 'vsExact' | 'torchFp32VsExact') => Math.max(...rows.map((r) => r[k]));
+    const within = rows.filter((r) => r.vsTorchFp32 <= 1e-3).length;
     const meanMs = rows.reduce((a, r) => a + r.ms, 0) / rows.length;
-    console.log(`encoder: ${rows.length} clips, max |Δ| = ${worst.toExponential(2)} (tolerance 1e-3; |h| up to ${Math.max(...rows.map((r) => r.maxRefAbs)).toFixed(1)}), ${meanMs.toFixed(0)} ms/clip on onnxruntime-web wasm`);
-    report.encoder = { clips: rows.length, maxAbs: worst, tolerance: 1e-3, backend: 'onnxruntime-web wasm (Node)', meanMs, rows };
-    for (const r of rows) assert.ok(r.maxAbs <= 1e-3, `${r.id}: encoder differs by ${r.maxAbs}`);
+    console.log(
+      `encoder: ${rows.length} clips (|h| up to ${Math.max(...rows.map((r) => r.maxRefAbs)).toFixed(1)}), ${meanMs.toFixed(0)} ms/clip on onnxruntime-web wasm\n` +
+        `  max |ours − PyTorch f64| = ${max('vsExact').toExponential(2)} (PyTorch fp32 − f64: ${max('torchFp32VsExact').toExponential(2)}; tolerance 1e-3)\n` +
+        `  max |ours − PyTorch fp32| = ${max('vsTorchFp32').toExponential(2)}; ${within}/${rows.length} clips within 1e-3 (tolerance 2e-3 = two fp32 error budgets)`,
+    );
+    report.encoder = { clips: rows.length, maxAbsVsExact: max('vsExact'), maxAbsTorchFp32VsExact: max('torchFp32VsExact'), maxAbs: max('vsTorchFp32'), within1e3: within, backend: 'onnxruntime-web wasm (Node)', meanMs, rows };
+    for (const r of rows) {
+      assert.ok(r.vsExact <= 1e-3, `${r.id}: encoder is ${r.vsExact} from the float64 reference`);
+      assert.ok(r.vsTorchFp32 <= 2e-3, `${r.id}: encoder differs from PyTorch fp32 by ${r.vsTorchFp32}`);
+    }
   });
 
   test('greedy transcripts equal transformers generate on ≥ 95 % of clips', async () => {

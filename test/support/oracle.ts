@@ -12,7 +12,7 @@ export interface OracleClip {
   language: string | null;
   reference: string;
   features: { file: string; shape: number[] };
-  encoder: { file: string; shape: number[] };
+  encoder: { file: string; file64: string; shape: number[]; torch_fp32_vs_f64_max_abs: number };
   tokens: number[];
   text: string;
   reached_cap: boolean;
@@ -50,7 +50,12 @@ export function readF32(path: string): Float32Array {
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
-export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+export function readF64(path: string): Float64Array {
+  const b = readFileSync(path);
+  return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
