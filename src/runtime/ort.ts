@@ -33,7 +33,7 @@ export async function pickBackend(prefer: OrtBackend | 'auto' = 'auto'): Promise
   const { adapter, level } = best;
   (ort.env.webgpu as { adapter?: unknown }).adapter = adapter;
   const info = adapter.info;
-  return { backend: 'webgpu', reason: `WebGPU adapter ${info?.vendor || '?'} ${info?.architecture || ''} (${level}${isFallbackAdapter(adapter) ? ', software' : ''})`.replace(/\s+/g, ' ') };
+  return { backend: 'webgpu', reason: `WebGPU adapter ${info?.vendor || '(vendor not disclosed)'} ${info?.architecture || ''} (${level}${isFallbackAdapter(adapter) ? ', software' : ''})`.replace(/\s+/g, ' ') };
 }
 
 export async function createSession(bytes: Uint8Array, backend: OrtBackend, label: string): Promise<ort.InferenceSession> {
@@ -42,6 +42,7 @@ export async function createSession(bytes: Uint8Array, backend: OrtBackend, labe
     return await ort.InferenceSession.create(bytes, {
       executionProviders: backend === 'webgpu' ? ['webgpu'] : ['wasm'],
       graphOptimizationLevel: 'all',
+      logSeverityLevel: 3, // errors only: node-placement warnings are expected (shape ops stay on the CPU)
     });
   } catch (e) {
     throw new Error(`onnxruntime-web could not load ${label} on ${backend}: ${(e as Error).message}`);

@@ -4,8 +4,12 @@ import { BackendPanel } from './components/BackendPanel';
 import { DemoClips } from './components/DemoClips';
 import { ModelPanel } from './components/ModelPanel';
 
+let started = false; // React StrictMode runs effects twice in development; load the model once.
+
 export function App() {
   useEffect(() => {
+    if (started) return;
+    started = true;
     // Probe first so the compute panel shows what the model will run on, then load the default model.
     void probeGpu().then(() => loadModel());
     void loadDemoClips();

@@ -12,7 +12,7 @@ export function BackendPanel() {
       {gpu.status === 'webgpu' && caps && (
         <>
           <p data-testid="backend">
-            <span className="badge ok">WebGPU</span> {caps.adapter.vendor || 'unknown vendor'} {caps.adapter.architecture}{' '}
+            <span className="badge ok">WebGPU</span> {caps.adapter.vendor || 'adapter (vendor not disclosed by the browser)'} {caps.adapter.architecture}{' '}
             {caps.adapter.description && <span className="muted">({caps.adapter.description})</span>}
             {caps.isFallbackAdapter && <span className="badge warn" title="a CPU (software) adapter: correct but slow">software adapter</span>}
           </p>
