@@ -61,10 +61,11 @@ fn rng_bits(seed: vec2<u32>, step: u32, tensor: u32, stream: u32, index: u32) ->
   return philox4x32_10(vec4<u32>(index, step, tensor, stream), seed);
 }
 
-// ln(u) for u ∈ (0, 1] from +,−,×,÷ only (no driver log: SwiftShader's log/cos were measured
-// ~1e-4 off, which the WGSL spec allows). u = m·2ᵉ with m ∈ [√½, √2); ln m = 2·atanh(z),
+// ln(u) for any positive normal f32 u (the RNG uses u ∈ (0, 1]; the KL kernel ln σ) from +,−,×,÷
+// only — no driver log: SwiftShader's log/cos were measured ~1e-4 off, which the WGSL spec allows
+// (log: absolute 2⁻²¹ on [0.5, 2]). u = m·2ᵉ with m ∈ [√½, √2); ln m = 2·atanh(z),
 // z = (m − 1)/(m + 1), |z| ≤ 0.172, odd series to z⁹ (truncation < 2e-9); ln 2 split hi + lo.
-fn rng_ln_unit(u: f32) -> f32 {
+fn rng_ln(u: f32) -> f32 {
   let fr = frexp(u); // u = fract · 2^exp, fract ∈ [0.5, 1)
   var m = fr.fract;
   var e = f32(fr.exp);
@@ -119,7 +120,7 @@ fn rng_cospi(t: f32) -> f32 {
 fn rng_normal_from(bits: vec4<u32>) -> f32 {
   let u1 = f32((bits.x >> 8u) + 1u) * 5.9604644775390625e-8; // 2⁻²⁴, (0, 1]
   let u2 = f32(bits.y >> 8u) * 5.9604644775390625e-8;        // [0, 1)
-  let radius = sqrt(-2.0 * rng_ln_unit(u1));
+  let radius = sqrt(-2.0 * rng_ln(u1));
   return radius * rng_cospi(2.0 * u2 - 1.0);
 }
 

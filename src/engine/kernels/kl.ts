@@ -1,0 +1,83 @@
+/**
+ * BLoRA KL term on the GPU (shaders/engine_kl.wgsl with engine_rng + engine_blora_sigma).
+ *
+ * One factor matrix of n elements, μ at theta[muOff ..], ρ at theta[rhoOff ..]:
+ *   run():  kl_out[slot] = mean_i KL(N(μ_i, σ_i²) ‖ N(0, σ_p²))           (unscaled: loss adds β·Σ slots)
+ *           grads[gradMuOff ..]  += β · ∂KL/∂μ,  grads[gradRhoOff ..] += β · ∂KL/∂ρ   (writeGrads)
+ * Two dispatches: kl_partial (≤ 256 workgroups, grid-stride) and kl_finalize (one workgroup).
+ * CPU reference: src/engine/reference/kl.ts. Test: test/engine/kl.test.ts.
+ */
+import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
+import { wgsl } from '../../gpu/shaders';
+import { bindAt, checkDims, needElems, UniformWords, uniformFrom } from './uniform-pack';
+
+export const KL_MAX_PARTIALS = 256;
+
+export function klKernel(entry: 'kl_partial' | 'kl_finalize'): KernelSpec {
+  return {
+    label: `engine_kl.${entry}`,
+    code: [wgsl('engine_rng'), wgsl('engine_blora_sigma'), wgsl('engine_kl')].join('\n'),
+    entryPoint: entry,
+  };
+}
+
+export interface KlSpec {
+  n: number;
+  muOff: number;
+  rhoOff: number;
+  gradMuOff: number;
+  gradRhoOff: number;
+  /** Element of klOut receiving this factor's mean KL. */
+  slot: number;
+  /** Prior standard deviation σ_p (spec default 0.01). */
+  sigmaPrior: number;
+  /** Gradient scale β (spec default 1e-4 ÷ accumulation steps). */
+  beta: number;
+  /** Add β·∂KL into grads (training); false = value only (evaluation). Default true. */
+  writeGrads?: boolean;
+}
+
+export interface KlBuffers {
+  theta: GPUBuffer;
+  grads: GPUBuffer;
+  klOut: GPUBuffer;
+}
+
+export async function prepareKl(
+  rt: GpuRuntime,
+  spec: KlSpec,
+  bufs: KlBuffers,
+  label = 'engine_kl',
+): Promise<{ run(): void; destroy(): void }> {
+  const { n } = spec;
+  checkDims(label, { n, muOff: spec.muOff, rhoOff: spec.rhoOff, gradMuOff: spec.gradMuOff, gradRhoOff: spec.gradRhoOff, slot: spec.slot });
+  if (!(spec.sigmaPrior > 0)) throw new Error(`${label}: sigmaPrior must be > 0`);
+  needElems(label, bufs.theta, Math.max(spec.muOff, spec.rhoOff) + n, 'theta');
+  needElems(label, bufs.grads, Math.max(spec.gradMuOff, spec.gradRhoOff) + n, 'grads');
+  needElems(label, bufs.klOut, spec.slot + 1, 'kl_out');
+  const nwg = Math.max(1, Math.min(Math.ceil(n / 256), KL_MAX_PARTIALS));
+  const partial = await rt.pipeline(klKernel('kl_partial'));
+  const finalize = await rt.pipeline(klKernel('kl_finalize'));
+  const partials = rt.storage(`${label}:partials`, nwg * 4);
+  const params = uniformFrom(
+    rt,
+    `${label}:params`,
+    new UniformWords()
+      .u32(n).u32(spec.muOff).u32(spec.rhoOff).u32(spec.gradMuOff)
+      .u32(spec.gradRhoOff).u32(spec.slot).u32(nwg).u32(spec.writeGrads === false ? 0 : 1)
+      .f32(1 / (spec.sigmaPrior * spec.sigmaPrior)).f32(Math.log(spec.sigmaPrior))
+      .f32(n ? spec.beta / n : 0).f32(n ? 1 / n : 0),
+  );
+  const bgP = bindAt(rt, `${label}.kl_partial:bind`, partial, [[0, params], [1, bufs.theta], [2, bufs.grads], [3, partials]]);
+  const bgF = bindAt(rt, `${label}.kl_finalize:bind`, finalize, [[0, params], [3, partials], [4, bufs.klOut]]);
+  return {
+    run: () => {
+      rt.dispatch(`${label}.kl_partial`, partial, bgP, [nwg, 1, 1]);
+      rt.dispatch(`${label}.kl_finalize`, finalize, bgF, [1, 1, 1]);
+    },
+    destroy: () => {
+      partials.destroy();
+      params.destroy();
+    },
+  };
+}
