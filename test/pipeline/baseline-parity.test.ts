@@ -49,7 +49,7 @@ describe('baseline parity with Python transformers (Whisper base, demo clips)', 
   });
 
   test('encoder hidden states: within 1e-3 of float64 PyTorch, as PyTorch fp32 is; vs PyTorch fp32 reported', async () => {
-    const rows = [];
+    const rows: { id: string; vsTorchFp32: number; vsExact: number; torchFp32VsExact: number; maxRefAbs: number; ms: number }[] = [];
     for (const c of oracle.clips) {
       const t0 = performance.now();
       const enc = await tr.encode(audio.get(c.id)!);
