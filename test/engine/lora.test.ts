@@ -18,6 +18,8 @@ import {
   loraAdapterBackwardAbsRef,
   loraAdapterBackwardRef,
   loraAdapterForwardRef,
+  materializeAdapterNoise,
+  type FactorNoiseArrays,
 } from '../../src/engine/reference/lora';
 import { describeAdapter, nodeTestGpu } from '../support/node-gpu';
 import { randomF32 } from '../support/random';
@@ -64,6 +66,37 @@ function refCfg(c: Case, step: number, abs = false): AdapterRefConfig {
   };
 }
 
+/**
+ * tools/blora_torch.py's BayesianFactor.forward / BLoRALinear.forward, transcribed with plain
+ * matrix loops over injected noise: an independent second implementation of the forward.
+ */
+function oracleForward(x: ArrayLike<number>, P: AdapterRefParams, c: AdapterRefConfig): Float64Array {
+  const noise = materializeAdapterNoise(c);
+  const mm = (X: ArrayLike<number>, W: ArrayLike<number>, T: number, nIn: number, nOut: number): Float64Array => {
+    const Y = new Float64Array(T * nOut); // X · Wᵀ
+    for (let t = 0; t < T; t++) for (let o = 0; o < nOut; o++) for (let k = 0; k < nIn; k++) Y[t * nOut + o] += X[t * nIn + k] * W[o * nIn + k];
+    return Y;
+  };
+  const sp = (r: number): number => (r < -20 ? Math.exp(r) : Math.log1p(Math.exp(r)));
+  const factor = (X: ArrayLike<number>, mu: ArrayLike<number>, rho: ArrayLike<number> | undefined, mode: LoraMode, nz: FactorNoiseArrays, T: number, nIn: number, nOut: number) => {
+    if (mode === 'det') return mm(X, mu, T, nIn, nOut);
+    const sigma = Array.from(rho!, sp);
+    if (mode === 'bbb') return mm(X, Array.from(mu, (m, i) => m + sigma[i] * nz.eps![i]), T, nIn, nOut);
+    if (mode === 'flipout') {
+      const a = mm(X, mu, T, nIn, nOut);
+      const b = mm(Array.from(X, (v, i) => v * nz.signIn![i]), sigma.map((s, i) => s * nz.eps![i]), T, nIn, nOut);
+      return a.map((v, i) => v + b[i] * nz.signOut![i]);
+    }
+    const mean = mm(X, mu, T, nIn, nOut);
+    const vr = mm(Array.from(X, (v) => v * v), sigma.map((s) => s * s), T, nIn, nOut);
+    return mean.map((m, i) => m + Math.sqrt(vr[i] + 1e-8) * nz.xi![i]);
+  };
+  const hIn = noise.dropoutMask ? Array.from(x, (v, i) => v * noise.dropoutMask![i]) : x;
+  const h = factor(hIn, P.muA, P.rhoA, c.modeA, noise.a, c.T, c.nIn, c.r);
+  const d = factor(h, P.muB, P.rhoB, c.modeB, noise.b, c.T, c.r, c.nOut);
+  return d.map((v) => (c.alpha / c.r) * v);
+}
+
 describe('engine lora / blora', () => {
   let ctx: GpuContext;
   let rt: GpuRuntime;
@@ -73,6 +106,20 @@ describe('engine lora / blora', () => {
   });
   after(async () => {
     await ctx?.destroy();
+  });
+
+  test('reference forward = the PyTorch oracle formulas (tools/blora_torch.py) on the materialized noise', () => {
+    for (const c of CASES) {
+      const small = { ...c, T: 5, nIn: 9, r: 3, nOut: 7 };
+      const P = makeParams(small, 50);
+      const x = randomF32(small.T * small.nIn, 51);
+      const cfg = refCfg(small, 9);
+      const want = oracleForward(x, P, cfg);
+      const got = loraAdapterForwardRef(x, P, cfg).dy;
+      const err = Math.max(...got.map((v, i) => Math.abs(v - want[i])));
+      console.log(`${c.name}: max |ref − oracle formulas| = ${err.toExponential(2)}`);
+      assert.ok(err < 1e-12, c.name);
+    }
   });
 
   for (const c of CASES) {

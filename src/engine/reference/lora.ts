@@ -252,3 +252,34 @@ export function loraAdapterBackwardAbsRef(x: Arr, p: AdapterRefParams, G: Arr, c
   const a = loraFactorBackwardRef(x, { mu: p.muA, rho: p.rhoA }, b.dx, ca);
   return { dx: a.dx, dmuA: a.dmu, drhoA: a.drho, dmuB: b.dmu, drhoB: b.drho, dh: b.dx };
 }
+
+/** Noise of one factor for one step, in tools/blora_torch.py's FactorNoise layout (row-major). */
+export interface FactorNoiseArrays {
+  eps: Float64Array | null; // (n_out, n_in): bbb, flipout
+  signIn: Float64Array | null; // (T, n_in): flipout
+  signOut: Float64Array | null; // (T, n_out): flipout
+  xi: Float64Array | null; // (T, n_out): lrt
+}
+
+/**
+ * The draws the engine makes for one adapter at one step, materialized for the PyTorch oracle
+ * (tools/blora_torch.py: AdapterNoise(a, b, dropout_mask)); dropoutMask is keep/(1 − p).
+ */
+export function materializeAdapterNoise(c: AdapterRefConfig): { a: FactorNoiseArrays; b: FactorNoiseArrays; dropoutMask: Float64Array | null } {
+  const [ca, cb] = factorCfgs({ ...c, abs: false });
+  const factor = (f: FactorRefConfig): FactorNoiseArrays => {
+    const gen = (n: number, g: (i: number) => number): Float64Array => Float64Array.from({ length: n }, (_, i) => g(i));
+    const hasEps = f.mode === 'bbb' || f.mode === 'flipout';
+    return {
+      eps: hasEps ? gen(f.nOut * f.nIn, (i) => rngNormal(f.key, RNG_STREAM.EPS, i)) : null,
+      signIn: f.mode === 'flipout' ? gen(f.T * f.nIn, (i) => rngSign(f.key, RNG_STREAM.SIGN_IN, i)) : null,
+      signOut: f.mode === 'flipout' ? gen(f.T * f.nOut, (i) => rngSign(f.key, RNG_STREAM.SIGN_OUT, i)) : null,
+      xi: f.mode === 'lrt' ? gen(f.T * f.nOut, (i) => rngNormal(f.key, RNG_STREAM.XI, i)) : null,
+    };
+  };
+  const thresh = c.dropout > 0 ? dropThreshold(c.dropout) : 0;
+  const dropoutMask = thresh
+    ? Float64Array.from({ length: c.T * c.nIn }, (_, i) => rngKeep(ca.key, i, thresh) / (1 - c.dropout))
+    : null;
+  return { a: factor(ca), b: factor(cb), dropoutMask };
+}
