@@ -3,23 +3,16 @@
 // currencies, contractions, British spellings, fillers, brackets, odd whitespace,
 // diacritics, CJK) and a spread of substitution/insertion/deletion patterns.
 
+import { mulberry32 } from '../support/random';
+
 export interface Pair {
   ref: string;
   hyp: string;
   language: string;
 }
 
-/** mulberry32: small, fast, good enough for test data. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (the tests' shared seeded PRNG). */
+export const prng = mulberry32;
 
 type Rng = () => number;
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)];
