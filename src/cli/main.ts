@@ -1,0 +1,124 @@
+// blora-studio headless CLI (Node): the studio's engine without the browser.
+//   blora-studio eval --model DIR --data DIR [--data DIR ...] [--language xx] [--limit N] [--out FILE]
+// Training (`train`) arrives with the WGSL engine; see README.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { loadAudio16k } from '../audio';
+import { directoryFiles, readDataset } from '../data/manifest';
+import { computeMixedErrorRate, computeWer, primaryMetricFor } from '../metrics/wer';
+import { FsModelSource } from '../model/source';
+import { Transcriber } from '../pipeline/transcriber';
+import { ProgressBar } from './progress';
+
+const DEFAULT_MODEL = join(process.env.BLORA_CACHE ?? join(homedir(), '.cache/blora-studio'), 'models/whisper-base');
+
+const HELP = `blora-studio — adapt a frozen Whisper with (Bayesian) LoRA; headless CLI
+
+Usage:
+  blora-studio eval --data DIR [--data DIR ...] [options]
+      Transcribe every utterance of each dataset with the frozen model (greedy decoding) and report
+      WER (and the mixed CJK/Latin error rate for zh/ja/yue) per dataset and language.
+  blora-studio --help
+
+Options (eval):
+  --model DIR       model folder in the transformers.js ONNX layout (default: ${DEFAULT_MODEL})
+  --data DIR        dataset folder: audiofolder metadata.csv, *.jsonl manifest, Common Voice .tsv + clips/,
+                    or Kaldi wav.scp + text (repeatable)
+  --language CODE   force the language (default: the row's "language", else detection)
+  --limit N         only the first N utterances of each dataset
+  --max-new-tokens N  cap on generated tokens per utterance (default 128)
+  --out FILE        write one JSON line per utterance (id, reference, hypothesis, wer) to FILE
+`;
+
+export class UsageError extends Error {}
+
+export function parseArgs(argv: string[]): { command: string; opts: Record<string, string[]> } {
+  const [command = '--help', ...rest] = argv;
+  const opts: Record<string, string[]> = {};
+  const known: Record<string, string[]> = { eval: ['model', 'data', 'language', 'limit', 'max-new-tokens', 'out'] };
+  if (command === '--help' || command === '-h' || command === 'help') return { command: 'help', opts };
+  if (!known[command]) throw new UsageError(`unknown command "${command}" (try --help)`);
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
+    if (a === '--help' || a === '-h') return { command: 'help', opts };
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
+    if (!m || !known[command].includes(m[1])) throw new UsageError(`unknown option "${a}" for ${command} (try --help)`);
+    const v = m[2] ?? rest[++i];
+    if (v === undefined || v.startsWith('--')) throw new UsageError(`option --${m[1]} needs a value`);
+    (opts[m[1]] ??= []).push(v);
+  }
+  return { command, opts };
+}
+
+function intOpt(opts: Record<string, string[]>, k: string, dflt: number): number {
+  const v = opts[k]?.[0];
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${k} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+async function evalCommand(opts: Record<string, string[]>): Promise<void> {
+  const model = resolve(opts.model?.[0] ?? DEFAULT_MODEL);
+  if (!existsSync(model)) throw new UsageError(`--model ${model}: no such folder (run "npm run setup" for the default model)`);
+  const dataDirs = opts.data ?? [];
+  if (!dataDirs.length) throw new UsageError('eval needs at least one --data DIR');
+  for (const d of dataDirs) if (!existsSync(d)) throw new UsageError(`--data ${d}: no such folder`);
+  const limit = intOpt(opts, 'limit', Infinity as unknown as number);
+  const maxNewTokens = intOpt(opts, 'max-new-tokens', 128);
+  const out: string[] = [];
+
+  process.stderr.write(`loading ${model} (onnxruntime-web, wasm)\n`);
+  const tr = await Transcriber.load(new FsModelSource(model), { backend: 'wasm' });
+  for (const dir of dataDirs) {
+    const ds = await readDataset(await directoryFiles(dir));
+    for (const e of ds.errors) process.stderr.write(`warning: ${join(dir, e.file)}:${e.line}: ${e.message}\n`);
+    const rows = ds.rows.slice(0, Number.isFinite(limit) ? limit : undefined);
+    const bar = new ProgressBar(rows.length, `eval ${dir}`);
+    const byLang = new Map<string, { refs: string[]; hyps: string[] }>();
+    for (const [i, r] of rows.entries()) {
+      const samples = await loadAudio16k(readFileSync(join(dir, r.audio)), join(dir, r.audio));
+      const language = opts.language?.[0] ?? r.language ?? null;
+      const res = await tr.transcribe(samples, { language, maxNewTokens });
+      const lang = language ?? res.language ?? 'en';
+      const g = byLang.get(lang) ?? { refs: [], hyps: [] };
+      g.refs.push(r.text);
+      g.hyps.push(res.text);
+      byLang.set(lang, g);
+      out.push(JSON.stringify({ dataset: dir, id: r.id, language: lang, reference: r.text, hypothesis: res.text, wer: computeWer([r.text], [res.text], { language: lang }).value, truncated: res.truncated }));
+      bar.update(i + 1);
+    }
+    console.log(`\n${dir} (${ds.format}, ${rows.length} utterances${ds.errors.length ? `, ${ds.errors.length} rows skipped` : ''})`);
+    for (const [lang, g] of byLang) {
+      const wer = computeWer(g.refs, g.hyps, { language: lang });
+      const extra = primaryMetricFor(lang) === 'mer' ? `  mixed error rate ${(computeMixedErrorRate(g.refs, g.hyps, { language: lang }).value * 100).toFixed(1)} %` : '';
+      console.log(`  ${lang}: WER ${(wer.value * 100).toFixed(1)} % over ${g.refs.length} utterances (S ${wer.substitutions}, D ${wer.deletions}, I ${wer.insertions} of ${wer.refTokens} words)${extra}`);
+    }
+  }
+  if (opts.out) writeFileSync(opts.out[0], out.join('\n') + '\n');
+  await tr.encoder.release();
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const { command, opts } = parseArgs(argv);
+    if (command === 'help') {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    if (command === 'eval') await evalCommand(opts);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`blora-studio: ${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`blora-studio: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && /cli[\\/]main\.ts$|blora-studio(\.mjs)?$/.test(process.argv[1])) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}
