@@ -52,9 +52,12 @@ export class UrlModelSource implements ModelSource {
   async read(path: string, onProgress?: Progress): Promise<Uint8Array> {
     let res: Response;
     try {
-      res = await fetch(this.url(path));
+      // One retry: a reused keep-alive connection the server just closed fails with ECONNRESET.
+      res = await fetch(this.url(path)).catch(() => fetch(this.url(path)));
     } catch (e) {
-      throw new ModelFileError(path, this.label, `network error (${(e as Error).message})`);
+      const cause = (e as Error & { cause?: { code?: string; message?: string } }).cause;
+      const detail = cause ? `${(e as Error).message}: ${cause.code ?? cause.message ?? cause}` : (e as Error).message;
+      throw new ModelFileError(path, this.label, `network error (${detail})`);
     }
     if (!res.ok) throw new ModelFileError(path, this.label, `HTTP ${res.status} ${res.statusText || ''}`.trim());
     return readBody(res, onProgress);
