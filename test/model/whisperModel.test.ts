@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { loadWhisperAssets, ModelMismatchError } from '../../src/model/whisperModel';
 import { SafetensorsFile, writeSafetensors } from '../../src/model/safetensors';
-import { FsModelSource, ModelFileError } from '../../src/model/source';
+import { DroppedFilesSource, FsModelSource, ModelFileError } from '../../src/model/source';
 import { requireModel, requirePython } from '../support/env';
 
 const MODEL = requireModel();
@@ -38,6 +38,20 @@ describe('loadWhisperAssets', () => {
     assert.ok(a.hasSafetensors);
     const ids = a.tokenizer.encode(' Hallo Welt', { add_special_tokens: false });
     assert.equal(a.tokenizer.decode(ids), ' Hallo Welt');
+  });
+
+  test('a dropped folder (paths under its own top folder) loads the same way', async () => {
+    const files: [string, Blob][] = [];
+    for (const f of ['config.json', 'generation_config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer_config.json']) {
+      files.push([`whisper-base/${f}`, new Blob([readFileSync(join(MODEL, f))])]);
+    }
+    // The ONNX files are only checked for presence here (their bytes are read when the sessions load).
+    files.push(['whisper-base/onnx/encoder_model.onnx', new Blob([])], ['whisper-base/onnx/decoder_model.onnx', new Blob([])]);
+    await assert.rejects(loadWhisperAssets(new DroppedFilesSource(files)), /decoder_model_merged\.onnx" in the dropped folder: file not found \(nor the pair onnx\/decoder_model\.onnx \+ onnx\/decoder_with_past_model\.onnx\)/);
+    files.push(['whisper-base/onnx/decoder_with_past_model.onnx', new Blob([])]);
+    const a = await loadWhisperAssets(new DroppedFilesSource(files));
+    assert.deepEqual(a.decoder, { kind: 'split', first: 'onnx/decoder_model.onnx', withPast: 'onnx/decoder_with_past_model.onnx' });
+    assert.equal(a.summary.languages, 99);
   });
 
   test('a missing encoder names the file', async () => {
