@@ -1,0 +1,131 @@
+/**
+ * Support for test/engine/decoder-parity.test.ts: the real Whisper base decoder weights from the
+ * prepared model folder, token batches from the demo clips (baseline oracle cache), and the case
+ * folders read by tools/engine_oracle.py (JSON + raw little-endian f32 / i32 files).
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { GpuRuntime } from '../../src/gpu/runtime';
+import { SafetensorsFile } from '../../src/model/safetensors';
+import { uploadDecoderWeights, type DecoderWeights } from '../../src/engine/weights';
+import type { AdapterPlan } from '../../src/engine/adapters';
+import { materializeAdapterNoise } from '../../src/engine/reference/lora';
+import { splitSeed } from '../../src/engine/kernels/uniform-pack';
+import type { OracleClip } from '../support/oracle';
+
+export const TOK = { SOT: 50258, EOT: 50257, TRANSCRIBE: 50359, NO_TIMESTAMPS: 50363, LANG: { en: 50259, es: 50262 } as Record<string, number> };
+
+/** Frozen decoder weights of the prepared model (f32 on the GPU). */
+export function loadDecoderWeights(rt: GpuRuntime, modelDir: string): DecoderWeights {
+  const cfg = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8'));
+  const st = new SafetensorsFile(new Uint8Array(readFileSync(join(modelDir, 'model.safetensors'))), 'model.safetensors');
+  return uploadDecoderWeights(rt, st, cfg.decoder_attention_heads);
+}
+
+export interface TokenBatch {
+  B: number;
+  S: number;
+  inputIds: Int32Array; // (B·S), right-padded with EOT
+  labels: Int32Array; // (B·S), −100 on padding
+  lengths: number[];
+  utterances: string[];
+}
+
+/**
+ * Teacher-forcing batch: sequence = SOT, language, transcribe, notimestamps, text tokens, EOT;
+ * decoder input = sequence[:-1], labels = sequence[1:] (HF shift), right-padded to the longest.
+ */
+export function tokenBatch(clips: OracleClip[]): TokenBatch {
+  const seqs = clips.map((c) => {
+    const lang = TOK.LANG[c.language ?? 'en'];
+    if (lang === undefined) throw new Error(`no language token for ${c.language}`);
+    return [TOK.SOT, lang, TOK.TRANSCRIBE, TOK.NO_TIMESTAMPS, ...c.tokens, TOK.EOT];
+  });
+  const B = seqs.length;
+  const S = Math.max(...seqs.map((s) => s.length - 1));
+  const inputIds = new Int32Array(B * S).fill(TOK.EOT);
+  const labels = new Int32Array(B * S).fill(-100);
+  const lengths: number[] = [];
+  seqs.forEach((s, b) => {
+    const n = s.length - 1;
+    lengths.push(n);
+    for (let i = 0; i < n; i++) {
+      inputIds[b * S + i] = s[i];
+      labels[b * S + i] = s[i + 1];
+    }
+  });
+  return { B, S, inputIds, labels, lengths, utterances: clips.map((c) => c.id) };
+}
+
+const raw = (a: Float32Array | Int32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+/** Appends f32 arrays to one file, remembering (offset, shape) for the JSON index. */
+export class F32Pack {
+  private parts: Float32Array[] = [];
+  private n = 0;
+  add(data: ArrayLike<number>, shape: number[]): { offset: number; shape: number[] } {
+    const a = Float32Array.from(data);
+    const offset = this.n;
+    this.parts.push(a);
+    this.n += a.length;
+    return { offset, shape };
+  }
+  write(path: string): void {
+    const out = new Float32Array(this.n);
+    let o = 0;
+    for (const p of this.parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    writeFileSync(path, raw(out));
+  }
+}
+
+/**
+ * The engine's noise for one step of every module, in tools/blora_torch.py's AdapterNoise layout
+ * (from materializeAdapterNoise: the CPU twin of the GPU RNG, same Philox counters).
+ */
+export function stepNoise(plan: AdapterPlan, T: number, Tcross: number, step: number, pack: F32Pack) {
+  const cfg = plan.config;
+  const seed = splitSeed(cfg.seed);
+  const out: Record<string, Record<string, { offset: number; shape: number[] }>> = {};
+  for (const m of plan.modules) {
+    const Tm = m.target === 'encoder_attn.k_proj' || m.target === 'encoder_attn.v_proj' ? Tcross : T;
+    const nz = materializeAdapterNoise({
+      T: Tm, nIn: m.nIn, r: cfg.r, nOut: m.nOut, alpha: cfg.alpha, modeA: m.modeA, modeB: m.modeB,
+      seed, step, tensorA: 2 * m.id, tensorB: 2 * m.id + 1, dropout: cfg.dropout,
+    });
+    const e: Record<string, { offset: number; shape: number[] }> = {};
+    const put = (key: string, a: Float64Array | null, shape: number[]) => {
+      if (a) e[key] = pack.add(a, shape);
+    };
+    put('a.eps', nz.a.eps, [cfg.r, m.nIn]);
+    put('a.sign_in', nz.a.signIn, [Tm, m.nIn]);
+    put('a.sign_out', nz.a.signOut, [Tm, cfg.r]);
+    put('a.xi', nz.a.xi, [Tm, cfg.r]);
+    put('b.eps', nz.b.eps, [m.nOut, cfg.r]);
+    put('b.sign_in', nz.b.signIn, [Tm, cfg.r]);
+    put('b.sign_out', nz.b.signOut, [Tm, m.nOut]);
+    put('b.xi', nz.b.xi, [Tm, m.nOut]);
+    put('dropout_mask', nz.dropoutMask, [Tm, m.nIn]);
+    out[m.name] = e;
+  }
+  return out;
+}
+
+export interface CaseFiles {
+  dir: string;
+  write(json: object, arrays: Record<string, Float32Array | Int32Array>): void;
+}
+
+export function caseDir(root: string, name: string): CaseFiles {
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  return {
+    dir,
+    write(json, arrays) {
+      for (const [f, a] of Object.entries(arrays)) writeFileSync(join(dir, f), raw(a));
+      writeFileSync(join(dir, 'case.json'), JSON.stringify(json, null, 1));
+    },
+  };
+}
