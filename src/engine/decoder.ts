@@ -47,31 +47,66 @@ export const WHISPER_ENCODER_FRAMES = 1500;
 
 type Call = { run(): void; destroy(): void };
 
-function batching(rt: GpuRuntime, label: string): BatchingRuntime {
-  return rt instanceof BatchingRuntime ? rt : new BatchingRuntime(rt.device, label);
+const batchingByDevice = new WeakMap<GPUDevice, BatchingRuntime>();
+
+/** The device's BatchingRuntime (one per device, so compiled pipelines are shared by all decoders). */
+function batching(rt: GpuRuntime): BatchingRuntime {
+  if (rt instanceof BatchingRuntime) return rt;
+  let b = batchingByDevice.get(rt.device);
+  if (!b) {
+    b = new BatchingRuntime(rt.device, 'engine-batch');
+    batchingByDevice.set(rt.device, b);
+  }
+  return b;
 }
 
 /**
  * Cross-attention keys/values of utterances, computed once from the frozen encoder_attn k/v
  * projections and kept on the GPU: per utterance enc (E, C) and, per layer, K = enc·Wkᵀ (E, C),
- * V = enc·Wvᵀ + bv (E, C). Several decoders (e.g. different adapter configs) can share one cache.
+ * V = enc·Wvᵀ + bv (E, C) — (2L + 1)·E·C floats, 39 MB for Whisper base. Several decoders (e.g.
+ * different adapter configs) can share one cache. `capacity` bounds the utterances kept (least
+ * recently used evicted first; a batch needs all its utterances present).
  */
 export class EncoderKvCache {
   private readonly entries = new Map<string, { enc: GPUBuffer; k: GPUBuffer[]; v: GPUBuffer[] }>();
   private readonly rt: BatchingRuntime;
+  readonly frames: number;
+  readonly capacity: number;
 
-  constructor(rt: GpuRuntime, readonly weights: DecoderWeights, readonly frames = WHISPER_ENCODER_FRAMES) {
-    this.rt = batching(rt, 'encoder-kv-cache');
+  constructor(rt: GpuRuntime, readonly weights: DecoderWeights, opts: { frames?: number; capacity?: number } = {}) {
+    this.rt = batching(rt);
+    this.frames = opts.frames ?? WHISPER_ENCODER_FRAMES;
+    this.capacity = opts.capacity ?? Infinity;
+    if (!(this.capacity >= 1)) throw new Error(`EncoderKvCache: capacity must be ≥ 1`);
   }
 
   has(key: string): boolean {
     return this.entries.has(key);
   }
 
+  /** Bytes held per utterance. */
+  get bytesPerUtterance(): number {
+    return (2 * this.weights.dims.L + 1) * this.frames * this.weights.dims.C * 4;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
   get(key: string): { enc: GPUBuffer; k: GPUBuffer[]; v: GPUBuffer[] } {
     const e = this.entries.get(key);
-    if (!e) throw new Error(`EncoderKvCache: utterance '${key}' not added`);
+    if (!e) throw new Error(`EncoderKvCache: utterance '${key}' not in the cache (add it first)`);
+    this.entries.delete(key); // most recently used last
+    this.entries.set(key, e);
     return e;
+  }
+
+  delete(key: string): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    this.rt.flush(); // buffers may be destroyed once the work using them is submitted
+    [e.enc, ...e.k, ...e.v].forEach((b) => b.destroy());
+    this.entries.delete(key);
   }
 
   /** Upload encoder states (E, C) of an utterance and compute its K, V for every layer. */
@@ -80,6 +115,7 @@ export class EncoderKvCache {
     const { C, L } = this.weights.dims;
     const E = this.frames;
     if (states.length !== E * C) throw new Error(`EncoderKvCache: states of '${key}' have ${states.length} ≠ ${E}·${C} values`);
+    while (this.entries.size >= this.capacity) this.delete(this.entries.keys().next().value!);
     const rt = this.rt;
     const enc = rt.upload(`enc[${key}] (E,C)`, states);
     const k: GPUBuffer[] = [];
@@ -101,8 +137,7 @@ export class EncoderKvCache {
   }
 
   destroy(): void {
-    for (const e of this.entries.values()) [e.enc, ...e.k, ...e.v].forEach((b) => b.destroy());
-    this.entries.clear();
+    for (const key of [...this.entries.keys()]) this.delete(key);
   }
 }
 
@@ -223,6 +258,7 @@ export class WhisperDecoderEngine {
   private lnFB!: Call;
   private ce!: LogitsCeCall;
   private kl: Call[] = [];
+  private klValue: Call[] = [];
   private gradNorm: Call | null = null;
   private adamw!: { step(t: number, lr?: number): void; destroy(): void };
   private tokens!: GPUBuffer;
@@ -272,7 +308,7 @@ export class WhisperDecoderEngine {
     const label = opts.label ?? 'decoder';
     if (cache.weights !== weights) throw new Error(`${label}: the EncoderKvCache was built from other weights`);
     const plan = planAdapters(weights.dims, adapters);
-    const d = new WhisperDecoderEngine(batching(rt, label), weights, shape, plan, cache, label);
+    const d = new WhisperDecoderEngine(batching(rt), weights, shape, plan, cache, label);
     await d.prepare(opts);
     return d;
   }
@@ -459,16 +495,18 @@ export class WhisperDecoderEngine {
     // ---- KL, optimizer
     this.klOut = this.buf('kl (factors,)', Math.max(1, plan.klFactors.length));
     for (const [slot, f] of plan.klFactors.entries()) {
-      this.kl.push(
-        this.own(
-          await prepareKl(
-            rt,
-            { n: f.n, muOff: f.muOff, rhoOff: f.rhoOff, gradMuOff: f.muOff, gradRhoOff: f.rhoOff, slot, sigmaPrior: cfg.sigmaPrior, beta: cfg.beta },
-            { theta: this.theta, grads: this.grads, klOut: this.klOut },
-            `${this.label}:kl[${slot}]`,
+      for (const writeGrads of [true, false]) {
+        (writeGrads ? this.kl : this.klValue).push(
+          this.own(
+            await prepareKl(
+              rt,
+              { n: f.n, muOff: f.muOff, rhoOff: f.rhoOff, gradMuOff: f.muOff, gradRhoOff: f.rhoOff, slot, sigmaPrior: cfg.sigmaPrior, beta: cfg.beta, writeGrads },
+              { theta: this.theta, grads: this.grads, klOut: this.klOut },
+              `${this.label}:kl[${slot}]${writeGrads ? '' : '(value)'}`,
+            ),
           ),
-        ),
-      );
+        );
+      }
     }
     const P = plan.size;
     let clip: GPUBuffer;
@@ -532,8 +570,7 @@ export class WhisperDecoderEngine {
 
   /**
    * Forward pass at RNG step `step` (the adapters' noise); eval = posterior means / plain LoRA, no
-   * dropout, no noise (then backward() is not allowed). Computes CE; the KL values are computed by
-   * backward() together with their gradients.
+   * dropout, no noise (then backward() is not allowed). Computes CE and the KL values (readLoss).
    */
   forward(step: number, o: { eval?: boolean } = {}): void {
     if (!this.batch) throw new Error(`${this.label}: setBatch() first`);
@@ -569,6 +606,7 @@ export class WhisperDecoderEngine {
     }
     this.lnF.run(); // hF = LN_f(x_L)
     this.ce.forward(); // CE over the tied-embedding logits, tile by tile
+    for (const k of this.klValue) k.run(); // kl[slot] = mean KL (depends on theta only)
     this.rt.flush();
     this.trainedForward = ev ? -1 : step;
   }
@@ -643,7 +681,7 @@ export class WhisperDecoderEngine {
         if (!need) break;
       }
     }
-    for (const k of this.kl) k.run(); // kl[slot] = mean KL; grads += β·∂KL
+    for (const k of this.kl) k.run(); // grads += β·∂KL (kl[slot] rewritten, same value)
     this.rt.flush();
     this.trainedForward = -1;
   }
@@ -655,7 +693,7 @@ export class WhisperDecoderEngine {
     this.rt.flush();
   }
 
-  /** CE of the last forward, KL of the last backward (training), loss = CE + β·KL. */
+  /** CE and KL of the last forward (KL: at the theta of that forward), loss = CE + β·KL. */
   async readLoss(): Promise<DecoderLoss> {
     const { loss: ce, count } = await this.ce.readLoss();
     let kl = 0;

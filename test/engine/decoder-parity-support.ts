@@ -6,9 +6,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GpuRuntime } from '../../src/gpu/runtime';
-import { SafetensorsFile } from '../../src/model/safetensors';
+import { SafetensorsFile, writeSafetensors } from '../../src/model/safetensors';
 import { uploadDecoderWeights, type DecoderWeights } from '../../src/engine/weights';
-import type { AdapterPlan } from '../../src/engine/adapters';
+import { mulberry32, type AdapterPlan } from '../../src/engine/adapters';
 import { materializeAdapterNoise } from '../../src/engine/reference/lora';
 import { splitSeed } from '../../src/engine/kernels/uniform-pack';
 import type { OracleClip } from '../support/oracle';
@@ -128,4 +128,88 @@ export function caseDir(root: string, name: string): CaseFiles {
       writeFileSync(join(dir, 'case.json'), JSON.stringify(json, null, 1));
     },
   };
+}
+
+/** Dimensions of a synthetic Whisper for the fast checks (HF WhisperConfig names). */
+export interface TinyWhisperDims {
+  d_model: number;
+  heads: number;
+  ffn: number;
+  layers: number;
+  vocab: number;
+  positions: number;
+}
+
+/**
+ * A small random Whisper in the prepared-model layout (config.json + model.safetensors, F32, decoder
+ * tensors only — HF initializes the unused encoder at random), loadable by loadDecoderWeights and by
+ * transformers' WhisperForConditionalGeneration.from_pretrained.
+ */
+export function writeTinyWhisper(dir: string, d: TinyWhisperDims, seed: number): void {
+  mkdirSync(dir, { recursive: true });
+  const rnd = mulberry32(seed);
+  const uni = (n: number, lo: number, hi: number) => Float32Array.from({ length: n }, () => lo + (hi - lo) * rnd());
+  const C = d.d_model;
+  const t: Record<string, { shape: number[]; data: Float32Array }> = {};
+  const put = (name: string, shape: number[], lo: number, hi: number) => {
+    t[name] = { shape, data: uni(shape.reduce((a, b) => a * b, 1), lo, hi) };
+  };
+  const linear = (name: string, nOut: number, nIn: number, bias = true) => {
+    const b = 1 / Math.sqrt(nIn);
+    put(`${name}.weight`, [nOut, nIn], -b, b);
+    if (bias) put(`${name}.bias`, [nOut], -b, b);
+  };
+  const ln = (name: string) => {
+    put(`${name}.weight`, [C], 0.8, 1.2);
+    put(`${name}.bias`, [C], -0.1, 0.1);
+  };
+  put('model.decoder.embed_tokens.weight', [d.vocab, C], -0.5, 0.5);
+  put('model.decoder.embed_positions.weight', [d.positions, C], -0.3, 0.3);
+  for (let l = 0; l < d.layers; l++) {
+    const p = `model.decoder.layers.${l}`;
+    for (const a of ['self_attn', 'encoder_attn']) {
+      ln(`${p}.${a}_layer_norm`);
+      linear(`${p}.${a}.q_proj`, C, C);
+      linear(`${p}.${a}.k_proj`, C, C, false);
+      linear(`${p}.${a}.v_proj`, C, C);
+      linear(`${p}.${a}.out_proj`, C, C);
+    }
+    ln(`${p}.final_layer_norm`);
+    linear(`${p}.fc1`, d.ffn, C);
+    linear(`${p}.fc2`, C, d.ffn);
+  }
+  ln('model.decoder.layer_norm');
+  writeFileSync(join(dir, 'model.safetensors'), writeSafetensors(t, { format: 'pt' }));
+  const config = {
+    architectures: ['WhisperForConditionalGeneration'],
+    model_type: 'whisper',
+    d_model: C,
+    decoder_layers: d.layers,
+    decoder_attention_heads: d.heads,
+    decoder_ffn_dim: d.ffn,
+    encoder_layers: 1,
+    encoder_attention_heads: d.heads,
+    encoder_ffn_dim: d.ffn,
+    num_hidden_layers: 1,
+    vocab_size: d.vocab,
+    max_target_positions: d.positions,
+    max_source_positions: 8,
+    num_mel_bins: 8,
+    pad_token_id: 1,
+    bos_token_id: 1,
+    eos_token_id: 1,
+    decoder_start_token_id: 2,
+    activation_function: 'gelu',
+    scale_embedding: false,
+    dropout: 0,
+    attention_dropout: 0,
+    activation_dropout: 0,
+    decoder_layerdrop: 0,
+    encoder_layerdrop: 0,
+    tie_word_embeddings: true,
+    begin_suppress_tokens: null,
+    suppress_tokens: null,
+    use_cache: false,
+  };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 1));
 }
