@@ -21,12 +21,14 @@
  * spec's ρ_B = −50 (the σ = e^ρ branch). A, μ_A ~ U(±1/√in), ρ_A ~ U(−5.5, −4.5) as in the spec.
  *
  * REQUIRED per case: loss of step 1 within 1e-4 relative; every adapter gradient tensor of step 1
- * within 1e-3 (‖g_engine − g_torch‖ / ‖g_torch‖); the parameters after the AdamW steps within 1e-3
- * (‖θ_engine − θ_torch‖ / ‖θ_torch‖ over all adapter parameters). Per tensor the parameter error is
- * printed, not asserted: Adam's first steps move an element by ±lr whatever its gradient's size, so
- * an element whose gradient is rounding-level (≈ 0) moves by the sign of its rounding error — one such
- * element in a 4096-element μ_B is ~2.7e-3 of the tensor's norm, and PyTorch fp32 vs PyTorch float64
- * shows the same (the counts of elements ≥ lr/2 apart are printed for engine–torch and torch–f64).
+ * within 1e-3 (‖g_engine − g_torch‖ / ‖g_torch‖); every parameter tensor after the AdamW steps within
+ * 1e-3 (‖θ_engine − θ_torch‖ / ‖θ_torch‖ per tensor, so the large ρ ≈ −5 cannot hide a μ error) over
+ * its elements that are not ≥ lr/2 apart, and at most 1e-4 of all parameters ≥ lr/2 apart. Why the
+ * exemption: Adam's first step moves an element by ±lr whatever its gradient's size, so an element
+ * whose gradient is rounding-level (≈ 0) moves by the sign of its rounding error — one such element
+ * in a 4096-element μ_B is ~2.7e-3 of the tensor's norm (PyTorch fp32 vs PyTorch float64 reached
+ * 6.3e-4 on a μ_B tensor after 1 step of blora-lrt for the same reason). Counts are printed for
+ * engine–torch and torch–f64.
  * Results: test-results/parity/engine.json (+ case folders in test-results/parity/engine-cases/).
  * Backend: gl-compat (llvmpipe) unless BLORA_WEBGPU_BACKEND is set. BLORA_ENGINE_PARITY_STEPS
  * (default 10) and BLORA_ENGINE_PARITY_CASES (comma list of case names) shorten a local run;
@@ -61,6 +63,8 @@ const CLIPS = ['en_01', 'es_02'];
 const HYPER: AdamHyper = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 5e-4 };
 const MAX_GRAD_NORM = 1;
 const TOL = { loss: 1e-4, grad: 1e-3, param: 1e-3 };
+/** fraction of parameters allowed to part by ≥ lr/2 (Adam ±lr steps of rounding-level gradients) */
+const APART_MAX = 1e-4;
 
 interface Case {
   name: string;
@@ -153,13 +157,37 @@ interface TensorCmp {
   key: string;
   rel: number;
   norm: number;
+  /** parameters only: elements ≥ lr/2 apart, and rel over the other elements */
+  apart?: number;
+  relRest?: number;
 }
 
-function compareTensors(plan: AdapterPlan, engine: Float32Array | Float64Array, torch: Float32Array | Float64Array): TensorCmp[] {
+function compareTensors(
+  plan: AdapterPlan,
+  engine: Float32Array | Float64Array,
+  torch: Float32Array | Float64Array,
+  apartAt?: number,
+): TensorCmp[] {
   return plan.modules.flatMap((m) => {
     const e = moduleTensors<Float32Array | Float64Array>(plan, m, engine);
     const t = moduleTensors<Float32Array | Float64Array>(plan, m, torch);
-    return e.map((x, i) => ({ module: m.name, key: x.key, ...relNorm(x.data, t[i].data) }));
+    return e.map((x, i) => {
+      const out: TensorCmp = { module: m.name, key: x.key, ...relNorm(x.data, t[i].data) };
+      if (apartAt !== undefined) {
+        let d = 0;
+        let n = 0;
+        let apart = 0;
+        for (let j = 0; j < x.data.length; j++) {
+          const diff = x.data[j] - t[i].data[j];
+          if (Math.abs(diff) >= apartAt) apart++;
+          else d += diff * diff;
+          n += t[i].data[j] ** 2;
+        }
+        out.apart = apart;
+        out.relRest = Math.sqrt(d / n);
+      }
+      return out;
+    });
   });
 }
 
@@ -265,9 +293,10 @@ async function parityCase(env: Env, c: Case, steps: number): Promise<void> {
   // ---- compare
   const lossRel = losses.map((l, i) => Math.abs(l.loss - o.losses[i].loss) / Math.abs(o.losses[i].loss));
   const g = compareTensors(plan, grads1!, tg);
-  const p = compareTensors(plan, thetaN, tt);
+  const p = compareTensors(plan, thetaN, tt, HYPER.lr / 2);
   const gMax = Math.max(...g.map((x) => x.rel));
   const pMax = Math.max(...p.map((x) => x.rel));
+  const pMaxRest = Math.max(...p.map((x) => x.relRest!));
   const pAll = relNorm(thetaN, tt).rel;
   const moved = relNorm(tt, theta0).rel; // ‖θ_N − θ_0‖ / ‖θ_0‖ (torch)
   // elements whose AdamW trajectories parted by ≥ lr/2 (see the header)
@@ -291,7 +320,7 @@ async function parityCase(env: Env, c: Case, steps: number): Promise<void> {
       ` (max over ${steps} steps ${fmt(Math.max(...lossRel))})` +
       (evalRel !== undefined ? `; eval CE (means) rel ${fmt(evalRel)}` : '') +
       `\n  grads step 1: max rel ${fmt(gMax)} over ${g.length} tensors; per kind ${JSON.stringify(byKey(g), small)}` +
-      `\n  params after ${steps} steps: all ${fmt(pAll)}, max per tensor ${fmt(pMax)} (‖θ_N − θ_0‖/‖θ_0‖ = ${fmt(moved)}); per kind ${JSON.stringify(byKey(p), small)}` +
+      `\n  params after ${steps} steps: max per tensor ${fmt(pMax)}${elementsApart.engine_vs_torch ? ` (${fmt(pMaxRest)} without the elements ≥ lr/2 apart)` : ''}, all ${fmt(pAll)} (‖θ_N − θ_0‖/‖θ_0‖ = ${fmt(moved)}); per kind ${JSON.stringify(byKey(p), small)}` +
       `\n  elements ≥ lr/2 apart: engine–torch ${elementsApart.engine_vs_torch}, torch fp32–f64 ${elementsApart.torch32_vs_f64}, engine–f64 ${elementsApart.engine_vs_f64} of ${plan.size}` +
       `\n  vs float64 (engine | torch fp32): loss ${fmt(exact.loss_rel.engine)} | ${fmt(exact.loss_rel.torch32)}; grads ${fmt(exact.grad_max_rel.engine)} | ${fmt(exact.grad_max_rel.torch32)};` +
       ` params all ${fmt(exact.param_all_rel.engine)} | ${fmt(exact.param_all_rel.torch32)}, max per tensor ${fmt(exact.param_max_rel.engine)} | ${fmt(exact.param_max_rel.torch32)}` +
@@ -307,15 +336,21 @@ async function parityCase(env: Env, c: Case, steps: number): Promise<void> {
     kl_step1: { engine: losses[0].kl, torch: o.losses[0].kl },
     eval_ce: evalCe !== undefined ? { engine: evalCe, torch: o.eval_ce, rel: evalRel } : undefined,
     grad_step1: { max_rel: gMax, by_kind: byKey(g), tensors: g },
-    params_after: { steps, all_rel: pAll, max_rel_per_tensor: pMax, moved_rel: moved, elements_apart: elementsApart, by_kind: byKey(p), tensors: p },
+    params_after: { steps, max_rel_per_tensor: pMax, max_rel_per_tensor_without_apart: pMaxRest, all_rel: pAll, moved_rel: moved, elements_apart: elementsApart, by_kind: byKey(p), tensors: p },
     vs_float64: exact,
     timings_s: { prepare: prepS, ...perStep, engine_total: engineS, noise: noiseS, oracle: oracleS, torch: o.seconds, torch_f64: o64.seconds },
     versions: { torch: o.torch, transformers: o.transformers, peft: o.peft },
-    pass: lossRel[0] <= TOL.loss && gMax <= TOL.grad && pAll <= TOL.param && (evalRel === undefined || evalRel <= TOL.loss),
+    pass:
+      lossRel[0] <= TOL.loss && gMax <= TOL.grad && pMaxRest <= TOL.param && elementsApart.engine_vs_torch <= APART_MAX * plan.size &&
+      (evalRel === undefined || evalRel <= TOL.loss),
   };
   assert.ok(lossRel[0] <= TOL.loss, `${c.name}: loss rel ${lossRel[0]} > ${TOL.loss}`);
   assert.ok(gMax <= TOL.grad, `${c.name}: gradient rel ${gMax} > ${TOL.grad}`);
-  assert.ok(pAll <= TOL.param, `${c.name}: params after ${steps} steps rel ${pAll} > ${TOL.param}`);
+  assert.ok(pMaxRest <= TOL.param, `${c.name}: params after ${steps} steps: a tensor with rel ${pMaxRest} > ${TOL.param}`);
+  assert.ok(
+    elementsApart.engine_vs_torch <= APART_MAX * plan.size,
+    `${c.name}: ${elementsApart.engine_vs_torch} of ${plan.size} parameters ≥ lr/2 apart (allowed ${APART_MAX * plan.size})`,
+  );
   if (evalRel !== undefined) assert.ok(evalRel <= TOL.loss, `${c.name}: eval CE rel ${evalRel} > ${TOL.loss}`);
 }
 
@@ -332,7 +367,8 @@ const baseReport = () => ({
   max_grad_norm: MAX_GRAD_NORM,
   tolerances: TOL,
   init_note: 'B / μ_B ~ U(±0.02) (non-zero so dA ≠ 0); ρ_B ~ U(−5.5,−4.5) or −50 (bbb); A, μ_A ~ U(±1/√in); ρ_A ~ U(−5.5,−4.5)',
-  params_note: 'asserted over all adapter parameters; per tensor printed (Adam ±lr steps of rounding-level gradients, see the test header)',
+  params_note:
+    'per tensor ‖Δ‖/‖θ_torch‖ ≤ 1e-3 over the elements not ≥ lr/2 apart, and at most 1e-4 of all parameters ≥ lr/2 apart (Adam ±lr steps of rounding-level gradients, see the test header)',
   cases: {} as Record<string, unknown>,
 });
 
