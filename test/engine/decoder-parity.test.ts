@@ -13,7 +13,7 @@
  *    sides). Adapters on self_attn q_proj, v_proj of all 6 layers, r = 8, α = 16, dropout 0.05 (spec
  *    default; the keep-masks are replayed), β = 1e-4, σ_p = 0.01. AdamW lr 1e-3, betas (0.9, 0.999),
  *    eps 1e-8, weight decay 5e-4, clip at global norm 1. Cases lora, blora-flipout, blora-bbb,
- *    blora-lrt (10 steps) and blora-flipout on all targets of layers 2 and 5 (2 steps).
+ *    blora-lrt (10 steps in the full check) and blora-flipout on all targets of layers 2 and 5 (2 steps).
  *
  * Initial values (NOT the spec init, on purpose): B (LoRA) and μ_B (BLoRA) ~ U(−0.02, 0.02) instead
  * of 0 — with B = 0 the gradient of A (and μ_A, ρ_A) is exactly 0 and would prove nothing; ρ_B ~
@@ -31,7 +31,8 @@
  * engine–torch and torch–f64.
  * Results: test-results/parity/engine.json (+ case folders in test-results/parity/engine-cases/).
  * Backend: gl-compat (llvmpipe) unless BLORA_WEBGPU_BACKEND is set. BLORA_ENGINE_PARITY_STEPS
- * (default 10) and BLORA_ENGINE_PARITY_CASES (comma list of case names) shorten a local run;
+ * (default 2, the suite's; 10 = the required check) and BLORA_ENGINE_PARITY_CASES (comma list of case
+ * names, or 'all'; default lora, blora-flipout + the tiny cases) — see below;
  * BLORA_ENGINE_PARITY_REAL=0 runs the tiny model only.
  */
 import assert from 'node:assert/strict';
