@@ -1,0 +1,219 @@
+/**
+ * experiment.json — ONE description of a training run, read by every backend:
+ *   - the studio's WGSL engine (browser worker, and headless: `blora-studio train --config experiment.json`)
+ *   - the PyTorch trainer (`tools/blora_train.py --config experiment.json`, CPU here, GPUs via accelerate)
+ * The studio's Export writes one beside the adapter, so a run is reproducible from the CLI.
+ *
+ * Metric records (JSONL, one object per line) are shared too: see TrainRecord / EvalRecord below.
+ */
+import { ADAPTER_TARGETS, type AdapterTarget, type BayesEstimator } from '../engine/adapters';
+
+export const EXPERIMENT_SCHEMA_VERSION = 1;
+
+export type Method = 'lora' | 'blora';
+export type LrSchedule = 'inverse_sqrt' | 'cosine' | 'constant';
+export type EvalRole = 'new' | 'base';
+
+export interface EvalSetConfig {
+  /** dataset folder or manifest path (audiofolder metadata.csv, *.jsonl, Common Voice, Kaldi) */
+  path: string;
+  /** new domain (code-switched) or base domain (forgetting is measured here) */
+  role: EvalRole;
+  /** display name (default: the folder name) */
+  name?: string;
+  /** only the first N utterances */
+  limit?: number;
+}
+
+export interface ExperimentConfig {
+  schema: number;
+  name: string;
+  /** model folder in the transformers.js layout + model.safetensors (default: the prepared Whisper base) */
+  model?: string;
+  data: {
+    /** training dataset folder or manifest */
+    train: string;
+    /** only the first N training utterances */
+    trainLimit?: number;
+    eval: EvalSetConfig[];
+  };
+  method: Method;
+  adapter: {
+    targets: AdapterTarget[];
+    /** decoder layers carrying adapters (default: all) */
+    layers?: number[];
+    r: number;
+    alpha: number;
+    /** dropout on the adapter input (training only) */
+    dropout: number;
+    /** BLoRA only */
+    estimator: BayesEstimator;
+    bayesianAOnly: boolean;
+    sigmaPrior: number;
+    /** KL weight per optimizer step; each of `gradAccum` micro-batches adds beta/gradAccum · KL */
+    beta: number;
+  };
+  optim: {
+    lr: number;
+    betas: [number, number];
+    eps: number;
+    weightDecay: number;
+    /** global-norm clipping threshold (0: off) */
+    maxGradNorm: number;
+    warmupSteps: number;
+    schedule: LrSchedule;
+    /** optimizer steps */
+    steps: number;
+    /** utterances per micro-batch */
+    batchSize: number;
+    /** micro-batches per optimizer step */
+    gradAccum: number;
+  };
+  /** one seed for everything random: adapter init, data order, adapter noise (Philox key) */
+  seed: number;
+  eval: {
+    /** evaluate every N optimizer steps (0: only before and after training) */
+    interval: number;
+    maxNewTokens: number;
+  };
+}
+
+/** Defaults: the spec's reference values scaled down for small data (docs: README "Training"). */
+export function defaultExperiment(): ExperimentConfig {
+  return {
+    schema: EXPERIMENT_SCHEMA_VERSION,
+    name: 'blora',
+    data: { train: '', eval: [] },
+    method: 'blora',
+    adapter: {
+      targets: ['self_attn.q_proj', 'self_attn.v_proj'],
+      r: 32,
+      alpha: 64,
+      dropout: 0.05,
+      estimator: 'flipout',
+      bayesianAOnly: false,
+      sigmaPrior: 0.01,
+      beta: 1e-4,
+    },
+    optim: {
+      lr: 1e-3,
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      weightDecay: 5e-4,
+      maxGradNorm: 1.0,
+      warmupSteps: 10,
+      schedule: 'inverse_sqrt',
+      steps: 100,
+      batchSize: 8,
+      gradAccum: 1,
+    },
+    seed: 0,
+    eval: { interval: 0, maxNewTokens: 128 },
+  };
+}
+
+export class ExperimentConfigError extends Error {}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function merge<T>(base: T, over: unknown, path: string): T {
+  if (over === undefined) return base;
+  if (!isObj(base) || Array.isArray(base)) return over as T;
+  if (!isObj(over)) throw new ExperimentConfigError(`${path}: expected an object`);
+  const out: Obj = { ...(base as Obj) };
+  for (const [k, v] of Object.entries(over)) {
+    if (!(k in (base as Obj)) && !OPTIONAL_KEYS.has(`${path}.${k}`)) {
+      throw new ExperimentConfigError(`${path}.${k}: unknown key`);
+    }
+    out[k] = merge((base as Obj)[k], v, `${path}.${k}`);
+  }
+  return out as T;
+}
+const OPTIONAL_KEYS = new Set(['experiment.model', 'experiment.data.trainLimit', 'experiment.adapter.layers']);
+
+/** Parse + validate (unknown keys and bad values are errors that name the key); missing keys = defaults. */
+export function parseExperiment(json: unknown, source = 'experiment.json'): ExperimentConfig {
+  let cfg: ExperimentConfig;
+  try {
+    cfg = merge(defaultExperiment(), json, 'experiment');
+  } catch (e) {
+    throw new ExperimentConfigError(`${source}: ${(e as Error).message}`);
+  }
+  const errs = validateExperiment(cfg);
+  if (errs.length) throw new ExperimentConfigError(`${source}: ${errs.join('; ')}`);
+  return cfg;
+}
+
+export function validateExperiment(c: ExperimentConfig): string[] {
+  const e: string[] = [];
+  const pos = (v: number, k: string) => (!(Number.isFinite(v) && v > 0) ? e.push(`${k} must be > 0 (got ${v})`) : 0);
+  const nonneg = (v: number, k: string) => (!(Number.isFinite(v) && v >= 0) ? e.push(`${k} must be ≥ 0 (got ${v})`) : 0);
+  const int = (v: number, k: string, min: number) => (!(Number.isInteger(v) && v >= min) ? e.push(`${k} must be an integer ≥ ${min} (got ${v})`) : 0);
+  if (c.schema !== EXPERIMENT_SCHEMA_VERSION) e.push(`schema ${c.schema} is not ${EXPERIMENT_SCHEMA_VERSION}`);
+  if (c.method !== 'lora' && c.method !== 'blora') e.push(`method must be "lora" or "blora" (got ${c.method})`);
+  if (!c.data.train) e.push('data.train is required');
+  for (const [i, s] of c.data.eval.entries()) {
+    if (!s.path) e.push(`data.eval[${i}].path is required`);
+    if (s.role !== 'new' && s.role !== 'base') e.push(`data.eval[${i}].role must be "new" or "base" (got ${s.role})`);
+  }
+  const a = c.adapter;
+  if (!a.targets.length) e.push('adapter.targets is empty');
+  for (const t of a.targets) if (!(ADAPTER_TARGETS as readonly string[]).includes(t)) e.push(`adapter.targets: unknown target "${t}" (one of ${ADAPTER_TARGETS.join(', ')})`);
+  int(a.r, 'adapter.r', 1);
+  pos(a.alpha, 'adapter.alpha');
+  if (!(a.dropout >= 0 && a.dropout < 1)) e.push(`adapter.dropout must be in [0, 1) (got ${a.dropout})`);
+  if (!['flipout', 'bbb', 'lrt'].includes(a.estimator)) e.push(`adapter.estimator must be flipout, bbb or lrt (got ${a.estimator})`);
+  pos(a.sigmaPrior, 'adapter.sigmaPrior');
+  nonneg(a.beta, 'adapter.beta');
+  const o = c.optim;
+  pos(o.lr, 'optim.lr');
+  nonneg(o.weightDecay, 'optim.weightDecay');
+  nonneg(o.maxGradNorm, 'optim.maxGradNorm');
+  int(o.warmupSteps, 'optim.warmupSteps', 0);
+  int(o.steps, 'optim.steps', 1);
+  int(o.batchSize, 'optim.batchSize', 1);
+  int(o.gradAccum, 'optim.gradAccum', 1);
+  if (!['inverse_sqrt', 'cosine', 'constant'].includes(o.schedule)) e.push(`optim.schedule must be inverse_sqrt, cosine or constant (got ${o.schedule})`);
+  if (!(Number.isInteger(c.seed) && c.seed >= 0)) e.push(`seed must be an integer ≥ 0 (got ${c.seed})`);
+  int(c.eval.interval, 'eval.interval', 0);
+  int(c.eval.maxNewTokens, 'eval.maxNewTokens', 1);
+  return e;
+}
+
+/** One line of metrics.jsonl per optimizer step. */
+export interface TrainRecord {
+  kind: 'train';
+  step: number;
+  /** mean token CE of the step's micro-batches */
+  ce: number;
+  /** Σ per-factor mean KL (unscaled); 0 for LoRA */
+  kl: number;
+  /** ce + beta·kl */
+  loss: number;
+  lr: number;
+  /** global L2 norm of the gradient before clipping */
+  gradNorm: number;
+  /** scored target tokens this step */
+  tokens: number;
+  tokensPerSec: number;
+  /** fraction of |μ| < 1e-3 over all elements of A and of B */
+  sparsityA: number;
+  sparsityB: number;
+  elapsedS: number;
+  backend: 'engine' | 'torch';
+}
+
+/** One line per eval set per evaluation (step 0 = before training). */
+export interface EvalRecord {
+  kind: 'eval';
+  step: number;
+  set: string;
+  role: EvalRole;
+  /** word error rate after Whisper's normalizer (fraction, not %) */
+  wer: number;
+  cer?: number;
+  mer?: number;
+  utterances: number;
+  backend: 'engine' | 'torch';
+}
