@@ -30,7 +30,7 @@
  */
 import { prepareMatmulBias } from '../gpu/kernels/matmul';
 import type { GpuRuntime } from '../gpu/runtime';
-import { type AdamHyper, noClipBuffer, prepareAdamW, prepareGradNorm } from './kernels/adamw';
+import { type AdamHyper, prepareAdamW, prepareGradNorm } from './kernels/adamw';
 import { prepareAttention, type AttentionCall } from './kernels/attention';
 import { prepareEmbedding } from './kernels/embedding';
 import { prepareGeluBackward, prepareGeluForward } from './kernels/gelu';
@@ -154,8 +154,14 @@ export interface DecoderOptions {
   initSeed?: number;
   /** AdamW hyper-parameters (default lr 1e-3, betas (0.9, 0.999), eps 1e-8, wd 5e-4 — spec) */
   hyper?: AdamHyper;
-  /** global-norm clipping threshold (0 / undefined: none) */
+  /** global-norm clipping threshold (0 / undefined: none; the norm is still computed, see readGradNorm) */
   maxGradNorm?: number;
+  /**
+   * Micro-batches per optimizer step (default 1). Each backward() then adds the gradient of
+   * CE/gradAccum (lossScale) and of (β/gradAccum)·KL, so gradAccum micro-batches sum to the gradient
+   * of mean-of-micro-batch-CE + β·KL — HF Trainer's convention.
+   */
+  gradAccum?: number;
   label?: string;
 }
 
@@ -259,8 +265,11 @@ export class WhisperDecoderEngine {
   private ce!: LogitsCeCall;
   private kl: Call[] = [];
   private klValue: Call[] = [];
-  private gradNorm: Call | null = null;
+  private gradNorm!: Call;
   private adamw!: { step(t: number, lr?: number): void; destroy(): void };
+  private clip!: GPUBuffer;
+  /** micro-batches per optimizer step (CE and KL gradients scaled by 1/gradAccum) */
+  readonly gradAccum: number;
   private tokens!: GPUBuffer;
   private targets!: GPUBuffer;
   private keyMask!: GPUBuffer;
@@ -275,8 +284,11 @@ export class WhisperDecoderEngine {
     readonly plan: AdapterPlan,
     readonly cache: EncoderKvCache,
     readonly label: string,
+    gradAccum: number,
   ) {
     this.T = shape.B * shape.S;
+    this.gradAccum = gradAccum;
+    if (!(Number.isInteger(gradAccum) && gradAccum >= 1)) throw new Error(`${label}: gradAccum must be an integer ≥ 1 (got ${gradAccum})`);
     const P = Math.max(1, plan.size);
     this.theta = this.buf('theta (P,)', P);
     this.grads = this.buf('grads (P,)', P);
@@ -308,7 +320,7 @@ export class WhisperDecoderEngine {
     const label = opts.label ?? 'decoder';
     if (cache.weights !== weights) throw new Error(`${label}: the EncoderKvCache was built from other weights`);
     const plan = planAdapters(weights.dims, adapters);
-    const d = new WhisperDecoderEngine(batching(rt), weights, shape, plan, cache, label);
+    const d = new WhisperDecoderEngine(batching(rt), weights, shape, plan, cache, label, opts.gradAccum ?? 1);
     await d.prepare(opts);
     return d;
   }
@@ -390,7 +402,7 @@ export class WhisperDecoderEngine {
     const lnW = weights.layerNorm;
     this.lnF = this.own(await prepareLayernormForward(rt, { T, C }, { x: xL, gamma: lnW.gamma, beta: lnW.beta, y: hF, mean: meanF, rstd: rstdF }, { label: `${this.label}.layer_norm` }));
     this.lnFB = this.own(await prepareLayernormBackward(rt, { T, C }, { dy: dhF, x: xL, gamma: lnW.gamma, mean: meanF, rstd: rstdF, dx: dres }, { accumulate: false, label: `${this.label}.layer_norm.bwd` }));
-    this.ce = await prepareLogitsCe(rt, { T, C, V }, { h: hF, E: weights.embedTokens, targets: this.targets, dh: dhF }, { label: `${this.label}.logits_ce` });
+    this.ce = await prepareLogitsCe(rt, { T, C, V }, { h: hF, E: weights.embedTokens, targets: this.targets, dh: dhF }, { label: `${this.label}.logits_ce`, lossScale: 1 / this.gradAccum });
 
     // ---- layers
     const mods = new Map(plan.modules.map((m) => [`${m.layer}:${m.target}`, m]));
@@ -500,7 +512,7 @@ export class WhisperDecoderEngine {
           this.own(
             await prepareKl(
               rt,
-              { n: f.n, muOff: f.muOff, rhoOff: f.rhoOff, gradMuOff: f.muOff, gradRhoOff: f.rhoOff, slot, sigmaPrior: cfg.sigmaPrior, beta: cfg.beta, writeGrads },
+              { n: f.n, muOff: f.muOff, rhoOff: f.rhoOff, gradMuOff: f.muOff, gradRhoOff: f.rhoOff, slot, sigmaPrior: cfg.sigmaPrior, beta: cfg.beta / this.gradAccum, writeGrads },
               { theta: this.theta, grads: this.grads, klOut: this.klOut },
               `${this.label}:kl[${slot}]${writeGrads ? '' : '(value)'}`,
             ),
@@ -509,14 +521,12 @@ export class WhisperDecoderEngine {
       }
     }
     const P = plan.size;
-    let clip: GPUBuffer;
-    if (opts.maxGradNorm && opts.maxGradNorm > 0) {
-      clip = this.buf('clip (norm, coef)', 2);
-      this.gradNorm = this.own(await prepareGradNorm(rt, { n: P, offset: 0, maxNorm: opts.maxGradNorm }, { grad: this.grads, clip }, `${this.label}:gradnorm`));
-    } else {
-      clip = noClipBuffer(rt, `${this.label}:noclip`);
-      this.owned.push(clip);
-    }
+    // The global norm is always computed (the training record reports it); threshold ≤ 0 = the
+    // kernel's no-clipping mode (coefficient exactly 1).
+    const clip = this.buf('clip (norm, coef)', 2);
+    this.clip = clip;
+    const maxNorm = opts.maxGradNorm && opts.maxGradNorm > 0 ? opts.maxGradNorm : 0;
+    this.gradNorm = this.own(await prepareGradNorm(rt, { n: P, offset: 0, maxNorm }, { grad: this.grads, clip }, `${this.label}:gradnorm`));
     this.adamw = await prepareAdamW(
       rt,
       { n: P, offset: 0, hyper: opts.hyper ?? SPEC_ADAMW, zeroGrad: true },
@@ -686,11 +696,16 @@ export class WhisperDecoderEngine {
     this.trainedForward = -1;
   }
 
-  /** One optimizer step t ≥ 1: global grad norm (if clipping), AdamW over theta; zeroes grads. */
+  /** One optimizer step t ≥ 1: global grad norm (clip coefficient), AdamW over theta; zeroes grads. */
   optimizerStep(t: number, lr?: number): void {
-    this.gradNorm?.run();
+    this.gradNorm.run();
     this.adamw.step(t, lr);
     this.rt.flush();
+  }
+
+  /** Global L2 norm of the gradient of the last optimizer step, before clipping. */
+  async readGradNorm(): Promise<number> {
+    return (await this.rt.readF32(this.clip, 1))[0];
   }
 
   /** CE and KL of the last forward (KL: at the theta of that forward), loss = CE + β·KL. */
@@ -722,6 +737,24 @@ export class WhisperDecoderEngine {
     q.writeBuffer(this.m, 0, z);
     q.writeBuffer(this.v, 0, z);
     q.writeBuffer(this.grads, 0, z);
+  }
+
+  /** Optimizer state (theta and AdamW's m, v), for checkpoints. Call between optimizer steps (grads are 0 then). */
+  async readState(): Promise<{ theta: Float32Array; m: Float32Array; v: Float32Array }> {
+    const n = this.plan.size;
+    return { theta: await this.rt.readF32(this.theta, n), m: await this.rt.readF32(this.m, n), v: await this.rt.readF32(this.v, n) };
+  }
+
+  /** Restore readState()'s values bit for bit (grads zeroed): a resumed run continues exactly. */
+  setState(s: { theta: Float32Array; m: Float32Array; v: Float32Array }): void {
+    const n = this.plan.size;
+    for (const [k, a] of Object.entries(s)) if (a.length !== n) throw new Error(`${this.label}: state ${k} has ${a.length} ≠ ${n} values`);
+    this.rt.flush();
+    const q = this.rt.device.queue;
+    q.writeBuffer(this.theta, 0, new Float32Array(s.theta));
+    q.writeBuffer(this.m, 0, new Float32Array(s.m));
+    q.writeBuffer(this.v, 0, new Float32Array(s.v));
+    q.writeBuffer(this.grads, 0, new Float32Array(n));
   }
 
   destroy(): void {

@@ -1,0 +1,197 @@
+/**
+ * Training data for the engine (environment-agnostic: the CLI in Node and the studio's worker both
+ * use it; audio bytes come in through a reader callback).
+ *
+ * A dataset row (src/data/manifest.ts Utterance) becomes a PreparedUtterance:
+ *   sequence  = SOT, <|lang|>, <|transcribe|>, <|notimestamps|>, text tokens…, EOT
+ *   decoder input = sequence[:-1], labels = sequence[1:]  (HF's shift; the 4-token prompt's first
+ *   three labels are <|lang|>, <|transcribe|>, <|notimestamps|> — scored like every label, as HF's
+ *   Whisper fine-tuning recipe does)
+ * Text is tokenized with a leading space (" I forgot …"), as Whisper itself generates it.
+ * Rows are rejected one by one (PrepareError, never a crash): no or unknown language, empty text,
+ * more than 448 positions (the decoder's learned position table), unreadable audio.
+ *
+ * Encoder states: 16-kHz samples → log-mel → frozen encoder (onnxruntime-web) → EncoderKvCache.add
+ * under the audio's content hash (utteranceKey), so the same clip in train and eval is encoded once.
+ *
+ * Batching: the engine is prepared once for (B, S) with S = the longest training input; every
+ * micro-batch is right-padded to S (input EOT, label −100, self-attention keys masked). The order is
+ * a seeded permutation per epoch; batches run straight across epoch boundaries (no partial batches,
+ * no dropped rows), so the sampler state is just (epoch, position).
+ */
+import type { Utterance } from '../data/manifest';
+import { languageToken } from '../decoder/generate';
+import { utteranceKey } from '../encoder/encoder';
+import { mulberry32 } from '../engine/adapters';
+import type { DecoderBatch, EncoderKvCache } from '../engine/decoder';
+import type { WhisperAssets } from '../model/whisperModel';
+
+/** Whisper's decoder positions (max_target_positions): a sequence longer than this is rejected. */
+export const WHISPER_MAX_POSITIONS = 448;
+
+export interface PreparedUtterance {
+  /** EncoderKvCache key (content hash of the 16-kHz samples) */
+  key: string;
+  id: string;
+  text: string;
+  language: string;
+  /** SOT, lang, transcribe, notimestamps, text…, EOT */
+  seq: number[];
+}
+
+export interface PrepareError {
+  id: string;
+  audio?: string;
+  message: string;
+}
+
+export interface SpecialTokens {
+  sot: number;
+  eot: number;
+  transcribe: number;
+  noTimestamps: number;
+}
+
+export function specialTokens(assets: WhisperAssets): SpecialTokens {
+  const g = assets.generation;
+  const transcribe = g.task_to_id?.transcribe;
+  if (transcribe === undefined) throw new Error('generation_config.json has no task_to_id.transcribe (an English-only Whisper cannot be trained here)');
+  return { sot: g.decoder_start_token_id, eot: g.eos_token_id, transcribe, noTimestamps: g.no_timestamps_token_id };
+}
+
+/** The token sequence of a row, or the reason it cannot be trained on. */
+export function tokenizeRow(
+  row: Utterance,
+  assets: WhisperAssets,
+  opts: { language?: string | null; maxPositions?: number } = {},
+): { seq: number[]; language: string } | { error: string } {
+  const language = row.language ?? opts.language ?? null;
+  if (!language) return { error: 'no language (add a "language" column, or pass a default language)' };
+  let lang: number;
+  try {
+    lang = languageToken(assets, language);
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  const text = row.text.trim();
+  if (!text) return { error: 'empty transcript' };
+  const sp = specialTokens(assets);
+  const ids = assets.tokenizer.encode(` ${text}`, { add_special_tokens: false }) as number[];
+  const seq = [sp.sot, lang, sp.transcribe, sp.noTimestamps, ...ids, sp.eot];
+  const max = opts.maxPositions ?? Math.min(WHISPER_MAX_POSITIONS, assets.config.max_target_positions);
+  if (seq.length > max) return { error: `too long: ${seq.length} tokens with the prompt > ${max} decoder positions` };
+  return { seq, language: language.replace(/^<\|(.*)\|>$/, '$1').toLowerCase() };
+}
+
+export interface PrepareDeps {
+  assets: WhisperAssets;
+  cache: EncoderKvCache;
+  /** 16-kHz mono samples of a row (Node: fs + loadAudio16k; browser: File + WebAudio) */
+  readAudio(row: Utterance): Promise<Float32Array>;
+  /** encoder states (E·C floats, row-major (E, C)) of 16-kHz samples: log-mel + frozen encoder */
+  encode(samples: Float32Array): Promise<Float32Array>;
+  onProgress?(done: number, total: number, id: string): void;
+  language?: string | null;
+}
+
+/** Tokenize, read, encode and cache rows; bad rows are returned as errors, the rest prepared. */
+export async function prepareUtterances(rows: Utterance[], deps: PrepareDeps): Promise<{ utterances: PreparedUtterance[]; errors: PrepareError[] }> {
+  const utterances: PreparedUtterance[] = [];
+  const errors: PrepareError[] = [];
+  const ok: { row: Utterance; seq: number[]; language: string }[] = [];
+  for (const row of rows) {
+    const t = tokenizeRow(row, deps.assets, { language: deps.language });
+    if ('error' in t) errors.push({ id: row.id, audio: row.audio, message: t.error });
+    else ok.push({ row, ...t });
+  }
+  for (const [i, { row, seq, language }] of ok.entries()) {
+    let samples: Float32Array;
+    try {
+      samples = await deps.readAudio(row);
+    } catch (e) {
+      errors.push({ id: row.id, audio: row.audio, message: `audio: ${(e as Error).message}` });
+      deps.onProgress?.(i + 1, ok.length, row.id);
+      continue;
+    }
+    const key = utteranceKey(samples);
+    if (!deps.cache.has(key)) await deps.cache.add(key, await deps.encode(samples));
+    utterances.push({ key, id: row.id, text: row.text, language, seq });
+    deps.onProgress?.(i + 1, ok.length, row.id);
+  }
+  return { utterances, errors };
+}
+
+/** Decoder input length of an utterance (sequence minus its last token). */
+export const inputLength = (u: PreparedUtterance): number => u.seq.length - 1;
+
+/** Right-padded teacher-forcing batch of exactly B utterances at length S. */
+export function makeBatch(utts: PreparedUtterance[], S: number, eot: number): DecoderBatch & { tokens: number } {
+  const B = utts.length;
+  const inputIds = new Int32Array(B * S).fill(eot);
+  const labels = new Int32Array(B * S).fill(-100);
+  const lengths: number[] = [];
+  let tokens = 0;
+  utts.forEach((u, b) => {
+    const n = inputLength(u);
+    if (n > S) throw new Error(`utterance ${u.id}: ${n} input tokens > S = ${S}`);
+    lengths.push(n);
+    for (let i = 0; i < n; i++) {
+      inputIds[b * S + i] = u.seq[i];
+      labels[b * S + i] = u.seq[i + 1];
+    }
+    tokens += n;
+  });
+  return { inputIds, labels, lengths, utterances: utts.map((u) => u.key), tokens };
+}
+
+export interface SamplerState {
+  epoch: number;
+  /** next index into the epoch's permutation */
+  pos: number;
+}
+
+/** Seeded per-epoch permutations, consumed B at a time straight across epoch boundaries. */
+export class BatchSampler {
+  private perm: number[];
+  private st: SamplerState = { epoch: 0, pos: 0 };
+
+  constructor(readonly n: number, readonly batchSize: number, readonly seed: number) {
+    if (!(n >= 1)) throw new Error('BatchSampler: no training utterances');
+    this.perm = this.permutation(0);
+  }
+
+  /** Fisher–Yates with mulberry32 seeded by (seed, epoch). */
+  permutation(epoch: number): number[] {
+    const rnd = mulberry32((Math.imul(this.seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0);
+    const p = Array.from({ length: this.n }, (_, i) => i);
+    for (let i = this.n - 1; i > 0; i--) {
+      const j = Math.floor(rnd() * (i + 1));
+      [p[i], p[j]] = [p[j], p[i]];
+    }
+    return p;
+  }
+
+  next(): number[] {
+    const out: number[] = [];
+    while (out.length < this.batchSize) {
+      if (this.st.pos >= this.n) {
+        this.st = { epoch: this.st.epoch + 1, pos: 0 };
+        this.perm = this.permutation(this.st.epoch);
+      }
+      out.push(this.perm[this.st.pos++]);
+    }
+    return out;
+  }
+
+  get state(): SamplerState {
+    return { ...this.st };
+  }
+
+  set state(s: SamplerState) {
+    if (!(Number.isInteger(s.epoch) && s.epoch >= 0 && Number.isInteger(s.pos) && s.pos >= 0 && s.pos <= this.n)) {
+      throw new Error(`BatchSampler: bad state ${JSON.stringify(s)}`);
+    }
+    this.st = { ...s };
+    this.perm = this.permutation(s.epoch);
+  }
+}
