@@ -18,9 +18,12 @@
 // backward (recomputes p from STATS, no S×Skv matrix stored):
 //   D_i = Σ_d dO_id O_id;  dP_ij = dO_i · V_j;  dS_ij = p_ij (dP_ij − D_i)
 //   dQ_i = scale Σ_j dS_ij K_j;  dK_j = scale Σ_i dS_ij Q_i;  dV_j = Σ_i p_ij dO_i
-// Workgroups: 64 threads; one query row (forward, backward_dq) or one key row (backward_dkv) per
-// workgroup; thread t owns the chunk element t and the head dims d = t + 64u, u < 4 (so D ≤ 256).
-// Dispatch: forward / backward_dq (S, B·H); backward_dkv (Skv, B·H).
+// Kernels: D ≤ 64 (every Whisper size) uses forward_tiled / backward_dq_tiled (16-query blocks,
+// register-tiled; at the end of this file). The row kernels below serve D ≤ 256 and backward_dkv:
+// 64 threads; one query row (forward, backward_dq) or one key row (backward_dkv) per workgroup;
+// thread t owns the chunk element t and the head dims d = t + 64u, u < 4 (so D ≤ 256).
+// Dispatch: forward / backward_dq (S, B·H); backward_dkv (Skv, B·H);
+//           forward_tiled / backward_dq_tiled (ceil(S/16), B·H).
 // Reference: src/engine/reference/attention.ts. Test: test/engine/attention.test.ts.
 
 struct AttnParams {
@@ -308,4 +311,340 @@ fn backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
       dV[ko + d] = acc_v[u];
     }
   }
+}
+
+// ───────────────────────── Tiled kernels (D ≤ 64): the fast path ─────────────────────────
+// One workgroup per (block of BQ = 16 queries, b·H + h); keys in tiles of TK = 64. Each K/V row is
+// read once per query block (not once per query), and both products are register-tiled like
+// matmul_bias: every thread owns a 4×4 micro-tile, so one k-step loads 8 floats for 16 FMAs
+// (software WebGPU — llvmpipe, SwiftShader — pays per loaded float and lane, not per FMA).
+//   phase 1 (scores / dP): thread (qg = t/16, kg = t%16) → queries 4qg..+3 × keys c0+4kg..+3:
+//     s_c (vec4 over the 4 queries) = Σ_d qs[d·4 + qg] · K[key c, d]; the block's Q·scale (and dO)
+//     are staged TRANSPOSED in workgroup memory as vec4 over 4 queries (qs[d·4 + g]).
+//   softmax bookkeeping (forward): thread i < 16 owns query i0 + i: running max m, Σ l, rescale α;
+//     it turns the tile's scores (pt[j·4 + g], vec4 over queries) into p in place.
+//   phase 2 (O += P·V / dQ += dS·K): thread (qg, dg = t%16) → queries 4qg..+3 × dims 4dg..+3:
+//     acc_r (vec4 over dims) += p[query r, key j] · V[j, 4dg..+3].
+// Masking: invisible keys (causal, mask, past the tile end) get score −3e38 → p = 0 (forward) and
+// dS = 0 via select() (backward), never arithmetic on them. K/V indices are clamped to the tensor
+// (keys ≥ Skv, dims ≥ D) so loads need no divergent branch; such values are never used.
+// Dispatch: forward_tiled / backward_dq_tiled (ceil(S/16), B·H). Same bindings as the row kernels.
+
+const BQ: u32 = 16u;
+const TK: u32 = 64u;
+
+var<workgroup> qs: array<vec4<f32>, 256>;   // [d·4 + g]: Q·scale of queries 4g..4g+3 at dim d
+var<workgroup> gs: array<vec4<f32>, 256>;   // [d·4 + g]: dO likewise (backward)
+var<workgroup> pt: array<vec4<f32>, 256>;   // [j·4 + g]: scores → p (forward) / dS (backward)
+var<workgroup> qv0: array<vec4<f32>, 4>;    // per query group: α (forward) / m (backward)
+var<workgroup> qv1: array<vec4<f32>, 4>;    // 1/l
+var<workgroup> qv2: array<vec4<f32>, 4>;    // D_i = Σ dO·O (backward)
+
+// Keys query i may see before the mask (0 for the block's padding queries i ≥ S).
+fn n_keys_blk(i: u32) -> u32 {
+  if (i >= ap.S) {
+    return 0u;
+  }
+  return n_keys(i);
+}
+
+// Stage rows i0..i0+15 of Q (·scale) into qs / of dO into gs, transposed; padding queries → 0.
+// (Two functions: a binding referenced by an entry point becomes part of its auto layout.)
+fn stage_q(i0: u32, b: u32, h: u32, lid: u32) {
+  let D = ap.D;
+  for (var e = lid; e < BQ * D; e += WG) {
+    let qi = e / D;
+    let d = e % D;
+    let i = i0 + qi;
+    var x = 0.0;
+    if (i < ap.S) {
+      x = Q[qk_index(b, i, h, ap.S) + d] * ap.scale;
+    }
+    qs[d * 4u + qi / 4u][qi % 4u] = x;
+  }
+}
+
+fn stage_do(i0: u32, b: u32, h: u32, lid: u32) {
+  let D = ap.D;
+  for (var e = lid; e < BQ * D; e += WG) {
+    let qi = e / D;
+    let d = e % D;
+    let i = i0 + qi;
+    var x = 0.0;
+    if (i < ap.S) {
+      x = dO[qk_index(b, i, h, ap.S) + d];
+    }
+    gs[d * 4u + qi / 4u][qi % 4u] = x;
+  }
+}
+
+// Visibility of key j for the 4 queries iq..iq+3 (vec4 over queries).
+fn vis4(b: u32, nkq: vec4<u32>, j: u32, cend: u32) -> vec4<bool> {
+  let ok = j < cend && key_ok(b, min(j, ap.Skv - 1u));
+  return (vec4<u32>(j) < nkq) & vec4<bool>(ok);
+}
+
+fn nk4(iq: u32) -> vec4<u32> {
+  return vec4<u32>(n_keys_blk(iq), n_keys_blk(iq + 1u), n_keys_blk(iq + 2u), n_keys_blk(iq + 3u));
+}
+
+// Offsets of dims 4dg..4dg+3 inside a K/V row (clamped to D − 1: lanes past D read a valid
+// element of the row and never write their result).
+fn dim_offs(dg: u32) -> vec4<u32> {
+  let dm = ap.D - 1u;
+  return vec4<u32>(min(4u * dg, dm), min(4u * dg + 1u, dm), min(4u * dg + 2u, dm), min(4u * dg + 3u, dm));
+}
+
+@compute @workgroup_size(64)
+fn forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let lid = lid3.x;
+  let i0 = wid.x * BQ;
+  let b = wid.y / ap.H;
+  let h = wid.y % ap.H;
+  let D = ap.D;
+  let HD = ap.H * D;
+  let qg = lid / 16u;
+  let kg = lid % 16u; // key group in phase 1, dim group in phase 2
+  let iq = i0 + 4u * qg;
+  let nkq = nk4(iq);
+  stage_q(i0, b, h, lid);
+  let nk_max = n_keys_blk(min(i0 + BQ, ap.S) - 1u); // causal n_keys grows with i
+  let row0 = b * ap.Skv * HD + h * D; // K/V element (b, 0, h, 0)
+  let dof = dim_offs(kg);
+  // Softmax state of query i0 + lid (threads lid < BQ).
+  var m = NEG_BIG;
+  var l = 0.0;
+  // acc_r: query iq + r, dims 4kg..+3
+  var a0 = vec4<f32>(0.0);
+  var a1 = vec4<f32>(0.0);
+  var a2 = vec4<f32>(0.0);
+  var a3 = vec4<f32>(0.0);
+  let neg = vec4<f32>(NEG_BIG);
+  let slast = ap.Skv - 1u;
+  workgroupBarrier();
+  for (var c0 = 0u; c0 < nk_max; c0 += TK) {
+    let cn = min(TK, nk_max - c0);
+    let cend = c0 + cn;
+    // Phase 1: s_c = scores of key j_c = c0 + 4kg + c for the 4 queries (vec4 over queries).
+    {
+      let j = c0 + 4u * kg;
+      let k0 = row0 + min(j, slast) * HD;
+      let k1 = row0 + min(j + 1u, slast) * HD;
+      let k2 = row0 + min(j + 2u, slast) * HD;
+      let k3 = row0 + min(j + 3u, slast) * HD;
+      var s0 = vec4<f32>(0.0);
+      var s1 = vec4<f32>(0.0);
+      var s2 = vec4<f32>(0.0);
+      var s3 = vec4<f32>(0.0);
+      for (var d = 0u; d < D; d++) {
+        let qv = qs[d * 4u + qg];
+        s0 = fma(qv, vec4<f32>(K[k0 + d]), s0);
+        s1 = fma(qv, vec4<f32>(K[k1 + d]), s1);
+        s2 = fma(qv, vec4<f32>(K[k2 + d]), s2);
+        s3 = fma(qv, vec4<f32>(K[k3 + d]), s3);
+      }
+      let jl = 4u * kg; // key index inside the tile
+      pt[jl * 4u + qg] = select(neg, s0, vis4(b, nkq, j, cend));
+      pt[(jl + 1u) * 4u + qg] = select(neg, s1, vis4(b, nkq, j + 1u, cend));
+      pt[(jl + 2u) * 4u + qg] = select(neg, s2, vis4(b, nkq, j + 2u, cend));
+      pt[(jl + 3u) * 4u + qg] = select(neg, s3, vis4(b, nkq, j + 3u, cend));
+    }
+    workgroupBarrier();
+    // Softmax bookkeeping: thread lid < BQ owns query i0 + lid (component lid%4 of group lid/4).
+    if (lid < BQ) {
+      let g = lid / 4u;
+      let c = lid % 4u;
+      var cm = NEG_BIG;
+      for (var jj = 0u; jj < cn; jj++) {
+        cm = max(cm, pt[jj * 4u + g][c]);
+      }
+      let m_new = max(m, cm);
+      var csum = 0.0;
+      for (var jj = 0u; jj < cn; jj++) {
+        let s = pt[jj * 4u + g][c];
+        var p = 0.0;
+        if (s != NEG_BIG) {
+          p = exp(s - m_new);
+        }
+        pt[jj * 4u + g][c] = p;
+        csum += p;
+      }
+      let alpha = exp(m - m_new); // m = NEG_BIG, m_new real → 0; both NEG_BIG → 1 (l, acc are 0)
+      l = l * alpha + csum;
+      m = m_new;
+      qv0[g][c] = alpha;
+    }
+    workgroupBarrier();
+    // Phase 2: acc_r += p[iq + r, j] · V[j, 4kg..+3].
+    {
+      let al = qv0[qg];
+      a0 *= al.x;
+      a1 *= al.y;
+      a2 *= al.z;
+      a3 *= al.w;
+      var vo = row0 + c0 * HD;
+      for (var jj = 0u; jj < cn; jj++) {
+        let p = pt[jj * 4u + qg];
+        let vv = vec4<f32>(V[vo + dof.x], V[vo + dof.y], V[vo + dof.z], V[vo + dof.w]);
+        a0 = fma(vec4<f32>(p.x), vv, a0);
+        a1 = fma(vec4<f32>(p.y), vv, a1);
+        a2 = fma(vec4<f32>(p.z), vv, a2);
+        a3 = fma(vec4<f32>(p.w), vv, a3);
+        vo += HD;
+      }
+    }
+    workgroupBarrier();
+  }
+  if (lid < BQ) {
+    var inv_l = 0.0;
+    if (l > 0.0) {
+      inv_l = 1.0 / l;
+    }
+    qv1[lid / 4u][lid % 4u] = inv_l;
+    let i = i0 + lid;
+    if (i < ap.S) {
+      let so = ((b * ap.H + h) * ap.S + i) * 2u;
+      STATS[so] = m;
+      STATS[so + 1u] = l;
+    }
+  }
+  workgroupBarrier();
+  let il = qv1[qg];
+  store_o(b, h, iq, kg, array<vec4<f32>, 4>(a0 * il.x, a1 * il.y, a2 * il.z, a3 * il.w));
+}
+
+// Write a 4×4 micro-tile (rows = queries iq..iq+3, cols = dims 4dg..+3) to O / dQ. (Two
+// functions: a binding referenced by an entry point becomes part of its auto layout.)
+fn store_o(b: u32, h: u32, iq: u32, dg: u32, rows: array<vec4<f32>, 4>) {
+  for (var r = 0u; r < 4u; r++) {
+    let i = iq + r;
+    if (i < ap.S) {
+      let o = qk_index(b, i, h, ap.S);
+      for (var e = 0u; e < 4u; e++) {
+        if (4u * dg + e < ap.D) {
+          O[o + 4u * dg + e] = rows[r][e];
+        }
+      }
+    }
+  }
+}
+
+fn store_dq(b: u32, h: u32, iq: u32, dg: u32, rows: array<vec4<f32>, 4>) {
+  for (var r = 0u; r < 4u; r++) {
+    let i = iq + r;
+    if (i < ap.S) {
+      let o = qk_index(b, i, h, ap.S);
+      for (var e = 0u; e < 4u; e++) {
+        if (4u * dg + e < ap.D) {
+          dQ[o + 4u * dg + e] = rows[r][e];
+        }
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(64)
+fn backward_dq_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let lid = lid3.x;
+  let i0 = wid.x * BQ;
+  let b = wid.y / ap.H;
+  let h = wid.y % ap.H;
+  let D = ap.D;
+  let HD = ap.H * D;
+  let qg = lid / 16u;
+  let kg = lid % 16u; // key group in phase 1, dim group in phase 2
+  let iq = i0 + 4u * qg;
+  let nkq = nk4(iq);
+  stage_q(i0, b, h, lid);
+  stage_do(i0, b, h, lid);
+  if (lid < BQ) {
+    // Per-query constants: m, 1/l from STATS; D_i = Σ dO·O (saved to DROW for backward_dkv).
+    let i = i0 + lid;
+    var m = 0.0;
+    var inv_l = 0.0;
+    var drow = 0.0;
+    if (i < ap.S) {
+      let qo = qk_index(b, i, h, ap.S);
+      for (var d = 0u; d < D; d++) {
+        drow = fma(dO[qo + d], Oin[qo + d], drow);
+      }
+      let si = (b * ap.H + h) * ap.S + i;
+      DROW[si] = drow;
+      m = STATSin[2u * si];
+      let l = STATSin[2u * si + 1u];
+      if (l > 0.0) {
+        inv_l = 1.0 / l;
+      }
+    }
+    qv0[lid / 4u][lid % 4u] = m;
+    qv1[lid / 4u][lid % 4u] = inv_l;
+    qv2[lid / 4u][lid % 4u] = drow;
+  }
+  let nk_max = n_keys_blk(min(i0 + BQ, ap.S) - 1u);
+  let row0 = b * ap.Skv * HD + h * D;
+  let dof = dim_offs(kg);
+  let slast = ap.Skv - 1u;
+  var a0 = vec4<f32>(0.0);
+  var a1 = vec4<f32>(0.0);
+  var a2 = vec4<f32>(0.0);
+  var a3 = vec4<f32>(0.0);
+  let zero = vec4<f32>(0.0);
+  workgroupBarrier();
+  let mq = qv0[qg];
+  let ilq = qv1[qg];
+  let drq = qv2[qg];
+  for (var c0 = 0u; c0 < nk_max; c0 += TK) {
+    let cend = c0 + min(TK, nk_max - c0);
+    // Phase 1: s_c, dP_c of key j_c = c0 + 4kg + c for the 4 queries → dS = p (dP − D_i).
+    {
+      let j = c0 + 4u * kg;
+      let k0 = row0 + min(j, slast) * HD;
+      let k1 = row0 + min(j + 1u, slast) * HD;
+      let k2 = row0 + min(j + 2u, slast) * HD;
+      let k3 = row0 + min(j + 3u, slast) * HD;
+      var s0 = vec4<f32>(0.0);
+      var s1 = vec4<f32>(0.0);
+      var s2 = vec4<f32>(0.0);
+      var s3 = vec4<f32>(0.0);
+      var p0 = vec4<f32>(0.0);
+      var p1 = vec4<f32>(0.0);
+      var p2 = vec4<f32>(0.0);
+      var p3 = vec4<f32>(0.0);
+      for (var d = 0u; d < D; d++) {
+        let qv = qs[d * 4u + qg];
+        let gv = gs[d * 4u + qg];
+        s0 = fma(qv, vec4<f32>(K[k0 + d]), s0);
+        s1 = fma(qv, vec4<f32>(K[k1 + d]), s1);
+        s2 = fma(qv, vec4<f32>(K[k2 + d]), s2);
+        s3 = fma(qv, vec4<f32>(K[k3 + d]), s3);
+        p0 = fma(gv, vec4<f32>(V[k0 + d]), p0);
+        p1 = fma(gv, vec4<f32>(V[k1 + d]), p1);
+        p2 = fma(gv, vec4<f32>(V[k2 + d]), p2);
+        p3 = fma(gv, vec4<f32>(V[k3 + d]), p3);
+      }
+      let jl = 4u * kg;
+      // select() (not arithmetic) drops exp's inf/NaN of invisible keys (e.g. m = −3e38 of empty rows).
+      pt[jl * 4u + qg] = select(zero, exp(s0 - mq) * ilq * (p0 - drq), vis4(b, nkq, j, cend));
+      pt[(jl + 1u) * 4u + qg] = select(zero, exp(s1 - mq) * ilq * (p1 - drq), vis4(b, nkq, j + 1u, cend));
+      pt[(jl + 2u) * 4u + qg] = select(zero, exp(s2 - mq) * ilq * (p2 - drq), vis4(b, nkq, j + 2u, cend));
+      pt[(jl + 3u) * 4u + qg] = select(zero, exp(s3 - mq) * ilq * (p3 - drq), vis4(b, nkq, j + 3u, cend));
+    }
+    workgroupBarrier();
+    // Phase 2: dQ_r += dS[iq + r, j] · K[j, 4kg..+3].
+    {
+      var ko = row0 + c0 * HD;
+      for (var jj = 0u; jj < cend - c0; jj++) {
+        let w = pt[jj * 4u + qg];
+        let kv = vec4<f32>(K[ko + dof.x], K[ko + dof.y], K[ko + dof.z], K[ko + dof.w]);
+        a0 = fma(vec4<f32>(w.x), kv, a0);
+        a1 = fma(vec4<f32>(w.y), kv, a1);
+        a2 = fma(vec4<f32>(w.z), kv, a2);
+        a3 = fma(vec4<f32>(w.w), kv, a3);
+        ko += HD;
+      }
+    }
+    workgroupBarrier();
+  }
+  let sc = ap.scale;
+  store_dq(b, h, iq, kg, array<vec4<f32>, 4>(a0 * sc, a1 * sc, a2 * sc, a3 * sc));
 }

@@ -27,6 +27,15 @@ const CASES: Case[] = [
   { name: 'self causal, S=70 > chunk, D=64 (Whisper)', B: 1, S: 70, Skv: 70, H: 2, D: 64, causal: true, keys: [[0, 66]], amp: 1.5 },
   { name: 'cross, E=130 frames', B: 2, S: 5, Skv: 130, H: 2, D: 16, causal: false, keys: null, amp: 1.5 },
   { name: 'causal with KV offset (Skv > S)', B: 1, S: 3, Skv: 9, H: 1, D: 4, causal: true, keys: [[0, 9]], amp: 2 },
+  // Tiling edges of the D ≤ 64 kernels (16-query blocks × 64-key tiles): S = 19 = 16 + 3 queries,
+  // Skv = 67 = 64 + 3 keys, masked keys on both sides of the tile boundary, a batch row whose
+  // visible keys all lie in the second tile.
+  { name: 'cross, S=19 (block+3), Skv=67 (tile+3), masked', B: 2, S: 19, Skv: 67, H: 2, D: 64, causal: false, keys: [[3, 62], [64, 67]], amp: 1.5 },
+  // Causal with a KV offset of 65 (> one key tile) and left padding (empty rows in block 1, the
+  // offset makes the diagonal cross tiles inside one query block); odd D.
+  { name: 'causal, KV offset 65, S=18, left-padded', B: 2, S: 18, Skv: 83, H: 1, D: 7, causal: true, keys: [[0, 83], [70, 83]], amp: 2 },
+  // D > 64: the per-query row kernels (kept for D ≤ 256).
+  { name: 'cross, D=80 (row kernels)', B: 1, S: 4, Skv: 70, H: 2, D: 80, causal: false, keys: null, amp: 1 },
 ];
 
 function maskOf(c: Case): Uint32Array | null {
@@ -115,8 +124,8 @@ describe('engine attention', () => {
       ];
       for (const r of results) console.log(`${c.name} ${r.line}  (ε=${eps.toExponential(2)})`);
       for (const r of results) assert.ok(r.ok, `${c.name} ${r.line}`);
-      if (c.keys && c.keys.some(([a]) => a > 0)) {
-        // Query 0 of a left-padded row sees no key: O = 0 and dQ = 0 exactly.
+      if (c.causal && c.keys && c.keys.some(([a]) => a > 0)) {
+        // Causal: query 0 of a left-padded row sees no key: O = 0 and dQ = 0 exactly.
         const b1 = c.keys.findIndex(([a]) => a > 0);
         const off = b1 * c.S * c.H * c.D;
         for (let d = 0; d < c.H * c.D; d++) {

@@ -13,13 +13,17 @@ import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { wgsl } from '../../gpu/shaders';
 import { bindAt, checkDims, needElems, UniformWords, uniformFrom } from './uniform-pack';
 
-type Entry = 'forward' | 'backward_dq' | 'backward_dkv';
+type Entry = 'forward' | 'backward_dq' | 'backward_dkv' | 'forward_tiled' | 'backward_dq_tiled';
 
 export function attentionKernel(entry: Entry): KernelSpec {
   return { label: `engine_attention.${entry}`, code: wgsl('engine_attention'), entryPoint: entry };
 }
 
 export const ATTN_MAX_D = 256;
+/** Head dims up to this use the query-block tiled forward / dQ kernels (Whisper: D = 64 at every size). */
+export const ATTN_TILED_MAX_D = 64;
+/** Queries per workgroup of the tiled kernels (BQ in the WGSL). */
+export const ATTN_TILE_Q = 16;
 
 export interface AttentionSpec {
   B: number;
@@ -82,7 +86,10 @@ export async function prepareAttention(
   const owned = [params];
   const mask = bufs.mask ?? rt.storage(`${label}:no_mask`, 4);
   if (!bufs.mask) owned.push(mask);
-  const fwd = await rt.pipeline(attentionKernel('forward'));
+  // D ≤ 64: one workgroup per 16-query block (K/V tiles reused across the block); else one per query.
+  const tiled = D <= ATTN_TILED_MAX_D;
+  const qGroups = tiled ? Math.ceil(S / ATTN_TILE_Q) : S;
+  const fwd = await rt.pipeline(attentionKernel(tiled ? 'forward_tiled' : 'forward'));
   const bgF = bindAt(rt, `${label}.forward:bind`, fwd, [[0, params], [1, bufs.q], [2, bufs.k], [3, bufs.v], [4, mask], [5, bufs.o], [6, bufs.stats]]);
   let bw: { dq: () => void; dkv: () => void } | null = null;
   if (bufs.dO && bufs.dq) {
@@ -90,7 +97,7 @@ export async function prepareAttention(
     needElems(label, bufs.dq, B * S * H * D, 'dQ (B,S,H·D)');
     const drow = rt.storage(`${label}:drow`, B * H * S * 4);
     owned.push(drow);
-    const pq = await rt.pipeline(attentionKernel('backward_dq'));
+    const pq = await rt.pipeline(attentionKernel(tiled ? 'backward_dq_tiled' : 'backward_dq'));
     const bgQ = bindAt(rt, `${label}.backward_dq:bind`, pq, [
       [0, params], [1, bufs.q], [2, bufs.k], [3, bufs.v], [4, mask], [7, bufs.o], [8, bufs.dO], [9, bufs.dq], [10, drow], [13, bufs.stats],
     ]);
@@ -106,12 +113,12 @@ export async function prepareAttention(
       ]);
       dkv = () => rt.dispatch(`${label}.backward_dkv`, pkv, bgKV, [Skv, B * H, 1]);
     }
-    bw = { dq: () => rt.dispatch(`${label}.backward_dq`, pq, bgQ, [S, B * H, 1]), dkv };
+    bw = { dq: () => rt.dispatch(`${label}.backward_dq`, pq, bgQ, [qGroups, B * H, 1]), dkv };
   }
   const empty = B * H === 0 || S === 0;
   return {
     forward: () => {
-      if (!empty) rt.dispatch(`${label}.forward`, fwd, bgF, [S, B * H, 1]);
+      if (!empty) rt.dispatch(`${label}.forward`, fwd, bgF, [qGroups, B * H, 1]);
     },
     backward: (o = {}) => {
       if (!bw) throw new Error(`${label}: backward needs dO and dq buffers`);
