@@ -1,6 +1,7 @@
 import { useEffect } from 'react';
 import { loadDemoClips, loadModel, probeGpu } from './actions';
 import { BackendPanel } from './components/BackendPanel';
+import { DataPanel } from './components/DataPanel';
 import { DemoClips } from './components/DemoClips';
 import { ModelPanel } from './components/ModelPanel';
 
@@ -22,6 +23,7 @@ export function App() {
       </header>
       <BackendPanel />
       <ModelPanel />
+      <DataPanel />
       <DemoClips />
     </main>
   );

@@ -10,7 +10,7 @@ import { useStudio, type DemoClip } from './store';
 export const DEFAULT_MODEL: ModelLocation = { kind: 'url', baseUrl: '/models/whisper-base/', label: 'default model (Whisper base, prepared locally)' };
 
 let client: ModelClient | null = null;
-function getClient(): ModelClient {
+export function getClient(): ModelClient {
   client ??= new ModelClient((progress) => {
     const prev = useStudio.getState().model;
     const stageStartedAt = prev.progress?.stage === progress.stage ? prev.progress.stageStartedAt : performance.now();
@@ -36,11 +36,21 @@ export async function loadModel(location: ModelLocation = DEFAULT_MODEL): Promis
   const label = location.kind === 'url' ? location.label ?? location.baseUrl : location.kind === 'hub' ? `Hub: ${location.repoId}` : 'dropped folder';
   set({ model: { status: 'loading', label }, results: {} });
   try {
-    const info = await getClient().load(location, 'auto');
+    // ?encoder=webgpu|wasm forces the encoder's backend (default: WebGPU unless the adapter is software).
+    const forced = new URLSearchParams(globalThis.location?.search ?? '').get('encoder');
+    const info = await getClient().load(location, forced === 'webgpu' || forced === 'wasm' ? forced : 'auto');
     set({ model: { status: 'ready', label, info } });
+    for (const w of modelWaiters.splice(0)) w();
   } catch (e) {
     set({ model: { status: 'error', label, error: (e as Error).message } });
   }
+}
+
+const modelWaiters: (() => void)[] = [];
+/** Resolves once a model is ready (the data panel waits here before encoding). */
+export function whenModelReady(): Promise<void> {
+  if (useStudio.getState().model.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => modelWaiters.push(resolve));
 }
 
 export async function loadDemoClips(): Promise<void> {

@@ -1,9 +1,12 @@
-// The studio's state (zustand). Components read slices; actions live in src/ui/actions.ts.
+// The studio's state (zustand). Components read slices; actions live in src/ui/actions.ts (model,
+// clips), src/ui/data.ts (datasets), src/ui/training.ts (runs).
 import { create } from 'zustand';
 import type { GpuCapabilities } from '../gpu/device';
 import type { LoadProgress } from '../pipeline/transcriber';
 import type { ModelInfo } from '../worker/protocol';
 import type { TranscriptMsg } from '../worker/client';
+import { defaultExperiment, type EvalRecord, type ExperimentConfig, type TrainRecord } from '../train/config';
+import type { RunData, Histogram } from '../worker/train-protocol';
 
 export interface DemoClip {
   id: string;
@@ -23,6 +26,60 @@ export interface ClipResult {
   error?: string;
 }
 
+export type DatasetRole = 'train' | 'new' | 'base';
+export const ROLE_LABEL: Record<DatasetRole, string> = { train: 'train', new: 'new-domain eval', base: 'base-domain eval' };
+
+export interface DatasetUtt {
+  id: string;
+  /** path inside the dataset */
+  audio: string;
+  text: string;
+  language?: string;
+  duration?: number;
+  /** hash of the 16-kHz samples (encoder cache key, with the model id) */
+  key?: string;
+  status: 'pending' | 'encoding' | 'encoded' | 'error';
+  cached?: boolean;
+}
+
+export interface DatasetIssue {
+  file: string;
+  line?: number;
+  message: string;
+}
+
+export interface DatasetEntry {
+  id: string;
+  name: string;
+  format?: string;
+  role: DatasetRole;
+  utts: DatasetUtt[];
+  issues: DatasetIssue[];
+  status: 'reading' | 'decoding' | 'waiting-model' | 'encoding' | 'ready' | 'error';
+  error?: string;
+  progress?: { done: number; total: number; startedAt: number; cached: number };
+}
+
+export interface RunState {
+  id: string;
+  name: string;
+  config: ExperimentConfig;
+  createdAt: number;
+  status: 'queued' | 'starting' | 'running' | 'paused' | 'stopped' | 'done' | 'error';
+  /** what the worker is doing right now (preparing data, evaluating, …) */
+  stage?: string;
+  error?: string;
+  train: TrainRecord[];
+  evals: EvalRecord[];
+  hist?: Histogram;
+  lastCheckpointStep?: number;
+  /** wall-clock start of the current session of this run (for the ETA) and the step it started at */
+  sessionStart?: { at: number; step: number };
+  data: RunData;
+}
+
+export type View = 'setup' | 'run' | 'compare' | 'export' | 'try';
+
 export interface StudioState {
   gpu: { status: 'probing' | 'webgpu' | 'none'; caps?: GpuCapabilities; reason?: string };
   model: {
@@ -35,8 +92,31 @@ export interface StudioState {
   clips: DemoClip[];
   clipsError?: string;
   results: Record<string, ClipResult>;
+  datasets: DatasetEntry[];
+  experiment: ExperimentConfig;
+  sweep: string;
+  runs: RunState[];
+  activeRun?: string;
+  view: View;
+  /** why a run could not be started (no data, …) */
+  setupError?: string;
   set: (partial: Partial<StudioState>) => void;
   setResult: (id: string, r: ClipResult) => void;
+  updateDataset: (id: string, f: (d: DatasetEntry) => DatasetEntry) => void;
+  updateRun: (id: string, f: (r: RunState) => RunState) => void;
+}
+
+function initialExperiment(): ExperimentConfig {
+  const e = defaultExperiment();
+  // Studio defaults: small data, few steps, evaluation every few steps.
+  e.name = 'blora';
+  e.data.train = 'studio';
+  e.optim.steps = 20;
+  e.optim.batchSize = 2;
+  e.optim.warmupSteps = 2;
+  e.eval.interval = 5;
+  e.eval.maxNewTokens = 48;
+  return e;
 }
 
 export const useStudio = create<StudioState>((set) => ({
@@ -44,6 +124,13 @@ export const useStudio = create<StudioState>((set) => ({
   model: { status: 'idle' },
   clips: [],
   results: {},
+  datasets: [],
+  experiment: initialExperiment(),
+  sweep: '1e-6, 1e-5, 1e-4, 1e-3',
+  runs: [],
+  view: 'setup',
   set: (partial) => set(partial),
   setResult: (id, r) => set((s) => ({ results: { ...s.results, [id]: r } })),
+  updateDataset: (id, f) => set((s) => ({ datasets: s.datasets.map((d) => (d.id === id ? f(d) : d)) })),
+  updateRun: (id, f) => set((s) => ({ runs: s.runs.map((r) => (r.id === id ? f(r) : r)) })),
 }));

@@ -14,6 +14,7 @@ export interface TranscriptMsg {
 export class ModelClient {
   private worker = new Worker(new URL('./model.worker.ts', import.meta.url), { type: 'module', name: 'model-worker' });
   private pending = new Map<string, { resolve: (t: TranscriptMsg) => void; reject: (e: Error) => void }>();
+  private encodes = new Map<string, { resolve: (r: { cached: boolean; ms: number }) => void; reject: (e: Error) => void }>();
   private loadWaiter: { resolve: (i: ModelInfo) => void; reject: (e: Error) => void } | null = null;
   private seq = 0;
 
@@ -23,7 +24,9 @@ export class ModelClient {
       const err = new Error(`model worker crashed: ${ev.message}`);
       this.loadWaiter?.reject(err);
       for (const p of this.pending.values()) p.reject(err);
+      for (const p of this.encodes.values()) p.reject(err);
       this.pending.clear();
+      this.encodes.clear();
     };
   }
 
@@ -50,6 +53,14 @@ export class ModelClient {
         this.pending.delete(id);
         break;
       }
+      case 'encoded':
+        this.encodes.get(m.id)?.resolve({ cached: m.cached, ms: m.ms });
+        this.encodes.delete(m.id);
+        break;
+      case 'encode-error':
+        this.encodes.get(m.id)?.reject(new Error(m.message));
+        this.encodes.delete(m.id);
+        break;
       case 'transcribe-error':
         this.pending.get(m.id)?.reject(new Error(m.message));
         this.pending.delete(m.id);
@@ -70,6 +81,16 @@ export class ModelClient {
       this.pending.set(id, { resolve, reject });
       const copy = samples.slice();
       this.send({ type: 'transcribe', id, samples: copy, language }, [copy.buffer]);
+    });
+  }
+
+  /** Encoder states of `samples` into the persistent cache under `key` (the utterance hash). */
+  encode(samples: Float32Array, key: string): Promise<{ cached: boolean; ms: number }> {
+    const id = String(++this.seq);
+    return new Promise((resolve, reject) => {
+      this.encodes.set(id, { resolve, reject });
+      const copy = samples.slice();
+      this.send({ type: 'encode', id, samples: copy, key }, [copy.buffer]);
     });
   }
 

@@ -4,11 +4,17 @@ import '../runtime/transformersEnv.browser';
 import { DroppedFilesSource, hubModelSource, UrlModelSource, type ModelSource } from '../model/source';
 import { Transcriber } from '../pipeline/transcriber';
 import { configureOrt } from '../runtime/ort';
+import { encoderCacheKey, idbHas, idbPut } from './idb';
 import type { FromWorker, ModelLocation, ToWorker } from './protocol';
 
 declare const self: DedicatedWorkerGlobalScope;
 const post = (m: FromWorker) => self.postMessage(m);
 let transcriber: Transcriber | null = null;
+let modelId = '';
+
+function idOf(loc: ModelLocation, label: string): string {
+  return loc.kind === 'url' ? loc.baseUrl : loc.kind === 'hub' ? `hub:${loc.repoId}@${loc.revision ?? 'main'}` : `files:${label}`;
+}
 
 function sourceFor(loc: ModelLocation): ModelSource {
   switch (loc.kind) {
@@ -29,9 +35,10 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
       const source = sourceFor(msg.location);
       transcriber = await Transcriber.load(source, { backend: msg.backend, onProgress: (progress) => post({ type: 'progress', progress }) });
       const { assets, backend } = transcriber;
+      modelId = idOf(msg.location, source.label);
       post({
         type: 'loaded',
-        info: { label: source.label, summary: assets.summary, encoderBackend: backend.encoder, decoderBackend: backend.decoder, backendReason: backend.reason, hasSafetensors: assets.hasSafetensors },
+        info: { label: source.label, modelId, location: msg.location, summary: assets.summary, encoderBackend: backend.encoder, decoderBackend: backend.decoder, backendReason: backend.reason, hasSafetensors: assets.hasSafetensors },
       });
     } catch (e) {
       post({ type: 'load-error', message: (e as Error).message });
@@ -43,6 +50,20 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
       post({ type: 'transcript', id: msg.id, text: r.text, language: r.language, tokens: r.tokens.length, truncated: r.truncated, timing: r.timing });
     } catch (e) {
       post({ type: 'transcribe-error', id: msg.id, message: (e as Error).message });
+    }
+  } else if (msg.type === 'encode') {
+    // Features + frozen encoder once per (model, audio); the states persist in IndexedDB so a reload
+    // (and the training worker) reads them instead of recomputing.
+    try {
+      if (!transcriber) throw new Error('no model loaded yet');
+      const t0 = performance.now();
+      const key = encoderCacheKey(modelId, msg.key);
+      if (await idbHas('encoder', key)) return post({ type: 'encoded', id: msg.id, cached: true, ms: performance.now() - t0 });
+      const out = await transcriber.encode(msg.samples);
+      await idbPut('encoder', key, out.data);
+      post({ type: 'encoded', id: msg.id, cached: false, ms: performance.now() - t0 });
+    } catch (e) {
+      post({ type: 'encode-error', id: msg.id, message: (e as Error).message });
     }
   }
 };

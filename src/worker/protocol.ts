@@ -11,10 +11,16 @@ export type ModelLocation =
 
 export type ToWorker =
   | { type: 'load'; location: ModelLocation; backend: OrtBackend | 'auto' }
-  | { type: 'transcribe'; id: string; samples: Float32Array; language: string | null };
+  | { type: 'transcribe'; id: string; samples: Float32Array; language: string | null }
+  /** Frozen-encoder states of an utterance into the persistent cache (IndexedDB `encoder`, keyed by model + audio hash). */
+  | { type: 'encode'; id: string; samples: Float32Array; key: string };
 
 export interface ModelInfo {
   label: string;
+  /** Stable id of the model for cache keys (URL, Hub repo@revision, or dropped folder label). */
+  modelId: string;
+  /** Where the training worker reads the model from (url/hub; null for a dropped folder). */
+  location: ModelLocation;
   summary: WhisperAssets['summary'];
   encoderBackend: OrtBackend;
   decoderBackend: OrtBackend;
@@ -27,4 +33,6 @@ export type FromWorker =
   | { type: 'loaded'; info: ModelInfo }
   | { type: 'load-error'; message: string }
   | { type: 'transcript'; id: string; text: string; language: string | null; tokens: number; truncated: boolean; timing: TranscribeTiming }
-  | { type: 'transcribe-error'; id: string; message: string };
+  | { type: 'transcribe-error'; id: string; message: string }
+  | { type: 'encoded'; id: string; cached: boolean; ms: number }
+  | { type: 'encode-error'; id: string; message: string };

@@ -10,8 +10,9 @@ export function eta(loaded: number, total: number, startedAt: number): string {
   return s < 1 ? '<1 s' : s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`;
 }
 
-export function ProgressBar(props: { label: string; loaded?: number; total?: number | null; startedAt?: number }) {
-  const { label, loaded, total, startedAt } = props;
+export function ProgressBar(props: { label: string; loaded?: number; total?: number | null; startedAt?: number; unit?: string }) {
+  const { label, loaded, total, startedAt, unit } = props;
+  const fmt = (n: number) => (unit ? `${n}` : formatBytes(n));
   const frac = loaded !== undefined && total ? Math.min(1, loaded / total) : null;
   return (
     <div className="progress" data-testid="progress" role="progressbar" aria-valuenow={frac === null ? undefined : Math.round(frac * 100)}>
@@ -19,8 +20,8 @@ export function ProgressBar(props: { label: string; loaded?: number; total?: num
         <span>{label}</span>
         {loaded !== undefined && (
           <span className="muted">
-            {formatBytes(loaded)}
-            {total ? ` / ${formatBytes(total)} · ${Math.round((frac ?? 0) * 100)} % · ETA ${eta(loaded, total, startedAt ?? performance.now())}` : ''}
+            {fmt(loaded)}
+            {total ? ` / ${fmt(total)}${unit ? ` ${unit}` : ''} · ${Math.round((frac ?? 0) * 100)} % · ETA ${eta(loaded, total, startedAt ?? performance.now())}` : ''}
           </span>
         )}
       </div>

@@ -1,0 +1,58 @@
+// Messages between the UI thread and the training worker (src/worker/train.worker.ts). The worker owns
+// the WebGPU device (navigator.gpu inside the worker), the decoder weights, the EncoderKvCache and the
+// Trainer; the UI sends only references (encoder-cache keys + transcripts) and receives metric records.
+import type { EvalRecord, EvalRole, ExperimentConfig, TrainRecord } from '../train/config';
+import type { ModelLocation } from './protocol';
+
+/** One utterance as the training worker needs it: its encoder states are in IndexedDB under (modelId, key). */
+export interface UttRef {
+  id: string;
+  key: string;
+  text: string;
+  language?: string;
+}
+
+export interface RunData {
+  modelId: string;
+  model: ModelLocation;
+  train: UttRef[];
+  eval: { name: string; role: EvalRole; utts: UttRef[] }[];
+}
+
+/** Histogram of log10|μ| of the A and B factors (src/train/trainer.ts muHistogram), at a step. */
+export interface Histogram {
+  step: number;
+  /** bin edges in log10|μ|; the first bin also holds smaller values */
+  edges: number[];
+  a: number[];
+  b: number[];
+}
+
+/** One eval utterance's transcript at a step (step 0 = the frozen model). */
+export interface EvalTranscript {
+  id: string;
+  language: string;
+  reference: string;
+  hypothesis: string;
+}
+
+export type ToTrain =
+  | { type: 'start'; runId: string; config: ExperimentConfig; data: RunData; resume: boolean }
+  | { type: 'pause' }
+  | { type: 'resume' }
+  | { type: 'stop' }
+  /** adapter export of a run's last checkpoint; snr > 0 zeroes μ elements with |μ|/σ below it first */
+  | { type: 'export'; id: string; runId: string; config: ExperimentConfig; data: RunData; snr: number };
+
+export type RunStatus = 'starting' | 'running' | 'paused' | 'stopped' | 'done' | 'error';
+
+export type FromTrain =
+  | { type: 'status'; runId: string; status: RunStatus; stage?: string; error?: string }
+  | { type: 'record'; runId: string; record: TrainRecord | EvalRecord }
+  | { type: 'hist'; runId: string; hist: Histogram }
+  | { type: 'transcripts'; runId: string; step: number; set: string; transcripts: EvalTranscript[] }
+  | { type: 'checkpoint'; runId: string; step: number }
+  /** files by name; pruned: fraction of μ elements zeroed by the SNR threshold (0 without pruning) */
+  | { type: 'exported'; id: string; files: Record<string, Uint8Array | string>; pruned: number; elements: number }
+  | { type: 'request-error'; id: string; message: string };
+
