@@ -3,7 +3,10 @@
  *  - pipelines compiled once and cached by label (label = kernel name, shown in every error),
  *  - WGSL compile errors surfaced with kernel name, line and column (error scopes + compilation info),
  *  - buffer helpers (upload, uniforms, outputs, readback),
- *  - dispatch + wall-clock timing.
+ *  - dispatch + wall-clock timing,
+ *  - GPU-buffer memory accounting: every buffer this runtime creates (upload, storage, uniform,
+ *    readback staging) is counted until its destroy(); `memory()` gives live and peak bytes (the
+ *    buffers' allocated sizes — what the app asked the device for, not the driver's overhead).
  */
 
 export interface KernelSpec {
@@ -34,11 +37,53 @@ function formatCompileMessages(label: string, code: string, msgs: readonly GPUCo
     .join('\n');
 }
 
+/** GPU-buffer bytes created through a GpuRuntime (see GpuRuntime.memory). */
+export interface GpuMemoryStats {
+  /** Bytes of buffers created and not yet destroyed. */
+  liveBytes: number;
+  /** Maximum of liveBytes since creation or the last resetPeak(). */
+  peakBytes: number;
+  liveBuffers: number;
+  /** Largest live buffers (label, bytes), biggest first — what the memory is. */
+  top: { label: string; bytes: number }[];
+}
+
 export class GpuRuntime {
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   private readonly codeByLabel = new Map<string, string>();
+  private readonly live = new Map<GPUBuffer, number>();
+  private liveBytes = 0;
+  private peakBytes = 0;
 
   constructor(readonly device: GPUDevice) {}
+
+  /** Count `buf` as live until its destroy() (which is wrapped to uncount it, once). */
+  private track(buf: GPUBuffer): GPUBuffer {
+    const bytes = buf.size;
+    this.live.set(buf, bytes);
+    this.liveBytes += bytes;
+    if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
+    const destroy = buf.destroy.bind(buf);
+    buf.destroy = () => {
+      if (this.live.delete(buf)) this.liveBytes -= bytes;
+      destroy();
+    };
+    return buf;
+  }
+
+  /** Live / peak GPU-buffer bytes of the buffers created through this runtime. */
+  memory(topN = 8): GpuMemoryStats {
+    const top = [...this.live.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, topN)
+      .map(([b, bytes]) => ({ label: b.label, bytes }));
+    return { liveBytes: this.liveBytes, peakBytes: this.peakBytes, liveBuffers: this.live.size, top };
+  }
+
+  /** Restart peak tracking from the current live bytes (e.g. before a training step). */
+  resetPeak(): void {
+    this.peakBytes = this.liveBytes;
+  }
 
   /** Compile (once) and return the compute pipeline for `spec`, cached by `spec.label`. */
   pipeline(spec: KernelSpec): Promise<GPUComputePipeline> {
@@ -94,12 +139,14 @@ export class GpuRuntime {
   /** Storage buffer initialised with `data` (COPY_SRC|COPY_DST too, for readback and reuse). */
   upload(label: string, data: ArrayBufferView, extraUsage = 0): GPUBuffer {
     const size = padBytes(data.byteLength);
-    const buf = this.device.createBuffer({
-      label,
-      size,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | extraUsage,
-      mappedAtCreation: true,
-    });
+    const buf = this.track(
+      this.device.createBuffer({
+        label,
+        size,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | extraUsage,
+        mappedAtCreation: true,
+      }),
+    );
     new Uint8Array(buf.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     buf.unmap();
     return buf;
@@ -107,22 +154,26 @@ export class GpuRuntime {
 
   /** Uninitialised (zeroed) storage buffer of `byteLength` bytes. */
   storage(label: string, byteLength: number, extraUsage = 0): GPUBuffer {
-    return this.device.createBuffer({
-      label,
-      size: padBytes(byteLength),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | extraUsage,
-    });
+    return this.track(
+      this.device.createBuffer({
+        label,
+        size: padBytes(byteLength),
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | extraUsage,
+      }),
+    );
   }
 
   /** Uniform buffer from raw words (u32 or f32 views; size padded to 16 bytes). */
   uniform(label: string, data: ArrayBufferView): GPUBuffer {
     const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
-    const buf = this.device.createBuffer({
-      label,
-      size,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-      mappedAtCreation: true,
-    });
+    const buf = this.track(
+      this.device.createBuffer({
+        label,
+        size,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        mappedAtCreation: true,
+      }),
+    );
     new Uint8Array(buf.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     buf.unmap();
     return buf;
@@ -161,11 +212,13 @@ export class GpuRuntime {
   /** Copy `buffer` (first `byteLength` bytes) back to the CPU. */
   async readBytes(buffer: GPUBuffer, byteLength = buffer.size): Promise<ArrayBuffer> {
     const size = padBytes(byteLength);
-    const staging = this.device.createBuffer({
-      label: `${buffer.label}:readback`,
-      size,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
+    const staging = this.track(
+      this.device.createBuffer({
+        label: `${buffer.label}:readback`,
+        size,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      }),
+    );
     const enc = this.device.createCommandEncoder({ label: `${buffer.label}:readback` });
     enc.copyBufferToBuffer(buffer, 0, staging, 0, size);
     this.device.queue.submit([enc.finish()]);
