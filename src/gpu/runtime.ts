@@ -4,9 +4,10 @@
  *  - WGSL compile errors surfaced with kernel name, line and column (error scopes + compilation info),
  *  - buffer helpers (upload, uniforms, outputs, readback),
  *  - dispatch + wall-clock timing,
- *  - GPU-buffer memory accounting: every buffer this runtime creates (upload, storage, uniform,
+ *  - GPU-buffer memory accounting: every buffer a runtime creates (upload, storage, uniform,
  *    readback staging) is counted until its destroy(); `memory()` gives live and peak bytes (the
- *    buffers' allocated sizes — what the app asked the device for, not the driver's overhead).
+ *    buffers' allocated sizes — what the app asked the device for, not the driver's overhead),
+ *    per DEVICE: all GpuRuntimes of one device (e.g. the engine's BatchingRuntime) share the count.
  */
 
 export interface KernelSpec {
@@ -37,7 +38,7 @@ function formatCompileMessages(label: string, code: string, msgs: readonly GPUCo
     .join('\n');
 }
 
-/** GPU-buffer bytes created through a GpuRuntime (see GpuRuntime.memory). */
+/** GPU-buffer bytes created through the GpuRuntimes of a device (see GpuRuntime.memory). */
 export interface GpuMemoryStats {
   /** Bytes of buffers created and not yet destroyed. */
   liveBytes: number;
@@ -48,41 +49,55 @@ export interface GpuMemoryStats {
   top: { label: string; bytes: number }[];
 }
 
+interface MemoryAccount {
+  live: Map<GPUBuffer, number>;
+  liveBytes: number;
+  peakBytes: number;
+}
+const accounts = new WeakMap<GPUDevice, MemoryAccount>();
+
 export class GpuRuntime {
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   private readonly codeByLabel = new Map<string, string>();
-  private readonly live = new Map<GPUBuffer, number>();
-  private liveBytes = 0;
-  private peakBytes = 0;
+  private readonly acct: MemoryAccount;
 
-  constructor(readonly device: GPUDevice) {}
+  constructor(readonly device: GPUDevice) {
+    let a = accounts.get(device);
+    if (!a) {
+      a = { live: new Map(), liveBytes: 0, peakBytes: 0 };
+      accounts.set(device, a);
+    }
+    this.acct = a;
+  }
 
   /** Count `buf` as live until its destroy() (which is wrapped to uncount it, once). */
   private track(buf: GPUBuffer): GPUBuffer {
+    const a = this.acct;
     const bytes = buf.size;
-    this.live.set(buf, bytes);
-    this.liveBytes += bytes;
-    if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
+    a.live.set(buf, bytes);
+    a.liveBytes += bytes;
+    if (a.liveBytes > a.peakBytes) a.peakBytes = a.liveBytes;
     const destroy = buf.destroy.bind(buf);
     buf.destroy = () => {
-      if (this.live.delete(buf)) this.liveBytes -= bytes;
+      if (a.live.delete(buf)) a.liveBytes -= bytes;
       destroy();
     };
     return buf;
   }
 
-  /** Live / peak GPU-buffer bytes of the buffers created through this runtime. */
+  /** Live / peak bytes of the GPU buffers created through the GpuRuntimes of this device. */
   memory(topN = 8): GpuMemoryStats {
-    const top = [...this.live.entries()]
-      .sort((a, b) => b[1] - a[1])
+    const a = this.acct;
+    const top = [...a.live.entries()]
+      .sort((x, y) => y[1] - x[1])
       .slice(0, topN)
       .map(([b, bytes]) => ({ label: b.label, bytes }));
-    return { liveBytes: this.liveBytes, peakBytes: this.peakBytes, liveBuffers: this.live.size, top };
+    return { liveBytes: a.liveBytes, peakBytes: a.peakBytes, liveBuffers: a.live.size, top };
   }
 
-  /** Restart peak tracking from the current live bytes (e.g. before a training step). */
+  /** Restart peak tracking (for the whole device) from the current live bytes. */
   resetPeak(): void {
-    this.peakBytes = this.liveBytes;
+    this.acct.peakBytes = this.acct.liveBytes;
   }
 
   /** Compile (once) and return the compute pipeline for `spec`, cached by `spec.label`. */

@@ -1,12 +1,13 @@
 /**
  * GpuRuntime GPU-buffer accounting (used by `npm run bench` for peak memory): every buffer made by
  * upload / storage / uniform / readback staging counts its allocated size until destroy(); a
- * double destroy() uncounts once; the peak survives frees and restarts at resetPeak().
+ * double destroy() uncounts once; the peak survives frees and restarts at resetPeak(); two runtimes
+ * of one device share the count.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { GpuContext } from '../../src/gpu/device';
-import type { GpuRuntime } from '../../src/gpu/runtime';
+import { GpuRuntime } from '../../src/gpu/runtime';
 import { nodeTestGpu } from '../support/node-gpu';
 
 let ctx: GpuContext;
@@ -40,5 +41,10 @@ test('live and peak GPU-buffer bytes', async () => {
   b.destroy();
   u.destroy();
   assert.equal(rt.memory().liveBytes, base);
+  const other = new GpuRuntime(rt.device);
+  const c = other.storage('mem-test:c', 64);
+  assert.equal(rt.memory().liveBytes - base, 64);
+  c.destroy();
+  assert.equal(other.memory().liveBytes, base);
   assert.deepEqual(ctx.errors, []);
 });
