@@ -1,6 +1,6 @@
 // blora-studio headless CLI (Node): the studio's engine without the browser.
 //   blora-studio eval --model DIR --data DIR [--data DIR ...] [--language xx] [--limit N] [--out FILE]
-// Training (`train`) arrives with the WGSL engine; see README.
+//   blora-studio train [--config experiment.json] [flags]   (src/cli/train.ts)
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { homedir } from 'node:os';
@@ -10,6 +10,7 @@ import { computeMixedErrorRate, computeWer, primaryMetricFor } from '../metrics/
 import { FsModelSource } from '../model/source';
 import { Transcriber } from '../pipeline/transcriber';
 import { ProgressBar } from './progress';
+import { TRAIN_FLAGS, TRAIN_HELP, trainCommand, TrainUsageError } from './train';
 
 const DEFAULT_MODEL = join(process.env.BLORA_CACHE ?? join(homedir(), '.cache/blora-studio'), 'models/whisper-base');
 
@@ -19,6 +20,7 @@ Usage:
   blora-studio eval --data DIR [--data DIR ...] [options]
       Transcribe every utterance of each dataset with the frozen model (greedy decoding) and report
       WER (and the mixed CJK/Latin error rate for zh/ja/yue) per dataset and language.
+${TRAIN_HELP}
   blora-studio --help
 
 Options (eval):
@@ -36,7 +38,7 @@ export class UsageError extends Error {}
 export function parseArgs(argv: string[]): { command: string; opts: Record<string, string[]> } {
   const [command = '--help', ...rest] = argv;
   const opts: Record<string, string[]> = {};
-  const known: Record<string, string[]> = { eval: ['model', 'data', 'language', 'limit', 'max-new-tokens', 'out'] };
+  const known: Record<string, readonly string[]> = { eval: ['model', 'data', 'language', 'limit', 'max-new-tokens', 'out'], train: TRAIN_FLAGS };
   if (command === '--help' || command === '-h' || command === 'help') return { command: 'help', opts };
   if (!known[command]) throw new UsageError(`unknown command "${command}" (try --help)`);
   for (let i = 0; i < rest.length; i++) {
@@ -108,9 +110,10 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (command === 'eval') await evalCommand(opts);
+    if (command === 'train') await trainCommand(opts, DEFAULT_MODEL);
     return 0;
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof TrainUsageError) {
       process.stderr.write(`blora-studio: ${e.message}\n`);
       return 2;
     }

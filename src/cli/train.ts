@@ -1,0 +1,331 @@
+// `blora-studio train` (Node only): the studio's Trainer (src/train/trainer.ts) headless on WebGPU
+// (Dawn). Reads experiment.json and/or flags (flags win), prepares the data (frozen encoder on
+// onnxruntime-web wasm → cross K/V cache), evaluates before, trains with a progress bar, evaluates
+// after, exports the adapter, and writes into --out:
+//   metrics.jsonl      one TrainRecord / EvalRecord per line (src/train/config.ts)
+//   transcripts.jsonl  every eval utterance's reference and hypothesis per evaluation
+//   experiment.json    the resolved config (re-run it with --config)
+//   result.json        final metrics (WER before/after per set, forgetting, sparsity, KL, time, backend)
+//   adapter/           adapter_model.safetensors + adapter_config.json (PEFT) [+ blora_posterior.safetensors]
+import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { loadAudio16k } from '../audio';
+import { type Dataset, directoryFiles, readDataset } from '../data/manifest';
+import { WhisperEncoder } from '../encoder/encoder';
+import { EncoderKvCache } from '../engine/decoder';
+import { uploadDecoderWeights } from '../engine/weights';
+import { LogMelExtractor } from '../features/logmel';
+import { acquireDevice, type GpuContext, type NodeBackend } from '../gpu/device';
+import { GpuRuntime } from '../gpu/runtime';
+import { SafetensorsFile } from '../model/safetensors';
+import { FsModelSource } from '../model/source';
+import { loadWhisperAssets } from '../model/whisperModel';
+import { type EvalRecord, type ExperimentConfig, ExperimentConfigError, parseExperiment, type TrainRecord } from '../train/config';
+import { type PreparedUtterance, prepareUtterances } from '../train/data';
+import { deltaWSparsity, Trainer, TrainingDivergedError, adapterSparsity } from '../train/trainer';
+import { ProgressBar } from './progress';
+
+export class TrainUsageError extends Error {}
+
+export const TRAIN_FLAGS = [
+  'config', 'model', 'train', 'train-limit', 'eval-new', 'eval-base', 'eval-limit', 'language', 'name',
+  'method', 'targets', 'layers', 'r', 'alpha', 'dropout', 'beta', 'sigma-prior', 'estimator', 'bayesian-a-only',
+  'lr', 'weight-decay', 'max-grad-norm', 'steps', 'batch', 'grad-accum', 'warmup', 'schedule', 'seed',
+  'eval-interval', 'max-new-tokens', 'out',
+] as const;
+
+export const TRAIN_HELP = `
+  blora-studio train [--config experiment.json] [flags]
+      Train a LoRA / BLoRA adapter on the WGSL engine (WebGPU via Dawn), evaluate WER before and
+      after, export the adapter. Flags override the config file; missing values take the defaults
+      of src/train/config.ts (README "Training").
+
+Options (train):
+  --config FILE        experiment.json (schema: src/train/config.ts; the studio's Export writes one)
+  --model DIR          model folder (transformers.js layout + model.safetensors; default: the prepared Whisper base)
+  --train PATH         training set: a dataset folder (audiofolder metadata.csv, *.jsonl, Common Voice, Kaldi)
+                       or a manifest file (metadata.csv / *.jsonl)
+  --train-limit N      only the first N training utterances
+  --eval-new PATH      new-domain eval set (repeatable)
+  --eval-base PATH     base-domain eval set, where forgetting is measured (repeatable)
+  --eval-limit N       only the first N utterances of each eval set
+  --language CODE      language of rows without a "language" column (default: such rows are rejected)
+  --name NAME          run name (default: from the config, "blora")
+  --method lora|blora  (default blora)
+  --targets LIST       comma list of decoder Linears: self_attn.{q,k,v,out}_proj, encoder_attn.{q,k,v,out}_proj,
+                       fc1, fc2 (default self_attn.q_proj,self_attn.v_proj)
+  --layers LIST        comma list of decoder layers carrying adapters (default: all)
+  --r N                rank (default 32)          --alpha X        scaling α, s = α/r (default 64)
+  --dropout P          adapter input dropout (default 0.05)
+  --beta X             KL weight β (default 1e-4)  --sigma-prior X  prior σ_p (default 0.01)
+  --estimator E        flipout|bbb|lrt (default flipout)
+  --bayesian-a-only true|false   only A is Bayesian (default false)
+  --lr X               AdamW learning rate (default 1e-3)
+  --weight-decay X     (default 5e-4)             --max-grad-norm X  global-norm clip, 0 = off (default 1)
+  --steps N            optimizer steps (default 100)
+  --batch N            utterances per micro-batch (default 8)
+  --grad-accum N       micro-batches per optimizer step (default 1)
+  --warmup N           linear warmup steps (default 10)
+  --schedule S         inverse_sqrt|cosine|constant (default inverse_sqrt)
+  --seed N             one seed for init, data order and adapter noise (default 0)
+  --eval-interval N    evaluate every N steps (default 0: before and after only)
+  --max-new-tokens N   greedy decoding cap in evaluation (default 128)
+  --out DIR            output folder (default runs/<name>): metrics.jsonl, transcripts.jsonl, experiment.json,
+                       result.json, adapter/
+
+Environment: BLORA_WEBGPU_BACKEND=vulkan|gl-compat picks the Dawn backend (default: a hardware GPU
+through the system Vulkan driver when one is found, else gl-compat = Mesa llvmpipe on the CPU).
+`;
+
+type Opts = Record<string, string[]>;
+
+const num = (k: string, v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new TrainUsageError(`--${k} must be a number, got "${v}"`);
+  return n;
+};
+const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+
+/** experiment.json (if any) with the flags applied, validated (errors name the key / flag). */
+export function resolveConfig(opts: Opts): ExperimentConfig {
+  let json: Record<string, any> = {};
+  const cfgPath = opts.config?.[0];
+  if (cfgPath) {
+    if (!existsSync(cfgPath)) throw new TrainUsageError(`--config ${cfgPath}: no such file`);
+    try {
+      json = JSON.parse(readFileSync(cfgPath, 'utf8'));
+    } catch (e) {
+      throw new TrainUsageError(`--config ${cfgPath}: not JSON (${(e as Error).message})`);
+    }
+    // relative data/model paths in a config file are relative to the file
+    const rel = (p: string) => (p && !p.startsWith('/') ? resolve(dirname(cfgPath), p) : p);
+    if (json.data?.train) json.data.train = rel(json.data.train);
+    if (Array.isArray(json.data?.eval)) for (const e of json.data.eval) if (e?.path) e.path = rel(e.path);
+    if (json.model) json.model = rel(json.model);
+  }
+  const set = (path: string[], v: unknown) => {
+    let o = json;
+    for (const k of path.slice(0, -1)) o = o[k] ??= {};
+    o[path[path.length - 1]] = v;
+  };
+  const one = (k: string) => opts[k]?.[opts[k].length - 1];
+  const flag = (k: string, path: string[], conv: (v: string) => unknown = (v) => num(k, v)) => {
+    const v = one(k);
+    if (v !== undefined) set(path, conv(v));
+  };
+  flag('model', ['model'], (v) => resolve(v));
+  flag('name', ['name'], String);
+  flag('train', ['data', 'train'], (v) => resolve(v));
+  flag('train-limit', ['data', 'trainLimit']);
+  if (opts['eval-new'] || opts['eval-base']) {
+    const ev = [...(opts['eval-new'] ?? []).map((p) => ({ path: resolve(p), role: 'new' })), ...(opts['eval-base'] ?? []).map((p) => ({ path: resolve(p), role: 'base' }))];
+    set(['data', 'eval'], ev);
+  }
+  const evalLimit = one('eval-limit');
+  if (evalLimit !== undefined) for (const e of json.data?.eval ?? []) e.limit = num('eval-limit', evalLimit);
+  flag('method', ['method'], String);
+  flag('targets', ['adapter', 'targets'], list);
+  flag('layers', ['adapter', 'layers'], (v) => list(v).map((x) => num('layers', x)));
+  flag('r', ['adapter', 'r']);
+  flag('alpha', ['adapter', 'alpha']);
+  flag('dropout', ['adapter', 'dropout']);
+  flag('beta', ['adapter', 'beta']);
+  flag('sigma-prior', ['adapter', 'sigmaPrior']);
+  flag('estimator', ['adapter', 'estimator'], String);
+  flag('bayesian-a-only', ['adapter', 'bayesianAOnly'], (v) => {
+    if (v !== 'true' && v !== 'false') throw new TrainUsageError(`--bayesian-a-only must be true or false, got "${v}"`);
+    return v === 'true';
+  });
+  flag('lr', ['optim', 'lr']);
+  flag('weight-decay', ['optim', 'weightDecay']);
+  flag('max-grad-norm', ['optim', 'maxGradNorm']);
+  flag('steps', ['optim', 'steps']);
+  flag('batch', ['optim', 'batchSize']);
+  flag('grad-accum', ['optim', 'gradAccum']);
+  flag('warmup', ['optim', 'warmupSteps']);
+  flag('schedule', ['optim', 'schedule'], String);
+  flag('seed', ['seed']);
+  flag('eval-interval', ['eval', 'interval']);
+  flag('max-new-tokens', ['eval', 'maxNewTokens']);
+  try {
+    return parseExperiment(json, cfgPath ?? 'flags');
+  } catch (e) {
+    if (e instanceof ExperimentConfigError) throw new TrainUsageError(e.message);
+    throw e;
+  }
+}
+
+/** A dataset folder or one manifest file inside it (other manifests of that folder ignored). */
+async function openDataset(path: string, what: string): Promise<{ root: string; ds: Dataset }> {
+  if (!existsSync(path)) throw new TrainUsageError(`${what} ${path}: no such file or folder`);
+  const isFile = statSync(path).isFile();
+  const root = isFile ? dirname(path) : path;
+  const files = await directoryFiles(root);
+  if (isFile) {
+    const keep = basename(path);
+    const manifestLike = /(^|\/)(metadata\.csv|wav\.scp|[^/]*\.jsonl|[^/]*manifest[^/]*\.json|[^/]*\.tsv)$/i;
+    files.paths = files.paths.filter((p) => p === keep || !manifestLike.test(p));
+  }
+  try {
+    return { root, ds: await readDataset(files) };
+  } catch (e) {
+    throw new TrainUsageError(`${what} ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Dawn device: BLORA_WEBGPU_BACKEND, else a hardware GPU (system Vulkan driver) if any, else gl-compat. */
+export async function pickNodeGpu(label: string): Promise<{ ctx: GpuContext; why: string }> {
+  const env = process.env.BLORA_WEBGPU_BACKEND as NodeBackend | undefined;
+  if (env) {
+    if (env !== 'vulkan' && env !== 'gl-compat') throw new TrainUsageError(`BLORA_WEBGPU_BACKEND must be vulkan or gl-compat, got "${env}"`);
+    return { ctx: await acquireDevice({ label, node: { backend: env } }), why: `BLORA_WEBGPU_BACKEND=${env}` };
+  }
+  try {
+    const ctx = await acquireDevice({ label, node: { backend: 'vulkan', icd: 'system' } });
+    const a = ctx.caps.adapter;
+    const software = ctx.caps.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|software|cpu/i.test(`${a.vendor} ${a.architecture} ${a.description} ${a.device}`);
+    if (!software) return { ctx, why: 'hardware GPU found (system Vulkan driver)' };
+    await ctx.destroy();
+  } catch {
+    /* no Vulkan driver: fall through to the CPU */
+  }
+  return { ctx: await acquireDevice({ label, node: { backend: 'gl-compat' } }), why: 'no hardware GPU: gl-compat (Mesa llvmpipe, the fastest software WebGPU here)' };
+}
+
+export async function trainCommand(opts: Opts, defaultModel: string): Promise<void> {
+  const cfg = resolveConfig(opts);
+  const model = resolve(cfg.model ?? defaultModel);
+  if (!existsSync(model)) throw new TrainUsageError(`--model ${model}: no such folder (run "npm run setup" for the default model)`);
+  if (!existsSync(join(model, 'model.safetensors'))) throw new TrainUsageError(`--model ${model}: no model.safetensors (the WGSL engine reads the weights from it; tools/prepare_model.py writes it)`);
+  const train = await openDataset(cfg.data.train, '--train');
+  const evals = [];
+  for (const e of cfg.data.eval) evals.push({ cfg: e, ...(await openDataset(e.path, e.role === 'new' ? '--eval-new' : '--eval-base')) });
+  const out = resolve(opts.out?.[0] ?? join('runs', cfg.name));
+  mkdirSync(join(out, 'adapter'), { recursive: true });
+  const metricsPath = join(out, 'metrics.jsonl');
+  const transcriptsPath = join(out, 'transcripts.jsonl');
+  writeFileSync(metricsPath, '');
+  writeFileSync(transcriptsPath, '');
+  writeFileSync(join(out, 'experiment.json'), JSON.stringify({ ...cfg, model }, null, 2) + '\n');
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+
+  const { ctx, why } = await pickNodeGpu('blora-train');
+  const a = ctx.caps.adapter;
+  const adapterName = `${ctx.caps.backend}: ${a.vendor}/${a.architecture} ${a.description || a.device}${ctx.caps.isFallbackAdapter ? ' (fallback)' : ''}`;
+  log(`WebGPU adapter ${adapterName} — ${why}`);
+  const rt = new GpuRuntime(ctx.device);
+  const tStart = performance.now();
+  try {
+    const assets = await loadWhisperAssets(new FsModelSource(model));
+    const st = new SafetensorsFile(new Uint8Array(readFileSync(join(model, 'model.safetensors'))), join(model, 'model.safetensors'));
+    const weights = uploadDecoderWeights(rt, st, assets.config.decoder_attention_heads);
+    const cache = new EncoderKvCache(rt, weights);
+    const encoder = await WhisperEncoder.create(assets, 'wasm');
+    const mel = new LogMelExtractor(assets.preprocessor);
+    const language = opts.language?.[0] ?? null;
+    const prepare = async (root: string, ds: Dataset, limit: number | undefined, label: string): Promise<PreparedUtterance[]> => {
+      for (const e of ds.errors) log(`warning: ${join(root, e.file)}:${e.line}: ${e.message}`);
+      const rows = ds.rows.slice(0, limit);
+      const bar = new ProgressBar(rows.length, `prepare ${label} (encoder + cross K/V)`);
+      const r = await prepareUtterances(rows, {
+        assets, cache, language,
+        readAudio: async (row) => loadAudio16k(readFileSync(join(root, row.audio)), join(root, row.audio)),
+        encode: async (samples) => (await encoder.encode(await mel.compute(samples))).data,
+        onProgress: (d) => bar.update(d),
+      });
+      if (!rows.length) bar.update(0);
+      for (const e of r.errors) log(`warning: ${label}: ${e.id} (${e.audio ?? ''}) skipped: ${e.message}`);
+      return r.utterances;
+    };
+    const trainUtts = await prepare(train.root, train.ds, cfg.data.trainLimit, 'train');
+    if (!trainUtts.length) throw new TrainUsageError(`--train ${cfg.data.train}: no usable utterances (see the warnings above)`);
+    const evalData = [];
+    for (const e of evals) {
+      const name = e.cfg.name ?? (basename(e.root) || e.root);
+      evalData.push({ name, role: e.cfg.role, utterances: await prepare(e.root, e.ds, e.cfg.limit, `${e.cfg.role} ${name}`) });
+    }
+    await encoder.release();
+
+    const records: (TrainRecord | EvalRecord)[] = [];
+    const trainer = await Trainer.create({ rt, weights, cache, assets }, cfg, { train: trainUtts, eval: evalData }, {
+      onRecord: (rec) => {
+        records.push(rec);
+        appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
+      },
+    }, { baseModel: model, label: 'train' });
+    log(`${cfg.method} ${cfg.adapter.targets.join(',')} r=${cfg.adapter.r}: ${trainer.plan.size} adapter values; ${trainUtts.length} training utterances, B=${cfg.optim.batchSize} × S=${trainer.S} tokens, ${cfg.optim.gradAccum} micro-batch(es) per step`);
+    const evaluate = async () => {
+      const recs = await trainer.evaluate();
+      for (const [set, ts] of Object.entries(trainer.lastTranscripts)) {
+        for (const t of ts) appendFileSync(transcriptsPath, JSON.stringify({ step: trainer.step, set, ...t }) + '\n');
+      }
+      for (const r of recs) log(`eval step ${r.step} ${r.set} (${r.role}): WER ${(r.wer * 100).toFixed(1)} %, CER ${((r.cer ?? 0) * 100).toFixed(1)} % over ${r.utterances} utterances`);
+      return recs;
+    };
+    const before = await evaluate();
+    const bar = new ProgressBar(cfg.optim.steps, 'train');
+    let evaluatedAt = 0;
+    try {
+      while (trainer.step < cfg.optim.steps) {
+        const r = await trainer.trainStep();
+        bar.update(r.step, `ce ${r.ce.toFixed(4)} kl ${r.kl.toExponential(2)} lr ${r.lr.toExponential(2)} |g| ${r.gradNorm.toFixed(3)} ${r.tokensPerSec.toFixed(1)} tok/s`);
+        if (cfg.eval.interval > 0 && r.step % cfg.eval.interval === 0 && r.step < cfg.optim.steps) {
+          await evaluate();
+          evaluatedAt = r.step;
+        }
+      }
+    } catch (e) {
+      if (e instanceof TrainingDivergedError) {
+        const ck = e.lastGood;
+        log(`${e.message}`);
+        const { encodeCheckpoint } = await import('../train/trainer');
+        writeFileSync(join(out, 'last-good-checkpoint.safetensors'), encodeCheckpoint(ck));
+        log(`last good checkpoint (step ${ck.step}) written to ${join(out, 'last-good-checkpoint.safetensors')}`);
+      }
+      throw e;
+    }
+    const after = evaluatedAt === cfg.optim.steps ? [] : await evaluate();
+    const { files } = await trainer.exportAdapter();
+    for (const [f, data] of Object.entries(files)) writeFileSync(join(out, 'adapter', f), data);
+    const theta = await trainer.readTheta();
+    const sp = adapterSparsity(trainer.plan, theta);
+    const spW = deltaWSparsity(trainer.plan, theta);
+    const lastTrain = records.filter((r): r is TrainRecord => r.kind === 'train').at(-1)!;
+    const sets: Record<string, { role: string; utterances: number; werBefore: number; werAfter: number; cerBefore?: number; cerAfter?: number }> = {};
+    for (const b of before) {
+      const aft = after.find((x) => x.set === b.set) ?? records.filter((x): x is EvalRecord => x.kind === 'eval' && x.set === b.set).at(-1)!;
+      sets[b.set] = { role: b.role, utterances: b.utterances, werBefore: b.wer, werAfter: aft.wer, cerBefore: b.cer, cerAfter: aft.cer };
+    }
+    const base = Object.values(sets).filter((s) => s.role === 'base');
+    const mean = (xs: number[]) => xs.reduce((p, q) => p + q, 0) / xs.length;
+    const c = cfg.adapter;
+    const result = {
+      name: cfg.name,
+      backend: 'engine',
+      webgpuAdapter: adapterName,
+      model,
+      adapter: `${cfg.method === 'blora' ? `BLoRA (${c.estimator}${c.bayesianAOnly ? ', A only' : ''}, β ${c.beta}, σ_p ${c.sigmaPrior})` : 'LoRA'} r=${c.r} α=${c.alpha} on ${c.targets.join(',')} of layers ${trainer.plan.config.layers.join(',')}; ${trainer.plan.size} values`,
+      steps: trainer.step,
+      seed: cfg.seed,
+      eval: sets,
+      forgetting: base.length ? mean(base.map((s) => s.werAfter)) - mean(base.map((s) => s.werBefore)) : null,
+      forgettingDefinition: 'WER_base(after) − WER_base(before), mean over the base-domain eval sets (fraction, not %)',
+      sparsity: { A: sp.a, B: sp.b, deltaW: spW, threshold: 1e-3 },
+      kl: lastTrain.kl,
+      finalCe: lastTrain.ce,
+      trainTimeS: trainer.elapsedS,
+      totalTimeS: (performance.now() - tStart) / 1000,
+    };
+    writeFileSync(join(out, 'result.json'), JSON.stringify(result, null, 2) + '\n');
+    console.log(`\n${cfg.name}: ${trainer.step} steps in ${trainer.elapsedS.toFixed(1)} s on ${adapterName}`);
+    for (const [n, s] of Object.entries(sets)) console.log(`  ${n} (${s.role}): WER ${(s.werBefore * 100).toFixed(1)} % → ${(s.werAfter * 100).toFixed(1)} %`);
+    if (result.forgetting !== null) console.log(`  forgetting ${(result.forgetting * 100).toFixed(1)} points`);
+    console.log(`  sparsity |μ| < 1e-3: A ${(sp.a * 100).toFixed(1)} %, B ${(sp.b * 100).toFixed(1)} %, ΔW ${(spW * 100).toFixed(1)} %; KL ${lastTrain.kl.toExponential(3)}`);
+    console.log(`  wrote ${out}/{metrics.jsonl,transcripts.jsonl,experiment.json,result.json,adapter/}`);
+    trainer.destroy();
+    cache.destroy();
+    weights.destroy();
+  } finally {
+    await ctx.destroy();
+  }
+}

@@ -1,0 +1,432 @@
+/**
+ * The training loop on the WGSL engine (environment-agnostic: the headless CLI and the studio's Web
+ * Worker run this same class). See src/train/README.md for the loop order, the accumulation/β rule,
+ * reproducibility and checkpoints.
+ *
+ *   const tr = await Trainer.create({ rt, weights, cache, assets }, cfg, { train, eval }, { onRecord });
+ *   await tr.evaluate();                  // step 0: the frozen model
+ *   while (tr.step < cfg.optim.steps) await tr.trainStep();
+ *   await tr.evaluate();                  // merged posterior means, greedy on the WGSL engine
+ *   const files = tr.exportAdapter();     // PEFT adapter_model.safetensors + adapter_config.json (+ BLoRA posterior)
+ *
+ * One optimizer step t = gradAccum micro-batches (each: setBatch → forward → backward, CE·1/gradAccum
+ * and KL·β/gradAccum into the gradients, see src/engine/decoder.ts) → global norm (+ clipping) →
+ * AdamW at lr(t) (src/train/schedule.ts). Adapter noise of micro-batch k of step t uses the Philox
+ * counter step (t − 1)·gradAccum + k + 1, so every micro-batch draws fresh noise and a run is a pure
+ * function of (seed, data, config).
+ */
+import type { Utterance } from '../data/manifest';
+import { type AdapterConfig, type AdapterPlan, moduleTensors } from '../engine/adapters';
+import { type EncoderKvCache, WhisperDecoderEngine } from '../engine/decoder';
+import type { DecoderWeights } from '../engine/weights';
+import { exportAdapter as exportPeft, type AdapterExport } from '../export/peft';
+import type { GpuRuntime } from '../gpu/runtime';
+import { computeCer, computeWer } from '../metrics/wer';
+import { SafetensorsFile, writeSafetensors } from '../model/safetensors';
+import type { WhisperAssets } from '../model/whisperModel';
+import type { EvalRecord, EvalRole, ExperimentConfig, TrainRecord } from './config';
+import { BatchSampler, inputLength, makeBatch, type PreparedUtterance, type SamplerState, specialTokens } from './data';
+import { learningRate } from './schedule';
+
+export type { Utterance };
+
+export interface TrainerDeps {
+  rt: GpuRuntime;
+  weights: DecoderWeights;
+  cache: EncoderKvCache;
+  assets: WhisperAssets;
+}
+
+export interface EvalSetData {
+  name: string;
+  role: EvalRole;
+  utterances: PreparedUtterance[];
+}
+
+export interface TrainerData {
+  train: PreparedUtterance[];
+  eval: EvalSetData[];
+}
+
+export interface TrainerProgress {
+  phase: 'train' | 'eval';
+  /** optimizer steps done */
+  step: number;
+  steps: number;
+  /** eval: utterances decoded of the current set */
+  done?: number;
+  total?: number;
+  message: string;
+}
+
+export interface TrainerHooks {
+  onRecord(rec: TrainRecord | EvalRecord): void;
+  onProgress?(p: TrainerProgress): void;
+}
+
+export interface TrainerOptions {
+  /** keep an in-memory "last good" checkpoint every N optimizer steps (default 1): NaN/Inf rolls back to it */
+  checkpointInterval?: number;
+  /** base model name written into adapter_config.json */
+  baseModel?: string;
+  label?: string;
+  /** diagnostics/tests: the summed gradient of each optimizer step, before clipping (reads it back) */
+  inspectGrads?(grads: Float32Array, step: number): void;
+}
+
+/** Everything a resumed run needs to continue bit for bit. */
+export interface Checkpoint {
+  format: 'blora-studio-checkpoint';
+  version: 1;
+  /** optimizer steps done */
+  step: number;
+  theta: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
+  sampler: SamplerState;
+  config: ExperimentConfig;
+  /** training seconds so far (eval excluded) */
+  elapsedS: number;
+}
+
+export interface Transcript {
+  id: string;
+  language: string;
+  reference: string;
+  hypothesis: string;
+}
+
+export class TrainingDivergedError extends Error {
+  constructor(readonly step: number, readonly what: string, readonly lastGood: Checkpoint) {
+    super(
+      `training stopped at step ${step}: ${what} is not finite (NaN/Inf). The adapter was rolled back to the last good ` +
+        `checkpoint (step ${lastGood.step}); lower the learning rate (optim.lr) or enable clipping (optim.maxGradNorm).`,
+    );
+    this.name = 'TrainingDivergedError';
+  }
+}
+
+/** The engine's adapter config from an experiment. */
+export function adapterConfigOf(cfg: ExperimentConfig): AdapterConfig {
+  const a = cfg.adapter;
+  return {
+    kind: cfg.method,
+    estimator: a.estimator,
+    r: a.r,
+    alpha: a.alpha,
+    dropout: a.dropout,
+    targets: a.targets,
+    layers: a.layers,
+    bayesianAOnly: a.bayesianAOnly,
+    sigmaPrior: a.sigmaPrior,
+    beta: cfg.method === 'blora' ? a.beta : 0,
+    seed: cfg.seed,
+  };
+}
+
+/** Fraction of |μ_A| (|A|) and |μ_B| (|B|) below `thr` over all modules. */
+export function adapterSparsity(plan: AdapterPlan, theta: Float32Array, thr = 1e-3): { a: number; b: number } {
+  let na = 0, za = 0, nb = 0, zb = 0;
+  for (const m of plan.modules) {
+    for (const t of moduleTensors(plan, m, theta)) {
+      if (t.key === 'rhoA' || t.key === 'rhoB') continue;
+      const isA = t.key === 'A' || t.key === 'muA';
+      let z = 0;
+      for (const x of t.data) if (Math.abs(x) < thr) z++;
+      if (isA) (na += t.data.length), (za += z);
+      else (nb += t.data.length), (zb += z);
+    }
+  }
+  return { a: na ? za / na : 0, b: nb ? zb / nb : 0 };
+}
+
+/** Fraction of |ΔW| = |s·μ_B·μ_A| below `thr` over all adapted weights (float64 products). */
+export function deltaWSparsity(plan: AdapterPlan, theta: Float32Array, thr = 1e-3): number {
+  const { r, alpha } = plan.config;
+  const s = alpha / r;
+  let n = 0, z = 0;
+  for (const m of plan.modules) {
+    const A = theta.subarray(m.off.muA, m.off.muA + r * m.nIn);
+    const B = theta.subarray(m.off.muB, m.off.muB + m.nOut * r);
+    for (let o = 0; o < m.nOut; o++) {
+      for (let i = 0; i < m.nIn; i++) {
+        let acc = 0;
+        for (let k = 0; k < r; k++) acc += B[o * r + k] * A[k * m.nIn + i];
+        if (Math.abs(s * acc) < thr) z++;
+      }
+    }
+    n += m.nOut * m.nIn;
+  }
+  return n ? z / n : 0;
+}
+
+export interface MuHistogram {
+  /** bin edges in log10|μ| (length bins + 1); the first bin also holds |μ| below edges[0] (and 0) */
+  edges: number[];
+  a: number[];
+  b: number[];
+}
+
+/** Histogram of log10|μ| of the A and B factors (the UI's sparsity chart). */
+export function muHistogram(plan: AdapterPlan, theta: Float32Array, opts: { lo?: number; hi?: number; binsPerDecade?: number } = {}): MuHistogram {
+  const lo = opts.lo ?? -8;
+  const hi = opts.hi ?? 1;
+  const per = opts.binsPerDecade ?? 4;
+  const bins = Math.round((hi - lo) * per);
+  const edges = Array.from({ length: bins + 1 }, (_, i) => lo + i / per);
+  const a = new Array<number>(bins).fill(0);
+  const b = new Array<number>(bins).fill(0);
+  for (const m of plan.modules) {
+    for (const t of moduleTensors(plan, m, theta)) {
+      if (t.key === 'rhoA' || t.key === 'rhoB') continue;
+      const h = t.key === 'A' || t.key === 'muA' ? a : b;
+      for (const x of t.data) {
+        const l = Math.log10(Math.abs(x));
+        h[Math.min(bins - 1, Math.max(0, Math.floor((l - lo) * per)))]++;
+      }
+    }
+  }
+  return { edges, a, b };
+}
+
+/** Checkpoint ⇄ bytes (a safetensors file: theta, m, v + the JSON state as metadata). */
+export function encodeCheckpoint(ck: Checkpoint): Uint8Array {
+  const t = (data: Float32Array) => ({ shape: [data.length], data });
+  const { theta, m, v, ...rest } = ck;
+  return writeSafetensors({ theta: t(theta), m: t(m), v: t(v) }, { checkpoint: JSON.stringify(rest) });
+}
+
+export function decodeCheckpoint(bytes: Uint8Array, file = 'checkpoint.safetensors'): Checkpoint {
+  const st = new SafetensorsFile(bytes, file);
+  const meta = st.metadata.checkpoint;
+  if (!meta) throw new Error(`${file}: not a blora-studio checkpoint (no "checkpoint" metadata)`);
+  const rest = JSON.parse(meta);
+  if (rest.format !== 'blora-studio-checkpoint' || rest.version !== 1) throw new Error(`${file}: unknown checkpoint format ${rest.format} v${rest.version}`);
+  return { ...rest, theta: st.float32('theta'), m: st.float32('m'), v: st.float32('v') };
+}
+
+/** Word/character error rate of one eval set; utterances grouped by language for the normalizer. */
+export function scoreTranscripts(ts: Transcript[]): { wer: number; cer: number } {
+  const groups = new Map<string, Transcript[]>();
+  for (const t of ts) groups.set(t.language, [...(groups.get(t.language) ?? []), t]);
+  let we = 0, wn = 0, ce = 0, cn = 0;
+  for (const [language, g] of groups) {
+    const w = computeWer(g.map((x) => x.reference), g.map((x) => x.hypothesis), { language });
+    const c = computeCer(g.map((x) => x.reference), g.map((x) => x.hypothesis), { language });
+    we += w.substitutions + w.deletions + w.insertions;
+    wn += w.refTokens;
+    ce += c.substitutions + c.deletions + c.insertions;
+    cn += c.refTokens;
+  }
+  return { wer: wn ? we / wn : 0, cer: cn ? ce / cn : 0 };
+}
+
+/** The greedy decoder API of src/engine/generate.ts that evaluation uses. */
+interface GreedyDecoderLike {
+  setAdapter(plan: AdapterPlan | null, theta: Float32Array | null): Promise<void> | void;
+  generate(reqs: { utterance: string; language: string | null }[], onProgress?: (done: number, total: number) => void): Promise<{ text: string }[]>;
+  destroy(): void;
+}
+
+async function createGreedy(deps: TrainerDeps, opts: { maxBatch: number; maxNewTokens: number; label: string }): Promise<GreedyDecoderLike> {
+  // TEMPORARY: a non-literal specifier until src/engine/generate.ts is in git (another helper writes
+  // it); then this becomes `await import('../engine/generate')` (bundled by Vite for the worker).
+  const spec = '../engine/generate';
+  const mod = (await import(/* @vite-ignore */ spec)) as { WgslGreedyDecoder: { create(...a: unknown[]): Promise<GreedyDecoderLike> } };
+  return mod.WgslGreedyDecoder.create(deps.rt, deps.weights, deps.cache, deps.assets, opts);
+}
+
+export class Trainer {
+  /** optimizer steps done */
+  step = 0;
+  /** training seconds (eval excluded) */
+  elapsedS = 0;
+  /** transcripts of the last evaluate(), per eval set */
+  lastTranscripts: Record<string, Transcript[]> = {};
+  /** KL of the last step (unscaled Σ of per-factor means) */
+  lastKl = 0;
+  private lastGood: Checkpoint;
+  private greedy: GreedyDecoderLike | null = null;
+  private theta: Float32Array | null = null;
+
+  private constructor(
+    readonly deps: TrainerDeps,
+    readonly config: ExperimentConfig,
+    readonly data: TrainerData,
+    readonly hooks: TrainerHooks,
+    readonly engine: WhisperDecoderEngine,
+    readonly sampler: BatchSampler,
+    readonly S: number,
+    readonly opts: TrainerOptions,
+    init: Checkpoint,
+  ) {
+    this.lastGood = init;
+  }
+
+  get plan(): AdapterPlan {
+    return this.engine.plan;
+  }
+
+  static async create(deps: TrainerDeps, cfg: ExperimentConfig, data: TrainerData, hooks: TrainerHooks, opts: TrainerOptions = {}): Promise<Trainer> {
+    if (!data.train.length) throw new Error('Trainer: no training utterances (all rows rejected?)');
+    const o = cfg.optim;
+    const S = Math.max(...data.train.map(inputLength));
+    const engine = await WhisperDecoderEngine.create(
+      deps.rt,
+      deps.weights,
+      { B: o.batchSize, S },
+      adapterConfigOf(cfg),
+      deps.cache,
+      {
+        initSeed: cfg.seed,
+        hyper: { lr: o.lr, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay },
+        maxGradNorm: o.maxGradNorm,
+        gradAccum: o.gradAccum,
+        label: opts.label ?? 'trainer',
+      },
+    );
+    const sampler = new BatchSampler(data.train.length, o.batchSize, cfg.seed);
+    const st = await engine.readState();
+    const init: Checkpoint = { format: 'blora-studio-checkpoint', version: 1, step: 0, ...st, sampler: sampler.state, config: cfg, elapsedS: 0 };
+    const tr = new Trainer(deps, cfg, data, hooks, engine, sampler, S, opts, init);
+    tr.theta = st.theta;
+    return tr;
+  }
+
+  /** One optimizer step (gradAccum micro-batches); emits and returns its TrainRecord. */
+  async trainStep(): Promise<TrainRecord> {
+    const cfg = this.config;
+    const o = cfg.optim;
+    const t = this.step + 1;
+    const lr = learningRate({ lr: o.lr, warmupSteps: o.warmupSteps, schedule: o.schedule, steps: o.steps }, t);
+    const eot = specialTokens(this.deps.assets).eot;
+    const t0 = performance.now();
+    let ce = 0;
+    let kl = 0;
+    let tokens = 0;
+    for (let k = 0; k < o.gradAccum; k++) {
+      const utts = this.sampler.next().map((i) => this.data.train[i]);
+      const batch = makeBatch(utts, this.S, eot);
+      const rngStep = (t - 1) * o.gradAccum + k + 1;
+      this.engine.setBatch(batch);
+      this.engine.forward(rngStep);
+      this.engine.backward(rngStep);
+      const L = await this.engine.readLoss();
+      if (!Number.isFinite(L.ce) || !Number.isFinite(L.kl)) await this.diverged(t, !Number.isFinite(L.ce) ? 'the cross-entropy' : 'the KL');
+      ce += L.ce / o.gradAccum;
+      kl = L.kl;
+      tokens += L.count;
+    }
+    if (this.opts.inspectGrads) this.opts.inspectGrads(await this.engine.readGrads(), t);
+    this.engine.optimizerStep(t, lr);
+    const gradNorm = await this.engine.readGradNorm();
+    if (!Number.isFinite(gradNorm)) await this.diverged(t, 'the gradient norm');
+    const theta = await this.engine.readTheta();
+    const sec = (performance.now() - t0) / 1000;
+    this.step = t;
+    this.elapsedS += sec;
+    this.theta = theta;
+    this.lastKl = kl;
+    if (t % (this.opts.checkpointInterval ?? 1) === 0) this.lastGood = await this.checkpoint();
+    const sp = adapterSparsity(this.plan, theta);
+    const beta = cfg.method === 'blora' ? cfg.adapter.beta : 0;
+    const rec: TrainRecord = {
+      kind: 'train', step: t, ce, kl, loss: ce + beta * kl, lr, gradNorm, tokens, tokensPerSec: tokens / sec,
+      sparsityA: sp.a, sparsityB: sp.b, elapsedS: this.elapsedS, backend: 'engine',
+    };
+    this.hooks.onRecord(rec);
+    this.hooks.onProgress?.({ phase: 'train', step: t, steps: o.steps, message: `step ${t}/${o.steps} ce ${ce.toFixed(4)}` });
+    return rec;
+  }
+
+  private async diverged(step: number, what: string): Promise<never> {
+    this.engine.setState(this.lastGood);
+    this.sampler.state = this.lastGood.sampler;
+    this.step = this.lastGood.step;
+    this.theta = this.lastGood.theta;
+    throw new TrainingDivergedError(step, what, this.lastGood);
+  }
+
+  /**
+   * WER/CER of every eval set with the current adapter merged (posterior means; step 0 = the frozen
+   * model), greedy decoding on the WGSL engine. Emits one EvalRecord per set.
+   */
+  async evaluate(): Promise<EvalRecord[]> {
+    const sets = this.data.eval;
+    if (!sets.length) return [];
+    if (!this.greedy) {
+      const maxBatch = Math.max(1, Math.min(8, ...sets.map((s) => s.utterances.length)));
+      this.greedy = await createGreedy(this.deps, { maxBatch, maxNewTokens: this.config.eval.maxNewTokens, label: `${this.opts.label ?? 'trainer'}:eval` });
+    }
+    await this.greedy.setAdapter(this.step === 0 ? null : this.plan, this.step === 0 ? null : await this.readTheta());
+    const out: EvalRecord[] = [];
+    for (const set of sets) {
+      const total = set.utterances.length;
+      const report = (done: number) =>
+        this.hooks.onProgress?.({ phase: 'eval', step: this.step, steps: this.config.optim.steps, done, total, message: `eval ${set.name} ${done}/${total}` });
+      report(0);
+      const res = await this.greedy.generate(set.utterances.map((u) => ({ utterance: u.key, language: u.language })), (d) => report(d));
+      const ts = set.utterances.map((u, i) => ({ id: u.id, language: u.language, reference: u.text, hypothesis: res[i].text }));
+      this.lastTranscripts[set.name] = ts;
+      const { wer, cer } = scoreTranscripts(ts);
+      const rec: EvalRecord = { kind: 'eval', step: this.step, set: set.name, role: set.role, wer, cer, utterances: total, backend: 'engine' };
+      this.hooks.onRecord(rec);
+      out.push(rec);
+    }
+    return out;
+  }
+
+  /** The adapter values now (theta in the plan's layout). */
+  async readTheta(): Promise<Float32Array> {
+    this.theta ??= await this.engine.readTheta();
+    return this.theta;
+  }
+
+  async checkpoint(): Promise<Checkpoint> {
+    const st = await this.engine.readState();
+    return { format: 'blora-studio-checkpoint', version: 1, step: this.step, ...st, sampler: this.sampler.state, config: this.config, elapsedS: this.elapsedS };
+  }
+
+  /** Continue from a checkpoint of this configuration: the next trainStep() is bit-identical to the original run's. */
+  restore(ck: Checkpoint): void {
+    if (ck.theta.length !== this.plan.size) throw new Error(`checkpoint has ${ck.theta.length} adapter values, this run ${this.plan.size} (another adapter configuration?)`);
+    if (JSON.stringify(ck.config) !== JSON.stringify(this.config)) throw new Error('checkpoint was written by another experiment configuration');
+    this.engine.setState(ck);
+    this.sampler.state = ck.sampler;
+    this.step = ck.step;
+    this.elapsedS = ck.elapsedS;
+    this.theta = ck.theta;
+    this.lastGood = ck;
+  }
+
+  /** Histogram of log10|μ| of A and B now. */
+  async histogram(opts?: Parameters<typeof muHistogram>[2]): Promise<MuHistogram> {
+    return muHistogram(this.plan, await this.readTheta(), opts);
+  }
+
+  /** The adapter as PEFT files (means) + BLoRA posterior, and its description. */
+  async exportAdapter(): Promise<{ files: Record<string, Uint8Array | string>; adapter: AdapterExport }> {
+    const theta = await this.readTheta();
+    const plan = this.plan;
+    const c = plan.config;
+    const adapter: AdapterExport = {
+      method: c.kind,
+      r: c.r,
+      alpha: c.alpha,
+      dropout: c.dropout,
+      baseModel: this.opts.baseModel ?? 'openai/whisper-base',
+      modules: plan.modules.map((m) => {
+        const ts = Object.fromEntries(moduleTensors(plan, m, theta).map((x) => [x.key, new Float32Array(x.data)]));
+        return { name: m.name, inFeatures: m.nIn, outFeatures: m.nOut, A: ts.A ?? ts.muA, B: ts.B ?? ts.muB, rhoA: ts.rhoA, rhoB: ts.rhoB };
+      }),
+      blora: c.kind === 'blora' ? { priorSigma: c.sigmaPrior, estimator: c.estimator, bayesianAOnly: c.bayesianAOnly, beta: c.beta } : undefined,
+    };
+    return { files: exportPeft(adapter), adapter };
+  }
+
+  destroy(): void {
+    this.greedy?.destroy();
+    this.greedy = null;
+    this.engine.destroy();
+  }
+}
