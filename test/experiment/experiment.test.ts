@@ -1,0 +1,180 @@
+/**
+ * The experiment runner on its CI configuration (experiments/ci.json): the v1-ci corpus, 4 training clips, 3
+ * steps, LoRA + BLoRA (β 1e-3) at one seed, torch backend (tools/blora_train.py), the frozen model evaluated once;
+ * then the report (markdown + SVG plots) into test-results/experiment/.
+ *
+ * Checked here, against the outputs every backend writes (metrics.jsonl records of src/train/config.ts and the
+ * PEFT adapter):
+ *   - the runner's aggregate (Python twin of the metrics) equals what src/metrics/experiment.ts computes from the
+ *     runs' EvalRecords and adapter files (forgetting, new-domain drop, backward gain or its undefined reason,
+ *     sparsity of A / B / ΔW);
+ *   - training does something: the CE of the fixed batch (trainLimit = batchSize) falls over the 3 steps; the
+ *     exported adapter differs from the init (B ≠ 0);
+ *   - the torch trainer starts from the engine's initial adapter values (initAdapterTheta) and sees the engine's
+ *     batches (BatchSampler), so both backends are comparable seed for seed;
+ *   - a second invocation is resumable: every run is skipped.
+ * Budget: ~2–3 min on this 2-core machine (three Python processes; encoder states cached under $BLORA_CACHE).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { initAdapterTheta, planAdapters, mulberry32 } from '../../src/engine/adapters';
+import { adapterSparsity, backwardGain, domainWer, forgetting, newDomainDrop } from '../../src/metrics/experiment';
+import { SafetensorsFile } from '../../src/model/safetensors';
+import type { EvalRecord, TrainRecord } from '../../src/train/config';
+import { BatchSampler } from '../../src/train/data';
+import { CACHE, REPO, requireModel, requirePython } from '../support/env';
+
+const OUT = join(REPO, 'test-results/experiment/ci');
+const REPORT = join(REPO, 'test-results/experiment/ci-results.md');
+
+function ensureCorpus(): void {
+  if (existsSync(join(CACHE, 'corpora/v1-ci/corpus.json'))) return;
+  execFileSync(requirePython(), [join(REPO, 'tools/make_corpus.py'), '--size', 'ci'], { stdio: 'inherit' });
+}
+
+function records(dir: string): (TrainRecord | EvalRecord)[] {
+  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+function runner(): { code: number; out: string; seconds: number } {
+  const t0 = Date.now();
+  const r = spawnSync(requirePython(), [join(REPO, 'tools/run_experiment.py'), '--config', 'experiments/ci.json'], {
+    cwd: REPO,
+    encoding: 'utf8',
+  });
+  return { code: r.status ?? -1, out: (r.stdout ?? '') + (r.stderr ?? ''), seconds: (Date.now() - t0) / 1000 };
+}
+
+test('the torch trainer starts from the engine init and draws the engine batches (seed for seed)', () => {
+  // three modules of a Whisper-base-shaped plan: the Python twin must reproduce initAdapterTheta bit for bit
+  const dims = { L: 6, C: 512, F: 2048, H: 8, D: 64, V: 51865, P: 448 } as never;
+  const cases = [
+    { kind: 'lora' as const, seed: 7, r: 4, layers: [0, 5], targets: ['self_attn.q_proj', 'self_attn.v_proj'] },
+    { kind: 'blora' as const, seed: 11, r: 2, layers: [3], targets: ['self_attn.v_proj', 'fc1'] },
+  ];
+  for (const c of cases) {
+    const plan = planAdapters(dims, { kind: c.kind, r: c.r, alpha: 2 * c.r, dropout: 0, seed: c.seed, layers: c.layers, targets: c.targets as never });
+    const theta = initAdapterTheta(plan, c.seed);
+    const py = execFileSync(requirePython(), ['-c', `
+import sys, json, torch, torch.nn as nn
+sys.path.insert(0, ${JSON.stringify(join(REPO, 'tools'))})
+import blora_train as bt
+from blora_torch import BLoRALinear
+c = json.loads(sys.argv[1])
+shape = {"fc1": (512, 2048), "fc2": (2048, 512)}
+ads = {}
+for l in c["layers"]:
+    for t in c["targets"]:
+        i, o = shape.get(t, (512, 512))
+        ads[f"model.decoder.layers.{l}.{t}"] = BLoRALinear(nn.Linear(i, o), r=c["r"], alpha=2 * c["r"], bayesian=c["kind"] == "blora")
+bt.engine_init(ads, c["seed"])
+flat = []
+for n in bt.engine_module_order(ads):
+    a = ads[n]
+    ts = [a.lora_A, a.lora_B] if c["kind"] == "lora" else [a.A.mu, a.A.rho, a.B.mu, a.B.rho]
+    for t in ts: flat += t.detach().reshape(-1).tolist()
+s = bt.BatchSampler(10, 4, c["seed"])
+print(json.dumps({"theta": flat, "batches": [s.next() for _ in range(4)]}))
+`, JSON.stringify(c)], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    const got = JSON.parse(py) as { theta: number[]; batches: number[][] };
+    assert.equal(got.theta.length, theta.length, `${c.kind}: theta size`);
+    let diff = 0;
+    for (let i = 0; i < theta.length; i++) if (got.theta[i] !== theta[i]) diff++;
+    assert.equal(diff, 0, `${c.kind}: ${diff} of ${theta.length} initial values differ from initAdapterTheta`);
+    const s = new BatchSampler(10, 4, c.seed);
+    assert.deepEqual(got.batches, [s.next(), s.next(), s.next(), s.next()], `${c.kind}: batches differ from BatchSampler`);
+  }
+  assert.ok(mulberry32(1)() >= 0);
+});
+
+test('experiment runner, CI configuration (torch backend): runs, aggregate, report, resume', { timeout: 600_000 }, () => {
+  requireModel();
+  ensureCorpus();
+  rmSync(OUT, { recursive: true, force: true });
+  rmSync(REPORT, { force: true });
+  const first = runner();
+  console.log(`# first invocation: ${first.seconds.toFixed(0)} s`);
+  assert.equal(first.code, 0, `run_experiment.py failed:\n${first.out.slice(-4000)}`);
+  assert.match(first.out, /sanity: frozen model WER code-switched/);
+
+  // the frozen model, once
+  const baseRecs = records(join(OUT, 'base')).filter((r): r is EvalRecord => r.kind === 'eval');
+  assert.deepEqual(baseRecs.map((r) => [r.set, r.role, r.step, r.backend]), [['cs-test', 'new', 0, 'torch'], ['base-test', 'base', 0, 'torch']]);
+  const werBase0 = domainWer(baseRecs, 'base')!;
+  const werNew0 = domainWer(baseRecs, 'new')!;
+
+  const agg = JSON.parse(readFileSync(join(OUT, 'aggregate.json'), 'utf8'));
+  const perRun: Record<string, { werNew: number; werBase: number }> = {};
+  for (const id of ['lora-s0', 'blora-b0.001-sp0.01-s0']) {
+    const dir = join(OUT, 'runs', id);
+    const recs = records(dir);
+    const train = recs.filter((r): r is TrainRecord => r.kind === 'train');
+    const evals = recs.filter((r): r is EvalRecord => r.kind === 'eval');
+    assert.equal(train.length, 3, `${id}: 3 TrainRecords`);
+    assert.ok(train.every((r) => r.backend === 'torch' && Number.isFinite(r.ce) && r.tokens > 0 && r.gradNorm > 0), `${id}: train records`);
+    // the same 4 clips every step (trainLimit = batchSize): the CE must fall
+    assert.ok(train[2].ce < train[0].ce, `${id}: CE did not fall: ${train.map((r) => r.ce.toFixed(4)).join(' → ')}`);
+    if (id.startsWith('blora')) assert.ok(train.every((r) => r.kl > 0), `${id}: KL must be > 0`);
+    else assert.ok(train.every((r) => r.kl === 0), `${id}: LoRA KL must be 0`);
+    assert.deepEqual(evals.map((r) => [r.set, r.role, r.step]), [['cs-test', 'new', 3], ['base-test', 'base', 3]], `${id}: no step-0 eval (the runner evaluates the frozen model once), one per set after`);
+    const werNew = domainWer(evals, 'new')!;
+    const werBase = domainWer(evals, 'base')!;
+    perRun[id] = { werNew, werBase };
+
+    // the adapter as PEFT reads it, and the sparsity from it in TypeScript
+    const cfg = JSON.parse(readFileSync(join(dir, 'adapter/adapter_config.json'), 'utf8'));
+    assert.equal(cfg.peft_type, 'LORA');
+    assert.equal(cfg.r, 8);
+    const st = new SafetensorsFile(new Uint8Array(readFileSync(join(dir, 'adapter/adapter_model.safetensors'))), 'adapter_model.safetensors');
+    const names = [...new Set([...st.tensors.keys()].map((n) => n.replace(/\.lora_[AB]\.weight$/, '')))];
+    assert.equal(names.length, 12, `${id}: q,v of 6 layers`);
+    const modules = names.map((n) => {
+      const [r, nIn] = st.info(`${n}.lora_A.weight`).shape;
+      const nOut = st.info(`${n}.lora_B.weight`).shape[0];
+      return { A: st.float32(`${n}.lora_A.weight`), B: st.float32(`${n}.lora_B.weight`), r, nIn, nOut };
+    });
+    assert.ok(modules.some((m) => m.B.some((v) => v !== 0)), `${id}: B is still 0 after training`);
+    const sp = adapterSparsity(modules, cfg.lora_alpha / cfg.r);
+    const key = id.replace(/-s0$/, '');
+    const a = agg.configs[key];
+    assert.ok(a, `aggregate.json has no ${key}`);
+    for (const [k, field] of [['A', 'sparsityA'], ['B', 'sparsityB'], ['deltaW', 'sparsityDW']] as const) {
+      assert.ok(Math.abs(sp[k] - a[field].mean) < 1e-9, `${id}: sparsity ${k} TS ${sp[k]} vs runner ${a[field].mean}`);
+    }
+    assert.ok(Math.abs(forgetting(werBase, werBase0) - a.forgetting.mean) < 1e-12, `${id}: forgetting`);
+    assert.ok(Math.abs(werNew - a.werNew.mean) < 1e-12 && a.backends.join() === 'torch');
+    assert.ok(existsSync(join(dir, 'result.json')) && existsSync(join(OUT, 'summary', `${id}.json`)));
+  }
+  const L = perRun['lora-s0'];
+  const B = perRun['blora-b0.001-sp0.01-s0'];
+  const a = agg.configs['blora-b0.001-sp0.01'];
+  const gain = backwardGain(forgetting(L.werBase, werBase0), forgetting(B.werBase, werBase0));
+  if (gain.value === null) assert.equal(a.gainOfMeans.value, null, 'backward gain must be undefined in the runner too');
+  else assert.ok(Math.abs(gain.value - a.gainOfMeans.value) < 1e-9, `backward gain TS ${gain.value} vs runner ${a.gainOfMeans.value}`);
+  const drop = newDomainDrop(B.werNew, L.werNew);
+  if (drop.value === null) assert.equal(a.dropOfMeans.value, null);
+  else assert.ok(Math.abs(drop.value - a.dropOfMeans.value) < 1e-9, `new-domain drop TS ${drop.value} vs runner ${a.dropOfMeans.value}`);
+
+  // the report: table with the backend, definitions next to it, plots, the sanity check
+  const md = readFileSync(REPORT, 'utf8');
+  assert.match(md, /\| LoRA \| torch \| 1 \|/);
+  assert.match(md, /backward gain\*\*: \(F_LoRA − F_BLoRA\) \/ F_LoRA/);
+  const shown = /code-switched \*\*(\d+\.\d) %\*\* WER vs base domain \*\*(\d+\.\d) %\*\*/.exec(md);
+  assert.ok(shown, 'the sanity check (frozen WER code-switched vs base) is not in the report');
+  assert.ok(Math.abs(Number(shown[1]) - 100 * werNew0) <= 0.051 && Math.abs(Number(shown[2]) - 100 * werBase0) <= 0.051, shown[0]);
+  for (const p of ['ci-tradeoff.svg', 'ci-mu-hist.svg', 'ci-ce.svg', 'ci-kl.svg']) {
+    const svg = readFileSync(join(REPO, 'test-results/experiment/img', p), 'utf8');
+    assert.match(svg, /^<svg[\s\S]*<\/svg>\n$/, `${p} is not an SVG`);
+    assert.match(svg, /<(polyline|circle)/, `${p} draws nothing`);
+  }
+
+  // resumable: nothing runs again
+  const second = runner();
+  assert.equal(second.code, 0, second.out.slice(-2000));
+  assert.equal((second.out.match(/done before, skipped/g) ?? []).length, 2, second.out);
+  assert.doesNotMatch(second.out, /blora_train\.py --config/);
+  console.log(`# second invocation (all skipped, report only): ${second.seconds.toFixed(0)} s`);
+});

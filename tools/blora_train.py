@@ -1,0 +1,891 @@
+#!/usr/bin/env python3
+"""PyTorch trainer backend of blora-studio: LoRA / BLoRA on the frozen Whisper decoder, from the same
+experiment.json the studio's WGSL engine reads (schema: src/train/config.ts), writing the same outputs.
+
+    python tools/blora_train.py --config experiment.json --out DIR [--threads N] [--no-eval-before]
+    accelerate launch tools/blora_train.py --config experiment.json --out DIR      # one or many GPUs
+    python tools/blora_train.py --eval-base --config experiment.json --out DIR     # frozen model only
+
+Writes into DIR:
+  experiment.json   the resolved configuration (defaults filled in)
+  metrics.jsonl     one TrainRecord per optimizer step, one EvalRecord per eval set and evaluation
+                    (src/train/config.ts), backend "torch"
+  hyps-<set>-step<N>.jsonl  every reference / hypothesis of an evaluation
+  adapter/          adapter_model.safetensors + adapter_config.json (PEFT; BLoRA: the posterior means)
+                    and, for BLoRA, blora_posterior.safetensors (ρ per element, prior) — as src/export/peft.ts
+  result.json       summary: final WER per set, sparsity of A / B / ΔW, KL, CE, timings, versions, device
+
+Choices (the spec leaves them open; the engine CLI is expected to make the same ones):
+- Sequence (as src/train/data.ts): <|startoftranscript|> <|lang|> <|transcribe|> <|notimestamps|> " "+text
+  <|endoftext|>, teacher forcing (input = seq[:-1], labels = seq[1:], every label scored, the prompt's too, as HF's
+  recipe); the language is the row's `language` (matrix language). Right padding, padded labels −100.
+- Encoder: frozen, run once per utterance (HF WhisperEncoder fp32 on the 30-s log-mel), states cached on disk
+  under $BLORA_CACHE/encoder-states/<model key>/<audio sha256>.npy. Within a run the frozen cross-attention K/V
+  of each training utterance are cached in memory too (bounded; recomputed on a miss) whenever
+  encoder_attn.k_proj / v_proj carry no adapter, as the engine does.
+- Adapter init: the engine's (src/engine/adapters.ts initAdapterTheta: mulberry32(seed) uniform draws in the
+  engine's module order), so both backends start from the same values for the same seed.
+- Data order: src/train/data.ts BatchSampler (mulberry32 Fisher–Yates per epoch), so both backends see the same
+  batches for the same seed. Adapter noise and dropout: torch's RNG seeded with `seed` (the engine uses its Philox stream: same
+  distribution, other draws).
+- Loss per micro-batch: CE_mb / gradAccum + (β / gradAccum)·KL, so one optimizer step sees mean CE + β·KL.
+- LR at optimizer step t (1-based), as src/train/schedule.ts: t ≤ w: lr·t/w; then inverse_sqrt: lr·√(τ/t), τ = max(w, 1);
+  cosine: lr·½(1 + cos(π·(t−w−1)/max(1, steps−w))); constant: lr.
+- AdamW (torch) over all adapter parameters in one group (ρ included, as the engine's and the oracle's),
+  global-norm clipping at maxGradNorm (norm reported before clipping).
+- Evaluation: the posterior means merged into the weights (W + s·μ_B·μ_A), transformers greedy `generate`
+  with the language token forced to the row's language, `maxNewTokens`; WER/CER after Whisper's normalizers
+  (English normalizer for English rows, the basic normalizer otherwise; jiwer, errors pooled over the set).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+CACHE = Path(os.environ.get("BLORA_CACHE", Path.home() / ".cache" / "blora-studio"))
+DEFAULT_MODEL = CACHE / "models" / "whisper-base"
+SAMPLE_RATE = 16000
+SPARSITY_THRESHOLD = 1e-3
+
+# The engine's order of adapter targets within a layer (src/engine/adapters.ts ADAPTER_TARGETS).
+ADAPTER_TARGETS = [
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj",
+    "encoder_attn.q_proj", "encoder_attn.k_proj", "encoder_attn.v_proj", "encoder_attn.out_proj",
+    "fc1", "fc2",
+]
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+def default_experiment() -> dict:
+    """Mirror of defaultExperiment() in src/train/config.ts."""
+    return {
+        "schema": 1, "name": "blora", "data": {"train": "", "eval": []}, "method": "blora",
+        "adapter": {"targets": ["self_attn.q_proj", "self_attn.v_proj"], "r": 32, "alpha": 64, "dropout": 0.05,
+                    "estimator": "flipout", "bayesianAOnly": False, "sigmaPrior": 0.01, "beta": 1e-4},
+        "optim": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weightDecay": 5e-4, "maxGradNorm": 1.0,
+                  "warmupSteps": 10, "schedule": "inverse_sqrt", "steps": 100, "batchSize": 8, "gradAccum": 1},
+        "seed": 0, "eval": {"interval": 0, "maxNewTokens": 128},
+    }
+
+
+OPTIONAL_KEYS = {"experiment.model", "experiment.data.trainLimit", "experiment.adapter.layers"}
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _merge(base, over, path):
+    if over is None:
+        return base
+    if not isinstance(base, dict):
+        return over
+    if not isinstance(over, dict):
+        raise ConfigError(f"{path}: expected an object")
+    out = dict(base)
+    for k, v in over.items():
+        if k not in base and f"{path}.{k}" not in OPTIONAL_KEYS:
+            raise ConfigError(f"{path}.{k}: unknown key")
+        out[k] = _merge(base.get(k), v, f"{path}.{k}")
+    return out
+
+
+def parse_experiment(obj: dict, source: str) -> dict:
+    """Defaults for missing keys; unknown keys and bad values are errors naming the file and the key."""
+    try:
+        c = _merge(default_experiment(), obj, "experiment")
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    errs = []
+    if c["schema"] != 1:
+        errs.append(f"schema {c['schema']} is not 1")
+    if c["method"] not in ("lora", "blora"):
+        errs.append(f'method must be "lora" or "blora" (got {c["method"]})')
+    if not c["data"]["train"]:
+        errs.append("data.train is required")
+    for i, s in enumerate(c["data"]["eval"]):
+        if not s.get("path"):
+            errs.append(f"data.eval[{i}].path is required")
+        if s.get("role") not in ("new", "base"):
+            errs.append(f'data.eval[{i}].role must be "new" or "base" (got {s.get("role")})')
+    a, o = c["adapter"], c["optim"]
+    for t in a["targets"]:
+        if t not in ADAPTER_TARGETS:
+            errs.append(f'adapter.targets: unknown target "{t}"')
+    if a["estimator"] not in ("flipout", "bbb", "lrt"):
+        errs.append(f"adapter.estimator must be flipout, bbb or lrt (got {a['estimator']})")
+    if not (0 <= a["dropout"] < 1):
+        errs.append(f"adapter.dropout must be in [0, 1) (got {a['dropout']})")
+    for k, v in (("adapter.r", a["r"]), ("optim.steps", o["steps"]), ("optim.batchSize", o["batchSize"]),
+                 ("optim.gradAccum", o["gradAccum"])):
+        if not (isinstance(v, int) and v >= 1):
+            errs.append(f"{k} must be an integer ≥ 1 (got {v})")
+    if o["schedule"] not in ("inverse_sqrt", "cosine", "constant"):
+        errs.append(f"optim.schedule must be inverse_sqrt, cosine or constant (got {o['schedule']})")
+    if a["beta"] < 0 or a["sigmaPrior"] <= 0 or o["lr"] <= 0:
+        errs.append("adapter.beta must be ≥ 0, adapter.sigmaPrior and optim.lr > 0")
+    if errs:
+        raise ConfigError(f"{source}: " + "; ".join(errs))
+    return c
+
+
+def lr_at(step: int, o: dict) -> float:
+    lr, w = o["lr"], o["warmupSteps"]
+    if w > 0 and step <= w:
+        return lr * step / w
+    if o["schedule"] == "constant":
+        return lr
+    if o["schedule"] == "inverse_sqrt":
+        tau = max(w, 1)
+        return lr * math.sqrt(tau / max(step, tau))
+    span = max(1, o["steps"] - w)
+    return lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - w - 1) / span)))
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class Row:
+    audio: Path
+    text: str
+    language: str
+    id: str
+
+
+def read_dataset(path: str, limit: int | None = None) -> list[Row]:
+    """audiofolder (metadata.csv: file_name + transcription/text [+ language]) or a JSONL manifest
+    (audio_filepath, text, language). Rows without audio or text are an error naming the file and line."""
+    p = Path(path).expanduser()
+    rows: list[Row] = []
+    if p.is_dir() and (p / "metadata.csv").exists():
+        meta = p / "metadata.csv"
+        with open(meta, newline="", encoding="utf-8") as f:
+            for i, r in enumerate(csv.DictReader(f), start=2):
+                text = r.get("transcription") or r.get("text") or r.get("sentence")
+                if not r.get("file_name") or text is None:
+                    raise ValueError(f"{meta}:{i}: needs file_name and transcription/text")
+                rows.append(Row(p / r["file_name"], text, (r.get("language") or "en").strip(), r["file_name"]))
+    elif p.is_file() and p.suffix == ".jsonl" or (p.is_dir() and (p / "manifest.jsonl").exists()):
+        man = p if p.is_file() else p / "manifest.jsonl"
+        for i, line in enumerate(man.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            if "audio_filepath" not in r or "text" not in r:
+                raise ValueError(f"{man}:{i}: needs audio_filepath and text")
+            rows.append(Row(man.parent / r["audio_filepath"], r["text"], r.get("language") or "en", r["audio_filepath"]))
+    else:
+        raise FileNotFoundError(f"{path}: not an audiofolder (metadata.csv) or JSONL manifest")
+    if limit:
+        rows = rows[:limit]
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    return rows
+
+
+def read_audio(path: Path) -> np.ndarray:
+    import soundfile as sf
+
+    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    if sr != SAMPLE_RATE:
+        raise ValueError(f"{path}: {sr} Hz; the torch trainer reads 16 kHz audio (resample with sox first)")
+    return x.mean(axis=1)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_key(model_dir: Path) -> str:
+    """A content key of the model: blora-model.json (written by prepare_model.py, with the weights' hashes) or
+    the hash of model.safetensors."""
+    meta = model_dir / "blora-model.json"
+    h = hashlib.sha256()
+    h.update((meta if meta.exists() else model_dir / "config.json").read_bytes())
+    if not meta.exists():
+        h.update(sha256_file(model_dir / "model.safetensors").encode())
+    return h.hexdigest()[:16]
+
+
+class EncoderStates:
+    """Frozen encoder outputs [1500, d] per utterance, computed once and cached on disk (fp32 .npy)."""
+
+    def __init__(self, model, processor, model_dir: Path, device):
+        self.model, self.proc, self.device = model, processor, device
+        self.dir = CACHE / "encoder-states" / model_key(model_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.mem: dict[str, np.ndarray] = {}
+        self.hashes: dict[Path, str] = {}
+
+    def key(self, row: Row) -> str:
+        if row.audio not in self.hashes:
+            self.hashes[row.audio] = sha256_file(row.audio)[:32]
+        return self.hashes[row.audio]
+
+    def ensure(self, rows: list[Row], label: str, batch: int = 8) -> None:
+        import torch
+
+        todo = [r for r in rows if not (self.dir / f"{self.key(r)}.npy").exists()]
+        if not todo:
+            return
+        t0 = time.time()
+        log(f"encoder: {len(todo)} of {len(rows)} {label} utterances not cached yet → {self.dir}")
+        for b in range(0, len(todo), batch):
+            chunk = todo[b:b + batch]
+            feats = self.proc.feature_extractor([read_audio(r.audio) for r in chunk], sampling_rate=SAMPLE_RATE,
+                                                return_tensors="pt").input_features.to(self.device)
+            with torch.no_grad():
+                h = self.model.model.encoder(feats).last_hidden_state.float().cpu().numpy()
+            for r, x in zip(chunk, h):
+                tmp = self.dir / f"{self.key(r)}.{os.getpid()}.tmp.npy"
+                np.save(tmp, x)
+                os.replace(tmp, self.dir / f"{self.key(r)}.npy")
+            done = min(b + batch, len(todo))
+            el = time.time() - t0
+            log(f"  encoder {done}/{len(todo)}  {el:.0f} s, ETA {el / done * (len(todo) - done):.0f} s")
+
+    def get(self, rows: list[Row]):
+        import torch
+
+        out = []
+        for r in rows:
+            k = self.key(r)
+            if k not in self.mem:
+                self.mem[k] = np.load(self.dir / f"{k}.npy")
+            out.append(self.mem[k])
+        return torch.from_numpy(np.stack(out)).to(self.device)
+
+
+# ---------------------------------------------------------------------------------------------- adapters
+
+
+def mulberry32(seed: int):
+    """Bit-exact twin of mulberry32 in src/engine/adapters.ts (uniform in [0, 1))."""
+    a = seed & 0xFFFFFFFF
+
+    def nxt() -> float:
+        nonlocal a
+        a = (a + 0x6D2B79F5) & 0xFFFFFFFF
+        t = a
+        t = ((t ^ (t >> 15)) * (t | 1)) & 0xFFFFFFFF
+        t = (t ^ ((t + (((t ^ (t >> 7)) * (t | 61)) & 0xFFFFFFFF)) & 0xFFFFFFFF)) & 0xFFFFFFFF
+        return ((t ^ (t >> 14)) & 0xFFFFFFFF) / 4294967296
+
+    return nxt
+
+
+def imul(a: int, b: int) -> int:
+    return (a * b) & 0xFFFFFFFF
+
+
+class BatchSampler:
+    """Twin of BatchSampler in src/train/data.ts: a Fisher–Yates permutation per epoch from
+    mulberry32((seed·0x9e3779b1) ^ ((epoch + 1)·0x85ebca6b)), consumed B at a time straight across epochs."""
+
+    def __init__(self, n: int, batch: int, seed: int):
+        self.n, self.batch, self.seed = n, batch, seed
+        self.epoch, self.pos = 0, 0
+        self.perm = self.permutation(0)
+
+    def permutation(self, epoch: int) -> list[int]:
+        rnd = mulberry32(imul(self.seed, 0x9E3779B1) ^ imul(epoch + 1, 0x85EBCA6B))
+        p = list(range(self.n))
+        for i in range(self.n - 1, 0, -1):
+            j = math.floor(rnd() * (i + 1))
+            p[i], p[j] = p[j], p[i]
+        return p
+
+    def next(self) -> list[int]:
+        out = []
+        while len(out) < self.batch:
+            if self.pos >= self.n:
+                self.epoch, self.pos = self.epoch + 1, 0
+                self.perm = self.permutation(self.epoch)
+            out.append(self.perm[self.pos])
+            self.pos += 1
+        return out
+
+
+def engine_module_order(adapters: dict) -> list[str]:
+    """The engine's module order: by layer, then by ADAPTER_TARGETS order."""
+    def key(name: str):
+        rest = name.split("model.decoder.layers.", 1)[1]
+        layer, target = rest.split(".", 1)
+        return (int(layer), ADAPTER_TARGETS.index(target))
+    return sorted(adapters, key=key)
+
+
+def engine_init(adapters: dict, seed: int) -> None:
+    """initAdapterTheta(plan, seed) of src/engine/adapters.ts: per module in engine order, μ_A (or A) then ρ_A
+    from one mulberry32 stream as f32(lo + (hi − lo)·u); B, μ_B = 0; ρ_B = −50."""
+    import torch
+
+    rnd = mulberry32(seed)
+
+    def uniform(shape, lo, hi):
+        n = int(np.prod(shape))
+        u = np.fromiter((rnd() for _ in range(n)), dtype=np.float64, count=n)
+        return torch.from_numpy((lo + (hi - lo) * u).astype(np.float32).reshape(shape))
+
+    with torch.no_grad():
+        for name in engine_module_order(adapters):
+            ad = adapters[name]
+            n_in = ad.base.in_features
+            bound = 1 / math.sqrt(n_in)
+            if ad.bayesian:
+                ad.A.mu.copy_(uniform(ad.A.mu.shape, -bound, bound))
+                ad.A.rho.copy_(uniform(ad.A.rho.shape, -5.5, -4.5))
+                if ad.B is not None:
+                    ad.B.mu.zero_()
+                    ad.B.rho.fill_(-50.0)
+                else:
+                    ad.B_det.zero_()
+            else:
+                ad.lora_A.copy_(uniform(ad.lora_A.shape, -bound, bound))
+                ad.lora_B.zero_()
+
+
+def factor_means(ad) -> tuple:
+    """(A or μ_A, B or μ_B) of one adapter."""
+    if not ad.bayesian:
+        return ad.lora_A, ad.lora_B
+    return ad.A.mu, (ad.B.mu if ad.B is not None else ad.B_det)
+
+
+def sparsity(adapters: dict, thr: float = SPARSITY_THRESHOLD) -> dict:
+    """Fractions of |μ| < thr over all elements of A, of B, of A and B together, and of ΔW = s·μ_B·μ_A."""
+    import torch
+
+    na = nb = za = zb = nd = zd = 0
+    with torch.no_grad():
+        for ad in adapters.values():
+            a, b = factor_means(ad)
+            za += int((a.abs() < thr).sum()); na += a.numel()
+            zb += int((b.abs() < thr).sum()); nb += b.numel()
+            dw = ad.delta_weight_mean()
+            zd += int((dw.abs() < thr).sum()); nd += dw.numel()
+    return {"A": za / na, "B": zb / nb, "AB": (za + zb) / (na + nb), "deltaW": zd / nd, "threshold": thr}
+
+
+def abs_mu_histogram(adapters: dict, edges: list[float]) -> dict:
+    """Counts of |μ| (all elements of A and B) in log-spaced bins, for the sparsity plot."""
+    import torch
+
+    vals = torch.cat([t.detach().abs().reshape(-1).cpu() for ad in adapters.values() for t in factor_means(ad)])
+    e = torch.tensor(edges, dtype=vals.dtype)
+    idx = torch.bucketize(vals, e)  # 0: below edges[0]; len(edges): above the last
+    counts = torch.bincount(idx, minlength=len(edges) + 1)
+    return {"edges": edges, "counts": [int(c) for c in counts], "total": int(vals.numel())}
+
+
+def export_adapter(adapters: dict, cfg: dict, out: Path, base_model: str) -> None:
+    """PEFT layout, as src/export/peft.ts writes it."""
+    import torch
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    a_cfg = cfg["adapter"]
+    tensors, posterior = {}, {}
+    names = engine_module_order(adapters)
+    for name in names:
+        ad = adapters[name]
+        A, B = factor_means(ad)
+        tensors[f"base_model.model.{name}.lora_A.weight"] = A.detach().float().cpu().contiguous()
+        tensors[f"base_model.model.{name}.lora_B.weight"] = B.detach().float().cpu().contiguous()
+        if ad.bayesian:
+            posterior[f"base_model.model.{name}.lora_A.rho"] = ad.A.rho.detach().float().cpu().contiguous()
+            if ad.B is not None:
+                posterior[f"base_model.model.{name}.lora_B.rho"] = ad.B.rho.detach().float().cpu().contiguous()
+    save_file(tensors, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
+    layers = sorted({int(n.split(".")[3]) for n in names})
+    targets = sorted({n.split(".", 4)[4] for n in names})
+    esc = lambda s: s.replace(".", "\\.")  # noqa: E731
+    lay = str(layers[0]) if len(layers) == 1 else "(" + "|".join(map(str, layers)) + ")"
+    tg = esc(targets[0]) if len(targets) == 1 else "(" + "|".join(esc(t) for t in targets) + ")"
+    config = {
+        "peft_type": "LORA", "task_type": None, "base_model_name_or_path": base_model, "r": a_cfg["r"],
+        "lora_alpha": a_cfg["alpha"], "lora_dropout": a_cfg["dropout"],
+        "target_modules": f"model\\.decoder\\.layers\\.{lay}\\.{tg}", "bias": "none", "fan_in_fan_out": False,
+        "inference_mode": True, "init_lora_weights": True, "modules_to_save": None, "use_rslora": False,
+        "use_dora": False,
+    }
+    (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    if cfg["method"] == "blora":
+        save_file(posterior, str(out / "blora_posterior.safetensors"), metadata={
+            "format": "pt", "method": "blora", "sigma": "softplus(rho); rho < -20: exp(rho)",
+            "prior_sigma": str(a_cfg["sigmaPrior"]), "estimator": a_cfg["estimator"],
+            "bayesian_a_only": str(a_cfg["bayesianAOnly"]).lower(), "beta": str(a_cfg["beta"])})
+
+
+def install_kv_wrappers(model) -> list:
+    """Wrap every decoder encoder_attn.k_proj / v_proj (frozen) in a module that returns precomputed outputs for the
+    current batch when they are set (`.cached`), else computes them. Order: layer, then k, v."""
+    import torch.nn as nn
+
+    class CachedKVProj(nn.Module):
+        def __init__(self, base):
+            super().__init__()
+            self.base = base
+            self.cached = None
+
+        def forward(self, x):
+            if self.cached is not None and self.cached.shape[:2] == x.shape[:2]:
+                return self.cached
+            return self.base(x)
+
+    wrappers = []
+    for layer in model.model.decoder.layers:
+        for attr in ("k_proj", "v_proj"):
+            w = CachedKVProj(getattr(layer.encoder_attn, attr))
+            setattr(layer.encoder_attn, attr, w)
+            wrappers.append(w)
+    return wrappers
+
+
+class CrossKV:
+    """The frozen cross-attention K/V of each utterance ([2·layers, 1500, d] fp32, 37 MB for Whisper base): computed
+    once, kept on disk under $BLORA_CACHE/cross-kv/<model key>/<audio sha256>.npy and in a bounded in-memory LRU, and
+    handed to the wrappers of install_kv_wrappers for a batch (training steps and the first step of `generate`).
+    Valid only while encoder_attn.k_proj / v_proj carry no adapter (the caller checks)."""
+
+    def __init__(self, wrappers: list, enc: "EncoderStates", model_dir: Path, mem_gb: float, device, disk: bool = True):
+        self.wrappers, self.enc, self.device, self.disk = wrappers, enc, device, disk
+        self.dir = CACHE / "cross-kv" / model_key(model_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.mem: OrderedDict[str, object] = OrderedDict()
+        self.max = max(1, int(mem_gb * 2**30 / (len(wrappers) * 1500 * 512 * 4)))
+
+    def one(self, row: "Row", state):
+        import torch
+
+        k = self.enc.key(row)
+        if k in self.mem:
+            self.mem.move_to_end(k)
+            return self.mem[k]
+        f = self.dir / f"{k}.npy"
+        if f.exists():
+            kv = torch.from_numpy(np.load(f)).to(self.device)
+        else:
+            with torch.no_grad():
+                kv = torch.stack([w.base(state) for w in self.wrappers])
+            if self.disk:
+                tmp = self.dir / f"{k}.{os.getpid()}.tmp.npy"
+                np.save(tmp, kv.float().cpu().numpy())
+                os.replace(tmp, f)
+        self.mem[k] = kv
+        if len(self.mem) > self.max:
+            self.mem.popitem(last=False)
+        return kv
+
+    def ensure(self, rows: list, label: str) -> None:
+        todo = [r for r in rows if not (self.dir / f"{self.enc.key(r)}.npy").exists()]
+        t0 = time.time()
+        for n, r in enumerate(todo, 1):
+            self.one(r, self.enc.get([r])[0])
+            if n % 8 == 0 or n == len(todo):
+                log(f"  cross K/V {label} {n}/{len(todo)}  {time.time() - t0:.0f} s")
+
+    def set(self, rows: list, states) -> None:
+        import torch
+
+        per = [self.one(r, s) for r, s in zip(rows, states)]
+        for j, w in enumerate(self.wrappers):
+            w.cached = torch.stack([p[j] for p in per])
+
+    def clear(self) -> None:
+        for w in self.wrappers:
+            w.cached = None
+
+
+# ---------------------------------------------------------------------------------------------- model
+
+
+def load_model(model_dir: Path, device):
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    if not (model_dir / "config.json").exists():
+        raise FileNotFoundError(f"{model_dir}/config.json: no prepared model there (run scripts/setup.sh)")
+    proc = WhisperProcessor.from_pretrained(str(model_dir))
+    model = WhisperForConditionalGeneration.from_pretrained(str(model_dir), dtype=torch.float32,
+                                                            attn_implementation="eager")
+    model.to(device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, proc
+
+
+class Tokens:
+    def __init__(self, tok):
+        self.tok = tok
+        self.sot = tok.convert_tokens_to_ids("<|startoftranscript|>")
+        self.transcribe = tok.convert_tokens_to_ids("<|transcribe|>")
+        self.notimestamps = tok.convert_tokens_to_ids("<|notimestamps|>")
+        self.eot = tok.convert_tokens_to_ids("<|endoftext|>")
+
+    def lang(self, code: str) -> int:
+        t = self.tok.convert_tokens_to_ids(f"<|{code.split('-')[0].lower()}|>")
+        if t is None or t == self.tok.unk_token_id:
+            raise ValueError(f"language {code!r} has no Whisper language token")
+        return t
+
+    def sequence(self, row: Row) -> tuple[list[int], list[int]]:
+        text = self.tok.encode(" " + row.text.strip(), add_special_tokens=False)
+        seq = [self.sot, self.lang(row.language), self.transcribe, self.notimestamps] + text + [self.eot]
+        return seq[:-1], seq[1:]  # every label scored, the prompt's too (HF's recipe; src/train/data.ts)
+
+
+def collate(tokens: Tokens, rows: list[Row], device):
+    import torch
+
+    seqs = [tokens.sequence(r) for r in rows]
+    S = max(len(i) for i, _ in seqs)
+    ids = torch.full((len(rows), S), tokens.eot, dtype=torch.long)
+    labels = torch.full((len(rows), S), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), S), dtype=torch.long)
+    for b, (i, lab) in enumerate(seqs):
+        ids[b, :len(i)] = torch.tensor(i)
+        labels[b, :len(lab)] = torch.tensor(lab)
+        mask[b, :len(i)] = 1
+    return ids.to(device), labels.to(device), mask.to(device)
+
+
+# ---------------------------------------------------------------------------------------------- eval
+
+
+def _normalizers():
+    import importlib.util
+
+    spec = importlib.util.find_spec("transformers")
+    path = Path(spec.origin).parent / "models" / "whisper" / "english_normalizer.py"
+    ms = importlib.util.spec_from_file_location("whisper_english_normalizer", path)
+    mod = importlib.util.module_from_spec(ms)
+    ms.loader.exec_module(mod)
+    spelling = json.loads((ROOT / "src" / "metrics" / "normalizers" / "english-spelling.json").read_text(encoding="utf-8"))
+    return mod.BasicTextNormalizer(), mod.EnglishTextNormalizer(spelling)
+
+
+def normalize_fn():
+    basic, english = _normalizers()
+
+    def norm(text: str, language: str) -> str:
+        return (english if language.split("-")[0].lower() in ("en", "english") else basic)(text)
+
+    return norm
+
+
+def evaluate(model, proc, tokens: Tokens, enc: EncoderStates, rows: list[Row], max_new_tokens: int, batch: int,
+             device, kv: CrossKV | None = None) -> tuple[dict, list[dict]]:
+    """Greedy transcripts (language forced per row), WER/CER pooled over the set."""
+    import jiwer
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    norm = normalize_fn()
+    by_lang: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_lang.setdefault(r.language, []).append(i)
+    hyps: dict[int, str] = {}
+    model.eval()
+    for lang, idx in by_lang.items():
+        for b in range(0, len(idx), batch):
+            ii = idx[b:b + batch]
+            states = enc.get([rows[i] for i in ii])
+            if kv is not None:
+                kv.set([rows[i] for i in ii], states)
+            with torch.no_grad():
+                out = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=states), language=lang,
+                                     task="transcribe", max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+            if kv is not None:
+                kv.clear()
+            for i, h in zip(ii, proc.batch_decode(out, skip_special_tokens=True)):
+                hyps[i] = h.strip()
+    refs_n = [norm(r.text, r.language) for r in rows]
+    hyps_n = [norm(hyps[i], r.language) for i, r in enumerate(rows)]
+    keep = [i for i in range(len(rows)) if refs_n[i].strip()]
+    wer = float(jiwer.wer([refs_n[i] for i in keep], [hyps_n[i] for i in keep]))
+    cer = float(jiwer.cer([refs_n[i] for i in keep], [hyps_n[i] for i in keep]))
+    per = [{"id": r.id, "language": r.language, "reference": r.text, "hypothesis": hyps[i],
+            "wer": float(jiwer.wer(refs_n[i], hyps_n[i])) if refs_n[i].strip() else None} for i, r in enumerate(rows)]
+    return {"wer": wer, "cer": cer, "utterances": len(rows)}, per
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def merged_eval(adapters: dict, fn):
+    """Run fn() with ΔW = s·μ_B·μ_A merged into each adapted Linear (the adapter path off)."""
+    import torch
+
+    saved = []
+    with torch.no_grad():
+        for ad in adapters.values():
+            w = ad.base.weight
+            saved.append((ad, w.detach().clone()))
+            w.add_(ad.delta_weight_mean().to(w.dtype))
+    orig_forward = {}
+    try:
+        for ad, _ in saved:
+            orig_forward[ad] = ad.forward
+            ad.forward = ad.base.forward  # the merged Linear alone
+        return fn()
+    finally:
+        with torch.no_grad():
+            for ad, w in saved:
+                ad.base.weight.copy_(w)
+                ad.forward = orig_forward[ad]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="PyTorch LoRA/BLoRA trainer for Whisper (blora-studio torch backend)",
+                                 epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="experiment.json (schema: src/train/config.ts)")
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--no-eval-before", action="store_true", help="skip the step-0 evaluation (frozen model; "
+                    "identical for every run, the experiment runner evaluates it once)")
+    ap.add_argument("--eval-base", action="store_true", help="only evaluate the frozen model on data.eval")
+    ap.add_argument("--eval-batch", type=int, default=8)
+    ap.add_argument("--kv-cache-gb", type=float, default=4.0, help="memory for cached cross-attention K/V")
+    ap.add_argument("--no-kv-disk", action="store_true", help="keep cross-attention K/V in memory only (37 MB per "
+                    "utterance on disk otherwise: too much for thousands of clips)")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg_path = Path(args.config)
+    try:
+        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        log(f"error: {cfg_path}: no such file")
+        return 2
+    except json.JSONDecodeError as e:
+        log(f"error: {cfg_path}: invalid JSON ({e})")
+        return 2
+    try:
+        cfg = parse_experiment(raw, str(cfg_path))
+    except ConfigError as e:
+        log(f"error: {e}")
+        return 2
+
+    accelerator = None
+    try:
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        device = accelerator.device
+    except ImportError:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    is_main = accelerator is None or accelerator.is_main_process
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "experiment.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    model_dir = Path(cfg.get("model") or DEFAULT_MODEL).expanduser()
+    t_start = time.time()
+    model, proc = load_model(model_dir, device)
+    tokens = Tokens(proc.tokenizer)
+    enc = EncoderStates(model, proc, model_dir, device)
+    kv = None
+    if args.eval_base or not any(t in cfg["adapter"]["targets"] for t in ("encoder_attn.k_proj", "encoder_attn.v_proj")):
+        kv = CrossKV(install_kv_wrappers(model), enc, model_dir, args.kv_cache_gb, device, disk=not args.no_kv_disk)
+    eval_sets = []
+    for s in cfg["data"]["eval"]:
+        rows = read_dataset(s["path"], s.get("limit"))
+        eval_sets.append((s.get("name") or Path(s["path"]).name, s["role"], rows))
+    metrics = open(out / "metrics.jsonl", "w", encoding="utf-8")
+
+    def emit(rec: dict) -> None:
+        if is_main:
+            metrics.write(json.dumps(rec) + "\n")
+            metrics.flush()
+
+    def run_eval(step: int, adapters: dict | None) -> list[dict]:
+        recs = []
+        for name, role, rows in eval_sets:
+            t0 = time.time()
+            enc.ensure(rows, name)
+            fn = lambda: evaluate(model, proc, tokens, enc, rows, cfg["eval"]["maxNewTokens"], args.eval_batch, device, kv)  # noqa: E731
+            res, per = merged_eval(adapters, fn) if adapters else fn()
+            rec = {"kind": "eval", "step": step, "set": name, "role": role, "wer": res["wer"], "cer": res["cer"],
+                   "utterances": res["utterances"], "backend": "torch"}
+            emit(rec)
+            if is_main:
+                with open(out / f"hyps-{name}-step{step}.jsonl", "w", encoding="utf-8") as f:
+                    for p in per:
+                        f.write(json.dumps(p, ensure_ascii=False) + "\n")
+            log(f"eval step {step} {name} ({role}): WER {100 * res['wer']:.1f} %, CER {100 * res['cer']:.1f} %, "
+                f"{len(rows)} utt, {time.time() - t0:.0f} s")
+            recs.append({**rec, "seconds": time.time() - t0})
+        return recs
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    for pkg in ("transformers", "peft", "jiwer", "accelerate"):
+        try:
+            from importlib.metadata import version
+            versions[pkg] = version(pkg)
+        except Exception:  # noqa: BLE001
+            pass
+    machine = {"device": str(device), "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+               "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+               "processes": accelerator.num_processes if accelerator else 1}
+
+    if args.eval_base:
+        evals = run_eval(0, None)
+        result = {"backend": "torch", "kind": "base", "name": cfg["name"], "model": str(model_dir), "eval": evals,
+                  "seconds": time.time() - t_start, "versions": versions, "machine": machine}
+        if is_main:
+            (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        return 0
+
+    # ---- adapters
+    from blora_torch import attach_blora, total_kl
+
+    torch.manual_seed(cfg["seed"])
+    a, o = cfg["adapter"], cfg["optim"]
+    n_layers = model.config.decoder_layers
+    layers = a.get("layers") or list(range(n_layers))
+    prefixes = [f"model.decoder.layers.{l}." for l in layers]
+    adapters = {}
+    for pre in prefixes:
+        adapters.update(attach_blora(model, targets=a["targets"], layer_filter=pre, r=a["r"], alpha=a["alpha"],
+                                     dropout=a["dropout"], bayesian=cfg["method"] == "blora",
+                                     bayesian_a_only=a["bayesianAOnly"], estimator=a["estimator"]))
+    engine_init(adapters, cfg["seed"])
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_params = sum(p.numel() for p in params)
+    log(f"{cfg['method']}: {len(adapters)} adapted modules, {n_params} trainable values, device {device}, "
+        f"threads {torch.get_num_threads()}")
+
+    def set_kv(rows: list[Row], states) -> None:
+        if kv is not None:
+            kv.set(rows, states)
+
+    def clear_kv() -> None:
+        if kv is not None:
+            kv.clear()
+
+    train_rows = read_dataset(cfg["data"]["train"], cfg["data"].get("trainLimit"))
+    enc.ensure(train_rows, "train")
+    evals_before = [] if args.no_eval_before else run_eval(0, None)
+
+    opt = torch.optim.AdamW(params, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"], weight_decay=o["weightDecay"])
+    if accelerator is not None:
+        model, opt = accelerator.prepare(model, opt)
+    world = accelerator.num_processes if accelerator else 1
+    rank = accelerator.process_index if accelerator else 0
+    sampler = BatchSampler(len(train_rows), o["batchSize"] * world, cfg["seed"])
+
+    def next_batch() -> list[Row]:
+        take = sampler.next()
+        mine = take[rank * o["batchSize"]:(rank + 1) * o["batchSize"]]
+        return [train_rows[i] for i in mine]
+
+    beta, accum = a["beta"], o["gradAccum"]
+    t_train0 = time.time()
+    train_seconds = 0.0
+    eval_steps = []
+    last = {}
+    for step in range(1, o["steps"] + 1):
+        ts = time.time()
+        lr = lr_at(step, o)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        model.train()
+        ce_sum, kl_val, ntok = 0.0, 0.0, 0
+        for _ in range(accum):
+            rows = next_batch()
+            states = enc.get(rows)
+            set_kv(rows, states)
+            ids, labels, mask = collate(tokens, rows, device)
+            outp = model(encoder_outputs=(states,), decoder_input_ids=ids, decoder_attention_mask=mask, use_cache=False)
+            logits = outp.logits
+            ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                                   ignore_index=-100)
+            kl = total_kl(adapters, a["sigmaPrior"]).to(ce.device) if cfg["method"] == "blora" else torch.zeros((), device=ce.device)
+            loss = ce / accum + (beta / accum) * kl
+            if accelerator is not None:
+                accelerator.backward(loss)
+            else:
+                loss.backward()
+            ce_sum += float(ce.detach())
+            kl_val = float(kl.detach())
+            ntok += int((labels != -100).sum())
+        clear_kv()
+        grads = [p.grad for p in params if p.grad is not None]
+        gnorm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+        if o["maxGradNorm"] > 0:
+            torch.nn.utils.clip_grad_norm_(params, o["maxGradNorm"])
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        dt = time.time() - ts
+        train_seconds += dt
+        ce_mean = ce_sum / accum
+        sp = sparsity(adapters)
+        last = {"ce": ce_mean, "kl": kl_val}
+        emit({"kind": "train", "step": step, "ce": ce_mean, "kl": kl_val, "loss": ce_mean + beta * kl_val, "lr": lr,
+              "gradNorm": gnorm, "tokens": ntok * world, "tokensPerSec": ntok * world / dt,
+              "sparsityA": sp["A"], "sparsityB": sp["B"], "elapsedS": time.time() - t_train0, "backend": "torch"})
+        if step == 1 or step % 10 == 0 or step == o["steps"]:
+            el = time.time() - t_train0
+            log(f"step {step}/{o['steps']}  ce {ce_mean:.4f}  kl {kl_val:.4g}  lr {lr:.2e}  |g| {gnorm:.3g}  "
+                f"{dt:.1f} s/step  ETA {el / step * (o['steps'] - step):.0f} s")
+        if cfg["eval"]["interval"] and step % cfg["eval"]["interval"] == 0 and step != o["steps"]:
+            eval_steps.append(run_eval(step, adapters))
+
+    t_eval = time.time()
+    evals_after = run_eval(o["steps"], adapters)
+    eval_seconds = time.time() - t_eval
+    sp = sparsity(adapters)
+    edges = [10.0 ** (e / 4) for e in range(-28, 1)]  # 1e-7 … 1
+    hist = abs_mu_histogram(adapters, edges)
+    kl_final = float(total_kl(adapters, a["sigmaPrior"])) if cfg["method"] == "blora" else 0.0
+    if is_main:
+        export_adapter(adapters, cfg, out / "adapter", str(model_dir))
+        result = {
+            "backend": "torch", "kind": "run", "name": cfg["name"], "method": cfg["method"], "seed": cfg["seed"],
+            "model": str(model_dir), "modelKey": model_key(model_dir), "train": cfg["data"]["train"],
+            "trainUtterances": len(train_rows), "steps": o["steps"], "final": last, "klFinal": kl_final,
+            "sparsity": sp, "absMuHistogram": hist, "evalBefore": evals_before, "eval": evals_after,
+            "evalDuring": eval_steps, "trainSeconds": train_seconds, "evalSeconds": eval_seconds,
+            "seconds": time.time() - t_start, "versions": versions, "machine": machine,
+            "trainableValues": n_params,
+        }
+        (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    metrics.close()
+    log(f"done in {time.time() - t_start:.0f} s (train {train_seconds:.0f} s, final eval {eval_seconds:.0f} s) → {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
