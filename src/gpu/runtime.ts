@@ -70,6 +70,22 @@ export class GpuRuntime {
     this.acct = a;
   }
 
+  /**
+   * True on a CPU (software) adapter — SwiftShader, llvmpipe, lavapipe, or a fallback adapter —
+   * where some kernels pick a variant tuned for SIMD-across-invocations CPUs (see matmul_bias.wgsl
+   * main_rt). From GPUDevice.adapterInfo; false when the device does not expose it.
+   */
+  get softwareAdapter(): boolean {
+    if (this.software === undefined) {
+      const info = (this.device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
+      this.software = info
+        ? Boolean(info.isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe|softpipe|software/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`)
+        : false;
+    }
+    return this.software;
+  }
+  private software: boolean | undefined;
+
   /** Count `buf` as live until its destroy() (which is wrapped to uncount it, once). */
   private track(buf: GPUBuffer): GPUBuffer {
     const a = this.acct;
