@@ -340,7 +340,7 @@ export class Trainer {
   }
 
   private async diverged(step: number, what: string): Promise<never> {
-    this.engine.setState(this.lastGood);
+    this.engine.setState({ theta: this.lastGood.theta, m: this.lastGood.m, v: this.lastGood.v });
     this.sampler.state = this.lastGood.sampler;
     this.step = this.lastGood.step;
     this.theta = this.lastGood.theta;
@@ -391,7 +391,7 @@ export class Trainer {
   restore(ck: Checkpoint): void {
     if (ck.theta.length !== this.plan.size) throw new Error(`checkpoint has ${ck.theta.length} adapter values, this run ${this.plan.size} (another adapter configuration?)`);
     if (JSON.stringify(ck.config) !== JSON.stringify(this.config)) throw new Error('checkpoint was written by another experiment configuration');
-    this.engine.setState(ck);
+    this.engine.setState({ theta: ck.theta, m: ck.m, v: ck.v });
     this.sampler.state = ck.sampler;
     this.step = ck.step;
     this.elapsedS = ck.elapsedS;
