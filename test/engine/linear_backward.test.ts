@@ -56,19 +56,28 @@ describe('engine linear_backward', () => {
         const dY = randomF32(M * N, 10 + M + N);
         const W = randomF32(N * K, 20 + K);
         const dx0 = accumulate ? randomF32(M * K, 30) : new Float32Array(M * K).fill(NaN);
-        const b = { dy: rt.upload('lb-test:dy', dY), w: rt.upload('lb-test:w', W), dx: rt.upload('lb-test:dx', dx0) };
-        const call = await prepareLinearBackward(rt, { M, N, K }, b, { accumulate });
-        call.run();
-        const dx = await rt.readF32(b.dx, M * K);
-        call.destroy();
-        Object.values(b).forEach((x) => x.destroy());
         const ref = linearBackwardRef(dY, W, M, N, K);
         const want = accumulate ? ref.dx.map((v, i) => v + dx0[i]) : ref.dx;
-        const c = compare(`dX M=${M} N=${N} K=${K}${accumulate ? ' +=' : ''}`, dx, want, (i) =>
-          errorBoundF32(N + (accumulate ? 1 : 0), ref.absSum[i] + (accumulate ? Math.abs(dx0[i]) : 0)),
-        );
-        console.log(c.line);
-        assert.ok(c.ok, c.line);
+        // Both kernel variants (main for GPUs, main_rt for software adapters): each against the
+        // float64 bound, and bit-identical to each other (same summation order).
+        const outs: Float32Array[] = [];
+        for (const registerTiled of [false, true]) {
+          const b = { dy: rt.upload('lb-test:dy', dY), w: rt.upload('lb-test:w', W), dx: rt.upload('lb-test:dx', dx0) };
+          const call = await prepareLinearBackward(rt, { M, N, K }, b, { accumulate, registerTiled });
+          call.run();
+          const dx = await rt.readF32(b.dx, M * K);
+          call.destroy();
+          Object.values(b).forEach((x) => x.destroy());
+          const c = compare(`dX M=${M} N=${N} K=${K}${accumulate ? ' +=' : ''} ${registerTiled ? 'main_rt' : 'main'}`, dx, want, (i) =>
+            errorBoundF32(N + (accumulate ? 1 : 0), ref.absSum[i] + (accumulate ? Math.abs(dx0[i]) : 0)),
+          );
+          console.log(c.line);
+          assert.ok(c.ok, c.line);
+          outs.push(dx);
+        }
+        let diff = 0;
+        for (let i = 0; i < M * K; i++) if (outs[0][i] !== outs[1][i] && !(Number.isNaN(outs[0][i]) && Number.isNaN(outs[1][i]))) diff++;
+        assert.equal(diff, 0, `main vs main_rt: ${diff} elements differ`);
       });
     }
   }

@@ -10,8 +10,11 @@ import { checkDims, needElems } from './uniform-pack';
 export const LINEAR_BWD_TILE_M = 64;
 export const LINEAR_BWD_TILE_K = 64;
 
-export function linearBackwardKernel(): KernelSpec {
-  return { label: 'engine_linear_backward', code: wgsl('engine_linear_backward') };
+/** `registerTiled`: entry main_rt (16×16 micro-tile per thread, no workgroup memory) for software adapters. */
+export function linearBackwardKernel(registerTiled = false): KernelSpec {
+  return registerTiled
+    ? { label: 'engine_linear_backward.main_rt', code: wgsl('engine_linear_backward'), entryPoint: 'main_rt' }
+    : { label: 'engine_linear_backward', code: wgsl('engine_linear_backward') };
 }
 
 export interface LinearBackwardShape {
@@ -24,7 +27,8 @@ export async function prepareLinearBackward(
   rt: GpuRuntime,
   shape: LinearBackwardShape,
   bufs: { dy: GPUBuffer; w: GPUBuffer; dx: GPUBuffer },
-  opts: { accumulate?: boolean } = {},
+  /** registerTiled: kernel variant, default main_rt on a software adapter (rt.softwareAdapter), else main. */
+  opts: { accumulate?: boolean; registerTiled?: boolean } = {},
   label = 'engine_linear_backward',
 ): Promise<{ run(): void; destroy(): void }> {
   const { M, N, K } = shape;
@@ -32,7 +36,7 @@ export async function prepareLinearBackward(
   needElems(label, bufs.dy, M * N, 'dY (M,N)');
   needElems(label, bufs.w, N * K, 'W (N,K)');
   needElems(label, bufs.dx, M * K, 'dX (M,K)');
-  const pipeline = await rt.pipeline(linearBackwardKernel());
+  const pipeline = await rt.pipeline(linearBackwardKernel(opts.registerTiled ?? rt.softwareAdapter));
   const params = rt.uniform(`${label}:params`, new Uint32Array([M, N, K, opts.accumulate ? 1 : 0]));
   const bg = rt.bindGroup(`${label}:bind`, pipeline, [params, bufs.dy, bufs.w, bufs.dx]);
   const wg: [number, number, number] = [Math.ceil(K / LINEAR_BWD_TILE_K), Math.ceil(M / LINEAR_BWD_TILE_M), 1];
