@@ -1,30 +1,70 @@
 import { useEffect } from 'react';
 import { loadDemoClips, loadModel, probeGpu } from './actions';
 import { BackendPanel } from './components/BackendPanel';
+import { CompareView } from './components/CompareView';
 import { DataPanel } from './components/DataPanel';
 import { DemoClips } from './components/DemoClips';
+import { ExperimentPanel } from './components/ExperimentPanel';
+import { ExportView } from './components/ExportView';
 import { ModelPanel } from './components/ModelPanel';
+import { RunView } from './components/RunView';
+import { TryView } from './components/TryView';
+import { useStudio, type View } from './store';
+import { restoreRuns } from './training';
 
 let started = false; // React StrictMode runs effects twice in development; load the model once.
 
+const VIEWS: [View, string][] = [
+  ['setup', 'Setup'],
+  ['run', 'Run'],
+  ['compare', 'Compare'],
+  ['export', 'Export'],
+  ['try', 'Try it'],
+];
+
 export function App() {
+  const view = useStudio((s) => s.view);
+  const set = useStudio((s) => s.set);
+  const setupError = useStudio((s) => s.setupError);
   useEffect(() => {
     if (started) return;
     started = true;
     // Probe first so the compute panel shows what the model will run on, then load the default model.
     void probeGpu().then(() => loadModel());
     void loadDemoClips();
-  }, []);
+    // Runs persist in IndexedDB; one that was training when the tab closed resumes from its checkpoint.
+    void restoreRuns().catch((e) => set({ setupError: `could not read saved runs: ${(e as Error).message}` }));
+  }, [set]);
   return (
     <main>
       <header>
         <h1>blora-studio</h1>
         <p className="muted">Adapt a frozen Whisper to code-switched speech with Bayesian LoRA — in your browser, on WebGPU.</p>
       </header>
-      <BackendPanel />
-      <ModelPanel />
-      <DataPanel />
-      <DemoClips />
+      <nav className="tabs">
+        {VIEWS.map(([v, label]) => (
+          <button key={v} className={view === v ? 'active' : ''} onClick={() => set({ view: v })} data-testid={`tab-${v}`}>
+            {label}
+          </button>
+        ))}
+      </nav>
+      {setupError && (
+        <p className="error" data-testid="setup-error" onClick={() => set({ setupError: undefined })}>
+          {setupError}
+        </p>
+      )}
+      {/* Setup stays mounted (hidden) so dataset inputs and their progress survive tab switches. */}
+      <div hidden={view !== 'setup'}>
+        <BackendPanel />
+        <ModelPanel />
+        <DataPanel />
+        <ExperimentPanel />
+        <DemoClips />
+      </div>
+      {view === 'run' && <RunView />}
+      {view === 'compare' && <CompareView />}
+      {view === 'export' && <ExportView />}
+      {view === 'try' && <TryView />}
     </main>
   );
 }

@@ -54,5 +54,7 @@ export type FromTrain =
   | { type: 'checkpoint'; runId: string; step: number }
   /** files by name; pruned: fraction of μ elements zeroed by the SNR threshold (0 without pruning) */
   | { type: 'exported'; id: string; files: Record<string, Uint8Array | string>; pruned: number; elements: number }
-  | { type: 'request-error'; id: string; message: string };
+  | { type: 'request-error'; id: string; message: string }
+  /** the GPU device was lost: the UI restarts the worker and resumes the run from its checkpoint */
+  | { type: 'device-lost'; runId: string | null; message: string };
 

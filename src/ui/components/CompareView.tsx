@@ -1,0 +1,103 @@
+// All runs side by side: final metrics, the WER-new vs WER-base trade-off (one point per run, β as
+// label) and the β-sweep curve. Runs persist across reloads (IndexedDB).
+import { CartesianGrid, LabelList, Legend, Line, LineChart, Scatter, ScatterChart, Tooltip, XAxis, YAxis, ZAxis } from 'recharts';
+import { deleteRun } from '../training';
+import { pct, summarize, versusLora, loraReference } from '../runMetrics';
+import { useStudio } from '../store';
+import { formatBeta } from './ExperimentPanel';
+
+export function CompareView() {
+  const runs = useStudio((s) => s.runs);
+  const set = useStudio((s) => s.set);
+  const rows = runs.map((r) => ({ r, s: summarize(r), lora: r.config.method === 'blora' ? loraReference(runs, r) : undefined }));
+  const label = (r: (typeof rows)[number]['r']) => (r.config.method === 'blora' ? `β=${formatBeta(r.config.adapter.beta)}` : 'LoRA');
+  const points = rows.filter((x) => x.s.werNew !== undefined && x.s.werBase !== undefined && x.s.step > 0);
+  const scatter = (method: 'lora' | 'blora') =>
+    points.filter((x) => x.r.config.method === method).map((x) => ({ x: x.s.werBase! * 100, y: x.s.werNew! * 100, label: label(x.r) }));
+  const sweep = points
+    .filter((x) => x.r.config.method === 'blora' && x.r.config.adapter.beta > 0)
+    .map((x) => ({ logBeta: Math.log10(x.r.config.adapter.beta), werNew: x.s.werNew! * 100, werBase: x.s.werBase! * 100 }))
+    .sort((a, b) => a.logBeta - b.logBeta);
+  return (
+    <section className="panel" data-testid="compare-view">
+      <h2>Compare runs</h2>
+      {!runs.length && <p className="muted">No runs yet.</p>}
+      <table data-testid="compare-table">
+        <thead>
+          <tr>
+            <th>run</th>
+            <th>method</th>
+            <th>status</th>
+            <th>steps</th>
+            <th>CE</th>
+            <th>WER new</th>
+            <th>WER base</th>
+            <th>forgetting</th>
+            <th>backward gain / new-domain drop vs LoRA</th>
+            <th>|μ| &lt; 1e-3</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map(({ r, s, lora }) => {
+            const vs = lora ? versusLora(r, lora) : undefined;
+            return (
+              <tr key={r.id} data-testid="compare-row" data-run={r.id}>
+                <td>
+                  <a href="#" onClick={(e) => (e.preventDefault(), set({ activeRun: r.id, view: 'run' }))}>
+                    {r.name}
+                  </a>
+                </td>
+                <td>{label(r)}</td>
+                <td>{r.status}</td>
+                <td>
+                  {r.train.at(-1)?.step ?? 0}/{r.config.optim.steps}
+                </td>
+                <td>{s.finalCe?.toFixed(3) ?? '—'}</td>
+                <td data-testid="compare-wer-new">{pct(s.werNew)}</td>
+                <td data-testid="compare-wer-base">{pct(s.werBase)}</td>
+                <td>{pct(s.forgetting, true)}</td>
+                <td>{vs ? `${pct(vs.backwardGain, true)} / ${pct(vs.newDrop, true)}` : '—'}</td>
+                <td>{s.sparsity !== undefined ? pct(s.sparsity) : '—'}</td>
+                <td>
+                  <button onClick={() => void deleteRun(r.id)}>delete</button>
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      <div className="charts">
+        <div className="chart" data-testid="tradeoff" data-points={points.length}>
+          <h3>trade-off: WER new domain vs WER base domain (%)</h3>
+          <ScatterChart width={420} height={280} margin={{ top: 10, right: 20, bottom: 20, left: 4 }}>
+            <CartesianGrid strokeDasharray="3 3" />
+            <XAxis type="number" dataKey="x" name="WER base %" label={{ value: 'WER base %', position: 'insideBottom', offset: -10 }} domain={['auto', 'auto']} />
+            <YAxis type="number" dataKey="y" name="WER new %" width={50} domain={['auto', 'auto']} />
+            <ZAxis range={[60, 60]} />
+            <Tooltip />
+            <Legend verticalAlign="top" />
+            <Scatter name="BLoRA" data={scatter('blora')} fill="#3b6fd8" isAnimationActive={false}>
+              <LabelList dataKey="label" position="right" />
+            </Scatter>
+            <Scatter name="LoRA" data={scatter('lora')} fill="#d8693b" isAnimationActive={false}>
+              <LabelList dataKey="label" position="right" />
+            </Scatter>
+          </ScatterChart>
+        </div>
+        <div className="chart" data-testid="beta-sweep" data-points={sweep.length}>
+          <h3>β sweep: WER % vs log10 β</h3>
+          <LineChart width={420} height={280} data={sweep} margin={{ top: 10, right: 20, bottom: 20, left: 4 }}>
+            <CartesianGrid strokeDasharray="3 3" />
+            <XAxis type="number" dataKey="logBeta" domain={['dataMin', 'dataMax']} label={{ value: 'log10 β', position: 'insideBottom', offset: -10 }} />
+            <YAxis width={50} />
+            <Tooltip />
+            <Legend verticalAlign="top" />
+            <Line dataKey="werNew" name="WER new" stroke="#3b6fd8" isAnimationActive={false} />
+            <Line dataKey="werBase" name="WER base" stroke="#2e9e5b" isAnimationActive={false} />
+          </LineChart>
+        </div>
+      </div>
+    </section>
+  );
+}

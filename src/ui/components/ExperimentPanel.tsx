@@ -1,0 +1,134 @@
+// The experiment: method, adapter targets, r, α, β (log-scale slider), σ_p, estimator, lr, steps,
+// batch, seed, eval interval — an experiment.json (src/train/config.ts) edited in place.
+import { ADAPTER_TARGETS, type AdapterTarget, type BayesEstimator } from '../../engine/adapters';
+import { validateExperiment, type ExperimentConfig } from '../../train/config';
+import { queueSweep, startRun } from '../training';
+import { useStudio } from '../store';
+
+const BETA_MIN_LOG = -8;
+const BETA_MAX_LOG = 0;
+
+export function formatBeta(b: number): string {
+  return b === 0 ? '0' : b.toExponential(1).replace('e', 'e').replace('.0e', 'e');
+}
+
+function Num(props: { label: string; value: number; onChange: (v: number) => void; step?: number; min?: number; testid?: string; title?: string }) {
+  return (
+    <label className="field" title={props.title}>
+      <span>{props.label}</span>
+      <input
+        type="number"
+        value={Number.isFinite(props.value) ? props.value : ''}
+        step={props.step ?? 'any'}
+        min={props.min}
+        data-testid={props.testid}
+        onChange={(e) => props.onChange(e.target.value === '' ? NaN : Number(e.target.value))}
+      />
+    </label>
+  );
+}
+
+export function ExperimentPanel() {
+  const cfg = useStudio((s) => s.experiment);
+  const sweep = useStudio((s) => s.sweep);
+  const set = useStudio((s) => s.set);
+  const up = (f: (c: ExperimentConfig) => void) => {
+    const c = structuredClone(useStudio.getState().experiment);
+    f(c);
+    set({ experiment: c });
+  };
+  const errors = validateExperiment({ ...cfg, data: { ...cfg.data, train: 'studio' } });
+  const blora = cfg.method === 'blora';
+  const betaLog = Math.log10(Math.max(cfg.adapter.beta, 10 ** BETA_MIN_LOG));
+  return (
+    <section className="panel" data-testid="experiment-panel">
+      <h2>Experiment</h2>
+      <div className="grid">
+        <label className="field">
+          <span>name</span>
+          <input value={cfg.name} onChange={(e) => up((c) => (c.name = e.target.value))} data-testid="exp-name" />
+        </label>
+        <label className="field">
+          <span>method</span>
+          <select value={cfg.method} onChange={(e) => up((c) => (c.method = e.target.value as 'lora' | 'blora'))} data-testid="exp-method">
+            <option value="blora">BLoRA (Bayesian LoRA)</option>
+            <option value="lora">LoRA</option>
+          </select>
+        </label>
+        <Num label="r (rank)" value={cfg.adapter.r} min={1} step={1} onChange={(v) => up((c) => (c.adapter.r = v))} testid="exp-r" />
+        <Num label="α" value={cfg.adapter.alpha} onChange={(v) => up((c) => (c.adapter.alpha = v))} testid="exp-alpha" />
+        <Num label="dropout" value={cfg.adapter.dropout} step={0.01} onChange={(v) => up((c) => (c.adapter.dropout = v))} testid="exp-dropout" />
+        <Num label="learning rate" value={cfg.optim.lr} onChange={(v) => up((c) => (c.optim.lr = v))} testid="exp-lr" />
+        <Num label="steps" value={cfg.optim.steps} min={1} step={1} onChange={(v) => up((c) => (c.optim.steps = v))} testid="exp-steps" />
+        <Num label="warm-up steps" value={cfg.optim.warmupSteps} min={0} step={1} onChange={(v) => up((c) => (c.optim.warmupSteps = v))} testid="exp-warmup" />
+        <Num label="batch (utterances)" value={cfg.optim.batchSize} min={1} step={1} onChange={(v) => up((c) => (c.optim.batchSize = v))} testid="exp-batch" />
+        <Num label="seed" value={cfg.seed} min={0} step={1} onChange={(v) => up((c) => (c.seed = v))} testid="exp-seed" />
+        <Num label="eval every (steps)" value={cfg.eval.interval} min={0} step={1} onChange={(v) => up((c) => (c.eval.interval = v))} testid="exp-eval-interval" title="0: only before and after training" />
+        <Num label="max tokens (eval)" value={cfg.eval.maxNewTokens} min={1} step={1} onChange={(v) => up((c) => (c.eval.maxNewTokens = v))} testid="exp-max-tokens" />
+      </div>
+      <fieldset className={blora ? '' : 'disabled'} disabled={!blora}>
+        <legend>BLoRA posterior</legend>
+        <div className="grid">
+          <label className="field wide">
+            <span>
+              β (KL weight) = <b data-testid="exp-beta-value">{formatBeta(cfg.adapter.beta)}</b>
+            </span>
+            <input
+              type="range"
+              min={BETA_MIN_LOG}
+              max={BETA_MAX_LOG}
+              step={0.25}
+              value={betaLog}
+              aria-label="log10 β"
+              data-testid="exp-beta"
+              onChange={(e) => up((c) => (c.adapter.beta = Number((10 ** Number(e.target.value)).toPrecision(3))))}
+            />
+            <span className="muted small">log scale, 1e{BETA_MIN_LOG} … 1e{BETA_MAX_LOG}</span>
+          </label>
+          <Num label="σ_p (prior)" value={cfg.adapter.sigmaPrior} onChange={(v) => up((c) => (c.adapter.sigmaPrior = v))} testid="exp-sigma" />
+          <label className="field">
+            <span>noise estimator</span>
+            <select value={cfg.adapter.estimator} onChange={(e) => up((c) => (c.adapter.estimator = e.target.value as BayesEstimator))} data-testid="exp-estimator">
+              <option value="flipout">flipout</option>
+              <option value="bbb">Bayes by backprop</option>
+              <option value="lrt">local reparameterization</option>
+            </select>
+          </label>
+          <label className="field">
+            <span>Bayesian A only</span>
+            <input type="checkbox" checked={cfg.adapter.bayesianAOnly} onChange={(e) => up((c) => (c.adapter.bayesianAOnly = e.target.checked))} />
+          </label>
+        </div>
+      </fieldset>
+      <fieldset>
+        <legend>targets (decoder Linear layers)</legend>
+        <div className="row">
+          {ADAPTER_TARGETS.map((t) => (
+            <label key={t} className="small">
+              <input
+                type="checkbox"
+                checked={cfg.adapter.targets.includes(t)}
+                onChange={(e) =>
+                  up((c) => {
+                    c.adapter.targets = e.target.checked ? [...c.adapter.targets, t] : c.adapter.targets.filter((x) => x !== (t as AdapterTarget));
+                  })
+                }
+              />{' '}
+              {t}
+            </label>
+          ))}
+        </div>
+      </fieldset>
+      {errors.length > 0 && <p className="error">{errors.join('; ')}</p>}
+      <div className="row">
+        <button disabled={errors.length > 0} onClick={() => startRun(cfg)} data-testid="start-run">
+          Start {cfg.method === 'blora' ? 'BLoRA' : 'LoRA'} run
+        </button>
+        <input value={sweep} onChange={(e) => set({ sweep: e.target.value })} aria-label="β values of the sweep" data-testid="sweep-betas" size={28} />
+        <button disabled={errors.length > 0 || !blora} onClick={() => queueSweep(cfg, sweep)} data-testid="queue-sweep" title="one BLoRA run per β, same seed and data">
+          Queue β sweep
+        </button>
+      </div>
+    </section>
+  );
+}

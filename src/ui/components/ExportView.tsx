@@ -1,0 +1,101 @@
+// Export a run: PEFT adapter_model.safetensors + adapter_config.json (+ BLoRA's posterior), metrics as
+// JSON Lines / CSV, and the experiment.json that reproduces it with the CLI. Optional SNR pruning.
+import { useState } from 'react';
+import { exportRun } from '../training';
+import { useStudio, type RunState } from '../store';
+
+interface Link {
+  name: string;
+  url: string;
+  bytes: number;
+}
+
+function blobLink(name: string, data: Uint8Array | string, type: string): Link {
+  const blob = new Blob([typeof data === 'string' ? data : (data as Uint8Array<ArrayBuffer>)], { type });
+  return { name, url: URL.createObjectURL(blob), bytes: blob.size };
+}
+
+function metricsFiles(r: RunState): Link[] {
+  const recs = [...r.train, ...r.evals].sort((a, b) => a.step - b.step || (a.kind === 'train' ? -1 : 1));
+  const jsonl = recs.map((x) => JSON.stringify(x)).join('\n') + '\n';
+  const cols = ['kind', 'step', 'ce', 'kl', 'loss', 'lr', 'gradNorm', 'tokens', 'tokensPerSec', 'sparsityA', 'sparsityB', 'elapsedS', 'set', 'role', 'wer', 'cer', 'utterances'];
+  const csv = [cols.join(','), ...recs.map((x) => cols.map((c) => String((x as unknown as Record<string, unknown>)[c] ?? '')).join(','))].join('\n') + '\n';
+  return [
+    blobLink('metrics.jsonl', jsonl, 'application/x-ndjson'),
+    blobLink('metrics.csv', csv, 'text/csv'),
+    blobLink('experiment.json', JSON.stringify(r.config, null, 2) + '\n', 'application/json'),
+  ];
+}
+
+export function ExportView() {
+  const runs = useStudio((s) => s.runs);
+  const activeId = useStudio((s) => s.activeRun);
+  const [runId, setRunId] = useState<string | undefined>(undefined);
+  const [snr, setSnr] = useState(0);
+  const [busy, setBusy] = useState(false);
+  const [links, setLinks] = useState<Link[]>([]);
+  const [info, setInfo] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const run = runs.find((r) => r.id === (runId ?? activeId)) ?? runs.at(-1);
+  if (!run) return <section className="panel" data-testid="export-view"><p className="muted">No runs to export yet.</p></section>;
+  const exportable = run.lastCheckpointStep !== undefined && run.status !== 'running' && run.status !== 'starting';
+  const go = async () => {
+    setBusy(true);
+    setError(null);
+    links.forEach((l) => URL.revokeObjectURL(l.url));
+    try {
+      const x = await exportRun(run.id, run.config.method === 'blora' ? snr : 0);
+      const files = Object.entries(x.files).map(([name, d]) => blobLink(name, d, name.endsWith('.json') ? 'application/json' : 'application/octet-stream'));
+      setLinks([...files, ...metricsFiles(run)]);
+      setInfo(snr > 0 && run.config.method === 'blora' ? `SNR pruning |μ|/σ < ${snr}: ${(x.pruned * 100).toFixed(1)} % of ${x.elements.toLocaleString()} μ elements set to 0` : null);
+    } catch (e) {
+      setError((e as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section className="panel" data-testid="export-view">
+      <h2>Export</h2>
+      <div className="row">
+        <select value={run.id} onChange={(e) => (setRunId(e.target.value), setLinks([]))} aria-label="run to export">
+          {runs.map((r) => (
+            <option key={r.id} value={r.id}>
+              {r.name} ({r.config.method}) — {r.status}
+            </option>
+          ))}
+        </select>
+        {run.config.method === 'blora' && (
+          <label className="small">
+            SNR pruning threshold |μ|/σ{' '}
+            <input type="number" min={0} step={0.1} value={snr} onChange={(e) => setSnr(Number(e.target.value) || 0)} data-testid="export-snr" style={{ width: 70 }} />
+          </label>
+        )}
+        <button disabled={!exportable || busy} onClick={() => void go()} data-testid="export-button">
+          {busy ? 'Exporting…' : 'Export adapter'}
+        </button>
+        {!exportable && <span className="muted small">available once the run has a checkpoint and is not training</span>}
+      </div>
+      {info && (
+        <p className="small" data-testid="export-pruning">
+          {info}
+        </p>
+      )}
+      {error && <p className="error">{error}</p>}
+      <ul data-testid="export-links">
+        {links.map((l) => (
+          <li key={l.name}>
+            <a href={l.url} download={l.name} data-testid={`download-${l.name}`}>
+              {l.name}
+            </a>{' '}
+            <span className="muted small">{l.bytes.toLocaleString()} bytes</span>
+          </li>
+        ))}
+      </ul>
+      <p className="muted small">
+        Load in Python: <code>PeftModel.from_pretrained(WhisperForConditionalGeneration.from_pretrained("openai/whisper-base"), "adapter_dir")</code>. Reproduce
+        headless: <code>blora-studio train --config experiment.json</code> (dataset names stand for their folders).
+      </p>
+    </section>
+  );
+}

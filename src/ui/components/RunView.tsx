@@ -1,0 +1,187 @@
+// The live run: progress + ETA, pause/resume/stop, streaming charts (CE, KL, β·KL, loss, lr, grad-norm,
+// tokens/s), the |μ| histogram (log-scale bins, LoRA vs BLoRA overlay) and WER on the base and
+// code-switched eval sets with forgetting (and backward gain / new-domain drop against a LoRA run).
+import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
+import type { TrainRecord } from '../../train/config';
+import type { Histogram } from '../../worker/train-protocol';
+import { pct, evalSteps, loraReference, summarize, versusLora, werAt } from '../runMetrics';
+import { useStudio, type RunState } from '../store';
+import { pauseRun, resumeRun, stopRun } from '../training';
+import { formatBeta } from './ExperimentPanel';
+
+const W = 340, H = 190;
+const COLORS = ['#3b6fd8', '#d8693b', '#2e9e5b', '#9b3bd8', '#c9a227'];
+
+function fmt(v: number | undefined): string {
+  if (v === undefined || !Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(3) : v.toFixed(4);
+}
+
+function Series(props: { id: string; title: string; rows: Record<string, number>[]; keys: { key: string; name: string }[]; log?: boolean }) {
+  const { id, title, rows, keys, log } = props;
+  const latest = rows.at(-1);
+  return (
+    <div className="chart" data-testid={`chart-${id}`} data-points={rows.length}>
+      <h3>
+        {title}{' '}
+        <span className="muted small" data-testid={`latest-${id}`}>
+          {latest ? keys.map((k) => `${k.name} ${fmt(latest[k.key])}`).join(' · ') : 'no data yet'}
+        </span>
+      </h3>
+      <LineChart width={W} height={H} data={rows} margin={{ top: 4, right: 12, bottom: 4, left: 4 }}>
+        <CartesianGrid strokeDasharray="3 3" />
+        <XAxis dataKey="step" type="number" domain={['dataMin', 'dataMax']} allowDecimals={false} />
+        <YAxis scale={log ? 'log' : 'auto'} domain={log ? ['auto', 'auto'] : undefined} tickFormatter={(v: number) => fmt(v).replace(/0+$/, '')} width={64} allowDataOverflow />
+        <Tooltip formatter={(v) => fmt(Number(v))} />
+        {keys.length > 1 && <Legend />}
+        {keys.map((k, i) => (
+          <Line key={k.key} dataKey={k.key} name={k.name} stroke={COLORS[i]} dot={{ r: 2 }} isAnimationActive={false} />
+        ))}
+      </LineChart>
+    </div>
+  );
+}
+
+function histRows(h: Histogram, other?: Histogram) {
+  return h.a.map((_, i) => ({
+    bin: h.edges[i] <= h.edges[0] ? `<1e${h.edges[1]}` : `1e${h.edges[i].toFixed(2).replace(/\.00$/, '')}`,
+    run: h.a[i] + h.b[i],
+    other: other ? (other.a[i] ?? 0) + (other.b[i] ?? 0) : undefined,
+  }));
+}
+
+export function MuHistogram({ run, runs }: { run: RunState; runs: RunState[] }) {
+  const h = run.hist;
+  const otherMethod = run.config.method === 'blora' ? 'lora' : 'blora';
+  const other = runs.filter((r) => r.id !== run.id && r.config.method === otherMethod && r.hist).at(-1);
+  if (!h) return <p className="muted">|μ| histogram: waiting for the first step…</p>;
+  const rows = histRows(h, other?.hist);
+  const label = (r: RunState) => `${r.config.method === 'blora' ? `BLoRA β=${formatBeta(r.config.adapter.beta)}` : 'LoRA'} (${r.name})`;
+  return (
+    <div className="chart" data-testid="mu-histogram" data-bins={rows.length} data-nonzero={rows.filter((r) => r.run > 0).length} data-step={h.step}>
+      <h3>
+        |μ| of A and B, step {h.step} <span className="muted small">log10 bins{other ? `; overlay: ${label(other)}` : ''}</span>
+      </h3>
+      <BarChart width={W * 2} height={H + 20} data={rows} barGap={0} margin={{ top: 4, right: 12, bottom: 4, left: 4 }}>
+        <CartesianGrid strokeDasharray="3 3" />
+        <XAxis dataKey="bin" interval={3} />
+        <YAxis width={64} />
+        <Tooltip />
+        <Legend />
+        <Bar dataKey="run" name={label(run)} fill={run.config.method === 'blora' ? '#3b6fd8' : '#d8693b'} isAnimationActive={false} />
+        {other && <Bar dataKey="other" name={label(other)} fill={other.config.method === 'blora' ? '#3b6fd8' : '#d8693b'} fillOpacity={0.45} isAnimationActive={false} />}
+      </BarChart>
+    </div>
+  );
+}
+
+function etaText(run: RunState): string {
+  const last = run.train.at(-1);
+  const s = run.sessionStart;
+  if (!last || !s || last.step <= s.step) return '…';
+  const perStep = (performance.now() - s.at) / 1000 / (last.step - s.step);
+  const left = (run.config.optim.steps - last.step) * perStep;
+  return left < 90 ? `${Math.round(left)} s` : `${Math.round(left / 60)} min`;
+}
+
+export function RunView() {
+  const runs = useStudio((s) => s.runs);
+  const activeId = useStudio((s) => s.activeRun);
+  const set = useStudio((s) => s.set);
+  const run = runs.find((r) => r.id === activeId) ?? runs.at(-1);
+  if (!run) return <section className="panel" data-testid="run-view"><p className="muted">No runs yet: set up data and an experiment, then start a run.</p></section>;
+  const steps = run.config.optim.steps;
+  const done = run.train.at(-1)?.step ?? 0;
+  const beta = run.config.method === 'blora' ? run.config.adapter.beta : 0;
+  const rows = run.train.map((t: TrainRecord) => ({ step: t.step, ce: t.ce, kl: t.kl, bkl: beta * t.kl, loss: t.loss, lr: t.lr, gn: t.gradNorm, tps: t.tokensPerSec }));
+  const sets = [...new Set(run.evals.map((e) => e.set))];
+  const werRows = evalSteps(run.evals).map((step) => {
+    const row: Record<string, number> = { step };
+    for (const e of run.evals.filter((x) => x.step === step)) row[e.set] = e.wer * 100;
+    return row;
+  });
+  const sum = summarize(run);
+  const lora = run.config.method === 'blora' ? loraReference(runs, run) : undefined;
+  const vs = lora ? versusLora(run, lora) : undefined;
+  const live = run.status === 'running' || run.status === 'starting';
+  return (
+    <section className="panel" data-testid="run-view" data-run={run.id} data-status={run.status}>
+      <div className="row">
+        <h2 style={{ margin: 0 }}>Run</h2>
+        <select value={run.id} onChange={(e) => set({ activeRun: e.target.value })} aria-label="run">
+          {runs.map((r) => (
+            <option key={r.id} value={r.id}>
+              {r.name} ({r.config.method}
+              {r.config.method === 'blora' ? `, β=${formatBeta(r.config.adapter.beta)}` : ''}) — {r.status}
+            </option>
+          ))}
+        </select>
+        <span className={`badge ${run.status === 'done' ? 'ok' : run.status === 'error' ? 'err' : 'warn'}`} data-testid="run-status">
+          {run.status}
+        </span>
+        {run.lastCheckpointStep !== undefined && <span className="muted small" data-testid="run-checkpoint">checkpoint: step {run.lastCheckpointStep}</span>}
+        <button disabled={run.status !== 'running'} onClick={() => pauseRun()} data-testid="pause">
+          Pause
+        </button>
+        <button disabled={run.status !== 'paused' && run.status !== 'stopped'} onClick={() => resumeRun(run.id)} data-testid="resume">
+          Resume
+        </button>
+        <button disabled={!live && run.status !== 'paused' && run.status !== 'queued'} onClick={() => stopRun(run.id)} data-testid="stop">
+          Stop
+        </button>
+      </div>
+      <div className="progress" data-testid="run-progress" data-step={done} data-steps={steps}>
+        <div className="progress-label">
+          <span>
+            step {done} / {steps}
+            {run.stage ? ` · ${run.stage}` : ''}
+          </span>
+          <span className="muted">{live ? `ETA ${etaText(run)}` : ''}</span>
+        </div>
+        <div className="progress-track">
+          <div className="progress-fill" style={{ width: `${(done / steps) * 100}%` }} />
+        </div>
+      </div>
+      {run.error && (
+        <p className="error" data-testid="run-error">
+          {run.error}
+        </p>
+      )}
+      <div className="kpis" data-testid="run-kpis">
+        <div className="kpi">
+          WER new domain <b data-testid="kpi-wer-new">{pct(sum.werNew)}</b> <span className="muted small">(step 0: {pct(sum.werNew0)})</span>
+        </div>
+        <div className="kpi">
+          WER base domain <b data-testid="kpi-wer-base">{pct(sum.werBase)}</b> <span className="muted small">(step 0: {pct(sum.werBase0)})</span>
+        </div>
+        <div className="kpi" title="base-domain WER now minus before training">
+          forgetting <b data-testid="kpi-forgetting">{pct(sum.forgetting, true)}</b>
+        </div>
+        {vs && (
+          <>
+            <div className="kpi" title={`LoRA's forgetting minus this run's (LoRA run: ${lora!.name})`}>
+              backward gain vs LoRA <b data-testid="kpi-backward-gain">{pct(vs.backwardGain, true)}</b>
+            </div>
+            <div className="kpi" title={`this run's new-domain WER minus LoRA's (LoRA run: ${lora!.name})`}>
+              new-domain drop vs LoRA <b data-testid="kpi-new-drop">{pct(vs.newDrop, true)}</b>
+            </div>
+          </>
+        )}
+      </div>
+      <div className="charts">
+        <Series id="ce" title="cross-entropy" rows={rows} keys={[{ key: 'ce', name: 'CE' }]} />
+        <Series id="loss" title="loss = CE + β·KL" rows={rows} keys={[{ key: 'loss', name: 'loss' }, { key: 'bkl', name: 'β·KL' }]} />
+        <Series id="kl" title="KL (unscaled)" rows={rows} keys={[{ key: 'kl', name: 'KL' }]} />
+        <Series id="lr" title="learning rate" rows={rows} keys={[{ key: 'lr', name: 'lr' }]} />
+        <Series id="gradnorm" title="gradient norm" rows={rows} keys={[{ key: 'gn', name: '‖g‖' }]} />
+        <Series id="tps" title="tokens / s" rows={rows} keys={[{ key: 'tps', name: 'tokens/s' }]} />
+        <Series id="wer" title="WER % per eval set" rows={werRows} keys={sets.map((s) => ({ key: s, name: `${s} (${run.evals.find((e) => e.set === s)?.role})` }))} />
+      </div>
+      <MuHistogram run={run} runs={runs} />
+      <p className="muted small">
+        WER base now {pct(werAt(run.evals, 'base', sum.step))}; evaluation uses the posterior means (greedy decoding on the WGSL engine).
+      </p>
+    </section>
+  );
+}

@@ -1,0 +1,238 @@
+// Runs: start / queue (β sweep) / pause / resume / stop, records into the store, persistence in
+// IndexedDB (`runs`), resume after a reload from the worker's last checkpoint, and export.
+import type { EvalRecord, ExperimentConfig, TrainRecord } from '../train/config';
+import { idbAll, idbDelete, idbPut } from '../worker/idb';
+import type { EvalTranscript, FromTrain, ToTrain } from '../worker/train-protocol';
+import { runData } from './data';
+import { useStudio, type RunState } from './store';
+
+export interface PersistedRun extends RunState {
+  transcripts?: Record<string, Record<number, EvalTranscript[]>>;
+}
+
+let worker: Worker | null = null;
+const requests = new Map<string, { resolve: (m: Extract<FromTrain, { type: 'exported' }>) => void; reject: (e: Error) => void }>();
+let reqSeq = 0;
+/** transcripts per run → set → step (kept out of the zustand store: only Try it reads them) */
+export const transcripts = new Map<string, Record<string, Record<number, EvalTranscript[]>>>();
+
+function getWorker(): Worker {
+  if (worker) return worker;
+  worker = new Worker(new URL('../worker/train.worker.ts', import.meta.url), { type: 'module', name: 'train-worker' });
+  worker.onmessage = (ev: MessageEvent<FromTrain>) => handle(ev.data);
+  worker.onerror = (ev) => {
+    const active = useStudio.getState().runs.find((r) => r.status === 'running' || r.status === 'starting' || r.status === 'paused');
+    if (active) finish(active.id, { status: 'error', error: `training worker crashed: ${ev.message}` });
+    for (const r of requests.values()) r.reject(new Error(`training worker crashed: ${ev.message}`));
+    requests.clear();
+    worker = null;
+  };
+  return worker;
+}
+
+const send = (m: ToTrain) => getWorker().postMessage(m);
+
+function persist(id: string): void {
+  const r = useStudio.getState().runs.find((x) => x.id === id);
+  if (!r) return;
+  const p: PersistedRun = { ...r, transcripts: transcripts.get(id) };
+  idbPut('runs', id, p).catch((e) => useStudio.getState().updateRun(id, (x) => ({ ...x, error: (e as Error).message })));
+}
+
+let persistTimer: ReturnType<typeof setTimeout> | null = null;
+function persistSoon(id: string): void {
+  if (persistTimer) return;
+  persistTimer = setTimeout(() => {
+    persistTimer = null;
+    persist(id);
+  }, 300);
+}
+
+function finish(id: string, patch: Partial<RunState>): void {
+  useStudio.getState().updateRun(id, (r) => ({ ...r, ...patch }));
+  persist(id);
+  startNextQueued();
+}
+
+function handle(m: FromTrain): void {
+  const { updateRun } = useStudio.getState();
+  switch (m.type) {
+    case 'status':
+      if (m.status === 'done' || m.status === 'stopped' || m.status === 'error') finish(m.runId, { status: m.status, stage: undefined, error: m.error });
+      else {
+        updateRun(m.runId, (r) => ({
+          ...r,
+          status: m.status,
+          stage: m.stage,
+          sessionStart: m.status === 'running' && r.status !== 'running' ? { at: performance.now(), step: r.train.at(-1)?.step ?? 0 } : r.sessionStart,
+        }));
+        persistSoon(m.runId);
+      }
+      break;
+    case 'record':
+      updateRun(m.runId, (r) =>
+        m.record.kind === 'train' ? { ...r, train: [...r.train, m.record as TrainRecord] } : { ...r, evals: [...r.evals, m.record as EvalRecord] },
+      );
+      persistSoon(m.runId);
+      break;
+    case 'hist':
+      updateRun(m.runId, (r) => ({ ...r, hist: m.hist }));
+      break;
+    case 'transcripts': {
+      const t = transcripts.get(m.runId) ?? {};
+      t[m.set] = { ...(t[m.set] ?? {}), [m.step]: m.transcripts };
+      transcripts.set(m.runId, t);
+      persistSoon(m.runId);
+      break;
+    }
+    case 'checkpoint':
+      updateRun(m.runId, (r) => ({ ...r, lastCheckpointStep: m.step }));
+      persist(m.runId);
+      break;
+    case 'exported':
+      requests.get(m.id)?.resolve(m);
+      requests.delete(m.id);
+      break;
+    case 'device-lost': {
+      // Nothing lost but the steps since the last checkpoint: a fresh worker (and device) resumes the run.
+      worker?.terminate();
+      worker = null;
+      const r = useStudio.getState().runs.find((x) => x.id === m.runId);
+      if (r && (r.status === 'running' || r.status === 'starting')) {
+        useStudio.getState().updateRun(r.id, (x) => ({ ...x, stage: `${m.message}; resuming from the last checkpoint` }));
+        launch(truncateToCheckpoint(r), true);
+      }
+      break;
+    }
+    case 'request-error':
+      requests.get(m.id)?.reject(new Error(m.message));
+      requests.delete(m.id);
+      break;
+  }
+}
+
+function busy(): boolean {
+  return useStudio.getState().runs.some((r) => r.status === 'starting' || r.status === 'running' || r.status === 'paused');
+}
+
+function newRun(cfg: ExperimentConfig, name?: string): RunState | string {
+  const data = runData();
+  if (typeof data === 'string') return data;
+  const config = structuredClone(cfg);
+  // Dataset names stand for their folders in experiment.json (the browser never sees absolute paths).
+  const trainNames = useStudio.getState().datasets.filter((d) => d.role === 'train').map((d) => d.name);
+  config.data = { train: trainNames.join(',') || 'studio', eval: data.eval.map((e) => ({ path: e.name, role: e.role, name: e.name })) };
+  const id = `run-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+  return { id, name: name ?? config.name, config, createdAt: Date.now(), status: 'queued', train: [], evals: [], data };
+}
+
+function launch(run: RunState, resume: boolean): void {
+  useStudio.getState().updateRun(run.id, (r) => ({ ...r, status: 'starting', error: undefined, stage: resume ? 'resuming from the last checkpoint' : 'starting' }));
+  useStudio.getState().set({ activeRun: run.id, view: 'run' });
+  send({ type: 'start', runId: run.id, config: run.config, data: run.data, resume });
+}
+
+function startNextQueued(): void {
+  if (busy()) return;
+  const next = useStudio.getState().runs.find((r) => r.status === 'queued');
+  if (next) launch(next, false);
+}
+
+function enqueue(runs: RunState[]): void {
+  const { set } = useStudio.getState();
+  set({ runs: [...useStudio.getState().runs, ...runs] });
+  runs.forEach((r) => persist(r.id));
+  startNextQueued();
+}
+
+export function startRun(cfg: ExperimentConfig): string | null {
+  const r = newRun(cfg);
+  if (typeof r === 'string') return reportSetupError(r);
+  enqueue([r]);
+  return r.id;
+}
+
+/** One BLoRA run per β, same seed and data, run one after another. */
+export function queueSweep(cfg: ExperimentConfig, betas: string): string | null {
+  const values = betas.split(/[\s,;]+/).filter(Boolean).map(Number);
+  if (!values.length || values.some((b) => !(Number.isFinite(b) && b >= 0))) return reportSetupError(`β values must be numbers ≥ 0 separated by commas (got "${betas}")`);
+  const runs: RunState[] = [];
+  for (const beta of values) {
+    const c = structuredClone(cfg);
+    c.method = 'blora';
+    c.adapter.beta = beta;
+    c.name = `${cfg.name} β=${beta}`;
+    const r = newRun(c, c.name);
+    if (typeof r === 'string') return reportSetupError(r);
+    runs.push({ ...r, id: `${r.id}-${runs.length}` });
+  }
+  enqueue(runs);
+  return runs[0].id;
+}
+
+function reportSetupError(msg: string): null {
+  useStudio.getState().set({ setupError: msg });
+  return null;
+}
+
+export function pauseRun(): void {
+  send({ type: 'pause' });
+}
+
+export function resumeRun(id: string): void {
+  const r = useStudio.getState().runs.find((x) => x.id === id);
+  if (!r) return;
+  if (r.status === 'paused' && worker) send({ type: 'resume' });
+  else launch(truncateToCheckpoint(r), true); // e.g. paused before a reload: the worker restarts from the checkpoint
+}
+
+export function stopRun(id: string): void {
+  const r = useStudio.getState().runs.find((x) => x.id === id);
+  if (r?.status === 'queued') return finish(id, { status: 'stopped' });
+  send({ type: 'stop' });
+}
+
+export async function deleteRun(id: string): Promise<void> {
+  const { set, runs } = useStudio.getState();
+  if (runs.find((r) => r.id === id && (r.status === 'running' || r.status === 'starting'))) send({ type: 'stop' });
+  set({ runs: runs.filter((r) => r.id !== id) });
+  transcripts.delete(id);
+  await idbDelete('runs', id);
+  await idbDelete('checkpoints', id);
+}
+
+/** Records after the checkpoint are redone on resume; the checkpoint step's evaluation too (a reload may have cut it). */
+function truncateToCheckpoint(r: RunState): RunState {
+  const ck = r.lastCheckpointStep ?? 0;
+  const t = transcripts.get(r.id);
+  if (t) for (const set of Object.keys(t)) for (const s of Object.keys(t[set])) if (Number(s) >= ck) delete t[set][Number(s)];
+  const out = { ...r, train: r.train.filter((x) => x.step <= ck), evals: r.evals.filter((x) => x.step < ck) };
+  useStudio.getState().updateRun(r.id, () => out);
+  return out;
+}
+
+/** On page load: runs from IndexedDB; a run that was training when the tab went away resumes. */
+export async function restoreRuns(): Promise<void> {
+  const saved = (await idbAll<PersistedRun>('runs')).sort((a, b) => a.createdAt - b.createdAt);
+  for (const r of saved) if (r.transcripts) transcripts.set(r.id, r.transcripts);
+  const runs: RunState[] = saved.map(({ transcripts: _t, ...r }) => ({ ...r, sessionStart: undefined }));
+  const { set } = useStudio.getState();
+  set({ runs });
+  const interrupted = runs.find((r) => r.status === 'running' || r.status === 'starting');
+  if (interrupted) launch(truncateToCheckpoint(interrupted), true);
+  else {
+    const last = runs.at(-1);
+    if (last) set({ activeRun: last.id });
+    startNextQueued();
+  }
+}
+
+export function exportRun(id: string, snr: number): Promise<Extract<FromTrain, { type: 'exported' }>> {
+  const r = useStudio.getState().runs.find((x) => x.id === id);
+  if (!r) return Promise.reject(new Error(`no run ${id}`));
+  const reqId = `x${++reqSeq}`;
+  return new Promise((resolve, reject) => {
+    requests.set(reqId, { resolve, reject });
+    send({ type: 'export', id: reqId, runId: id, config: r.config, data: r.data, snr });
+  });
+}
