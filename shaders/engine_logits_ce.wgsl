@@ -29,7 +29,9 @@
 //   dh_reduce      0 params, 16 PART (read), 14 DH (rw)
 // Matmul tiling as shaders/matmul_bias.wgsl: 64×64 output tile per workgroup of 16×16 threads, 4×4
 // micro-tile per thread, K in slices of 16 staged in workgroup memory; loads outside the matrices
-// stage 0, stores are bounds-checked, so any T, C, n work.
+// stage 0, stores are bounds-checked, so any T, C, n work. Software adapters (llvmpipe, SwiftShader)
+// run logits_tile_rt / dh_tile_rt instead (end of file: 16×16 register micro-tiles, no workgroup
+// memory, bit-identical; same bindings and grids).
 //
 // Reference: src/engine/reference/logits_ce.ts (float64). Test: test/engine/logits_ce.test.ts.
 
@@ -389,4 +391,291 @@ fn dh_reduce(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
     v += DH[i];
   }
   DH[i] = v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// logits_tile_rt / dh_tile_rt — the same two products for SOFTWARE adapters (llvmpipe, SwiftShader;
+// chosen by src/engine/kernels/logits_ce.ts), as matmul_bias.wgsl main_rt: no workgroup memory,
+// each thread owns a 16×16 micro-tile read straight from the inputs (per k: 16 + 16 loads for 256
+// FMAs; software adapters pay per loaded float and lane, not per FMA). Workgroup 4×4 threads = the
+// same 64×64 output tile and grid; sums run over k in the same order as the tiled entry points
+// (bit-identical). Rows/cols past the matrix read a clamped element and are never stored.
+@compute @workgroup_size(4, 4, 1)
+fn logits_tile_rt(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let M = params.T;
+  let N = params.n;
+  let K = params.C;
+  let r = wid.y * BM + 16u * lid.y;
+  let c = wid.x * BN + 16u * lid.x;
+  let rm = max(M, 1u) - 1u;
+  let cm = max(N, 1u) - 1u;
+  let xr0 = min(r + 0u, rm) * K;
+  let xr1 = min(r + 1u, rm) * K;
+  let xr2 = min(r + 2u, rm) * K;
+  let xr3 = min(r + 3u, rm) * K;
+  let xr4 = min(r + 4u, rm) * K;
+  let xr5 = min(r + 5u, rm) * K;
+  let xr6 = min(r + 6u, rm) * K;
+  let xr7 = min(r + 7u, rm) * K;
+  let xr8 = min(r + 8u, rm) * K;
+  let xr9 = min(r + 9u, rm) * K;
+  let xr10 = min(r + 10u, rm) * K;
+  let xr11 = min(r + 11u, rm) * K;
+  let xr12 = min(r + 12u, rm) * K;
+  let xr13 = min(r + 13u, rm) * K;
+  let xr14 = min(r + 14u, rm) * K;
+  let xr15 = min(r + 15u, rm) * K;
+  let wr0 = min(c + 0u, cm) * K;
+  let wr1 = min(c + 1u, cm) * K;
+  let wr2 = min(c + 2u, cm) * K;
+  let wr3 = min(c + 3u, cm) * K;
+  let wr4 = min(c + 4u, cm) * K;
+  let wr5 = min(c + 5u, cm) * K;
+  let wr6 = min(c + 6u, cm) * K;
+  let wr7 = min(c + 7u, cm) * K;
+  let wr8 = min(c + 8u, cm) * K;
+  let wr9 = min(c + 9u, cm) * K;
+  let wr10 = min(c + 10u, cm) * K;
+  let wr11 = min(c + 11u, cm) * K;
+  let wr12 = min(c + 12u, cm) * K;
+  let wr13 = min(c + 13u, cm) * K;
+  let wr14 = min(c + 14u, cm) * K;
+  let wr15 = min(c + 15u, cm) * K;
+  var a0_0 = vec4<f32>(0.0); var a0_1 = vec4<f32>(0.0); var a0_2 = vec4<f32>(0.0); var a0_3 = vec4<f32>(0.0);
+  var a1_0 = vec4<f32>(0.0); var a1_1 = vec4<f32>(0.0); var a1_2 = vec4<f32>(0.0); var a1_3 = vec4<f32>(0.0);
+  var a2_0 = vec4<f32>(0.0); var a2_1 = vec4<f32>(0.0); var a2_2 = vec4<f32>(0.0); var a2_3 = vec4<f32>(0.0);
+  var a3_0 = vec4<f32>(0.0); var a3_1 = vec4<f32>(0.0); var a3_2 = vec4<f32>(0.0); var a3_3 = vec4<f32>(0.0);
+  var a4_0 = vec4<f32>(0.0); var a4_1 = vec4<f32>(0.0); var a4_2 = vec4<f32>(0.0); var a4_3 = vec4<f32>(0.0);
+  var a5_0 = vec4<f32>(0.0); var a5_1 = vec4<f32>(0.0); var a5_2 = vec4<f32>(0.0); var a5_3 = vec4<f32>(0.0);
+  var a6_0 = vec4<f32>(0.0); var a6_1 = vec4<f32>(0.0); var a6_2 = vec4<f32>(0.0); var a6_3 = vec4<f32>(0.0);
+  var a7_0 = vec4<f32>(0.0); var a7_1 = vec4<f32>(0.0); var a7_2 = vec4<f32>(0.0); var a7_3 = vec4<f32>(0.0);
+  var a8_0 = vec4<f32>(0.0); var a8_1 = vec4<f32>(0.0); var a8_2 = vec4<f32>(0.0); var a8_3 = vec4<f32>(0.0);
+  var a9_0 = vec4<f32>(0.0); var a9_1 = vec4<f32>(0.0); var a9_2 = vec4<f32>(0.0); var a9_3 = vec4<f32>(0.0);
+  var a10_0 = vec4<f32>(0.0); var a10_1 = vec4<f32>(0.0); var a10_2 = vec4<f32>(0.0); var a10_3 = vec4<f32>(0.0);
+  var a11_0 = vec4<f32>(0.0); var a11_1 = vec4<f32>(0.0); var a11_2 = vec4<f32>(0.0); var a11_3 = vec4<f32>(0.0);
+  var a12_0 = vec4<f32>(0.0); var a12_1 = vec4<f32>(0.0); var a12_2 = vec4<f32>(0.0); var a12_3 = vec4<f32>(0.0);
+  var a13_0 = vec4<f32>(0.0); var a13_1 = vec4<f32>(0.0); var a13_2 = vec4<f32>(0.0); var a13_3 = vec4<f32>(0.0);
+  var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
+  var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
+  for (var k = 0u; k < K; k++) {
+    let w0 = vec4<f32>(ET[wr0 + k], ET[wr1 + k], ET[wr2 + k], ET[wr3 + k]);
+    let w1 = vec4<f32>(ET[wr4 + k], ET[wr5 + k], ET[wr6 + k], ET[wr7 + k]);
+    let w2 = vec4<f32>(ET[wr8 + k], ET[wr9 + k], ET[wr10 + k], ET[wr11 + k]);
+    let w3 = vec4<f32>(ET[wr12 + k], ET[wr13 + k], ET[wr14 + k], ET[wr15 + k]);
+    let x0 = vec4<f32>(H[xr0 + k]);
+    a0_0 = fma(x0, w0, a0_0); a0_1 = fma(x0, w1, a0_1); a0_2 = fma(x0, w2, a0_2); a0_3 = fma(x0, w3, a0_3);
+    let x1 = vec4<f32>(H[xr1 + k]);
+    a1_0 = fma(x1, w0, a1_0); a1_1 = fma(x1, w1, a1_1); a1_2 = fma(x1, w2, a1_2); a1_3 = fma(x1, w3, a1_3);
+    let x2 = vec4<f32>(H[xr2 + k]);
+    a2_0 = fma(x2, w0, a2_0); a2_1 = fma(x2, w1, a2_1); a2_2 = fma(x2, w2, a2_2); a2_3 = fma(x2, w3, a2_3);
+    let x3 = vec4<f32>(H[xr3 + k]);
+    a3_0 = fma(x3, w0, a3_0); a3_1 = fma(x3, w1, a3_1); a3_2 = fma(x3, w2, a3_2); a3_3 = fma(x3, w3, a3_3);
+    let x4 = vec4<f32>(H[xr4 + k]);
+    a4_0 = fma(x4, w0, a4_0); a4_1 = fma(x4, w1, a4_1); a4_2 = fma(x4, w2, a4_2); a4_3 = fma(x4, w3, a4_3);
+    let x5 = vec4<f32>(H[xr5 + k]);
+    a5_0 = fma(x5, w0, a5_0); a5_1 = fma(x5, w1, a5_1); a5_2 = fma(x5, w2, a5_2); a5_3 = fma(x5, w3, a5_3);
+    let x6 = vec4<f32>(H[xr6 + k]);
+    a6_0 = fma(x6, w0, a6_0); a6_1 = fma(x6, w1, a6_1); a6_2 = fma(x6, w2, a6_2); a6_3 = fma(x6, w3, a6_3);
+    let x7 = vec4<f32>(H[xr7 + k]);
+    a7_0 = fma(x7, w0, a7_0); a7_1 = fma(x7, w1, a7_1); a7_2 = fma(x7, w2, a7_2); a7_3 = fma(x7, w3, a7_3);
+    let x8 = vec4<f32>(H[xr8 + k]);
+    a8_0 = fma(x8, w0, a8_0); a8_1 = fma(x8, w1, a8_1); a8_2 = fma(x8, w2, a8_2); a8_3 = fma(x8, w3, a8_3);
+    let x9 = vec4<f32>(H[xr9 + k]);
+    a9_0 = fma(x9, w0, a9_0); a9_1 = fma(x9, w1, a9_1); a9_2 = fma(x9, w2, a9_2); a9_3 = fma(x9, w3, a9_3);
+    let x10 = vec4<f32>(H[xr10 + k]);
+    a10_0 = fma(x10, w0, a10_0); a10_1 = fma(x10, w1, a10_1); a10_2 = fma(x10, w2, a10_2); a10_3 = fma(x10, w3, a10_3);
+    let x11 = vec4<f32>(H[xr11 + k]);
+    a11_0 = fma(x11, w0, a11_0); a11_1 = fma(x11, w1, a11_1); a11_2 = fma(x11, w2, a11_2); a11_3 = fma(x11, w3, a11_3);
+    let x12 = vec4<f32>(H[xr12 + k]);
+    a12_0 = fma(x12, w0, a12_0); a12_1 = fma(x12, w1, a12_1); a12_2 = fma(x12, w2, a12_2); a12_3 = fma(x12, w3, a12_3);
+    let x13 = vec4<f32>(H[xr13 + k]);
+    a13_0 = fma(x13, w0, a13_0); a13_1 = fma(x13, w1, a13_1); a13_2 = fma(x13, w2, a13_2); a13_3 = fma(x13, w3, a13_3);
+    let x14 = vec4<f32>(H[xr14 + k]);
+    a14_0 = fma(x14, w0, a14_0); a14_1 = fma(x14, w1, a14_1); a14_2 = fma(x14, w2, a14_2); a14_3 = fma(x14, w3, a14_3);
+    let x15 = vec4<f32>(H[xr15 + k]);
+    a15_0 = fma(x15, w0, a15_0); a15_1 = fma(x15, w1, a15_1); a15_2 = fma(x15, w2, a15_2); a15_3 = fma(x15, w3, a15_3);
+  }
+  logits_store_rt(r + 0u, c, M, N, array<vec4<f32>, 4>(a0_0, a0_1, a0_2, a0_3));
+  logits_store_rt(r + 1u, c, M, N, array<vec4<f32>, 4>(a1_0, a1_1, a1_2, a1_3));
+  logits_store_rt(r + 2u, c, M, N, array<vec4<f32>, 4>(a2_0, a2_1, a2_2, a2_3));
+  logits_store_rt(r + 3u, c, M, N, array<vec4<f32>, 4>(a3_0, a3_1, a3_2, a3_3));
+  logits_store_rt(r + 4u, c, M, N, array<vec4<f32>, 4>(a4_0, a4_1, a4_2, a4_3));
+  logits_store_rt(r + 5u, c, M, N, array<vec4<f32>, 4>(a5_0, a5_1, a5_2, a5_3));
+  logits_store_rt(r + 6u, c, M, N, array<vec4<f32>, 4>(a6_0, a6_1, a6_2, a6_3));
+  logits_store_rt(r + 7u, c, M, N, array<vec4<f32>, 4>(a7_0, a7_1, a7_2, a7_3));
+  logits_store_rt(r + 8u, c, M, N, array<vec4<f32>, 4>(a8_0, a8_1, a8_2, a8_3));
+  logits_store_rt(r + 9u, c, M, N, array<vec4<f32>, 4>(a9_0, a9_1, a9_2, a9_3));
+  logits_store_rt(r + 10u, c, M, N, array<vec4<f32>, 4>(a10_0, a10_1, a10_2, a10_3));
+  logits_store_rt(r + 11u, c, M, N, array<vec4<f32>, 4>(a11_0, a11_1, a11_2, a11_3));
+  logits_store_rt(r + 12u, c, M, N, array<vec4<f32>, 4>(a12_0, a12_1, a12_2, a12_3));
+  logits_store_rt(r + 13u, c, M, N, array<vec4<f32>, 4>(a13_0, a13_1, a13_2, a13_3));
+  logits_store_rt(r + 14u, c, M, N, array<vec4<f32>, 4>(a14_0, a14_1, a14_2, a14_3));
+  logits_store_rt(r + 15u, c, M, N, array<vec4<f32>, 4>(a15_0, a15_1, a15_2, a15_3));
+}
+
+// One row t of logits_tile_rt's micro-tile, columns c .. c+15, with logits_tile's epilogue.
+fn logits_store_rt(t: u32, c: u32, M: u32, N: u32, v: array<vec4<f32>, 4>) {
+  if (t >= M) {
+    return;
+  }
+  let dlogits = params.flag != 0u;
+  var m = 0.0;
+  var logs = 0.0;
+  var w = 0.0;
+  var tg = -1;
+  if (dlogits && row_valid(t)) {
+    m = LSE2[2u * t];
+    logs = LSE2[2u * t + 1u];
+    w = params.loss_scale / LOSS[1];
+    tg = TGT[t];
+  }
+  for (var j = 0u; j < 16u; j++) {
+    let col = c + j;
+    if (col < N) {
+      var out = v[j / 4u][j % 4u];
+      if (dlogits) {
+        var g = 0.0;
+        if (w != 0.0) {
+          let p = exp((out - m) - logs);
+          g = (p - select(0.0, 1.0, i32(params.v0 + col) == tg)) * w;
+        }
+        out = g;
+      }
+      L[t * N + col] = out;
+    }
+  }
+}
+
+@compute @workgroup_size(4, 4, 1)
+fn dh_tile_rt(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let M = params.T;
+  let N = params.C;
+  let K = params.n; // row stride of G
+  let kbeg = wid.z * params.kchunk;
+  let kend = min(K, kbeg + params.kchunk);
+  let r = wid.y * BM + 16u * lid.y;
+  let c = wid.x * BN + 16u * lid.x;
+  let rm = max(M, 1u) - 1u;
+  let cm = max(N, 1u) - 1u;
+  let gr0 = min(r + 0u, rm) * K;
+  let gr1 = min(r + 1u, rm) * K;
+  let gr2 = min(r + 2u, rm) * K;
+  let gr3 = min(r + 3u, rm) * K;
+  let gr4 = min(r + 4u, rm) * K;
+  let gr5 = min(r + 5u, rm) * K;
+  let gr6 = min(r + 6u, rm) * K;
+  let gr7 = min(r + 7u, rm) * K;
+  let gr8 = min(r + 8u, rm) * K;
+  let gr9 = min(r + 9u, rm) * K;
+  let gr10 = min(r + 10u, rm) * K;
+  let gr11 = min(r + 11u, rm) * K;
+  let gr12 = min(r + 12u, rm) * K;
+  let gr13 = min(r + 13u, rm) * K;
+  let gr14 = min(r + 14u, rm) * K;
+  let gr15 = min(r + 15u, rm) * K;
+  let ec0 = min(c + 0u, cm);
+  let ec1 = min(c + 1u, cm);
+  let ec2 = min(c + 2u, cm);
+  let ec3 = min(c + 3u, cm);
+  let ec4 = min(c + 4u, cm);
+  let ec5 = min(c + 5u, cm);
+  let ec6 = min(c + 6u, cm);
+  let ec7 = min(c + 7u, cm);
+  let ec8 = min(c + 8u, cm);
+  let ec9 = min(c + 9u, cm);
+  let ec10 = min(c + 10u, cm);
+  let ec11 = min(c + 11u, cm);
+  let ec12 = min(c + 12u, cm);
+  let ec13 = min(c + 13u, cm);
+  let ec14 = min(c + 14u, cm);
+  let ec15 = min(c + 15u, cm);
+  var a0_0 = vec4<f32>(0.0); var a0_1 = vec4<f32>(0.0); var a0_2 = vec4<f32>(0.0); var a0_3 = vec4<f32>(0.0);
+  var a1_0 = vec4<f32>(0.0); var a1_1 = vec4<f32>(0.0); var a1_2 = vec4<f32>(0.0); var a1_3 = vec4<f32>(0.0);
+  var a2_0 = vec4<f32>(0.0); var a2_1 = vec4<f32>(0.0); var a2_2 = vec4<f32>(0.0); var a2_3 = vec4<f32>(0.0);
+  var a3_0 = vec4<f32>(0.0); var a3_1 = vec4<f32>(0.0); var a3_2 = vec4<f32>(0.0); var a3_3 = vec4<f32>(0.0);
+  var a4_0 = vec4<f32>(0.0); var a4_1 = vec4<f32>(0.0); var a4_2 = vec4<f32>(0.0); var a4_3 = vec4<f32>(0.0);
+  var a5_0 = vec4<f32>(0.0); var a5_1 = vec4<f32>(0.0); var a5_2 = vec4<f32>(0.0); var a5_3 = vec4<f32>(0.0);
+  var a6_0 = vec4<f32>(0.0); var a6_1 = vec4<f32>(0.0); var a6_2 = vec4<f32>(0.0); var a6_3 = vec4<f32>(0.0);
+  var a7_0 = vec4<f32>(0.0); var a7_1 = vec4<f32>(0.0); var a7_2 = vec4<f32>(0.0); var a7_3 = vec4<f32>(0.0);
+  var a8_0 = vec4<f32>(0.0); var a8_1 = vec4<f32>(0.0); var a8_2 = vec4<f32>(0.0); var a8_3 = vec4<f32>(0.0);
+  var a9_0 = vec4<f32>(0.0); var a9_1 = vec4<f32>(0.0); var a9_2 = vec4<f32>(0.0); var a9_3 = vec4<f32>(0.0);
+  var a10_0 = vec4<f32>(0.0); var a10_1 = vec4<f32>(0.0); var a10_2 = vec4<f32>(0.0); var a10_3 = vec4<f32>(0.0);
+  var a11_0 = vec4<f32>(0.0); var a11_1 = vec4<f32>(0.0); var a11_2 = vec4<f32>(0.0); var a11_3 = vec4<f32>(0.0);
+  var a12_0 = vec4<f32>(0.0); var a12_1 = vec4<f32>(0.0); var a12_2 = vec4<f32>(0.0); var a12_3 = vec4<f32>(0.0);
+  var a13_0 = vec4<f32>(0.0); var a13_1 = vec4<f32>(0.0); var a13_2 = vec4<f32>(0.0); var a13_3 = vec4<f32>(0.0);
+  var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
+  var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
+  for (var k = kbeg; k < kend; k++) {
+    let eo = k * N;
+    let w0 = vec4<f32>(ET[eo + ec0], ET[eo + ec1], ET[eo + ec2], ET[eo + ec3]);
+    let w1 = vec4<f32>(ET[eo + ec4], ET[eo + ec5], ET[eo + ec6], ET[eo + ec7]);
+    let w2 = vec4<f32>(ET[eo + ec8], ET[eo + ec9], ET[eo + ec10], ET[eo + ec11]);
+    let w3 = vec4<f32>(ET[eo + ec12], ET[eo + ec13], ET[eo + ec14], ET[eo + ec15]);
+    let x0 = vec4<f32>(G[gr0 + k]);
+    a0_0 = fma(x0, w0, a0_0); a0_1 = fma(x0, w1, a0_1); a0_2 = fma(x0, w2, a0_2); a0_3 = fma(x0, w3, a0_3);
+    let x1 = vec4<f32>(G[gr1 + k]);
+    a1_0 = fma(x1, w0, a1_0); a1_1 = fma(x1, w1, a1_1); a1_2 = fma(x1, w2, a1_2); a1_3 = fma(x1, w3, a1_3);
+    let x2 = vec4<f32>(G[gr2 + k]);
+    a2_0 = fma(x2, w0, a2_0); a2_1 = fma(x2, w1, a2_1); a2_2 = fma(x2, w2, a2_2); a2_3 = fma(x2, w3, a2_3);
+    let x3 = vec4<f32>(G[gr3 + k]);
+    a3_0 = fma(x3, w0, a3_0); a3_1 = fma(x3, w1, a3_1); a3_2 = fma(x3, w2, a3_2); a3_3 = fma(x3, w3, a3_3);
+    let x4 = vec4<f32>(G[gr4 + k]);
+    a4_0 = fma(x4, w0, a4_0); a4_1 = fma(x4, w1, a4_1); a4_2 = fma(x4, w2, a4_2); a4_3 = fma(x4, w3, a4_3);
+    let x5 = vec4<f32>(G[gr5 + k]);
+    a5_0 = fma(x5, w0, a5_0); a5_1 = fma(x5, w1, a5_1); a5_2 = fma(x5, w2, a5_2); a5_3 = fma(x5, w3, a5_3);
+    let x6 = vec4<f32>(G[gr6 + k]);
+    a6_0 = fma(x6, w0, a6_0); a6_1 = fma(x6, w1, a6_1); a6_2 = fma(x6, w2, a6_2); a6_3 = fma(x6, w3, a6_3);
+    let x7 = vec4<f32>(G[gr7 + k]);
+    a7_0 = fma(x7, w0, a7_0); a7_1 = fma(x7, w1, a7_1); a7_2 = fma(x7, w2, a7_2); a7_3 = fma(x7, w3, a7_3);
+    let x8 = vec4<f32>(G[gr8 + k]);
+    a8_0 = fma(x8, w0, a8_0); a8_1 = fma(x8, w1, a8_1); a8_2 = fma(x8, w2, a8_2); a8_3 = fma(x8, w3, a8_3);
+    let x9 = vec4<f32>(G[gr9 + k]);
+    a9_0 = fma(x9, w0, a9_0); a9_1 = fma(x9, w1, a9_1); a9_2 = fma(x9, w2, a9_2); a9_3 = fma(x9, w3, a9_3);
+    let x10 = vec4<f32>(G[gr10 + k]);
+    a10_0 = fma(x10, w0, a10_0); a10_1 = fma(x10, w1, a10_1); a10_2 = fma(x10, w2, a10_2); a10_3 = fma(x10, w3, a10_3);
+    let x11 = vec4<f32>(G[gr11 + k]);
+    a11_0 = fma(x11, w0, a11_0); a11_1 = fma(x11, w1, a11_1); a11_2 = fma(x11, w2, a11_2); a11_3 = fma(x11, w3, a11_3);
+    let x12 = vec4<f32>(G[gr12 + k]);
+    a12_0 = fma(x12, w0, a12_0); a12_1 = fma(x12, w1, a12_1); a12_2 = fma(x12, w2, a12_2); a12_3 = fma(x12, w3, a12_3);
+    let x13 = vec4<f32>(G[gr13 + k]);
+    a13_0 = fma(x13, w0, a13_0); a13_1 = fma(x13, w1, a13_1); a13_2 = fma(x13, w2, a13_2); a13_3 = fma(x13, w3, a13_3);
+    let x14 = vec4<f32>(G[gr14 + k]);
+    a14_0 = fma(x14, w0, a14_0); a14_1 = fma(x14, w1, a14_1); a14_2 = fma(x14, w2, a14_2); a14_3 = fma(x14, w3, a14_3);
+    let x15 = vec4<f32>(G[gr15 + k]);
+    a15_0 = fma(x15, w0, a15_0); a15_1 = fma(x15, w1, a15_1); a15_2 = fma(x15, w2, a15_2); a15_3 = fma(x15, w3, a15_3);
+  }
+  let zo = wid.z * M * N;
+  dh_store_rt(r + 0u, c, M, N, zo, array<vec4<f32>, 4>(a0_0, a0_1, a0_2, a0_3));
+  dh_store_rt(r + 1u, c, M, N, zo, array<vec4<f32>, 4>(a1_0, a1_1, a1_2, a1_3));
+  dh_store_rt(r + 2u, c, M, N, zo, array<vec4<f32>, 4>(a2_0, a2_1, a2_2, a2_3));
+  dh_store_rt(r + 3u, c, M, N, zo, array<vec4<f32>, 4>(a3_0, a3_1, a3_2, a3_3));
+  dh_store_rt(r + 4u, c, M, N, zo, array<vec4<f32>, 4>(a4_0, a4_1, a4_2, a4_3));
+  dh_store_rt(r + 5u, c, M, N, zo, array<vec4<f32>, 4>(a5_0, a5_1, a5_2, a5_3));
+  dh_store_rt(r + 6u, c, M, N, zo, array<vec4<f32>, 4>(a6_0, a6_1, a6_2, a6_3));
+  dh_store_rt(r + 7u, c, M, N, zo, array<vec4<f32>, 4>(a7_0, a7_1, a7_2, a7_3));
+  dh_store_rt(r + 8u, c, M, N, zo, array<vec4<f32>, 4>(a8_0, a8_1, a8_2, a8_3));
+  dh_store_rt(r + 9u, c, M, N, zo, array<vec4<f32>, 4>(a9_0, a9_1, a9_2, a9_3));
+  dh_store_rt(r + 10u, c, M, N, zo, array<vec4<f32>, 4>(a10_0, a10_1, a10_2, a10_3));
+  dh_store_rt(r + 11u, c, M, N, zo, array<vec4<f32>, 4>(a11_0, a11_1, a11_2, a11_3));
+  dh_store_rt(r + 12u, c, M, N, zo, array<vec4<f32>, 4>(a12_0, a12_1, a12_2, a12_3));
+  dh_store_rt(r + 13u, c, M, N, zo, array<vec4<f32>, 4>(a13_0, a13_1, a13_2, a13_3));
+  dh_store_rt(r + 14u, c, M, N, zo, array<vec4<f32>, 4>(a14_0, a14_1, a14_2, a14_3));
+  dh_store_rt(r + 15u, c, M, N, zo, array<vec4<f32>, 4>(a15_0, a15_1, a15_2, a15_3));
+}
+
+// One row of dh_tile_rt's micro-tile into PART[z] (= on the first vocab tile, else +=).
+fn dh_store_rt(row: u32, c: u32, M: u32, N: u32, zo: u32, v: array<vec4<f32>, 4>) {
+  if (row >= M) {
+    return;
+  }
+  for (var j = 0u; j < 16u; j++) {
+    if (c + j < N) {
+      let o = zo + row * N + c + j;
+      var x = v[j / 4u][j % 4u];
+      if (params.flag == 0u) {
+        x += PART[o];
+      }
+      PART[o] = x;
+    }
+  }
 }

@@ -78,16 +78,28 @@ describe('engine_logits_ce', () => {
   for (const c of CASES) {
     test(`GPU forward + backward vs reference: ${c.name}`, async () => {
       const { H, E, targets } = caseData(c);
-      const got = await logitsCrossEntropy(rt, H, E, targets, c, {
-        withGrad: true,
-        maxTileRows: c.maxTileRows,
-        maxBindingBytes: c.maxBindingBytes,
-        lossScale: c.lossScale,
-      });
       const ref = logitsCeForwardRef(H, E, targets, c.T, c.C, c.V);
       const dhRef = logitsCeBackwardRef(H, E, targets, c.T, c.C, c.V, c.lossScale, ref);
-      const bnd = logitsCeBounds(E, targets, c.T, c.C, c.V, got.tiles.length, ref, c.lossScale);
-      report(c.name, got, ref, dhRef, bnd, targets, c);
+      // Both matmul variants (tiled for GPUs, register-tiled *_rt for software adapters): each vs
+      // the reference, and bit-identical to each other (same summation order).
+      const runs = [];
+      for (const registerTiled of [false, true]) {
+        const got = await logitsCrossEntropy(rt, H, E, targets, c, {
+          withGrad: true,
+          maxTileRows: c.maxTileRows,
+          maxBindingBytes: c.maxBindingBytes,
+          lossScale: c.lossScale,
+          registerTiled,
+        });
+        const bnd = logitsCeBounds(E, targets, c.T, c.C, c.V, got.tiles.length, ref, c.lossScale);
+        report(`${c.name} [${registerTiled ? '*_rt' : 'tiled'}]`, got, ref, dhRef, bnd, targets, c);
+        runs.push(got);
+      }
+      assert.equal(runs[0].loss, runs[1].loss, 'loss: tiled vs *_rt');
+      assert.deepEqual([...runs[0].argmax], [...runs[1].argmax], 'argmax: tiled vs *_rt');
+      let diff = 0;
+      for (let i = 0; i < runs[0].dh!.length; i++) if (runs[0].dh![i] !== runs[1].dh![i]) diff++;
+      assert.equal(diff, 0, `dH: ${diff} elements differ between tiled and *_rt`);
     });
   }
 

@@ -21,7 +21,7 @@ import { wgsl } from '../../gpu/shaders';
 import { bindGroupAt, checkDims, grid1d, needElems } from './decoder_pieces_util';
 import { deviceTileLimits, planVocabTiles, vocabTileRows, type VocabTile } from './vocab_tiles';
 
-type Entry = 'logits_tile' | 'ce_tile_stats' | 'ce_finalize' | 'dh_tile' | 'dh_reduce';
+type Entry = 'logits_tile' | 'ce_tile_stats' | 'ce_finalize' | 'dh_tile' | 'dh_reduce' | 'logits_tile_rt' | 'dh_tile_rt';
 
 export function logitsCeKernel(entry: Entry): KernelSpec {
   return { label: `engine_logits_ce.${entry}`, code: wgsl('engine_logits_ce'), entryPoint: entry };
@@ -50,6 +50,11 @@ export interface LogitsCeOptions {
   lossScale?: number;
   /** backward: split-K factor of the dH matmul (default: from the grid size; tests force it) */
   splitK?: number;
+  /**
+   * Matmul variant: true = logits_tile_rt / dh_tile_rt (16×16 micro-tile per thread, no workgroup
+   * memory; bit-identical, several times faster on CPU adapters). Default rt.softwareAdapter.
+   */
+  registerTiled?: boolean;
 }
 
 export interface LogitsCeCall {
@@ -119,9 +124,10 @@ export async function prepareLogitsCe(
   if (Math.ceil(T / TILE) > maxDim || Math.ceil(R / TILE) > maxDim) throw new Error(`${label}: T or tile rows too large`);
 
   const [pLogits, pStats, pFinal, pDh, pReduce] = await Promise.all(
-    (['logits_tile', 'ce_tile_stats', 'ce_finalize', 'dh_tile', 'dh_reduce'] as const).map((e) =>
-      rt.pipeline(logitsCeKernel(e)),
-    ),
+    ((opts.registerTiled ?? rt.softwareAdapter)
+      ? (['logits_tile_rt', 'ce_tile_stats', 'ce_finalize', 'dh_tile_rt', 'dh_reduce'] as const)
+      : (['logits_tile', 'ce_tile_stats', 'ce_finalize', 'dh_tile', 'dh_reduce'] as const)
+    ).map((e) => rt.pipeline(logitsCeKernel(e))),
   );
 
   const owned: GPUBuffer[] = [];
