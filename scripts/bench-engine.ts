@@ -15,7 +15,7 @@
  * Writes the results between the bench markers of --out (the rest of that file is kept).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, loadavg } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { loadAudio16k } from '../src/audio';
 import { directoryFiles, readDataset } from '../src/data/manifest';
@@ -201,6 +201,7 @@ lines.push(`### Training step, Whisper base (generated ${new Date().toISOString(
 lines.push('');
 lines.push(`Command: \`${cmd}\`${process.env.BLORA_WEBGPU_BACKEND ? ` with BLORA_WEBGPU_BACKEND=${process.env.BLORA_WEBGPU_BACKEND}` : ''}  `);
 lines.push(`Adapter: ${adapterName} (${why})  `);
+lines.push(`Machine load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' / ')} (1 / 5 / 15 min) — on software adapters wall times stretch when other jobs share the CPU.  `);
 lines.push(`Batch: B=${B} demo clips × S=${S} tokens (${batch.tokens} real tokens, right-padded); adapters ${targets.join(', ')} of all ${weights.layers.length} layers, r=${r}, α=${2 * r}, dropout 0.05; AdamW, clip 1. Median of ${steps} step(s) after ${warmup} warm-up step(s).`);
 lines.push('');
 lines.push('| method | adapter values | fwd s | bwd s | opt s | step s | tokens/s | peak GPU buffers MiB | engine MiB |');
