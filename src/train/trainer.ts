@@ -18,6 +18,7 @@
 import type { Utterance } from '../data/manifest';
 import { type AdapterConfig, type AdapterPlan, moduleTensors } from '../engine/adapters';
 import { type EncoderKvCache, WhisperDecoderEngine } from '../engine/decoder';
+import { WgslGreedyDecoder } from '../engine/generate';
 import type { DecoderWeights } from '../engine/weights';
 import { exportAdapter as exportPeft, type AdapterExport } from '../export/peft';
 import type { GpuRuntime } from '../gpu/runtime';
@@ -229,11 +230,7 @@ interface GreedyDecoderLike {
 }
 
 async function createGreedy(deps: TrainerDeps, opts: { maxBatch: number; maxNewTokens: number; label: string }): Promise<GreedyDecoderLike> {
-  // TEMPORARY: a non-literal specifier until src/engine/generate.ts is in git (another helper writes
-  // it); then this becomes `await import('../engine/generate')` (bundled by Vite for the worker).
-  const spec = '../engine/generate';
-  const mod = (await import(/* @vite-ignore */ spec)) as { WgslGreedyDecoder: { create(...a: unknown[]): Promise<GreedyDecoderLike> } };
-  return mod.WgslGreedyDecoder.create(deps.rt, deps.weights, deps.cache, deps.assets, opts);
+  return WgslGreedyDecoder.create(deps.rt, deps.weights, deps.cache, deps.assets, opts);
 }
 
 export class Trainer {
