@@ -281,8 +281,10 @@ def aggregate(summaries: list[dict], base: dict) -> dict:
             a["gainOfMeans"] = None
             a["dropOfMeans"] = None
             continue
-        a["gainOfMeans"] = em.backward_gain(L["forgetting"]["mean"], a["forgetting"]["mean"])
-        a["dropOfMeans"] = em.new_domain_drop(a["werNew"]["mean"], L["werNew"]["mean"])
+        a["gainOfMeans"] = em.backward_gain(L["forgetting"]["mean"], a["forgetting"]["mean"]) \
+            if a["forgetting"]["mean"] is not None else None
+        a["dropOfMeans"] = em.new_domain_drop(a["werNew"]["mean"], L["werNew"]["mean"]) \
+            if a["werNew"]["mean"] is not None and L["werNew"]["mean"] is not None else None
     return out
 
 
@@ -296,6 +298,12 @@ def pct(ms, digits=1, signed=False) -> str:
     if ms.get("missing"):
         s += f" ({ms['missing']} undef.)"
     return s
+
+
+def pct_u(ms) -> str:
+    """Signed percent with its unit, or n/a."""
+    v = pct(ms, signed=True)
+    return v if v == "n/a" else v + " %"
 
 
 def num(ms, fmtstr="{:.3g}") -> str:
@@ -379,7 +387,8 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
     base = {"evals": base_recs, "werNew": em.domain_wer(base_recs, "new"), "werBase": em.domain_wer(base_recs, "base")}
     base_result = json.loads((out / "base" / "result.json").read_text()) if (out / "base" / "result.json").exists() else {}
     agg = aggregate(summaries, base)
-    blora_keys = [k for k, a in agg.items() if a["method"] == "blora" and a["werNew"]["mean"] is not None]
+    blora_keys = [k for k, a in agg.items() if a["method"] == "blora" and a["werNew"]["mean"] is not None
+                  and a["werBase"]["mean"] is not None]
     best = min(blora_keys, key=lambda k: ((agg[k]["werNew"]["mean"] + agg[k]["werBase"]["mean"]) / 2, agg[k]["beta"] or 0)) \
         if blora_keys else None
     result = {"sweep": sweep["name"], "base": base, "configs": agg, "best": best, "runs": len(summaries),
@@ -413,7 +422,7 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
         p.points([100 * base["werBase"]], [100 * base["werNew"]], "frozen Whisper base", "#000", marker="s", annotate=["frozen"])
     for k in keys:
         a = agg[k]
-        if a["werNew"]["mean"] is None:
+        if a["werNew"]["mean"] is None or a["werBase"]["mean"] is None:
             continue
         p.points([100 * a["werBase"]["mean"]], [100 * a["werNew"]["mean"]], a["label"], color[k],
                  xerr=[100 * (a["werBase"]["std"] or 0)], yerr=[100 * (a["werNew"]["std"] or 0)])
@@ -532,8 +541,8 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
             f"| LoRA | {pct(L['werNew'])} % | {pct(L['werBase'])} % | {pct(L['forgetting'], signed=True)} pts | — | — | "
             f"{pct(L['sparsityAB'])} % | {pct(L['sparsityDW'])} % |",
             f"| {B['label']} | {pct(B['werNew'])} % | {pct(B['werBase'])} % | {pct(B['forgetting'], signed=True)} pts | "
-            f"{maybe_pct(B['gainOfMeans'])} (per seed {pct(B['gainPaired'], signed=True)} %) | "
-            f"{maybe_pct(B['dropOfMeans'])} (per seed {pct(B['dropPaired'], signed=True)} %) | "
+            f"{maybe_pct(B['gainOfMeans'])} (per seed {pct_u(B['gainPaired'])}) | "
+            f"{maybe_pct(B['dropOfMeans'])} (per seed {pct_u(B['dropPaired'])}) | "
             f"{pct(B['sparsityAB'])} % | {pct(B['sparsityDW'])} % |",
             "| paper (BLoRA vs LoRA) | | | | 54 % | 4 % | 99.7 % | |",
             "",
@@ -578,9 +587,10 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
     lines += ["## Every run", "", "| run | backend | WER new | WER base | sparsity A / B / ΔW | KL | train s |", "|---|---|---|---|---|---|---|"]
     for s in summaries:
         sp = s["sparsity"]
-        lines.append(f"| {s['id']} | {s['backend']} | {100 * s['werNew']:.1f} | {100 * s['werBase']:.1f} | "
+        f1 = lambda x: "n/a" if x is None else f"{100 * x:.1f}"  # noqa: E731
+        lines.append(f"| {s['id']} | {s['backend']} | {f1(s['werNew'])} | {f1(s['werBase'])} | "
                      + (f"{100 * sp['A']:.1f} / {100 * sp['B']:.1f} / {100 * sp['deltaW']:.1f} %" if sp else "n/a")
-                     + f" | {s['kl']:.4g} | {s['trainSeconds']:.0f} |")
+                     + f" | {s['kl']:.4g} | {s['trainSeconds']:.0f} |" if s['kl'] is not None else " | n/a | n/a |")
     lines.append("")
     md_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -14,6 +14,7 @@ A sweep file (experiments/*.json) holds
   report                 {"markdown": "docs/results.md", "img": "docs/img", "prefix": "results"} (optional)
   threads                torch CPU threads per run (optional)
   trainerArgs            extra flags for tools/blora_train.py (optional, e.g. ["--no-kv-disk"])
+  evalBase               false: skip the frozen-model evaluation (a sweep without eval sets)
   launcher               how to start it (optional, e.g. ["accelerate", "launch", "--num_processes", "8"]; --launcher)
 and expands into one run per (group point, seed). Runs are ordered seed by seed (every configuration at the first
 seed, then the second, …) so an interrupted sweep still covers every configuration. A run whose result.json exists
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         # the frozen model, once (torch: generate on every eval set; the engine backend's runs also evaluate step 0)
         base_dir = out / "base"
         base_dir.mkdir(parents=True, exist_ok=True)
-        if not (base_dir / "result.json").exists() and claim(base_dir):
+        if sweep.get("evalBase", True) and not (base_dir / "result.json").exists() and claim(base_dir):
             cfg = copy.deepcopy(sweep.get("base", {}))
             cfg.update({"schema": 1, "name": f"{sweep['name']}/base", "method": "lora"})
             (base_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
