@@ -9,8 +9,8 @@
  *      the order the token rows are summed into the adapter gradients) and theta after the step within
  *      1e-6 relative.
  * Two demo clips with shortened transcripts (tiny S), adapters on q, v of the last two decoder layers
- * (the backward stops there). gl-compat unless BLORA_WEBGPU_BACKEND is set. Budget ≤ 3 min on an idle
- * machine; measured 37 min at load average ~18 on the 2 cores (prepare 155 s, one step of 2 micro-batches 217–280 s).
+ * (the backward stops there). gl-compat unless BLORA_WEBGPU_BACKEND is set. Budget ≤ 3 min — not met
+ * here: measured 37 min at load average ~18 on the 2 cores (prepare 155 s, one step of 2 micro-batches 217–280 s).
  * Measured: accumulated vs big batch gradient rel 7.7e-8 (step 1), 1.2e-6 (step 2); theta rel 4.8e-7.
  */
 import assert from 'node:assert/strict';
