@@ -230,7 +230,7 @@ const e1 = rows.length * prepMs + stepsPerEpoch * ref.step;
 const e2 = stepsPerEpoch * ref.step;
 const e1c = prepCpu + stepsPerEpoch * ref.cpu;
 const e2c = stepsPerEpoch * ref.cpu;
-lines.push(`Epoch 1 ≈ ${s2(e1)} s wall (${s2(e1c)} s CPU), epoch 2 ≈ ${s2(e2)} s wall (${s2(e2c)} s CPU): epoch 1 / epoch 2 = **${(e1 / e2).toFixed(2)}×** wall, ${(e1c / e2c).toFixed(2)}× CPU (in general 1 + B·prep/step = 1 + ${B}·${s2(prepMs)}/${s2(ref.step)}).`);
+lines.push(`Epoch 1 ≈ ${s2(e1)} s wall (${s2(e1c)} s CPU), epoch 2 ≈ ${s2(e2)} s wall (${s2(e2c)} s CPU): epoch 1 / epoch 2 = **${(e1 / e2).toFixed(2)}×** wall, ${(e1c / e2c).toFixed(2)}× CPU (in general, N utterances per epoch: 1 + N·prep / (⌈N/B⌉·step); with N a multiple of B: 1 + B·prep/step = 1 + ${B}·${s2(prepMs)}/${s2(ref.step)} = ${(1 + (B * prepMs) / ref.step).toFixed(2)}× wall).`);
 lines.push('');
 lines.push(`GPU memory (buffers the app allocated, counted by GpuRuntime): decoder weights ${MB(weightBytes)} MiB, cross K/V cache ${MB(cacheBytes / rows.length)} MiB per utterance.`);
 lines.push('<!-- bench:end -->');
