@@ -5,7 +5,8 @@
  * export; Python `peft` (tools/peft_transcribe.py: PeftModel.from_pretrained on the prepared
  * model's HF Whisper) transcribes the eval clips identically to the engine's merged model (issue 3
  * item 6: ≥ 99 % identical); importAdapter re-imports the export losslessly (re-export byte-identical).
- * WebGPU: gl-compat unless BLORA_WEBGPU_BACKEND is set. Budget ≤ 4 min.
+ * WebGPU: gl-compat unless BLORA_WEBGPU_BACKEND is set. Budget ≤ 4 min — not met here: measured 23.5 min at
+ * load average ~18 on the 2 cores (CLI 1004 s: prepare + 2 evals + 2 steps of 296 s; Python 323 s).
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
