@@ -15,8 +15,10 @@
  *   - the torch trainer starts from the engine's initial adapter values (initAdapterTheta) and sees the engine's
  *     batches (BatchSampler), so both backends are comparable seed for seed;
  *   - a second invocation is resumable: every run is skipped.
- * Budget: torch part ~2 min on this 2-core machine when idle (three Python processes; encoder states cached under
- * $BLORA_CACHE), engine part ~2 min (encoder + cross K/V of 2 clips, 2 steps on llvmpipe).
+ * Runtime measured 2026-11-27 on this 2-core machine under load 11–20 (four other jobs): init/sampler check 66 s,
+ * torch CI sweep 613 s (three Python processes, 1 thread each; encoder states cached under $BLORA_CACHE), engine run
+ * 714 s (encoder + cross K/V of 2 clips 3 min, 2 steps on llvmpipe ~4 min each). The 4-min budget was NOT met under
+ * that load; on an idle machine the work is a few minutes (not measured here).
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
