@@ -1,0 +1,188 @@
+// End to end, as a user, in real headless Chromium (WebGPU through the GL-compat adapter, Mesa
+// llvmpipe; the encoder on wasm): add three datasets through the real folder input (a corrupt clip
+// among the training files must show its error and leave the rest usable), train BLoRA for 2 steps on
+// the real Whisper base, watch the charts and the |μ| histogram get data, reload the tab mid-run and
+// see the run resume from its IndexedDB checkpoint, then export the adapter and check the downloaded
+// safetensors header (PEFT keys and shapes). Screenshots of each view go to test-results/e2e/ and the
+// README's docs/img/studio-{run,compare}.png are refreshed from them.
+//
+// STATUS: not yet passed end to end (it reached training step 1 + checkpoint on a heavily loaded
+// machine; the reload/resume, compare and export stages have not run through). Until it has, it is
+// OUT of the suite and runs only with BLORA_E2E_TRAIN=1 (about 20 min at load 10–18 here).
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { DEMO_DIR, REPO, resultsDir } from '../support/env';
+import { forwardPageErrors, launchChromium, type LaunchedChromium } from '../support/chromium';
+import { startStudioServer } from '../support/studio-server';
+
+const SHOTS = resultsDir('e2e');
+const STEPS = 2;
+const R = 8;
+
+function audiofolder(root: string, name: string, rows: [string, string, string][], extra: Record<string, string | Buffer> = {}): string {
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  const csv = ['file_name,transcription,language', ...rows.map(([f, t, l]) => `${f},"${t.replace(/"/g, '""')}",${l}`)].join('\n') + '\n';
+  writeFileSync(join(dir, 'metadata.csv'), csv);
+  for (const [f] of rows) if (!(f in extra)) copyFileSync(join(DEMO_DIR, f), join(dir, f));
+  for (const [f, data] of Object.entries(extra)) writeFileSync(join(dir, f), data);
+  return dir;
+}
+
+async function waitFor(page: Page, what: string, fn: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const t0 = Date.now();
+  let told = t0;
+  for (;;) {
+    if (await fn()) return;
+    if (Date.now() - told > 30_000) {
+      // What the studio says it is doing, so a slow or stuck run is readable from the test log.
+      told = Date.now();
+      const progress = await page
+        .evaluate(() => (document.querySelector('[data-testid=run-progress]') ?? document.querySelector('[data-testid=run-view]') ?? document.querySelector('[data-testid=setup-error]'))?.textContent ?? null)
+        .catch((e) => `page busy (${(e as Error).message})`);
+      console.log(`  … ${what} (${((told - t0) / 1000).toFixed(0)} s): ${progress?.slice(0, 300) ?? 'no run view'}`);
+    }
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await page.waitForTimeout(500);
+  }
+}
+
+describe('studio E2E: data → BLoRA training → reload/resume → export', { timeout: 45 * 60_000, skip: process.env.BLORA_E2E_TRAIN === '1' ? false : 'not yet green end to end: run with BLORA_E2E_TRAIN=1 (see header)' }, () => {
+  let server: Awaited<ReturnType<typeof startStudioServer>>;
+  let chrome: LaunchedChromium;
+  let page: Page;
+  let data: string;
+  const t0 = Date.now();
+  const lap = (what: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0)} s] ${what}`);
+  const manifest = readFileSync(join(DEMO_DIR, 'manifest.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const row = (f: string): [string, string, string] => {
+    const m = manifest.find((x) => x.audio_filepath === f);
+    return [f, m.text, m.language];
+  };
+  const status = () => page.getByTestId('run-view').getAttribute('data-status').catch(() => null);
+  const points = async (id: string) => Number((await page.getByTestId(`chart-${id}`).getAttribute('data-points').catch(() => '0')) ?? 0);
+
+  before(async () => {
+    data = mkdtempSync(join(tmpdir(), 'blora-e2e-data-'));
+    audiofolder(data, 'cs-train', [row('cs_01.wav'), row('cs_02.wav'), ['broken.wav', 'this clip is corrupt', 'en']], {
+      'broken.wav': Buffer.from('RIFF\x10\x00\x00\x00WAVEjunk-not-a-real-wav-file'),
+    });
+    audiofolder(data, 'cs-eval', [row('cs_03.wav')]);
+    audiofolder(data, 'base-eval', [row('en_01.wav')]);
+    server = await startStudioServer();
+    chrome = await launchChromium({ webgpu: 'gl-compat', contextOptions: { acceptDownloads: true, viewport: { width: 1200, height: 900 } } });
+    page = await chrome.context.newPage();
+    forwardPageErrors(page);
+  });
+  after(async () => {
+    await chrome?.close();
+    await server?.close();
+    if (data) rmSync(data, { recursive: true, force: true });
+  });
+
+  test('datasets through the folder input: counts, roles, a corrupt clip reported, encoder states cached', async () => {
+    await page.goto(`${server.url}/?encoder=wasm`);
+    for (const d of ['cs-train', 'cs-eval', 'base-eval']) await page.getByTestId('data-folder-input').setInputFiles(join(data, d));
+    await waitFor(page, 'three datasets encoded', async () => (await page.locator('[data-testid=dataset][data-status=ready]').count()) === 3, 5 * 60_000);
+    lap('datasets encoded');
+    const train = page.locator('[data-testid=dataset][data-name=cs-train]');
+    assert.equal(await train.getAttribute('data-role'), 'train');
+    assert.equal(await train.getByTestId('dataset-count').textContent(), '2', 'the corrupt clip is skipped, the two good ones stay');
+    const issue = (await train.getByTestId('dataset-issue').allTextContents()).join('\n');
+    assert.match(issue, /broken\.wav/);
+    assert.match(issue, /unreadable audio/);
+    assert.equal(await page.locator('[data-testid=dataset][data-name=cs-eval]').getAttribute('data-role'), 'new');
+    assert.equal(await page.locator('[data-testid=dataset][data-name=base-eval]').getAttribute('data-role'), 'base');
+    await page.screenshot({ path: join(SHOTS, 'studio-data.png'), fullPage: true });
+  });
+
+  test(`a ${STEPS}-step BLoRA run streams records, survives a reload mid-run and finishes`, async () => {
+    await page.getByTestId('exp-method').selectOption('blora');
+    await page.getByTestId('exp-name').fill('e2e blora');
+    await page.getByTestId('exp-steps').fill(String(STEPS));
+    await page.getByTestId('exp-batch').fill('2');
+    await page.getByTestId('exp-r').fill(String(R));
+    await page.getByTestId('exp-alpha').fill(String(2 * R));
+    await page.getByTestId('exp-warmup').fill('0');
+    await page.getByTestId('exp-eval-interval').fill('0');
+    await page.getByTestId('exp-max-tokens').fill('32');
+    await page.getByTestId('exp-beta').fill('-4'); // log10 β
+    assert.equal(await page.getByTestId('exp-beta-value').textContent(), '1e-4');
+    await page.screenshot({ path: join(SHOTS, 'studio-experiment.png'), fullPage: true });
+    await page.getByTestId('start-run').click();
+    await page.getByTestId('run-view').waitFor();
+    await waitFor(page, 'the first training step', async () => (await points('ce')) >= 1 || (await status()) === 'error', 15 * 60_000);
+    assert.notEqual(await status(), 'error', (await page.getByTestId('run-error').textContent().catch(() => null)) ?? '');
+    await waitFor(page, 'a checkpoint after step 1', async () => /step [1-9]/.test((await page.getByTestId('run-checkpoint').textContent().catch(() => '')) ?? ''), 60_000);
+    lap('step 1 + checkpoint');
+    const ce1 = (await page.getByTestId('latest-ce').textContent()) ?? '';
+    assert.match(ce1, /CE \d+\.\d+/);
+    // The histogram is drawn from real |μ| values: bars in more than one log bin.
+    assert.ok(Number(await page.getByTestId('mu-histogram').getAttribute('data-nonzero')) > 1);
+    // No screenshot here: while a step runs, software WebGPU keeps Chromium's GPU process (which also
+    // composites the page) busy, so screenshots and clicks wait for it; the views are shot when idle.
+    // 'commit', not 'load': the old worker's submitted step keeps the GPU process busy, which delays the
+    // load event (and the new page's first frames) until that command buffer has run.
+    await page.reload({ waitUntil: 'commit', timeout: 5 * 60_000 });
+    lap('reloaded');
+    await waitFor(page, 'the resumed run', async () => (await status()) === 'running' || (await status()) === 'starting', 8 * 60_000);
+    const afterReload = await points('ce');
+    assert.ok(afterReload >= 1, 'the records up to the checkpoint are kept across the reload');
+    await waitFor(page, 'the run to finish', async () => ['done', 'error', 'stopped'].includes((await status()) ?? ''), 20 * 60_000);
+    assert.equal(await status(), 'done', (await page.getByTestId('run-error').textContent().catch(() => null)) ?? '');
+    lap('run done');
+    assert.equal(await points('ce'), STEPS, 'one CE point per step, none duplicated by the resume');
+    assert.equal(await page.locator('[data-testid=chart-ce] .recharts-line-dots circle, [data-testid=chart-ce] .recharts-dot').count() >= STEPS, true);
+    assert.match((await page.getByTestId('latest-ce').textContent()) ?? '', /CE \d+\.\d+/);
+    assert.equal(await points('wer'), 2, 'WER before training and after');
+    assert.match((await page.getByTestId('kpi-wer-base').textContent()) ?? '', /\d+\.\d %/);
+    assert.match((await page.getByTestId('kpi-forgetting').textContent()) ?? '', /%/);
+    assert.equal(await page.getByTestId('mu-histogram').getAttribute('data-step'), String(STEPS));
+    assert.ok((await page.locator('[data-testid=mu-histogram] .recharts-bar-rectangle').count()) > 1, 'histogram bars are drawn');
+    await page.screenshot({ path: join(SHOTS, 'studio-run.png'), fullPage: true });
+    copyFileSync(join(SHOTS, 'studio-run.png'), join(REPO, 'docs/img/studio-run.png'));
+  });
+
+  test('compare view lists the run with its final WERs; try-it shows base vs adapted', async () => {
+    await page.getByTestId('tab-compare').click();
+    assert.equal(await page.getByTestId('compare-row').count(), 1);
+    assert.match((await page.getByTestId('compare-wer-new').textContent()) ?? '', /\d+\.\d %/);
+    assert.equal(await page.getByTestId('tradeoff').getAttribute('data-points'), '1');
+    await page.screenshot({ path: join(SHOTS, 'studio-compare.png'), fullPage: true });
+    copyFileSync(join(SHOTS, 'studio-compare.png'), join(REPO, 'docs/img/studio-compare.png'));
+    await page.getByTestId('tab-try').click();
+    assert.ok(((await page.getByTestId('try-base').textContent()) ?? '').trim().length > 0);
+    await page.screenshot({ path: join(SHOTS, 'studio-try.png'), fullPage: true });
+  });
+
+  test('export: the downloaded adapter_model.safetensors has the PEFT keys and shapes', async () => {
+    await page.getByTestId('tab-export').click();
+    await page.getByTestId('export-snr').fill('0.5');
+    await page.getByTestId('export-button').click();
+    await page.getByTestId('download-adapter_model.safetensors').waitFor({ timeout: 3 * 60_000 });
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-adapter_model.safetensors').click()]);
+    const bytes = readFileSync((await dl.path())!);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[] }>;
+    const keys = Object.keys(header).filter((k) => k !== '__metadata__').sort();
+    assert.equal(keys.length, 6 * 2 * 2, '6 layers × q,v × A,B');
+    for (const k of keys) {
+      assert.match(k, /^base_model\.model\.model\.decoder\.layers\.[0-5]\.self_attn\.(q|v)_proj\.lora_(A|B)\.weight$/);
+      assert.deepEqual(header[k].shape, k.includes('lora_A') ? [R, 512] : [512, R], k);
+      assert.equal(header[k].dtype, 'F32');
+    }
+    assert.match((await page.getByTestId('export-pruning').textContent()) ?? '', /% of [\d,]+ μ elements set to 0/);
+    const cfgDl = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-adapter_config.json').click()]);
+    const cfg = JSON.parse(readFileSync((await cfgDl[0].path())!, 'utf8'));
+    assert.equal(cfg.peft_type, 'LORA');
+    assert.equal(cfg.r, R);
+    assert.equal(await page.getByTestId('download-blora_posterior.safetensors').count(), 1);
+    assert.equal(await page.getByTestId('download-experiment.json').count(), 1);
+    await page.screenshot({ path: join(SHOTS, 'studio-export.png'), fullPage: true });
+    lap('exported');
+  });
+});
