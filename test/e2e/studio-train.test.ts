@@ -6,9 +6,10 @@
 // safetensors header (PEFT keys and shapes). Screenshots of each view go to test-results/e2e/ and the
 // README's docs/img/studio-{run,compare}.png are refreshed from them.
 //
-// STATUS: not yet passed end to end (it reached training step 1 + checkpoint on a heavily loaded
-// machine; the reload/resume, compare and export stages have not run through). Until it has, it is
-// OUT of the suite and runs only with BLORA_E2E_TRAIN=1 (about 20 min at load 10–18 here).
+// STATUS: passed end to end once (idle 2-core machine, 345 s: datasets 37 s, step 1 + checkpoint at
+// 200 s, reload → resume → done, compare/try-it, export header). It stays OUT of the suite, opt-in with
+// BLORA_E2E_TRAIN=1, because adding 6 min would take the suite past its 25–30 min budget; making it
+// cheaper (and then part of npm test) is the next step.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,7 +52,7 @@ async function waitFor(page: Page, what: string, fn: () => boolean | Promise<boo
   }
 }
 
-describe('studio E2E: data → BLoRA training → reload/resume → export', { timeout: 45 * 60_000, skip: process.env.BLORA_E2E_TRAIN === '1' ? false : 'not yet green end to end: run with BLORA_E2E_TRAIN=1 (see header)' }, () => {
+describe('studio E2E: data → BLoRA training → reload/resume → export', { timeout: 45 * 60_000, skip: process.env.BLORA_E2E_TRAIN === '1' ? false : 'opt-in (6 min): run with BLORA_E2E_TRAIN=1 (see header)' }, () => {
   let server: Awaited<ReturnType<typeof startStudioServer>>;
   let chrome: LaunchedChromium;
   let page: Page;
