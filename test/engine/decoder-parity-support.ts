@@ -213,3 +213,28 @@ export function writeTinyWhisper(dir: string, d: TinyWhisperDims, seed: number):
   };
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 1));
 }
+
+/**
+ * Non-zero adapter test values in the plan's layout, drawn in module order (μ_A, ρ_A, μ_B, ρ_B):
+ * μ_A ~ U(±1/√in), ρ_A ~ U(−5.5, −4.5), μ_B ~ U(±bScale), ρ_B ~ U(−5.5, −4.5) ('uniform') or a constant.
+ * Unlike the spec init (initAdapterTheta: μ_B = 0), every gradient path is exercised.
+ */
+export function uniformTestTheta(plan: AdapterPlan, seed: number, o: { bScale: number; rhoB: 'uniform' | number }): Float32Array {
+  const rnd = mulberry32(seed);
+  const theta = new Float32Array(plan.size);
+  const uni = (off: number, n: number, lo: number, hi: number) => {
+    for (let i = 0; i < n; i++) theta[off + i] = lo + (hi - lo) * rnd();
+  };
+  const r = plan.config.r;
+  for (const m of plan.modules) {
+    const bound = 1 / Math.sqrt(m.nIn);
+    uni(m.off.muA, r * m.nIn, -bound, bound);
+    if (m.off.rhoA >= 0) uni(m.off.rhoA, r * m.nIn, -5.5, -4.5);
+    uni(m.off.muB, m.nOut * r, -o.bScale, o.bScale);
+    if (m.off.rhoB >= 0) {
+      if (o.rhoB === 'uniform') uni(m.off.rhoB, m.nOut * r, -5.5, -4.5);
+      else theta.fill(o.rhoB, m.off.rhoB, m.off.rhoB + m.nOut * r);
+    }
+  }
+  return theta;
+}

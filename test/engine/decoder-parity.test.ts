@@ -49,7 +49,7 @@ import type { DecoderWeights } from '../../src/engine/weights';
 import { DEMO_DIR, MODEL_DIR, REPO, requirePython, resultsDir } from '../support/env';
 import { baselineOracle, readF32, readF64 } from '../support/oracle';
 import { describeAdapter, nodeTestGpu } from '../support/node-gpu';
-import { caseDir, F32Pack, loadDecoderWeights, stepNoise, tokenBatch, writeTinyWhisper, type TokenBatch } from './decoder-parity-support';
+import { caseDir, F32Pack, uniformTestTheta, loadDecoderWeights, stepNoise, tokenBatch, writeTinyWhisper, type TokenBatch } from './decoder-parity-support';
 
 // llvmpipe (gl-compat) runs these kernels ~2× faster than SwiftShader; nodeTestGpu reads this at call time.
 process.env.BLORA_WEBGPU_BACKEND ??= 'gl-compat';
@@ -122,23 +122,7 @@ interface Env {
 }
 
 function testTheta(plan: AdapterPlan, c: Case, seed: number): Float32Array {
-  const rnd = mulberry32(seed);
-  const theta = new Float32Array(plan.size);
-  const uni = (off: number, n: number, lo: number, hi: number) => {
-    for (let i = 0; i < n; i++) theta[off + i] = lo + (hi - lo) * rnd();
-  };
-  const r = plan.config.r;
-  for (const m of plan.modules) {
-    const bound = 1 / Math.sqrt(m.nIn);
-    uni(m.off.muA, r * m.nIn, -bound, bound);
-    if (m.off.rhoA >= 0) uni(m.off.rhoA, r * m.nIn, -5.5, -4.5);
-    uni(m.off.muB, m.nOut * r, -0.02, 0.02);
-    if (m.off.rhoB >= 0) {
-      if (c.rhoB === 'uniform') uni(m.off.rhoB, m.nOut * r, -5.5, -4.5);
-      else theta.fill(c.rhoB, m.off.rhoB, m.off.rhoB + m.nOut * r);
-    }
-  }
-  return theta;
+  return uniformTestTheta(plan, seed, { bScale: 0.02, rhoB: c.rhoB });
 }
 
 function relNorm(a: ArrayLike<number>, b: ArrayLike<number>): { rel: number; norm: number } {

@@ -26,7 +26,7 @@ import type { GpuContext } from '../../src/gpu/device';
 import type { GpuRuntime } from '../../src/gpu/runtime';
 import { EncoderKvCache, WhisperDecoderEngine } from '../../src/engine/decoder';
 import { WgslGreedyDecoder } from '../../src/engine/generate';
-import { type AdapterConfig, type AdapterPlan, moduleTensors, mulberry32, planAdapters } from '../../src/engine/adapters';
+import { type AdapterConfig, type AdapterPlan, moduleTensors, planAdapters } from '../../src/engine/adapters';
 import type { LogitsCeCall } from '../../src/engine/kernels/logits_ce';
 import type { DecoderWeights } from '../../src/engine/weights';
 import type { GenerateResult } from '../../src/decoder/generate';
@@ -35,7 +35,7 @@ import { FsModelSource } from '../../src/model/source';
 import { DEMO_DIR, MODEL_DIR } from '../support/env';
 import { baselineOracle, readF32, type OracleClip } from '../support/oracle';
 import { describeAdapter, nodeTestGpu } from '../support/node-gpu';
-import { loadDecoderWeights } from './decoder-parity-support';
+import { loadDecoderWeights, uniformTestTheta } from './decoder-parity-support';
 
 process.env.BLORA_WEBGPU_BACKEND ??= 'gl-compat';
 
@@ -45,20 +45,7 @@ const MAX_NEW_ADAPTED = 12;
 
 /** Random non-zero adapter values: μ_A ~ U(±1/√in), μ_B ~ U(±bScale), ρ ~ U(−5.5, −4.5) (ignored by the merge). */
 function randomTheta(plan: AdapterPlan, seed: number, bScale: number): Float32Array {
-  const rnd = mulberry32(seed);
-  const theta = new Float32Array(plan.size);
-  const uni = (off: number, n: number, lo: number, hi: number) => {
-    for (let i = 0; i < n; i++) theta[off + i] = lo + (hi - lo) * rnd();
-  };
-  const r = plan.config.r;
-  for (const m of plan.modules) {
-    const bound = 1 / Math.sqrt(m.nIn);
-    uni(m.off.muA, r * m.nIn, -bound, bound);
-    if (m.off.rhoA >= 0) uni(m.off.rhoA, r * m.nIn, -5.5, -4.5);
-    uni(m.off.muB, m.nOut * r, -bScale, bScale);
-    if (m.off.rhoB >= 0) uni(m.off.rhoB, m.nOut * r, -5.5, -4.5);
-  }
-  return theta;
+  return uniformTestTheta(plan, seed, { bScale, rhoB: 'uniform' });
 }
 
 describe('engine greedy decoding (WgslGreedyDecoder, real Whisper base)', () => {
