@@ -55,6 +55,8 @@ interface MemoryAccount {
   peakBytes: number;
 }
 const accounts = new WeakMap<GPUDevice, MemoryAccount>();
+/** softwareAdapter decided for a device by setSoftwareAdapter (shared by all its GpuRuntimes). */
+const softwareByDevice = new WeakMap<GPUDevice, boolean>();
 
 export class GpuRuntime {
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
@@ -73,11 +75,14 @@ export class GpuRuntime {
   /**
    * True on a CPU (software) adapter — SwiftShader, llvmpipe, lavapipe, or a fallback adapter —
    * where some kernels pick a variant tuned for SIMD-across-invocations CPUs (see matmul_bias.wgsl
-   * main_rt). From GPUDevice.adapterInfo; false when the device does not expose it.
+   * main_rt). From GPUDevice.adapterInfo, unless setSoftwareAdapter() decided it for the device (browsers
+   * may hide the vendor: then src/gpu/probe-variant.ts times both variants); false when unknown.
    */
   get softwareAdapter(): boolean {
+    const decided = softwareByDevice.get(this.device);
+    if (decided !== undefined) return decided;
     if (this.software === undefined) {
-      const info = (this.device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
+      const info = this.adapterInfo();
       this.software = info
         ? Boolean(info.isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe|softpipe|software/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`)
         : false;
@@ -85,6 +90,25 @@ export class GpuRuntime {
     return this.software;
   }
   private software: boolean | undefined;
+
+  /**
+   * Whether adapterInfo names the adapter (vendor/description/fallback flag), so softwareAdapter is
+   * read from it rather than guessed. Chromium hides the vendor by default ("not disclosed").
+   */
+  get adapterKnown(): boolean {
+    if (softwareByDevice.has(this.device)) return true;
+    const info = this.adapterInfo();
+    return Boolean(info && (info.isFallbackAdapter || `${info.vendor}${info.architecture}${info.device}${info.description}`.trim()));
+  }
+
+  /** Decide the kernel variants for every GpuRuntime of this device (e.g. from a timing probe). */
+  setSoftwareAdapter(software: boolean): void {
+    softwareByDevice.set(this.device, software);
+  }
+
+  private adapterInfo(): (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined {
+    return (this.device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
+  }
 
   /** Count `buf` as live until its destroy() (which is wrapped to uncount it, once). */
   private track(buf: GPUBuffer): GPUBuffer {
