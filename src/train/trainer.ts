@@ -351,18 +351,15 @@ export class Trainer {
   async evaluate(): Promise<EvalRecord[]> {
     const sets = this.data.eval;
     if (!sets.length) return [];
-    if (!this.greedy) {
-      const maxBatch = Math.max(1, Math.min(8, ...sets.map((s) => s.utterances.length)));
-      this.greedy = await createGreedy(this.deps, { maxBatch, maxNewTokens: this.config.eval.maxNewTokens, label: `${this.opts.label ?? 'trainer'}:eval` });
-    }
-    await this.greedy.setAdapter(this.step === 0 ? null : this.plan, this.step === 0 ? null : await this.readTheta());
+    const greedy = await this.greedyDecoder();
+    await greedy.setAdapter(this.step === 0 ? null : this.plan, this.step === 0 ? null : await this.readTheta());
     const out: EvalRecord[] = [];
     for (const set of sets) {
       const total = set.utterances.length;
       const report = (done: number) =>
         this.hooks.onProgress?.({ phase: 'eval', step: this.step, steps: this.config.optim.steps, done, total, message: `eval ${set.name} ${done}/${total}` });
       report(0);
-      const res = await this.greedy.generate(set.utterances.map((u) => ({ utterance: u.key, language: u.language })), (d) => report(d));
+      const res = await greedy.generate(set.utterances.map((u) => ({ utterance: u.key, language: u.language })), (d) => report(d));
       const ts = set.utterances.map((u, i) => ({ id: u.id, language: u.language, reference: u.text, hypothesis: res[i].text }));
       this.lastTranscripts[set.name] = ts;
       const { wer, cer } = scoreTranscripts(ts);
@@ -371,6 +368,48 @@ export class Trainer {
       out.push(rec);
     }
     return out;
+  }
+
+  /**
+   * WER/CER of every eval set with other adapter values merged (e.g. an SNR-pruned copy of theta), without
+   * records or a change of state: what the export view shows as the WER a pruning costs. The eval sets'
+   * K/V must be in the cache.
+   */
+  async evaluateValues(values: Float32Array, onProgress?: (message: string) => void): Promise<{ set: string; role: EvalRole; wer: number; cer: number }[]> {
+    if (values.length !== this.plan.size) throw new Error(`evaluateValues: ${values.length} values, the adapter has ${this.plan.size}`);
+    const greedy = await this.greedyDecoder();
+    await greedy.setAdapter(this.plan, values);
+    const out = [];
+    for (const set of this.data.eval) {
+      const res = await greedy.generate(set.utterances.map((u) => ({ utterance: u.key, language: u.language })), (d, n) => onProgress?.(`eval ${set.name} ${d}/${n}`));
+      const { wer, cer } = scoreTranscripts(set.utterances.map((u, i) => ({ id: u.id, language: u.language, reference: u.text, hypothesis: res[i].text })));
+      out.push({ set: set.name, role: set.role, wer, cer });
+    }
+    return out;
+  }
+
+  /** The greedy decoder of the eval sets (made on first use; batches up to 8 utterances). */
+  private async greedyDecoder(): Promise<GreedyDecoderLike> {
+    if (!this.greedy) {
+      const maxBatch = Math.max(1, Math.min(8, ...this.data.eval.map((s) => s.utterances.length)));
+      this.greedy = await createGreedy(this.deps, { maxBatch, maxNewTokens: this.config.eval.maxNewTokens, label: `${this.opts.label ?? 'trainer'}:eval` });
+    }
+    return this.greedy;
+  }
+
+  /**
+   * Greedy transcripts of utterances whose cross-attention K/V are in the cache (e.g. a clip the user just
+   * dropped), by the frozen model and with the current adapter merged — the Try-it comparison.
+   */
+  async transcribeFrozenAndAdapted(utts: { key: string; language: string | null }[]): Promise<{ frozen: string[]; adapted: string[] }> {
+    const greedy = await this.greedyDecoder();
+    const reqs = utts.map((u) => ({ utterance: u.key, language: u.language }));
+    const out: string[][] = [];
+    for (const adapted of [false, true]) {
+      await greedy.setAdapter(adapted ? this.plan : null, adapted ? await this.readTheta() : null);
+      out.push((await greedy.generate(reqs)).map((r) => r.text)); // chunks of maxBatch inside
+    }
+    return { frozen: out[0], adapted: out[1] };
   }
 
   /** The adapter values now (theta in the plan's layout). */
@@ -401,9 +440,9 @@ export class Trainer {
     return muHistogram(this.plan, await this.readTheta(), opts);
   }
 
-  /** The adapter as PEFT files (means) + BLoRA posterior, and its description. */
-  async exportAdapter(): Promise<{ files: Record<string, Uint8Array | string>; adapter: AdapterExport }> {
-    const theta = await this.readTheta();
+  /** The adapter as PEFT files (means) + BLoRA posterior, and its description; `values`: other adapter values (e.g. pruned). */
+  async exportAdapter(values?: Float32Array): Promise<{ files: Record<string, Uint8Array | string>; adapter: AdapterExport }> {
+    const theta = values ?? (await this.readTheta());
     const plan = this.plan;
     const c = plan.config;
     const adapter: AdapterExport = {

@@ -10,6 +10,7 @@ import { ModelPanel } from './components/ModelPanel';
 import { RunView } from './components/RunView';
 import { TryView } from './components/TryView';
 import { useStudio, type View } from './store';
+import { restoreDatasets } from './data';
 import { restoreRuns } from './training';
 
 let started = false; // React StrictMode runs effects twice in development; load the model once.
@@ -33,7 +34,11 @@ export function App() {
     void probeGpu().then(() => loadModel());
     void loadDemoClips();
     // Runs persist in IndexedDB; one that was training when the tab closed resumes from its checkpoint.
-    void restoreRuns().catch((e) => set({ setupError: `could not read saved runs: ${(e as Error).message}` }));
+    // Datasets first: a run resumed after a reload, or the next one started, trains on them.
+    void restoreDatasets()
+      .catch((e) => set({ setupError: `could not read saved datasets: ${(e as Error).message}` }))
+      .then(() => restoreRuns())
+      .catch((e) => set({ setupError: `could not read saved runs: ${(e as Error).message}` }));
   }, [set]);
   return (
     <main>

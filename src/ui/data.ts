@@ -1,11 +1,12 @@
 // The data panel's actions: read a dropped dataset (src/data/manifest.ts formats), decode every clip
 // (WebAudio on this thread; workers have none), report bad files one by one, then have the model
-// worker compute the frozen encoder's states into the persistent IndexedDB cache (a reload re-decodes
-// the audio to hash it, which is cheap, but never recomputes features or the encoder).
+// worker compute the frozen encoder's states into the persistent IndexedDB cache. Encoded datasets are
+// saved too (entries without audio), so a reload keeps them; dropping one again re-decodes the audio to
+// hash it, which is cheap, but never recomputes features or the encoder.
 import { loadAudio16k } from '../audio';
 import { readDataset } from '../data/manifest';
 import { utteranceKey } from '../encoder/encoder';
-import { idbClear } from '../worker/idb';
+import { idbAll, idbClear, idbDelete, idbPut } from '../worker/idb';
 import type { RunData, UttRef } from '../worker/train-protocol';
 import { getClient, whenModelReady } from './actions';
 import type { DroppedDataset } from './files';
@@ -99,19 +100,48 @@ async function encodeAll(id: string, samplesOf: Map<string, Float32Array>): Prom
     upd((d) => ({ ...d, progress: { ...d.progress!, done: i + 1, cached } }));
   }
   upd((d) => ({ ...d, status: 'ready' }));
+  saveDataset(id);
+}
+
+/** A dataset as saved in IndexedDB: its entry (no audio) and the model its encoder states belong to. */
+interface SavedDataset {
+  entry: DatasetEntry;
+  modelId?: string;
+  savedAt: number;
+}
+
+function saveDataset(id: string): void {
+  const entry = useStudio.getState().datasets.find((d) => d.id === id);
+  if (!entry || entry.status !== 'ready') return;
+  const saved: SavedDataset = { entry: { ...entry, progress: undefined }, modelId: useStudio.getState().model.info?.modelId, savedAt: Date.now() };
+  idbPut('datasets', id, saved).catch((e) => useStudio.getState().set({ setupError: `could not save dataset ${entry.name}: ${(e as Error).message}` }));
+}
+
+/** On page load: the encoded datasets of the last session (their encoder states are in the cache). */
+export async function restoreDatasets(): Promise<void> {
+  const saved = (await idbAll<SavedDataset>('datasets')).sort((a, b) => a.savedAt - b.savedAt);
+  if (!saved.length) return;
+  const have = new Set(useStudio.getState().datasets.map((d) => d.id));
+  useStudio.getState().set({ datasets: [...saved.filter((x) => !have.has(x.entry.id)).map((x) => x.entry), ...useStudio.getState().datasets] });
 }
 
 export function setRole(id: string, role: DatasetRole): void {
   useStudio.getState().updateDataset(id, (d) => ({ ...d, role }));
+  saveDataset(id);
 }
 
 export function removeDataset(id: string): void {
   const { set, datasets } = useStudio.getState();
   set({ datasets: datasets.filter((d) => d.id !== id) });
+  void idbDelete('datasets', id);
 }
 
+/** Frees the browser storage of the encoder states; the datasets built on them go too (drop them again to re-encode). */
 export async function clearEncoderCache(): Promise<void> {
   await idbClear('encoder');
+  await idbClear('datasets');
+  const { set, datasets } = useStudio.getState();
+  set({ datasets: datasets.filter((d) => d.status !== 'ready') });
 }
 
 /** The demo clips as three datasets: code-switched train (2), code-switched eval (1), monolingual base eval. */

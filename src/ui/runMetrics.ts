@@ -1,8 +1,8 @@
 // Derived numbers of a run for the run and compare views: WER per role at a step, forgetting, and —
-// against a LoRA run on the same data — backward gain and new-domain drop. (The benchmark's own
-// definitions live in src/metrics/experiment.ts; these follow the same reading: positive forgetting =
-// base-domain WER went up; positive backward gain = this run forgot less than LoRA; positive
-// new-domain drop = this run's new-domain WER is higher than LoRA's.)
+// against a LoRA run on the same data — backward gain and new-domain drop. The definitions are the
+// benchmark's own (src/metrics/experiment.ts, the same functions and texts the experiment report uses);
+// this file only picks the WERs out of a run's records.
+import { backwardGain, forgetting, METRIC_DEFINITIONS, newDomainDrop, type MaybeValue } from '../metrics/experiment';
 import type { EvalRecord, EvalRole } from '../train/config';
 import type { RunState } from './store';
 
@@ -23,7 +23,7 @@ export interface RunSummary {
   werBase?: number;
   werNew0?: number;
   werBase0?: number;
-  /** WER_base(last) − WER_base(0) */
+  /** F = WER_base(last) − WER_base(step 0, the frozen model) */
   forgetting?: number;
   /** WER_new(0) − WER_new(last) */
   newGain?: number;
@@ -46,7 +46,7 @@ export function summarize(r: RunState): RunSummary {
     werBase,
     werNew0,
     werBase0,
-    forgetting: werBase !== undefined && werBase0 !== undefined && last > 0 ? werBase - werBase0 : undefined,
+    forgetting: werBase !== undefined && werBase0 !== undefined && last > 0 ? forgetting(werBase, werBase0) : undefined,
     newGain: werNew !== undefined && werNew0 !== undefined && last > 0 ? werNew0 - werNew : undefined,
     finalCe: t?.ce,
     finalKl: t?.kl,
@@ -60,12 +60,33 @@ export function loraReference(runs: RunState[], r: RunState): RunState | undefin
   return runs.filter((x) => x.id !== r.id && x.config.method === 'lora' && key(x) === key(r) && x.evals.some((e) => e.step > 0)).at(-1);
 }
 
-export function versusLora(r: RunState, lora: RunState): { backwardGain?: number; newDrop?: number } {
+/**
+ * Backward gain and new-domain drop of a run against a LoRA run on the same data, by the benchmark's
+ * definitions (src/metrics/experiment.ts: the ratios the experiment report prints). A value that cannot
+ * be computed says why (e.g. "LoRA did not forget").
+ */
+export function versusLora(r: RunState, lora: RunState): { backwardGain: MaybeValue; newDrop: MaybeValue } {
   const a = summarize(r), b = summarize(lora);
+  const missing = (what: string): MaybeValue => ({ value: null, reason: `not yet: ${what} has no evaluation after training` });
   return {
-    backwardGain: a.forgetting !== undefined && b.forgetting !== undefined ? b.forgetting - a.forgetting : undefined,
-    newDrop: a.werNew !== undefined && b.werNew !== undefined ? a.werNew - b.werNew : undefined,
+    backwardGain:
+      a.forgetting === undefined ? missing('this run') : b.forgetting === undefined ? missing(`LoRA run ${lora.name}`) : backwardGain(b.forgetting, a.forgetting),
+    newDrop: a.werNew === undefined ? missing('this run') : b.werNew === undefined ? missing(`LoRA run ${lora.name}`) : newDomainDrop(a.werNew, b.werNew),
   };
 }
+
+/** The definition text of a metric (shown as a tooltip next to the number). */
+export function definition(key: 'werNew' | 'werBase' | 'forgetting' | 'backwardGain' | 'newDomainDrop' | 'sparsity'): string {
+  return METRIC_DEFINITIONS.find((d) => d.key === key)?.text ?? key;
+}
+
+/** A ratio that may be undefined: its percentage, or "n/a" with the reason as the tooltip. */
+export function maybePct(v: MaybeValue | undefined, sign = true): { text: string; title?: string } {
+  if (!v) return { text: '—' };
+  return v.value === null ? { text: 'n/a', title: v.reason } : { text: pct(v.value, sign) };
+}
+
+/** WER points (a difference of two WERs), e.g. "+1.2 pts". */
+export const pts = (v: number | undefined) => (v === undefined ? '—' : `${v > 0 ? '+' : ''}${(v * 100).toFixed(1)} pts`);
 
 export const pct = (v: number | undefined, sign = false) => (v === undefined ? '—' : `${sign && v > 0 ? '+' : ''}${(v * 100).toFixed(1)} %`);

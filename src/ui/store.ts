@@ -119,13 +119,30 @@ function initialExperiment(): ExperimentConfig {
   return e;
 }
 
+/** The experiment panel's settings survive a reload (localStorage): a user's next run starts from them. */
+const EXPERIMENT_KEY = 'blora-studio:experiment';
+
+function savedExperiment(): ExperimentConfig {
+  const fallback = initialExperiment();
+  try {
+    const raw = globalThis.localStorage?.getItem(EXPERIMENT_KEY);
+    if (!raw) return fallback;
+    const saved = JSON.parse(raw) as ExperimentConfig;
+    // Only a config of the current shape (a newer studio may have added fields: take the defaults for those).
+    if (saved?.schema !== fallback.schema) return fallback;
+    return { ...fallback, ...saved, data: fallback.data, adapter: { ...fallback.adapter, ...saved.adapter }, optim: { ...fallback.optim, ...saved.optim }, eval: { ...fallback.eval, ...saved.eval } };
+  } catch {
+    return fallback;
+  }
+}
+
 export const useStudio = create<StudioState>((set) => ({
   gpu: { status: 'probing' },
   model: { status: 'idle' },
   clips: [],
   results: {},
   datasets: [],
-  experiment: initialExperiment(),
+  experiment: savedExperiment(),
   sweep: '1e-6, 1e-5, 1e-4, 1e-3',
   runs: [],
   view: 'setup',
@@ -134,3 +151,14 @@ export const useStudio = create<StudioState>((set) => ({
   updateDataset: (id, f) => set((s) => ({ datasets: s.datasets.map((d) => (d.id === id ? f(d) : d)) })),
   updateRun: (id, f) => set((s) => ({ runs: s.runs.map((r) => (r.id === id ? f(r) : r)) })),
 }));
+
+let lastSaved: ExperimentConfig | null = null;
+useStudio.subscribe((s) => {
+  if (s.experiment === lastSaved) return;
+  lastSaved = s.experiment;
+  try {
+    globalThis.localStorage?.setItem(EXPERIMENT_KEY, JSON.stringify(s.experiment));
+  } catch {
+    // storage full or disabled: the settings just do not survive a reload
+  }
+});

@@ -11,7 +11,8 @@ export interface PersistedRun extends RunState {
 }
 
 let worker: Worker | null = null;
-const requests = new Map<string, { resolve: (m: Extract<FromTrain, { type: 'exported' }>) => void; reject: (e: Error) => void }>();
+type Reply = Extract<FromTrain, { type: 'exported' } | { type: 'tried' }>;
+const requests = new Map<string, { resolve: (m: Reply) => void; reject: (e: Error) => void }>();
 let reqSeq = 0;
 /** transcripts per run → set → step (kept out of the zustand store: only Try it reads them) */
 export const transcripts = new Map<string, Record<string, Record<number, EvalTranscript[]>>>();
@@ -32,10 +33,22 @@ function getWorker(): Worker {
 
 const send = (m: ToTrain) => getWorker().postMessage(m);
 
+/** A run as saved: without the File handles of a dropped model folder (IndexedDB would copy the whole model per run). */
+function persistable(r: RunState): RunState {
+  return r.data.model.kind === 'files' ? { ...r, data: { ...r.data, model: { kind: 'files', files: [] } } } : r;
+}
+
+/** A saved run's dropped-folder model gets the File handles of the folder loaded now, when it is the same one. */
+function withModelFiles(r: RunState): RunState {
+  const info = useStudio.getState().model.info;
+  if (r.data.model.kind !== 'files' || r.data.model.files.length || info?.modelId !== r.data.modelId) return r;
+  return { ...r, data: { ...r.data, model: info.location } };
+}
+
 function persist(id: string): void {
   const r = useStudio.getState().runs.find((x) => x.id === id);
   if (!r) return;
-  const p: PersistedRun = { ...r, transcripts: transcripts.get(id) };
+  const p: PersistedRun = { ...persistable(r), transcripts: transcripts.get(id) };
   idbPut('runs', id, p).catch((e) => useStudio.getState().updateRun(id, (x) => ({ ...x, error: (e as Error).message })));
 }
 
@@ -90,6 +103,7 @@ function handle(m: FromTrain): void {
       persist(m.runId);
       break;
     case 'exported':
+    case 'tried':
       requests.get(m.id)?.resolve(m);
       requests.delete(m.id);
       break;
@@ -126,7 +140,8 @@ function newRun(cfg: ExperimentConfig, name?: string): RunState | string {
   return { id, name: name ?? config.name, config, createdAt: Date.now(), status: 'queued', train: [], evals: [], data };
 }
 
-function launch(run: RunState, resume: boolean): void {
+function launch(saved: RunState, resume: boolean): void {
+  const run = withModelFiles(saved);
   useStudio.getState().updateRun(run.id, (r) => ({ ...r, status: 'starting', error: undefined, stage: resume ? 'resuming from the last checkpoint' : 'starting' }));
   useStudio.getState().set({ activeRun: run.id, view: 'run' });
   send({ type: 'start', runId: run.id, config: run.config, data: run.data, resume });
@@ -227,12 +242,22 @@ export async function restoreRuns(): Promise<void> {
   }
 }
 
-export function exportRun(id: string, snr: number): Promise<Extract<FromTrain, { type: 'exported' }>> {
+function request<T extends Reply>(id: string, make: (r: RunState, reqId: string) => ToTrain): Promise<T> {
   const r = useStudio.getState().runs.find((x) => x.id === id);
   if (!r) return Promise.reject(new Error(`no run ${id}`));
   const reqId = `x${++reqSeq}`;
   return new Promise((resolve, reject) => {
-    requests.set(reqId, { resolve, reject });
-    send({ type: 'export', id: reqId, runId: id, config: r.config, data: r.data, snr });
+    requests.set(reqId, { resolve: resolve as (m: Reply) => void, reject });
+    send(make(withModelFiles(r), reqId));
   });
+}
+
+/** Export run `id`; snr > 0 prunes first, and with `measure` the eval sets are decoded with the pruned adapter. */
+export function exportRun(id: string, snr: number, measure = false): Promise<Extract<FromTrain, { type: 'exported' }>> {
+  return request(id, (r, reqId) => ({ type: 'export', id: reqId, runId: id, config: r.config, data: r.data, snr, measure }));
+}
+
+/** Try it: a clip (encoder states already cached under `key`) transcribed by the frozen model and by run `id`'s adapter. */
+export function tryClip(id: string, clip: { key: string; language: string }): Promise<Extract<FromTrain, { type: 'tried' }>> {
+  return request(id, (r, reqId) => ({ type: 'try', id: reqId, runId: id, config: r.config, data: r.data, clip }));
 }

@@ -2,11 +2,15 @@
 //   encoder      `${modelId}|${utteranceKey}` → Float32Array (1500, d_model) frozen-encoder states
 //   runs         run id → RunSummary (config, records, status) — what the compare view lists
 //   checkpoints  run id → trainer checkpoint (opaque bytes + step) for resume after a reload
+//   evals        frozen-model evaluation key → its EvalRecords + transcripts (step 0 is the same for every
+//                run on the same model, eval sets and decoding settings: computed once, reused)
+//   datasets     dataset id → the data panel's entry once encoded (names, roles, transcripts, cache keys;
+//                no audio): a reload keeps the datasets, the encoder states are already cached
 // A full quota is reported as StorageFullError with what to delete, never swallowed.
 
 const DB_NAME = 'blora-studio';
-const DB_VERSION = 1;
-export const STORES = ['encoder', 'runs', 'checkpoints'] as const;
+const DB_VERSION = 2;
+export const STORES = ['encoder', 'runs', 'checkpoints', 'evals', 'datasets'] as const;
 export type StoreName = (typeof STORES)[number];
 
 export class StorageFullError extends Error {

@@ -41,8 +41,10 @@ export type ToTrain =
   | { type: 'pause' }
   | { type: 'resume' }
   | { type: 'stop' }
-  /** adapter export of a run's last checkpoint; snr > 0 zeroes μ elements with |μ|/σ below it first */
-  | { type: 'export'; id: string; runId: string; config: ExperimentConfig; data: RunData; snr: number };
+  /** adapter export of a run's last checkpoint; snr > 0 zeroes μ elements with |μ|/σ below it first; measure: decode the eval sets with the pruned adapter */
+  | { type: 'export'; id: string; runId: string; config: ExperimentConfig; data: RunData; snr: number; measure?: boolean }
+  /** Try it: one clip (encoder states in IndexedDB under (modelId, key)) by the frozen model and by the run's adapter */
+  | { type: 'try'; id: string; runId: string; config: ExperimentConfig; data: RunData; clip: { key: string; language: string } };
 
 export type RunStatus = 'starting' | 'running' | 'paused' | 'stopped' | 'done' | 'error';
 
@@ -53,7 +55,8 @@ export type FromTrain =
   | { type: 'transcripts'; runId: string; step: number; set: string; transcripts: EvalTranscript[] }
   | { type: 'checkpoint'; runId: string; step: number }
   /** files by name; pruned: fraction of μ elements zeroed by the SNR threshold (0 without pruning) */
-  | { type: 'exported'; id: string; files: Record<string, Uint8Array | string>; pruned: number; elements: number }
+  | { type: 'exported'; id: string; files: Record<string, Uint8Array | string>; pruned: number; elements: number; prunedWer?: { set: string; role: EvalRole; wer: number }[] }
+  | { type: 'tried'; id: string; step: number; frozen: string; adapted: string }
   | { type: 'request-error'; id: string; message: string }
   /** the GPU device was lost: the UI restarts the worker and resumes the run from its checkpoint */
   | { type: 'device-lost'; runId: string | null; message: string };

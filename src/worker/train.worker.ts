@@ -6,18 +6,20 @@
 import '../runtime/transformersEnv.browser';
 import { requestBestAdapter } from '../gpu/adapter';
 import { acquireDevice, type GpuContext } from '../gpu/device';
+import { probeRegisterTiled } from '../gpu/probe-variant';
 import { GpuRuntime } from '../gpu/runtime';
 import { EncoderKvCache } from '../engine/decoder';
 import { uploadDecoderWeights, type DecoderWeights } from '../engine/weights';
-import { exportAdapter as exportPeft, type AdapterExport } from '../export/peft';
+import { exportAdapter as exportPeft } from '../export/peft';
+import { pruneBySnr } from '../export/prune';
 import { SafetensorsFile } from '../model/safetensors';
-import { hubModelSource, UrlModelSource, type ModelSource } from '../model/source';
+import { DroppedFilesSource, hubModelSource, UrlModelSource, type ModelSource } from '../model/source';
 import { loadWhisperAssets, type WhisperAssets } from '../model/whisperModel';
-import type { ExperimentConfig } from '../train/config';
+import type { EvalRecord, EvalRole, ExperimentConfig } from '../train/config';
 import { tokenizeRow, type PreparedUtterance } from '../train/data';
 import { decodeCheckpoint, encodeCheckpoint, Trainer, TrainingDivergedError, type Checkpoint } from '../train/trainer';
 import { encoderCacheKey, idbGet, idbPut } from './idb';
-import type { FromTrain, RunData, ToTrain, UttRef } from './train-protocol';
+import type { EvalTranscript, FromTrain, RunData, ToTrain, UttRef } from './train-protocol';
 
 declare const self: DedicatedWorkerGlobalScope;
 const post = (m: FromTrain) => self.postMessage(m);
@@ -56,7 +58,12 @@ function sourceOf(data: RunData): ModelSource {
   const loc = data.model;
   if (loc.kind === 'url') return new UrlModelSource(new URL(loc.baseUrl, self.location.origin).href, loc.label);
   if (loc.kind === 'hub') return hubModelSource(loc.repoId, loc.revision);
-  throw new Error('training needs a model served by URL or the Hub; a dropped folder cannot be reopened by the training worker yet');
+  // A dropped folder reaches this worker as File handles (postMessage clones references, not bytes). Saved
+  // runs do not keep them (src/ui/training.ts): after a reload the folder has to be dropped again.
+  if (!loc.files.length) {
+    throw new Error(`this run was trained on a dropped model folder (${data.modelId.replace(/^files:/, '')}); drop the same folder in the Model panel again, then resume or export`);
+  }
+  return new DroppedFilesSource(loc.files, data.modelId.replace(/^files:/, ''));
 }
 
 async function loadModel(data: RunData, stage: (s: string) => void): Promise<Model> {
@@ -82,6 +89,14 @@ async function loadModel(data: RunData, stage: (s: string) => void): Promise<Mod
       },
     });
     const rt = new GpuRuntime(ctx.device);
+    if (!rt.adapterKnown) {
+      // The browser hides the adapter's vendor: time the two matmul variants instead (a CPU adapter such as
+      // llvmpipe runs the register-tiled kernels 2.5–3.5× faster; results are bit-identical either way).
+      stage('timing kernel variants on this adapter');
+      const p = await probeRegisterTiled(rt);
+      rt.setSoftwareAdapter(p.registerTiled);
+      console.info(`[train-worker] adapter not disclosed; matmul main ${p.msMain.toFixed(1)} ms vs main_rt ${p.msRegisterTiled.toFixed(1)} ms → ${p.registerTiled ? 'CPU-tuned' : 'GPU'} kernels`);
+    }
     const source = sourceOf(data);
     stage('reading the model');
     const assets = await loadWhisperAssets(source);
@@ -97,6 +112,14 @@ async function loadModel(data: RunData, stage: (s: string) => void): Promise<Mod
   return modelLoading;
 }
 
+/** The utterance's cross-attention K/V into the GPU cache, from its encoder states in IndexedDB. */
+async function addKv(m: Model, data: RunData, u: UttRef): Promise<void> {
+  if (m.cache.has(u.key)) return;
+  const states = await idbGet<Float32Array>('encoder', encoderCacheKey(data.modelId, u.key));
+  if (!states) throw new Error(`utterance ${u.id}: its encoder states are not in the cache (reload the dataset in the Data panel)`);
+  await m.cache.add(u.key, states);
+}
+
 /** Tokenize references; with `kv`, also put the utterances' cross-attention K/V on the GPU. */
 async function prepare(m: Model, data: RunData, utts: UttRef[], kv: boolean, stage: (s: string) => void): Promise<PreparedUtterance[]> {
   const out: PreparedUtterance[] = [];
@@ -105,13 +128,21 @@ async function prepare(m: Model, data: RunData, utts: UttRef[], kv: boolean, sta
     if ('error' in t) throw new Error(`utterance ${u.id}: ${t.error}`);
     if (kv && !m.cache.has(u.key)) {
       stage(`cross-attention keys/values ${i + 1}/${utts.length} (${u.id})`);
-      const states = await idbGet<Float32Array>('encoder', encoderCacheKey(data.modelId, u.key));
-      if (!states) throw new Error(`utterance ${u.id}: its encoder states are not in the cache (reload the dataset in the Data panel)`);
-      await m.cache.add(u.key, states);
+      await addKv(m, data, u);
     }
     out.push({ key: u.key, id: u.id, text: u.text, language: t.language, seq: t.seq });
   }
   return out;
+}
+
+/** A finished (or stopped) run's trainer at its last checkpoint, for export and Try it (no K/V of its data needed). */
+async function runTrainer(runId: string, config: ExperimentConfig, data: RunData): Promise<Trainer> {
+  const t = await createTrainer(runId, config, data, false, () => {});
+  if (t.step === 0) {
+    const bytes = await idbGet<Uint8Array>('checkpoints', runId);
+    if (bytes) t.restore(decodeCheckpoint(bytes, `checkpoint of run ${runId}`));
+  }
+  return t;
 }
 
 async function createTrainer(runId: string, config: ExperimentConfig, data: RunData, kv: boolean, stage: (s: string) => void): Promise<Trainer> {
@@ -136,9 +167,32 @@ async function saveCheckpoint(runId: string, ck: Checkpoint): Promise<void> {
   post({ type: 'checkpoint', runId, step: ck.step });
 }
 
-async function evaluate(runId: string, t: Trainer): Promise<void> {
-  await t.evaluate();
+/** What a frozen-model (step 0) evaluation depends on: the model, the eval sets' utterances, the decoding settings. */
+async function frozenEvalKey(data: RunData, config: ExperimentConfig): Promise<string> {
+  const what = JSON.stringify([data.modelId, config.eval.maxNewTokens, data.eval.map((s) => [s.name, s.role, s.utts.map((u) => [u.key, u.text, u.language ?? ''])])]);
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(what)));
+  return `frozen|${[...digest].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+interface FrozenEval {
+  records: EvalRecord[];
+  transcripts: Record<string, EvalTranscript[]>;
+}
+
+async function evaluate(runId: string, t: Trainer, data: RunData): Promise<void> {
+  // Step 0 is the frozen model (ΔW = 0 for LoRA and BLoRA alike): the same for every run on these eval sets,
+  // so it is computed once and reused — a β sweep or a LoRA baseline does not decode the eval sets again.
+  const key = t.step === 0 ? await frozenEvalKey(data, t.config) : null;
+  const cached = key ? await idbGet<FrozenEval>('evals', key) : undefined;
+  if (cached) {
+    post({ type: 'status', runId, status: 'running', stage: 'frozen-model WER reused from an earlier run on the same eval sets' });
+    for (const record of cached.records) post({ type: 'record', runId, record });
+    for (const [set, transcripts] of Object.entries(cached.transcripts)) post({ type: 'transcripts', runId, step: 0, set, transcripts });
+    return;
+  }
+  const records = await t.evaluate();
   for (const [set, transcripts] of Object.entries(t.lastTranscripts)) post({ type: 'transcripts', runId, step: t.step, set, transcripts });
+  if (key) await idbPut('evals', key, { records, transcripts: t.lastTranscripts } satisfies FrozenEval);
 }
 
 async function histogram(runId: string, t: Trainer): Promise<void> {
@@ -175,7 +229,7 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
   }
   post({ type: 'status', runId, status: 'running', stage: `resumed at step ${t.step}` });
   // The UI dropped the eval records at the checkpoint's step (a reload may have cut that evaluation short).
-  if (isEvalStep(t.step)) await gpuTask(() => evaluate(runId, t));
+  if (isEvalStep(t.step)) await gpuTask(() => evaluate(runId, t, data));
   await gpuTask(() => histogram(runId, t));
   let lastSave = performance.now();
   while (t.step < steps) {
@@ -199,31 +253,12 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
       await saveCheckpoint(runId, await t.checkpoint());
       lastSave = performance.now();
     }
-    if (evalNow && ctl() !== 'stop') await gpuTask(() => evaluate(runId, t));
+    if (evalNow && ctl() !== 'stop') await gpuTask(() => evaluate(runId, t, data));
   }
   if (ctl() === 'stop') {
     await saveCheckpoint(runId, await t.checkpoint());
     post({ type: 'status', runId, status: 'stopped' });
   } else post({ type: 'status', runId, status: 'done' });
-}
-
-/** Zero μ elements with |μ|/σ < snr (σ = softplus(ρ), exp(ρ) below −20); returns the fraction zeroed. */
-function pruneBySnr(a: AdapterExport, snr: number): { pruned: number; elements: number } {
-  let z = 0, n = 0;
-  const sigma = (r: number) => (r < -20 ? Math.exp(r) : Math.log1p(Math.exp(r)));
-  for (const m of a.modules) {
-    for (const [mu, rho] of [[m.A, m.rhoA], [m.B, m.rhoB]] as const) {
-      n += mu.length;
-      if (!rho || snr <= 0) continue;
-      for (let i = 0; i < mu.length; i++) {
-        if (Math.abs(mu[i]) / sigma(rho[i]) < snr) {
-          mu[i] = 0;
-          z++;
-        }
-      }
-    }
-  }
-  return { pruned: n ? z / n : 0, elements: n };
 }
 
 self.onmessage = async (ev: MessageEvent<ToTrain>) => {
@@ -252,21 +287,39 @@ self.onmessage = async (ev: MessageEvent<ToTrain>) => {
       wake?.();
       wake = null;
       break;
+    case 'try':
+      try {
+        if (activeRun && activeRun !== msg.runId) throw new Error(`run ${activeRun} is training; try clips on this run when it has finished (or stop it)`);
+        const r = await gpuTask(async () => {
+          const t = await runTrainer(msg.runId, msg.config, msg.data);
+          const m = await loadModel(msg.data, () => {});
+          await addKv(m, msg.data, { id: 'your clip', key: msg.clip.key, text: '' });
+          const out = await t.transcribeFrozenAndAdapted([{ key: msg.clip.key, language: msg.clip.language }]);
+          return { step: t.step, frozen: out.frozen[0], adapted: out.adapted[0] };
+        });
+        post({ type: 'tried', id: msg.id, ...r });
+      } catch (e) {
+        post({ type: 'request-error', id: msg.id, message: (e as Error).message });
+      }
+      break;
     case 'export':
       try {
         if (activeRun && activeRun !== msg.runId) throw new Error(`run ${activeRun} is training; export this run when it has finished (or stop it)`);
-        const stage = () => {};
         const files = await gpuTask(async () => {
-          const t = await createTrainer(msg.runId, msg.config, msg.data, false, stage);
-          if (trainer?.runId === msg.runId && t.step === 0) {
-            const bytes = await idbGet<Uint8Array>('checkpoints', msg.runId);
-            if (bytes) t.restore(decodeCheckpoint(bytes, `checkpoint of run ${msg.runId}`));
+          const t = await runTrainer(msg.runId, msg.config, msg.data);
+          const theta = await t.readTheta();
+          const p = msg.config.method === 'blora' && msg.snr > 0 ? pruneBySnr(t.plan, theta, msg.snr) : { theta, pruned: 0, elements: 0 };
+          const { adapter } = await t.exportAdapter(p.theta);
+          let prunedWer: { set: string; role: EvalRole; wer: number }[] | undefined;
+          if (msg.measure && p.pruned > 0) {
+            // The WER the pruning costs: the eval sets decoded with the pruned means (their K/V first).
+            const m = await loadModel(msg.data, () => {});
+            for (const s of msg.data.eval) for (const u of s.utts) await addKv(m, msg.data, u);
+            prunedWer = await t.evaluateValues(p.theta);
           }
-          const { adapter } = await t.exportAdapter();
-          const p = msg.config.method === 'blora' ? pruneBySnr(adapter, msg.snr) : { pruned: 0, elements: 0 };
-          return { files: exportPeft(adapter), ...p };
+          return { files: exportPeft(adapter), pruned: p.pruned, elements: p.elements, prunedWer };
         });
-        post({ type: 'exported', id: msg.id, files: files.files, pruned: files.pruned, elements: files.elements });
+        post({ type: 'exported', id: msg.id, ...files });
       } catch (e) {
         post({ type: 'request-error', id: msg.id, message: (e as Error).message });
       }

@@ -2,14 +2,11 @@
 // llvmpipe; the encoder on wasm): add three datasets through the real folder input (a corrupt clip
 // among the training files must show its error and leave the rest usable), train BLoRA for 2 steps on
 // the real Whisper base, watch the charts and the |μ| histogram get data, reload the tab mid-run and
-// see the run resume from its IndexedDB checkpoint, then export the adapter and check the downloaded
-// safetensors header (PEFT keys and shapes). Screenshots of each view go to test-results/e2e/ and the
-// README's docs/img/studio-{run,compare}.png are refreshed from them.
-//
-// STATUS: passed end to end once (idle 2-core machine, 345 s: datasets 37 s, step 1 + checkpoint at
-// 200 s, reload → resume → done, compare/try-it, export header). It stays OUT of the suite, opt-in with
-// BLORA_E2E_TRAIN=1, because adding 6 min would take the suite past its 25–30 min budget; making it
-// cheaper (and then part of npm test) is the next step.
+// see the run resume from its IndexedDB checkpoint; then train LoRA on the same data (the frozen-model
+// evaluation is reused), see both runs on the compare view with backward gain and new-domain drop, and
+// export the BLoRA adapter and check the downloaded safetensors header (PEFT keys and shapes).
+// Screenshots of each view go to test-results/e2e/ and the README's docs/img/studio-{run,compare}.png
+// are refreshed from them.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,7 +49,7 @@ async function waitFor(page: Page, what: string, fn: () => boolean | Promise<boo
   }
 }
 
-describe('studio E2E: data → BLoRA training → reload/resume → export', { timeout: 45 * 60_000, skip: process.env.BLORA_E2E_TRAIN === '1' ? false : 'opt-in (6 min): run with BLORA_E2E_TRAIN=1 (see header)' }, () => {
+describe('studio E2E: data → BLoRA training → reload/resume → LoRA → compare → export', { timeout: 45 * 60_000 }, () => {
   let server: Awaited<ReturnType<typeof startStudioServer>>;
   let chrome: LaunchedChromium;
   let page: Page;
@@ -64,6 +61,7 @@ describe('studio E2E: data → BLoRA training → reload/resume → export', { t
     const m = manifest.find((x) => x.audio_filepath === f);
     return [f, m.text, m.language];
   };
+  let blora = '';
   const status = () => page.getByTestId('run-view').getAttribute('data-status').catch(() => null);
   const points = async (id: string) => Number((await page.getByTestId(`chart-${id}`).getAttribute('data-points').catch(() => '0')) ?? 0);
 
@@ -78,6 +76,8 @@ describe('studio E2E: data → BLoRA training → reload/resume → export', { t
     chrome = await launchChromium({ webgpu: 'gl-compat', contextOptions: { acceptDownloads: true, viewport: { width: 1200, height: 900 } } });
     page = await chrome.context.newPage();
     forwardPageErrors(page);
+    // The training worker's stage log (model, kernel-variant probe, K/V, steps) makes a slow run readable.
+    page.on('console', (msg) => msg.text().startsWith('[train-worker') && console.log(`  ${msg.text()}`));
   });
   after(async () => {
     await chrome?.close();
@@ -116,6 +116,7 @@ describe('studio E2E: data → BLoRA training → reload/resume → export', { t
     await page.screenshot({ path: join(SHOTS, 'studio-experiment.png'), fullPage: true });
     await page.getByTestId('start-run').click();
     await page.getByTestId('run-view').waitFor();
+    blora = (await page.getByTestId('run-view').getAttribute('data-run')) ?? '';
     await waitFor(page, 'the first training step', async () => (await points('ce')) >= 1 || (await status()) === 'error', 15 * 60_000);
     assert.notEqual(await status(), 'error', (await page.getByTestId('run-error').textContent().catch(() => null)) ?? '');
     await waitFor(page, 'a checkpoint after step 1', async () => /step [1-9]/.test((await page.getByTestId('run-checkpoint').textContent().catch(() => '')) ?? ''), 60_000);
@@ -141,30 +142,69 @@ describe('studio E2E: data → BLoRA training → reload/resume → export', { t
     assert.match((await page.getByTestId('latest-ce').textContent()) ?? '', /CE \d+\.\d+/);
     assert.equal(await points('wer'), 2, 'WER before training and after');
     assert.match((await page.getByTestId('kpi-wer-base').textContent()) ?? '', /\d+\.\d %/);
-    assert.match((await page.getByTestId('kpi-forgetting').textContent()) ?? '', /%/);
+    assert.match((await page.getByTestId('kpi-forgetting').textContent()) ?? '', /^[+-]?\d+\.\d pts$/);
     assert.equal(await page.getByTestId('mu-histogram').getAttribute('data-step'), String(STEPS));
     assert.ok((await page.locator('[data-testid=mu-histogram] .recharts-bar-rectangle').count()) > 1, 'histogram bars are drawn');
     await page.screenshot({ path: join(SHOTS, 'studio-run.png'), fullPage: true });
     copyFileSync(join(SHOTS, 'studio-run.png'), join(REPO, 'docs/img/studio-run.png'));
   });
 
-  test('compare view lists the run with its final WERs; try-it shows base vs adapted', async () => {
+  test(`a ${STEPS}-step LoRA run on the same data reuses the frozen-model evaluation`, async () => {
+    await page.getByTestId('tab-setup').click();
+    assert.equal(await page.getByTestId('exp-steps').inputValue(), String(STEPS), 'the experiment settings survive the reload');
+    assert.equal(await page.locator('[data-testid=dataset][data-status=ready]').count(), 3, 'the encoded datasets survive the reload');
+    await page.getByTestId('exp-method').selectOption('lora');
+    await page.getByTestId('exp-name').fill('e2e lora');
+    await page.getByTestId('start-run').click();
+    await waitFor(page, 'the LoRA run to start', async () => (await page.getByTestId('run-view').getAttribute('data-run').catch(() => null)) !== blora && (await status()) !== null, 60_000);
+    await waitFor(page, 'the LoRA run to finish', async () => ['done', 'error', 'stopped'].includes((await status()) ?? ''), 20 * 60_000);
+    assert.equal(await status(), 'done', (await page.getByTestId('run-error').textContent().catch(() => null)) ?? '');
+    lap('LoRA run done');
+    assert.equal(await points('ce'), STEPS);
+    assert.equal(await points('wer'), 2, 'WER before training (reused) and after');
+    assert.equal(await page.getByTestId('mu-histogram').getAttribute('data-step'), String(STEPS));
+  });
+
+  test('compare view lists both runs with their final WERs and BLoRA vs LoRA; try-it shows base vs adapted', async () => {
     await page.getByTestId('tab-compare').click();
-    assert.equal(await page.getByTestId('compare-row').count(), 1);
-    assert.match((await page.getByTestId('compare-wer-new').textContent()) ?? '', /\d+\.\d %/);
-    assert.equal(await page.getByTestId('tradeoff').getAttribute('data-points'), '1');
+    assert.equal(await page.getByTestId('compare-row').count(), 2);
+    for (const w of await page.getByTestId('compare-wer-new').allTextContents()) assert.match(w, /\d+\.\d %/);
+    for (const w of await page.getByTestId('compare-wer-base').allTextContents()) assert.match(w, /\d+\.\d %/);
+    assert.equal(await page.getByTestId('tradeoff').getAttribute('data-points'), '2');
+    // BLoRA's row is measured against the LoRA run: a ratio, or n/a with the definition's reason.
+    const bloraRow = page.locator(`[data-testid=compare-row][data-run="${blora}"]`);
+    const gain = bloraRow.getByTestId('compare-backward-gain');
+    const gainText = (await gain.textContent()) ?? '';
+    if (gainText === 'n/a') assert.match((await gain.getAttribute('title')) ?? '', /LoRA did not forget/);
+    else assert.match(gainText, /^[+-]?\d+\.\d %$/);
+    assert.match((await bloraRow.getByTestId('compare-new-drop').textContent()) ?? '', /^(n\/a|[+-]?\d+\.\d %)$/);
+    console.log(`compare: BLoRA backward gain ${gainText} ${(await gain.getAttribute('title')) ?? ''}, new-domain drop ${await bloraRow.getByTestId('compare-new-drop').textContent()}`);
     await page.screenshot({ path: join(SHOTS, 'studio-compare.png'), fullPage: true });
     copyFileSync(join(SHOTS, 'studio-compare.png'), join(REPO, 'docs/img/studio-compare.png'));
     await page.getByTestId('tab-try').click();
-    assert.ok(((await page.getByTestId('try-base').textContent()) ?? '').trim().length > 0);
+    await page.getByTestId('try-clip').selectOption('cs-eval/cs_03');
+    const evalBase = ((await page.getByTestId('try-base').textContent()) ?? '').trim();
+    const evalAdapted = ((await page.getByTestId('try-adapted').textContent()) ?? '').trim();
+    assert.ok(evalBase.length > 0);
+    // The same clip dropped as a file: encoded and decoded again by both models; the transcripts must be
+    // the run's own (frozen = its step-0 evaluation, adapted = its final one).
+    const [, , lang] = row('cs_03.wav');
+    await page.getByTestId('try-language').selectOption(lang);
+    await page.getByTestId('try-clip-input').setInputFiles(join(DEMO_DIR, 'cs_03.wav'));
+    await waitFor(page, 'your clip through both models', async () => (await page.getByTestId('try-own-adapted').count()) > 0 || (await page.getByTestId('try-own-error').count()) > 0, 10 * 60_000);
+    assert.equal(await page.getByTestId('try-own-error').count(), 0, (await page.getByTestId('try-own-error').textContent().catch(() => null)) ?? '');
+    assert.equal(((await page.getByTestId('try-own-base').textContent()) ?? '').trim(), evalBase);
+    assert.equal(((await page.getByTestId('try-own-adapted').textContent()) ?? '').trim(), evalAdapted);
+    lap('try-it with a dropped clip');
     await page.screenshot({ path: join(SHOTS, 'studio-try.png'), fullPage: true });
   });
 
   test('export: the downloaded adapter_model.safetensors has the PEFT keys and shapes', async () => {
     await page.getByTestId('tab-export').click();
+    await page.getByTestId('export-run').selectOption(blora);
     await page.getByTestId('export-snr').fill('0.5');
     await page.getByTestId('export-button').click();
-    await page.getByTestId('download-adapter_model.safetensors').waitFor({ timeout: 3 * 60_000 });
+    await page.getByTestId('download-adapter_model.safetensors').waitFor({ timeout: 10 * 60_000 }); // export + the pruned adapter's evaluation
     const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-adapter_model.safetensors').click()]);
     const bytes = readFileSync((await dl.path())!);
     const n = Number(bytes.readBigUInt64LE(0));
@@ -177,6 +217,8 @@ describe('studio E2E: data → BLoRA training → reload/resume → export', { t
       assert.equal(header[k].dtype, 'F32');
     }
     assert.match((await page.getByTestId('export-pruning').textContent()) ?? '', /% of [\d,]+ μ elements set to 0/);
+    // …and the WER that pruning costs: the eval sets decoded again with the pruned means.
+    for (const role of ['new', 'base']) assert.match((await page.getByTestId(`export-cost-${role}`).textContent()) ?? '', /\d+\.\d %.*\d+\.\d %/);
     const cfgDl = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-adapter_config.json').click()]);
     const cfg = JSON.parse(readFileSync((await cfgDl[0].path())!, 'utf8'));
     assert.equal(cfg.peft_type, 'LORA');

@@ -2,7 +2,7 @@
 // label) and the β-sweep curve. Runs persist across reloads (IndexedDB).
 import { CartesianGrid, LabelList, Legend, Line, LineChart, Scatter, ScatterChart, Tooltip, XAxis, YAxis, ZAxis } from 'recharts';
 import { deleteRun } from '../training';
-import { pct, summarize, versusLora, loraReference } from '../runMetrics';
+import { definition, loraReference, maybePct, pct, pts, summarize, versusLora } from '../runMetrics';
 import { useStudio } from '../store';
 import { formatBeta } from './ExperimentPanel';
 
@@ -30,11 +30,12 @@ export function CompareView() {
             <th>status</th>
             <th>steps</th>
             <th>CE</th>
-            <th>WER new</th>
-            <th>WER base</th>
-            <th>forgetting</th>
-            <th>backward gain / new-domain drop vs LoRA</th>
-            <th>|μ| &lt; 1e-3</th>
+            <th title={definition('werNew')}>WER new</th>
+            <th title={definition('werBase')}>WER base</th>
+            <th title={definition('forgetting')}>forgetting F</th>
+            <th title={definition('backwardGain')}>backward gain vs LoRA</th>
+            <th title={definition('newDomainDrop')}>new-domain drop vs LoRA</th>
+            <th title={definition('sparsity')}>|μ| &lt; 1e-3 (A, B)</th>
             <th />
           </tr>
         </thead>
@@ -56,8 +57,13 @@ export function CompareView() {
                 <td>{s.finalCe?.toFixed(3) ?? '—'}</td>
                 <td data-testid="compare-wer-new">{pct(s.werNew)}</td>
                 <td data-testid="compare-wer-base">{pct(s.werBase)}</td>
-                <td>{pct(s.forgetting, true)}</td>
-                <td>{vs ? `${pct(vs.backwardGain, true)} / ${pct(vs.newDrop, true)}` : '—'}</td>
+                <td data-testid="compare-forgetting">{pts(s.forgetting)}</td>
+                <td data-testid="compare-backward-gain" title={maybePct(vs?.backwardGain).title}>
+                  {maybePct(vs?.backwardGain).text}
+                </td>
+                <td data-testid="compare-new-drop" title={maybePct(vs?.newDrop).title}>
+                  {maybePct(vs?.newDrop).text}
+                </td>
                 <td>{s.sparsity !== undefined ? pct(s.sparsity) : '—'}</td>
                 <td>
                   <button onClick={() => void deleteRun(r.id)}>delete</button>

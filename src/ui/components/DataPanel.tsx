@@ -120,7 +120,7 @@ export function DataPanel() {
         <button data-testid="load-demo-data" onClick={() => void guard(loadDemoData())}>
           Load demo data
         </button>
-        <button onClick={() => void guard(clearEncoderCache())} title="delete the cached encoder states (IndexedDB)">
+        <button onClick={() => void guard(clearEncoderCache())} title="delete the cached encoder states (IndexedDB); the encoded datasets are removed too — drop them again to re-encode">
           Clear encoder cache
         </button>
       </div>

@@ -2,6 +2,7 @@
 // JSON Lines / CSV, and the experiment.json that reproduces it with the CLI. Optional SNR pruning.
 import { useState } from 'react';
 import { exportRun } from '../training';
+import { pct, summarize, werAt } from '../runMetrics';
 import { useStudio, type RunState } from '../store';
 
 interface Link {
@@ -32,6 +33,8 @@ export function ExportView() {
   const activeId = useStudio((s) => s.activeRun);
   const [runId, setRunId] = useState<string | undefined>(undefined);
   const [snr, setSnr] = useState(0);
+  const [measure, setMeasure] = useState(true);
+  const [cost, setCost] = useState<{ role: string; before?: number; after: number }[] | null>(null);
   const [busy, setBusy] = useState(false);
   const [links, setLinks] = useState<Link[]>([]);
   const [info, setInfo] = useState<string | null>(null);
@@ -44,10 +47,26 @@ export function ExportView() {
     setError(null);
     links.forEach((l) => URL.revokeObjectURL(l.url));
     try {
-      const x = await exportRun(run.id, run.config.method === 'blora' ? snr : 0);
+      const pruning = run.config.method === 'blora' && snr > 0;
+      setCost(null);
+      const x = await exportRun(run.id, pruning ? snr : 0, pruning && measure);
       const files = Object.entries(x.files).map(([name, d]) => blobLink(name, d, name.endsWith('.json') ? 'application/json' : 'application/octet-stream'));
       setLinks([...files, ...metricsFiles(run)]);
-      setInfo(snr > 0 && run.config.method === 'blora' ? `SNR pruning |μ|/σ < ${snr}: ${(x.pruned * 100).toFixed(1)} % of ${x.elements.toLocaleString()} μ elements set to 0` : null);
+      setInfo(pruning ? `SNR pruning |μ|/σ < ${snr}: ${(x.pruned * 100).toFixed(1)} % of ${x.elements.toLocaleString()} μ elements set to 0` : null);
+      if (x.prunedWer) {
+        // Against the run's own final evaluation (same eval sets, unpruned means): utterance-weighted per role.
+        const last = summarize(run).step;
+        const roles = [...new Set(x.prunedWer.map((w) => w.role))];
+        setCost(
+          roles.map((role) => {
+            const sets = run.data.eval.filter((e) => e.role === role);
+            const n = (name: string) => sets.find((e) => e.name === name)?.utts.length ?? 1;
+            const ws = x.prunedWer!.filter((w) => w.role === role);
+            const after = ws.reduce((a, w) => a + w.wer * n(w.set), 0) / ws.reduce((a, w) => a + n(w.set), 0);
+            return { role, before: werAt(run.evals, role, last), after };
+          }),
+        );
+      }
     } catch (e) {
       setError((e as Error).message);
     } finally {
@@ -58,7 +77,7 @@ export function ExportView() {
     <section className="panel" data-testid="export-view">
       <h2>Export</h2>
       <div className="row">
-        <select value={run.id} onChange={(e) => (setRunId(e.target.value), setLinks([]))} aria-label="run to export">
+        <select value={run.id} onChange={(e) => (setRunId(e.target.value), setLinks([]))} aria-label="run to export" data-testid="export-run">
           {runs.map((r) => (
             <option key={r.id} value={r.id}>
               {r.name} ({r.config.method}) — {r.status}
@@ -71,8 +90,13 @@ export function ExportView() {
             <input type="number" min={0} step={0.1} value={snr} onChange={(e) => setSnr(Number(e.target.value) || 0)} data-testid="export-snr" style={{ width: 70 }} />
           </label>
         )}
+        {run.config.method === 'blora' && snr > 0 && (
+          <label className="small" title="decode the eval sets again with the pruned adapter (takes as long as one evaluation)">
+            <input type="checkbox" checked={measure} onChange={(e) => setMeasure(e.target.checked)} data-testid="export-measure" /> measure the WER it costs
+          </label>
+        )}
         <button disabled={!exportable || busy} onClick={() => void go()} data-testid="export-button">
-          {busy ? 'Exporting…' : 'Export adapter'}
+          {busy ? (snr > 0 && measure && run.config.method === 'blora' ? 'Exporting and measuring…' : 'Exporting…') : 'Export adapter'}
         </button>
         {!exportable && <span className="muted small">available once the run has a checkpoint and is not training</span>}
       </div>
@@ -80,6 +104,26 @@ export function ExportView() {
         <p className="small" data-testid="export-pruning">
           {info}
         </p>
+      )}
+      {cost && (
+        <table data-testid="export-cost">
+          <thead>
+            <tr>
+              <th>eval sets</th>
+              <th>WER unpruned (run's last evaluation)</th>
+              <th>WER pruned</th>
+            </tr>
+          </thead>
+          <tbody>
+            {cost.map((c) => (
+              <tr key={c.role} data-testid={`export-cost-${c.role}`}>
+                <td>{c.role === 'new' ? 'new domain' : 'base domain'}</td>
+                <td>{pct(c.before)}</td>
+                <td data-testid="export-cost-pruned">{pct(c.after)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
       )}
       {error && <p className="error">{error}</p>}
       <ul data-testid="export-links">

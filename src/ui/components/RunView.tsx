@@ -4,7 +4,7 @@
 import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
 import type { TrainRecord } from '../../train/config';
 import type { Histogram } from '../../worker/train-protocol';
-import { pct, evalSteps, loraReference, summarize, versusLora, werAt } from '../runMetrics';
+import { definition, evalSteps, loraReference, maybePct, pct, pts, summarize, versusLora, werAt } from '../runMetrics';
 import { useStudio, type RunState } from '../store';
 import { pauseRun, resumeRun, stopRun } from '../training';
 import { formatBeta } from './ExperimentPanel';
@@ -155,16 +155,22 @@ export function RunView() {
         <div className="kpi">
           WER base domain <b data-testid="kpi-wer-base">{pct(sum.werBase)}</b> <span className="muted small">(step 0: {pct(sum.werBase0)})</span>
         </div>
-        <div className="kpi" title="base-domain WER now minus before training">
-          forgetting <b data-testid="kpi-forgetting">{pct(sum.forgetting, true)}</b>
+        <div className="kpi" title={definition('forgetting')}>
+          forgetting F <b data-testid="kpi-forgetting">{pts(sum.forgetting)}</b>
         </div>
         {vs && (
           <>
-            <div className="kpi" title={`LoRA's forgetting minus this run's (LoRA run: ${lora!.name})`}>
-              backward gain vs LoRA <b data-testid="kpi-backward-gain">{pct(vs.backwardGain, true)}</b>
+            <div className="kpi" title={`${definition('backwardGain')} (LoRA run: ${lora!.name})`}>
+              backward gain vs LoRA{' '}
+              <b data-testid="kpi-backward-gain" title={maybePct(vs.backwardGain).title}>
+                {maybePct(vs.backwardGain).text}
+              </b>
             </div>
-            <div className="kpi" title={`this run's new-domain WER minus LoRA's (LoRA run: ${lora!.name})`}>
-              new-domain drop vs LoRA <b data-testid="kpi-new-drop">{pct(vs.newDrop, true)}</b>
+            <div className="kpi" title={`${definition('newDomainDrop')} (LoRA run: ${lora!.name})`}>
+              new-domain drop vs LoRA{' '}
+              <b data-testid="kpi-new-drop" title={maybePct(vs.newDrop).title}>
+                {maybePct(vs.newDrop).text}
+              </b>
             </div>
           </>
         )}

@@ -1,8 +1,12 @@
-// Try it: an eval clip's transcript by the frozen model (step 0) and by the adapted model (latest
-// evaluation) side by side, with the word differences highlighted.
-import { useState } from 'react';
-import { transcripts } from '../training';
-import { useStudio } from '../store';
+// Try it: a clip's transcript by the frozen model and by the adapted model side by side, with the word
+// differences highlighted — an eval clip (from the run's evaluations: step 0 vs the latest), or your own
+// clip, dropped as a file or recorded from the microphone (encoded here, decoded on the WGSL engine).
+import { useRef, useState } from 'react';
+import { loadAudio16k } from '../../audio';
+import { utteranceKey } from '../../encoder/encoder';
+import { getClient } from '../actions';
+import { transcripts, tryClip } from '../training';
+import { useStudio, type RunState } from '../store';
 
 /** Word-level diff (LCS) of a → b: each word of a kept or deleted, each of b kept or inserted. */
 export function wordDiff(a: string, b: string): { del: boolean[]; ins: boolean[] } {
@@ -30,6 +34,117 @@ function Words({ text, marks, cls }: { text: string; marks: boolean[]; cls: stri
         </span>
       ))}
     </span>
+  );
+}
+
+function Compare({ reference, frozen, adapted, testid = 'try' }: { reference?: string; frozen: string; adapted: string; testid?: string }) {
+  const d = wordDiff(frozen, adapted);
+  return (
+    <table>
+      <tbody>
+        {reference !== undefined && (
+          <tr>
+            <th>reference</th>
+            <td>{reference}</td>
+          </tr>
+        )}
+        <tr>
+          <th>base (frozen)</th>
+          <td data-testid={`${testid}-base`}>
+            <Words text={frozen} marks={d.del} cls="diff-del" />
+          </td>
+        </tr>
+        <tr>
+          <th>adapted</th>
+          <td data-testid={`${testid}-adapted`}>
+            <Words text={adapted} marks={d.ins} cls="diff-ins" />
+          </td>
+        </tr>
+      </tbody>
+    </table>
+  );
+}
+
+type OwnState = { status: 'idle' } | { status: 'busy'; message: string } | { status: 'done'; name: string; step: number; frozen: string; adapted: string } | { status: 'error'; message: string };
+
+/** Your own clip: a file or a microphone recording → 16 kHz → frozen encoder (model worker) → both decoders. */
+function OwnClip({ run }: { run: RunState }) {
+  const model = useStudio((s) => s.model);
+  const languages = [...new Set(['en', ...[...run.data.train, ...run.data.eval.flatMap((e) => e.utts)].map((u) => u.language ?? 'en')])];
+  const [language, setLanguage] = useState(languages[0]);
+  const [own, setOwn] = useState<OwnState>({ status: 'idle' });
+  const rec = useRef<MediaRecorder | null>(null);
+  const [recording, setRecording] = useState(false);
+  const finished = run.status === 'done' || run.status === 'stopped' || (run.status === 'error' && run.lastCheckpointStep !== undefined);
+  const go = async (name: string, bytes: ArrayBuffer) => {
+    try {
+      setOwn({ status: 'busy', message: `decoding ${name}` });
+      const samples = await loadAudio16k(bytes, name);
+      if (samples.length > 30 * 16000) throw new Error(`${name}: ${(samples.length / 16000).toFixed(1)} s is longer than Whisper's 30-s window`);
+      const key = utteranceKey(samples);
+      setOwn({ status: 'busy', message: 'frozen encoder' });
+      await getClient().encode(samples, key);
+      setOwn({ status: 'busy', message: 'greedy decoding: frozen model, then with the adapter' });
+      const r = await tryClip(run.id, { key, language });
+      setOwn({ status: 'done', name, step: r.step, frozen: r.frozen, adapted: r.adapted });
+    } catch (e) {
+      setOwn({ status: 'error', message: (e as Error).message });
+    }
+  };
+  const record = async () => {
+    if (rec.current) return rec.current.stop();
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const r = new MediaRecorder(stream);
+      const chunks: Blob[] = [];
+      r.ondataavailable = (e) => chunks.push(e.data);
+      r.onstop = () => {
+        stream.getTracks().forEach((t) => t.stop());
+        rec.current = null;
+        setRecording(false);
+        void new Blob(chunks, { type: r.mimeType }).arrayBuffer().then((b) => go('your recording', b));
+      };
+      rec.current = r;
+      r.start();
+      setRecording(true);
+      setTimeout(() => rec.current === r && r.stop(), 30_000); // Whisper hears at most 30 s
+    } catch (e) {
+      setOwn({ status: 'error', message: `microphone: ${(e as Error).message}` });
+    }
+  };
+  const ready = model.status === 'ready' && finished && own.status !== 'busy';
+  return (
+    <div data-testid="try-own">
+      <h3>Your clip</h3>
+      <div className="row">
+        <input type="file" accept="audio/*,.wav,.flac,.mp3,.ogg,.webm" disabled={!ready} data-testid="try-clip-input" onChange={async (e) => {
+          const f = e.target.files?.[0];
+          if (f) await go(f.name, await f.arrayBuffer());
+        }} />
+        <button disabled={!ready && !recording} onClick={() => void record()} data-testid="try-record">
+          {recording ? 'Stop recording' : 'Record'}
+        </button>
+        <label className="small">
+          language{' '}
+          <select value={language} onChange={(e) => setLanguage(e.target.value)} data-testid="try-language">
+            {languages.map((l) => (
+              <option key={l}>{l}</option>
+            ))}
+          </select>
+        </label>
+        {!finished && <span className="muted small">available when the run has finished (or is stopped)</span>}
+      </div>
+      {own.status === 'busy' && <p className="muted" data-testid="try-own-status">{own.message}…</p>}
+      {own.status === 'error' && <p className="error" data-testid="try-own-error">{own.message}</p>}
+      {own.status === 'done' && (
+        <>
+          <p className="muted small">
+            {own.name}: adapted = run {run.name} at step {own.step}
+          </p>
+          <Compare frozen={own.frozen} adapted={own.adapted} testid="try-own" />
+        </>
+      )}
+    </div>
   );
 }
 
@@ -65,34 +180,10 @@ export function TryView() {
             </select>
             <span className="muted small">run {run!.name}, adapted = step {cur.step}</span>
           </div>
-          {(() => {
-            const adapted = cur.adapted?.hypothesis ?? '';
-            const d = wordDiff(cur.base.hypothesis, adapted);
-            return (
-              <table>
-                <tbody>
-                  <tr>
-                    <th>reference</th>
-                    <td>{cur.base.reference}</td>
-                  </tr>
-                  <tr>
-                    <th>base (frozen)</th>
-                    <td data-testid="try-base">
-                      <Words text={cur.base.hypothesis} marks={d.del} cls="diff-del" />
-                    </td>
-                  </tr>
-                  <tr>
-                    <th>adapted</th>
-                    <td data-testid="try-adapted">
-                      <Words text={adapted} marks={d.ins} cls="diff-ins" />
-                    </td>
-                  </tr>
-                </tbody>
-              </table>
-            );
-          })()}
+          <Compare reference={cur.base.reference} frozen={cur.base.hypothesis} adapted={cur.adapted?.hypothesis ?? ''} />
         </>
       )}
+      {run && <OwnClip run={run} />}
     </section>
   );
 }
