@@ -36,6 +36,8 @@ const CASES: Case[] = [
   { name: 'causal, KV offset 65, S=18, left-padded', B: 2, S: 18, Skv: 83, H: 1, D: 7, causal: true, keys: [[0, 83], [70, 83]], amp: 2 },
   // D > 64: the per-query row kernels (kept for D ≤ 256).
   { name: 'cross, D=80 (row kernels)', B: 1, S: 4, Skv: 70, H: 2, D: 80, causal: false, keys: null, amp: 1 },
+  // One query (greedy decoding): the row kernels at D = 64 too, over a masked KV cache (keys not yet written).
+  { name: 'one query, D=64 (row kernels), masked KV cache', B: 1, S: 1, Skv: 130, H: 8, D: 64, causal: false, keys: [[0, 77]], amp: 1.5 },
 ];
 
 function maskOf(c: Case): Uint32Array | null {

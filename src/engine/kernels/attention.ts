@@ -86,8 +86,10 @@ export async function prepareAttention(
   const owned = [params];
   const mask = bufs.mask ?? rt.storage(`${label}:no_mask`, 4);
   if (!bufs.mask) owned.push(mask);
-  // D ≤ 64: one workgroup per 16-query block (K/V tiles reused across the block); else one per query.
-  const tiled = D <= ATTN_TILED_MAX_D;
+  // D ≤ 64 and more than one query: one workgroup per 16-query block (K/V tiles reused across the block);
+  // else one per query (the row kernels) — for a single query (greedy decoding, S = 1) the block kernel
+  // would stage K/V tiles for 16 queries to serve one.
+  const tiled = D <= ATTN_TILED_MAX_D && S > 1;
   const qGroups = tiled ? Math.ceil(S / ATTN_TILE_Q) : S;
   const fwd = await rt.pipeline(attentionKernel(tiled ? 'forward_tiled' : 'forward'));
   const bgF = bindAt(rt, `${label}.forward:bind`, fwd, [[0, params], [1, bufs.q], [2, bufs.k], [3, bufs.v], [4, mask], [5, bufs.o], [6, bufs.stats]]);
