@@ -1,9 +1,10 @@
 """PyTorch oracle for the WGSL training engine (src/engine/decoder.ts): the same decoder step(s) in
 Hugging Face transformers, fp32, on the same inputs, adapter values and noise.
 
-Usage: engine_oracle.py [--f64] CASE_DIR [CASE_DIR ...]   (folders written by test/engine/decoder-parity.test.ts)
+Usage: engine_oracle.py [--f64 | --both] CASE_DIR [CASE_DIR ...]   (folders written by test/engine/decoder-parity.test.ts)
   --f64: the same computation in float64 (how far each fp32 side is from exact);
          writes oracle64.json, oracle64_grads1.f64, oracle64_theta.f64.
+  --both: fp32, then float64, in one process (one torch/transformers import instead of two).
   --ce-fp32: also the cross-entropy in fp32 (default: the model in fp32, the CE's log-softmax over the
          51,865 logits in float64 — torch's fp32 CPU reduction loses ~1e-4 relative of a small CE:
          0.1783485 vs 0.1783723 on the same fp32 logits of the test batch, and ~1e-3 in the gradients
@@ -227,10 +228,11 @@ def main() -> None:
         sys.exit(2)
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    f64 = "--f64" in sys.argv[1:]
+    precisions = [False, True] if "--both" in sys.argv[1:] else ["--f64" in sys.argv[1:]]
     ce_fp32 = "--ce-fp32" in sys.argv[1:]
     for d in args:
-        run_case(Path(d), f64=f64, ce_fp32=ce_fp32)
+        for f64 in precisions:
+            run_case(Path(d), f64=f64, ce_fp32=ce_fp32)
 
 
 if __name__ == "__main__":
