@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import math
 import os
 import platform
@@ -225,7 +226,7 @@ class Plot:
 def label_of(key: str) -> str:
     if key == "lora":
         return "LoRA"
-    parts = key.split("-")[1:]
+    parts = re.split(r"-(?=[a-z])", key)[1:]  # not inside an exponent: blora-b1e-05-sp0.01
     lab = []
     for p in parts:
         if p == "aonly":
