@@ -49,8 +49,11 @@ type Call = { run(): void; destroy(): void };
 
 const batchingByDevice = new WeakMap<GPUDevice, BatchingRuntime>();
 
-/** The device's BatchingRuntime (one per device, so compiled pipelines are shared by all decoders). */
-function batching(rt: GpuRuntime): BatchingRuntime {
+/**
+ * The device's BatchingRuntime (one per device, so compiled pipelines are shared by all decoders: the
+ * training engine and WgslGreedyDecoder of every run compile each kernel once per device).
+ */
+export function batching(rt: GpuRuntime): BatchingRuntime {
   if (rt instanceof BatchingRuntime) return rt;
   let b = batchingByDevice.get(rt.device);
   if (!b) {

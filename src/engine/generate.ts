@@ -51,7 +51,7 @@ import type { WhisperAssets } from '../model/whisperModel';
 import type { AdapterPlan, AdapterTarget } from './adapters';
 import { moduleTensors } from './adapters';
 import { BatchingRuntime, prepareAdd } from './batch';
-import type { EncoderKvCache } from './decoder';
+import { batching, type EncoderKvCache } from './decoder';
 import { prepareAttention, type AttentionCall } from './kernels/attention';
 import { prepareEmbedding } from './kernels/embedding';
 import { prepareGeluForward } from './kernels/gelu';
@@ -212,8 +212,9 @@ export class WgslGreedyDecoder {
     if (assets.config.vocab_size !== weights.dims.V) {
       throw new Error(`${label}: config.json vocab_size ${assets.config.vocab_size} ≠ embed_tokens rows ${weights.dims.V}`);
     }
-    // Own BatchingRuntime unless given one (src/engine/decoder.ts keeps its per-device instance private).
-    const brt = rt instanceof BatchingRuntime ? rt : new BatchingRuntime(rt.device, `${label}-batch`);
+    // The device's shared BatchingRuntime (src/engine/decoder.ts): pipelines compiled once per device, not per
+    // decoder. Safe to share: every user flushes its batch before awaiting (each token step reads back).
+    const brt = batching(rt);
     const d = new WgslGreedyDecoder(brt, weights, cache, assets, opts);
     await d.graph(d.maxBatch); // compile the pipelines now, not in the first generate()
     return d;

@@ -6,7 +6,8 @@
 // evaluation is reused), see both runs on the compare view with backward gain and new-domain drop, and
 // export the BLoRA adapter and check the downloaded safetensors header (PEFT keys and shapes).
 // Screenshots of each view go to test-results/e2e/ and the README's docs/img/studio-{run,compare}.png
-// are refreshed from them.
+// are refreshed from them. Measured alone on the idle 2-core machine: 445 s (datasets 37 s, BLoRA with the
+// reload 229 s, LoRA 102 s, compare + Try it 56 s, export with the pruned evaluation 21 s).
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,8 @@ import { startStudioServer } from '../support/studio-server';
 
 const SHOTS = resultsDir('e2e');
 const STEPS = 2;
+/** the LoRA baseline: one step moves its B off zero, enough for a compare row (suite time) */
+const LORA_STEPS = 1;
 const R = 8;
 
 function audiofolder(root: string, name: string, rows: [string, string, string][], extra: Record<string, string | Buffer> = {}): string {
@@ -149,20 +152,21 @@ describe('studio E2E: data → BLoRA training → reload/resume → LoRA → com
     copyFileSync(join(SHOTS, 'studio-run.png'), join(REPO, 'docs/img/studio-run.png'));
   });
 
-  test(`a ${STEPS}-step LoRA run on the same data reuses the frozen-model evaluation`, async () => {
+  test(`a ${LORA_STEPS}-step LoRA run on the same data reuses the frozen-model evaluation`, async () => {
     await page.getByTestId('tab-setup').click();
     assert.equal(await page.getByTestId('exp-steps').inputValue(), String(STEPS), 'the experiment settings survive the reload');
     assert.equal(await page.locator('[data-testid=dataset][data-status=ready]').count(), 3, 'the encoded datasets survive the reload');
     await page.getByTestId('exp-method').selectOption('lora');
     await page.getByTestId('exp-name').fill('e2e lora');
+    await page.getByTestId('exp-steps').fill(String(LORA_STEPS));
     await page.getByTestId('start-run').click();
     await waitFor(page, 'the LoRA run to start', async () => (await page.getByTestId('run-view').getAttribute('data-run').catch(() => null)) !== blora && (await status()) !== null, 60_000);
     await waitFor(page, 'the LoRA run to finish', async () => ['done', 'error', 'stopped'].includes((await status()) ?? ''), 20 * 60_000);
     assert.equal(await status(), 'done', (await page.getByTestId('run-error').textContent().catch(() => null)) ?? '');
     lap('LoRA run done');
-    assert.equal(await points('ce'), STEPS);
+    assert.equal(await points('ce'), LORA_STEPS);
     assert.equal(await points('wer'), 2, 'WER before training (reused) and after');
-    assert.equal(await page.getByTestId('mu-histogram').getAttribute('data-step'), String(STEPS));
+    assert.equal(await page.getByTestId('mu-histogram').getAttribute('data-step'), String(LORA_STEPS));
   });
 
   test('compare view lists both runs with their final WERs and BLoRA vs LoRA; try-it shows base vs adapted', async () => {
