@@ -5,6 +5,7 @@ Usage: engine_oracle.py [--f64 | --both] CASE_DIR [CASE_DIR ...]   (folders writ
   --f64: the same computation in float64 (how far each fp32 side is from exact);
          writes oracle64.json, oracle64_grads1.f64, oracle64_theta.f64.
   --both: fp32, then float64, in one process (one torch/transformers import instead of two).
+Or engine_oracle.py --serve: requests '[flags] CASE_DIR' on stdin, one per line (see serve()).
   --ce-fp32: also the cross-entropy in fp32 (default: the model in fp32, the CE's log-softmax over the
          51,865 logits in float64 — torch's fp32 CPU reduction loses ~1e-4 relative of a small CE:
          0.1783485 vs 0.1783723 on the same fp32 logits of the test batch, and ~1e-3 in the gradients
@@ -222,11 +223,31 @@ def run_case(case_dir: Path, f64: bool = False, ce_fp32: bool = False) -> None:
     print(f"# oracle{tag} {case_dir.name}: {c['steps']} steps, loss[1] = {result['losses'][0]['loss']:.7f}, {result['seconds']:.1f} s", flush=True)
 
 
+def serve() -> None:
+    """--serve: one request per stdin line, '[--f64|--both] [--ce-fp32] CASE_DIR'; answers '@@done CASE_DIR' or
+    '@@error CASE_DIR: message' on stdout, so a test suite pays the torch/transformers import once."""
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        flags = [w for w in words if w.startswith("--")]
+        case = [w for w in words if not w.startswith("--")]
+        precisions = [False, True] if "--both" in flags else ["--f64" in flags]
+        try:
+            for f64 in precisions:
+                run_case(Path(case[0]), f64=f64, ce_fp32="--ce-fp32" in flags)
+            print(f"@@done {case[0]}", flush=True)
+        except Exception as e:  # report and keep serving: the test fails on this case only
+            print(f"@@error {case[0] if case else '?'}: {type(e).__name__}: {e}", flush=True)
+
+
 def main() -> None:
     if len(sys.argv) < 2:
         print(__doc__)
         sys.exit(2)
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    if "--serve" in sys.argv[1:]:
+        return serve()
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     precisions = [False, True] if "--both" in sys.argv[1:] else ["--f64" in sys.argv[1:]]
     ce_fp32 = "--ce-fp32" in sys.argv[1:]

@@ -36,7 +36,8 @@
  * BLORA_ENGINE_PARITY_REAL=0 runs the tiny model only.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -185,12 +186,46 @@ function byKey(cmp: TensorCmp[]): Record<string, number> {
 
 const small = (_: string, v: unknown) => (typeof v === 'number' ? +v.toExponential(2) : v);
 
-function runOracle(dir: string, flags: string[]): void {
-  execFileSync(requirePython(), [join(REPO, 'tools/engine_oracle.py'), ...flags, dir], {
-    stdio: ['ignore', 'inherit', 'inherit'],
+/**
+ * The Python oracle as one long-lived process (tools/engine_oracle.py --serve) for all cases of the file:
+ * torch + transformers are imported once instead of once per case (~7 s each on this machine).
+ */
+let oracleProc: ChildProcessWithoutNullStreams | null = null;
+const oracleWaiters = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
+
+function oracleServer(): ChildProcessWithoutNullStreams {
+  if (oracleProc) return oracleProc;
+  const p = spawn(requirePython(), [join(REPO, 'tools/engine_oracle.py'), '--serve'], {
     env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
   });
+  p.stderr.pipe(process.stderr);
+  createInterface({ input: p.stdout }).on('line', (line) => {
+    const m = /^@@(done|error) (\S+?)(?::? (.*))?$/.exec(line);
+    if (!m) return console.log(line); // the oracle's own log lines
+    const w = oracleWaiters.get(m[2]);
+    oracleWaiters.delete(m[2]);
+    if (m[1] === 'done') w?.resolve();
+    else w?.reject(new Error(`engine_oracle.py failed on ${m[2]}: ${m[3]}`));
+  });
+  p.on('exit', (code) => {
+    for (const w of oracleWaiters.values()) w.reject(new Error(`engine_oracle.py --serve exited (code ${code})`));
+    oracleWaiters.clear();
+    oracleProc = null;
+  });
+  oracleProc = p;
+  return p;
 }
+
+function runOracle(dir: string, flags: string[]): Promise<void> {
+  if (/\s/.test(dir)) throw new Error(`oracle case folder must not contain spaces: ${dir}`);
+  const p = oracleServer();
+  return new Promise((resolve, reject) => {
+    oracleWaiters.set(dir, { resolve, reject });
+    p.stdin.write(`${flags.join(' ')} ${dir}\n`);
+  });
+}
+
+after(() => oracleProc?.stdin.end());
 
 /** Engine run, oracle runs, comparison, report entry, assertions. */
 async function parityCase(env: Env, c: Case, steps: number): Promise<void> {
@@ -265,7 +300,7 @@ async function parityCase(env: Env, c: Case, steps: number): Promise<void> {
   writeFileSync(join(cd.dir, 'engine_theta.f32'), f32(thetaN));
   writeFileSync(join(cd.dir, 'engine.json'), JSON.stringify({ losses, eval_ce: evalCe }, null, 1));
   const tOracle = performance.now();
-  runOracle(cd.dir, ['--both']); // fp32 and float64 in one Python process
+  await runOracle(cd.dir, ['--both']); // fp32 and float64, in the file's one oracle process
   const oracleS = (performance.now() - tOracle) / 1000;
   const o = JSON.parse(readFileSync(join(cd.dir, 'oracle.json'), 'utf8'));
   const tg = readF32(join(cd.dir, 'oracle_grads1.f32'));
