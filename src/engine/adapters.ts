@@ -154,6 +154,15 @@ export function mulberry32(seed: number): () => number {
 
 /** The spec's initialization of theta (see the header). */
 export function initAdapterTheta(plan: AdapterPlan, seed: number): Float32Array {
+  return drawAdapterTheta(plan, seed, { muB: 'zero', rhoB: -50 }); // μ_B = B = 0; σ_B ≈ 0
+}
+
+/**
+ * Theta drawn from one mulberry32 stream in module order — μ_A ~ U(±1/√in), ρ_A ~ U(−5.5, −4.5), then μ_B and ρ_B:
+ * μ_B 'zero' (no draws) or U(±muB); ρ_B a constant or 'uniform' U(−5.5, −4.5). The spec init above and the
+ * tests' non-zero values (every gradient path exercised) share it.
+ */
+export function drawAdapterTheta(plan: AdapterPlan, seed: number, o: { muB: 'zero' | number; rhoB: 'uniform' | number }): Float32Array {
   const rnd = mulberry32(seed);
   const theta = new Float32Array(plan.size);
   const uni = (off: number, n: number, lo: number, hi: number) => {
@@ -164,8 +173,11 @@ export function initAdapterTheta(plan: AdapterPlan, seed: number): Float32Array 
     const bound = 1 / Math.sqrt(m.nIn);
     uni(m.off.muA, r * m.nIn, -bound, bound);
     if (m.off.rhoA >= 0) uni(m.off.rhoA, r * m.nIn, -5.5, -4.5);
-    // μ_B = B = 0 (already zero)
-    if (m.off.rhoB >= 0) theta.fill(-50, m.off.rhoB, m.off.rhoB + m.nOut * r);
+    if (o.muB !== 'zero') uni(m.off.muB, m.nOut * r, -o.muB, o.muB);
+    if (m.off.rhoB >= 0) {
+      if (o.rhoB === 'uniform') uni(m.off.rhoB, m.nOut * r, -5.5, -4.5);
+      else theta.fill(o.rhoB, m.off.rhoB, m.off.rhoB + m.nOut * r);
+    }
   }
   return theta;
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { GpuRuntime } from '../../src/gpu/runtime';
 import { SafetensorsFile, writeSafetensors } from '../../src/model/safetensors';
 import { uploadDecoderWeights, type DecoderWeights } from '../../src/engine/weights';
-import { mulberry32, type AdapterPlan } from '../../src/engine/adapters';
+import { drawAdapterTheta, mulberry32, type AdapterPlan } from '../../src/engine/adapters';
 import { materializeAdapterNoise } from '../../src/engine/reference/lora';
 import { splitSeed } from '../../src/engine/kernels/uniform-pack';
 import type { OracleClip } from '../support/oracle';
@@ -220,21 +220,5 @@ export function writeTinyWhisper(dir: string, d: TinyWhisperDims, seed: number):
  * Unlike the spec init (initAdapterTheta: μ_B = 0), every gradient path is exercised.
  */
 export function uniformTestTheta(plan: AdapterPlan, seed: number, o: { bScale: number; rhoB: 'uniform' | number }): Float32Array {
-  const rnd = mulberry32(seed);
-  const theta = new Float32Array(plan.size);
-  const uni = (off: number, n: number, lo: number, hi: number) => {
-    for (let i = 0; i < n; i++) theta[off + i] = lo + (hi - lo) * rnd();
-  };
-  const r = plan.config.r;
-  for (const m of plan.modules) {
-    const bound = 1 / Math.sqrt(m.nIn);
-    uni(m.off.muA, r * m.nIn, -bound, bound);
-    if (m.off.rhoA >= 0) uni(m.off.rhoA, r * m.nIn, -5.5, -4.5);
-    uni(m.off.muB, m.nOut * r, -o.bScale, o.bScale);
-    if (m.off.rhoB >= 0) {
-      if (o.rhoB === 'uniform') uni(m.off.rhoB, m.nOut * r, -5.5, -4.5);
-      else theta.fill(o.rhoB, m.off.rhoB, m.off.rhoB + m.nOut * r);
-    }
-  }
-  return theta;
+  return drawAdapterTheta(plan, seed, { muB: o.bScale, rhoB: o.rhoB });
 }
