@@ -375,7 +375,7 @@ export class Trainer {
    * records or a change of state: what the export view shows as the WER a pruning costs. The eval sets'
    * K/V must be in the cache.
    */
-  async evaluateValues(values: Float32Array, onProgress?: (message: string) => void): Promise<{ set: string; role: EvalRole; wer: number; cer: number }[]> {
+  async evaluateValues(values: Float32Array, onProgress?: (message: string) => void): Promise<{ set: string; role: EvalRole; wer: number; cer: number; utterances: number }[]> {
     if (values.length !== this.plan.size) throw new Error(`evaluateValues: ${values.length} values, the adapter has ${this.plan.size}`);
     const greedy = await this.greedyDecoder();
     await greedy.setAdapter(this.plan, values);
@@ -383,7 +383,7 @@ export class Trainer {
     for (const set of this.data.eval) {
       const res = await greedy.generate(set.utterances.map((u) => ({ utterance: u.key, language: u.language })), (d, n) => onProgress?.(`eval ${set.name} ${d}/${n}`));
       const { wer, cer } = scoreTranscripts(set.utterances.map((u, i) => ({ id: u.id, language: u.language, reference: u.text, hypothesis: res[i].text })));
-      out.push({ set: set.name, role: set.role, wer, cer });
+      out.push({ set: set.name, role: set.role, wer, cer, utterances: set.utterances.length });
     }
     return out;
   }

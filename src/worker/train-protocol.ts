@@ -55,7 +55,7 @@ export type FromTrain =
   | { type: 'transcripts'; runId: string; step: number; set: string; transcripts: EvalTranscript[] }
   | { type: 'checkpoint'; runId: string; step: number }
   /** files by name; pruned: fraction of μ elements zeroed by the SNR threshold (0 without pruning) */
-  | { type: 'exported'; id: string; files: Record<string, Uint8Array | string>; pruned: number; elements: number; prunedWer?: { set: string; role: EvalRole; wer: number }[] }
+  | { type: 'exported'; id: string; files: Record<string, Uint8Array | string>; pruned: number; elements: number; prunedWer?: { set: string; role: EvalRole; wer: number; utterances: number }[] }
   | { type: 'tried'; id: string; step: number; frozen: string; adapted: string }
   | { type: 'request-error'; id: string; message: string }
   /** the GPU device was lost: the UI restarts the worker and resumes the run from its checkpoint */

@@ -310,7 +310,7 @@ self.onmessage = async (ev: MessageEvent<ToTrain>) => {
           const theta = await t.readTheta();
           const p = msg.config.method === 'blora' && msg.snr > 0 ? pruneBySnr(t.plan, theta, msg.snr) : { theta, pruned: 0, elements: 0 };
           const { adapter } = await t.exportAdapter(p.theta);
-          let prunedWer: { set: string; role: EvalRole; wer: number }[] | undefined;
+          let prunedWer: { set: string; role: EvalRole; wer: number; utterances: number }[] | undefined;
           if (msg.measure && p.pruned > 0) {
             // The WER the pruning costs: the eval sets decoded with the pruned means (their K/V first).
             const m = await loadModel(msg.data, () => {});

@@ -54,18 +54,10 @@ export function ExportView() {
       setLinks([...files, ...metricsFiles(run)]);
       setInfo(pruning ? `SNR pruning |μ|/σ < ${snr}: ${(x.pruned * 100).toFixed(1)} % of ${x.elements.toLocaleString()} μ elements set to 0` : null);
       if (x.prunedWer) {
-        // Against the run's own final evaluation (same eval sets, unpruned means): utterance-weighted per role.
+        // Against the run's own final evaluation (same eval sets, unpruned means), utterance-weighted per role.
         const last = summarize(run).step;
-        const roles = [...new Set(x.prunedWer.map((w) => w.role))];
-        setCost(
-          roles.map((role) => {
-            const sets = run.data.eval.filter((e) => e.role === role);
-            const n = (name: string) => sets.find((e) => e.name === name)?.utts.length ?? 1;
-            const ws = x.prunedWer!.filter((w) => w.role === role);
-            const after = ws.reduce((a, w) => a + w.wer * n(w.set), 0) / ws.reduce((a, w) => a + n(w.set), 0);
-            return { role, before: werAt(run.evals, role, last), after };
-          }),
-        );
+        const pruned = x.prunedWer.map((w) => ({ kind: 'eval' as const, step: last, set: w.set, role: w.role, wer: w.wer, utterances: w.utterances, backend: 'engine' as const }));
+        setCost([...new Set(pruned.map((w) => w.role))].map((role) => ({ role, before: werAt(run.evals, role, last), after: werAt(pruned, role, last)! })));
       }
     } catch (e) {
       setError((e as Error).message);
