@@ -22,7 +22,8 @@
 // register-tiled; at the end of this file). The row kernels below serve D ≤ 256 and backward_dkv:
 // 64 threads; one query row (forward, backward_dq) or one key row (backward_dkv) per workgroup;
 // thread t owns the chunk element t and the head dims d = t + 64u, u < 4 (so D ≤ 256).
-// Dispatch: forward / backward_dq (S, B·H); backward_dkv (Skv, B·H);
+// forward_decode (end of file) serves one query row with D ≤ 64 (greedy decoding, S = 1).
+// Dispatch: forward / forward_decode / backward_dq (S, B·H); backward_dkv (Skv, B·H);
 //           forward_tiled / backward_dq_tiled (ceil(S/16), B·H).
 // Reference: src/engine/reference/attention.ts. Test: test/engine/attention.test.ts.
 
@@ -647,4 +648,95 @@ fn backward_dq_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
   }
   let sc = ap.scale;
   store_dq(b, h, iq, kg, array<vec4<f32>, 4>(a0 * sc, a1 * sc, a2 * sc, a3 * sc));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// forward_decode — the forward for ONE query row per (b, h) against many keys (greedy decoding's
+// cross-attention: S = 1, Skv = 1500 encoder frames), D ≤ 64. Dispatch (S, B·H), as forward.
+// Why not forward: its 64-key chunks cost 4 barriers each plus a 64-entry max and sum in every thread,
+// about half of its work at S = 1 (on llvmpipe a barrier switches all 64 invocations). Here thread t
+// owns the keys j = t, t + 32, … and keeps its own online softmax (m_t, l_t, acc_t[D]) with no barrier;
+// one barrier at the end merges the 32 partial states: M = max m_t, L = Σ l_t·e^(m_t − M),
+// O_d = Σ acc_t[d]·e^(m_t − M) / L. Scores are computed exactly as in forward (q·scale first, then
+// fma over d in order); only the order of the softmax sums differs (f32 rounding).
+const DEC_WG: u32 = 32u;
+var<workgroup> dec_acc: array<f32, 2048>; // [t·64 + d] partial Σ p·V of thread t (DEC_WG × 64)
+
+@compute @workgroup_size(32)
+fn forward_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let t = lid3.x;
+  let i = wid.x;
+  let b = wid.y / ap.H;
+  let h = wid.y % ap.H;
+  let D = ap.D;
+  let qo = qk_index(b, i, h, ap.S);
+  var q: array<f32, 64>;
+  for (var d = 0u; d < D; d++) {
+    q[d] = Q[qo + d] * ap.scale;
+  }
+  var acc: array<f32, 64>;
+  for (var d = 0u; d < D; d++) {
+    acc[d] = 0.0;
+  }
+  var m = NEG_BIG;
+  var l = 0.0;
+  let nk = n_keys(i);
+  for (var j = t; j < nk; j += DEC_WG) {
+    if (!key_ok(b, j)) {
+      continue;
+    }
+    let ko = qk_index(b, j, h, ap.Skv);
+    var s = 0.0;
+    for (var d = 0u; d < D; d++) {
+      s = fma(q[d], K[ko + d], s);
+    }
+    if (s > m) {
+      // new running max: rescale what this thread has summed so far
+      let alpha = exp(m - s);
+      l = l * alpha;
+      for (var d = 0u; d < D; d++) {
+        acc[d] = acc[d] * alpha;
+      }
+      m = s;
+    }
+    let p = exp(s - m);
+    l = l + p;
+    for (var d = 0u; d < D; d++) {
+      acc[d] = fma(p, V[ko + d], acc[d]);
+    }
+  }
+  ch_a[t] = m;
+  ch_b[t] = l;
+  for (var d = 0u; d < D; d++) {
+    dec_acc[t * 64u + d] = acc[d];
+  }
+  workgroupBarrier();
+  var M = NEG_BIG;
+  for (var u = 0u; u < DEC_WG; u++) {
+    M = max(M, ch_a[u]);
+  }
+  var L = 0.0;
+  for (var u = 0u; u < DEC_WG; u++) {
+    if (ch_b[u] > 0.0) {
+      L = L + ch_b[u] * exp(ch_a[u] - M);
+    }
+  }
+  var inv_l = 0.0;
+  if (L > 0.0) {
+    inv_l = 1.0 / L;
+  }
+  for (var d = t; d < D; d += DEC_WG) {
+    var o = 0.0;
+    for (var u = 0u; u < DEC_WG; u++) {
+      if (ch_b[u] > 0.0) {
+        o = fma(dec_acc[u * 64u + d], exp(ch_a[u] - M), o);
+      }
+    }
+    O[qo + d] = o * inv_l;
+  }
+  if (t == 0u) {
+    let so = ((b * ap.H + h) * ap.S + i) * 2u;
+    STATS[so] = M;
+    STATS[so + 1u] = L;
+  }
 }

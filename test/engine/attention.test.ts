@@ -36,8 +36,12 @@ const CASES: Case[] = [
   { name: 'causal, KV offset 65, S=18, left-padded', B: 2, S: 18, Skv: 83, H: 1, D: 7, causal: true, keys: [[0, 83], [70, 83]], amp: 2 },
   // D > 64: the per-query row kernels (kept for D ≤ 256).
   { name: 'cross, D=80 (row kernels)', B: 1, S: 4, Skv: 70, H: 2, D: 80, causal: false, keys: null, amp: 1 },
-  // One query (greedy decoding): the row kernels at D = 64 too, over a masked KV cache (keys not yet written).
-  { name: 'one query, D=64 (row kernels), masked KV cache', B: 1, S: 1, Skv: 130, H: 8, D: 64, causal: false, keys: [[0, 77]], amp: 1.5 },
+  // One query (greedy decoding): forward_decode (backward: the row kernels, from its STATS), over a masked
+  // KV cache (keys not yet written), over Whisper's 1500 encoder frames, and with odd D and a batch row
+  // that sees no key at all.
+  { name: 'one query (forward_decode), D=64, masked KV cache', B: 1, S: 1, Skv: 130, H: 8, D: 64, causal: false, keys: [[0, 77]], amp: 1.5 },
+  { name: 'one query (forward_decode), cross over E=1500 frames', B: 1, S: 1, Skv: 1500, H: 8, D: 64, causal: false, keys: null, amp: 1.5 },
+  { name: 'one query (forward_decode), odd D, a row with no visible key', B: 2, S: 1, Skv: 45, H: 3, D: 5, causal: false, keys: [[2, 40], [0, 0]], amp: 2 },
 ];
 
 function maskOf(c: Case): Uint32Array | null {
@@ -126,6 +130,15 @@ describe('engine attention', () => {
       ];
       for (const r of results) console.log(`${c.name} ${r.line}  (ε=${eps.toExponential(2)})`);
       for (const r of results) assert.ok(r.ok, `${c.name} ${r.line}`);
+      c.keys?.forEach(([a, z], b1) => {
+        // A batch row with no visible key: O = 0 and dQ = 0 exactly.
+        if (a < z) return;
+        const off = b1 * c.S * c.H * c.D;
+        for (let d = 0; d < c.S * c.H * c.D; d++) {
+          assert.equal(o[off + d], 0);
+          assert.equal(dq[off + d], 0);
+        }
+      });
       if (c.causal && c.keys && c.keys.some(([a]) => a > 0)) {
         // Causal: query 0 of a left-padded row sees no key: O = 0 and dQ = 0 exactly.
         const b1 = c.keys.findIndex(([a]) => a > 0);

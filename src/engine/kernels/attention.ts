@@ -13,7 +13,7 @@ import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { wgsl } from '../../gpu/shaders';
 import { bindAt, checkDims, needElems, UniformWords, uniformFrom } from './uniform-pack';
 
-type Entry = 'forward' | 'backward_dq' | 'backward_dkv' | 'forward_tiled' | 'backward_dq_tiled';
+type Entry = 'forward' | 'backward_dq' | 'backward_dkv' | 'forward_tiled' | 'backward_dq_tiled' | 'forward_decode';
 
 export function attentionKernel(entry: Entry): KernelSpec {
   return { label: `engine_attention.${entry}`, code: wgsl('engine_attention'), entryPoint: entry };
@@ -91,7 +91,9 @@ export async function prepareAttention(
   // would stage K/V tiles for 16 queries to serve one.
   const tiled = D <= ATTN_TILED_MAX_D && S > 1;
   const qGroups = tiled ? Math.ceil(S / ATTN_TILE_Q) : S;
-  const fwd = await rt.pipeline(attentionKernel(tiled ? 'forward_tiled' : 'forward'));
+  // A single query (greedy decoding) with D ≤ 64: forward_decode, one barrier instead of four per 64 keys.
+  const decode = S === 1 && D <= ATTN_TILED_MAX_D;
+  const fwd = await rt.pipeline(attentionKernel(tiled ? 'forward_tiled' : decode ? 'forward_decode' : 'forward'));
   const bgF = bindAt(rt, `${label}.forward:bind`, fwd, [[0, params], [1, bufs.q], [2, bufs.k], [3, bufs.v], [4, mask], [5, bufs.o], [6, bufs.stats]]);
   let bw: { dq: () => void; dkv: () => void } | null = null;
   if (bufs.dO && bufs.dq) {
