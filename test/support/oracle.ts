@@ -2,7 +2,7 @@
 // outputs under $BLORA_CACHE/oracle/<key>, the key covering the model, the manifest, the clips and the script.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CACHE, REPO, requireModel, requirePython } from './env';
 
@@ -35,12 +35,20 @@ export function baselineOracle(manifest: string): OracleIndex {
   }
   const dir = join(CACHE, 'oracle', h.digest('hex').slice(0, 16));
   if (!existsSync(join(dir, 'index.json'))) {
-    rmSync(dir, { recursive: true, force: true });
+    // Test files run two at a time (scripts/test.sh): the oracle is written to a folder of this process
+    // and renamed into place, so a concurrent test never sees (or deletes) a half-written cache.
+    const tmp = `${dir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
     console.log(`# running the Python oracle (transformers) → ${dir}`);
-    execFileSync(requirePython(), [join(REPO, 'tools/oracle_baseline.py'), '--model', model, '--manifest', manifest, '--out', dir], {
+    execFileSync(requirePython(), [join(REPO, 'tools/oracle_baseline.py'), '--model', model, '--manifest', manifest, '--out', tmp], {
       stdio: ['ignore', 'inherit', 'inherit'],
       env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
     });
+    if (existsSync(join(dir, 'index.json'))) rmSync(tmp, { recursive: true, force: true }); // another test process finished first
+    else {
+      rmSync(dir, { recursive: true, force: true }); // a folder left without its index by an interrupted run
+      renameSync(tmp, dir);
+    }
   }
   return { dir, ...JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) };
 }
