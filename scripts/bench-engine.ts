@@ -12,6 +12,7 @@
  * Per method (LoRA, BLoRA flipout; adapters on --targets, r, α = 2r, dropout 0.05): --warmup untimed
  * steps (pipeline compilation), then --steps timed steps, each phase awaited on the device:
  *   fwd  = forward (embedding … CE + KL), bwd = backward, opt = grad norm + AdamW.
+ * Then greedy decoding of the same clips (frozen model) at batch sizes 1, 2 and B: ms per token step.
  * Writes the results between the bench markers of --out (the rest of that file is kept).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,6 +23,7 @@ import { directoryFiles, readDataset } from '../src/data/manifest';
 import { WhisperEncoder } from '../src/encoder/encoder';
 import type { AdapterTarget } from '../src/engine/adapters';
 import { EncoderKvCache, prepareDecoder } from '../src/engine/decoder';
+import { WgslGreedyDecoder } from '../src/engine/generate';
 import { uploadDecoderWeights } from '../src/engine/weights';
 import { LogMelExtractor } from '../src/features/logmel';
 import { acquireDevice, type GpuContext, type NodeBackend } from '../src/gpu/device';
@@ -197,6 +199,23 @@ for (const method of methods) {
   log(`${method}: step ${(res.step / 1000).toFixed(2)} s, ${(batch.tokens / (res.step / 1000)).toFixed(1)} tokens/s, peak GPU buffers ${MB(res.peak)} MiB (engine ${MB(res.engine)} MiB)`);
   dec.destroy();
 }
+// ── greedy decoding (evaluation, Try it): token steps of the frozen model at batch sizes 1 … B ──
+interface DecodeResult {
+  batch: number;
+  steps: number;
+  msPerStep: number;
+}
+const decodes: DecodeResult[] = [];
+for (const bd of [...new Set([1, 2, B].filter((x) => x <= B))]) {
+  const greedy = await WgslGreedyDecoder.create(rt, weights, cache, assets, { maxBatch: bd, maxNewTokens: 32, label: `bench-greedy-B${bd}` });
+  const reqs = batchUtts.slice(0, bd).map((u) => ({ utterance: u.key, language: u.language }));
+  await greedy.generate(reqs); // warm-up (pipelines)
+  await greedy.generate(reqs);
+  const st = greedy.stats;
+  decodes.push({ batch: bd, steps: st.steps, msPerStep: st.stepMs / st.steps });
+  log(`  greedy B=${bd}: ${st.steps} token steps, ${(st.stepMs / st.steps).toFixed(0)} ms per step`);
+  greedy.destroy();
+}
 cache.destroy();
 await ctx.destroy();
 
@@ -233,6 +252,12 @@ const e2c = stepsPerEpoch * ref.cpu;
 lines.push(`Epoch 1 ≈ ${s2(e1)} s wall (${s2(e1c)} s CPU), epoch 2 ≈ ${s2(e2)} s wall (${s2(e2c)} s CPU): epoch 1 / epoch 2 = **${(e1 / e2).toFixed(2)}×** wall, ${(e1c / e2c).toFixed(2)}× CPU (in general, N utterances per epoch: 1 + N·prep / (⌈N/B⌉·step); with N a multiple of B: 1 + B·prep/step = 1 + ${B}·${s2(prepMs)}/${s2(ref.step)} = ${(1 + (B * prepMs) / ref.step).toFixed(2)}× wall).`);
 lines.push('');
 lines.push(`GPU memory (buffers the app allocated, counted by GpuRuntime): decoder weights ${MB(weightBytes)} MiB, cross K/V cache ${MB(cacheBytes / rows.length)} MiB per utterance.`);
+lines.push('');
+lines.push(`Greedy decoding (WgslGreedyDecoder, frozen model, the same clips, ≤ 32 new tokens, second of two runs): one token step = the decoder on B rows + the tied logits over the ${weights.dims.V.toLocaleString('en-US')}-token vocabulary + argmax.`);
+lines.push('');
+lines.push('| batch B | token steps | ms per token step | ms per token per utterance |');
+lines.push('|---:|---:|---:|---:|');
+for (const d of decodes) lines.push(`| ${d.batch} | ${d.steps} | ${d.msPerStep.toFixed(0)} | ${(d.msPerStep / d.batch).toFixed(0)} |`);
 lines.push('<!-- bench:end -->');
 const block = lines.join('\n');
 log('\n' + block);

@@ -98,6 +98,22 @@ function handle(m: FromTrain): void {
       persistSoon(m.runId);
       break;
     }
+    case 'resumed': {
+      // The worker's checkpoint decides where the run goes on: training records up to it (saved with it),
+      // evaluations before it; later ones are redone.
+      const k = m.step;
+      const t = transcripts.get(m.runId);
+      if (t) for (const set of Object.keys(t)) for (const s of Object.keys(t[set])) if (Number(s) >= k) delete t[set][Number(s)];
+      const have = new Set(m.records.map((x) => x.step));
+      updateRun(m.runId, (r) => ({
+        ...r,
+        train: [...r.train.filter((x) => x.step <= k && !have.has(x.step)), ...m.records].sort((a, b) => a.step - b.step),
+        evals: r.evals.filter((x) => x.step < k),
+        lastCheckpointStep: k > 0 ? k : r.lastCheckpointStep,
+      }));
+      persist(m.runId);
+      break;
+    }
     case 'checkpoint':
       updateRun(m.runId, (r) => ({ ...r, lastCheckpointStep: m.step }));
       persist(m.runId);
@@ -114,7 +130,7 @@ function handle(m: FromTrain): void {
       const r = useStudio.getState().runs.find((x) => x.id === m.runId);
       if (r && (r.status === 'running' || r.status === 'starting')) {
         useStudio.getState().updateRun(r.id, (x) => ({ ...x, stage: `${m.message}; resuming from the last checkpoint` }));
-        launch(truncateToCheckpoint(r), true);
+        launch(r, true);
       }
       break;
     }
@@ -198,7 +214,7 @@ export function resumeRun(id: string): void {
   const r = useStudio.getState().runs.find((x) => x.id === id);
   if (!r) return;
   if (r.status === 'paused' && worker) send({ type: 'resume' });
-  else launch(truncateToCheckpoint(r), true); // e.g. paused before a reload: the worker restarts from the checkpoint
+  else launch(r, true); // e.g. paused before a reload: the worker restarts from the checkpoint
 }
 
 export function stopRun(id: string): void {
@@ -214,18 +230,10 @@ export async function deleteRun(id: string): Promise<void> {
   transcripts.delete(id);
   await idbDelete('runs', id);
   await idbDelete('checkpoints', id);
+  await idbDelete('checkpoints', `${id}|train`);
 }
 
 /** Records after the checkpoint are redone on resume; the checkpoint step's evaluation too (a reload may have cut it). */
-function truncateToCheckpoint(r: RunState): RunState {
-  const ck = r.lastCheckpointStep ?? 0;
-  const t = transcripts.get(r.id);
-  if (t) for (const set of Object.keys(t)) for (const s of Object.keys(t[set])) if (Number(s) >= ck) delete t[set][Number(s)];
-  const out = { ...r, train: r.train.filter((x) => x.step <= ck), evals: r.evals.filter((x) => x.step < ck) };
-  useStudio.getState().updateRun(r.id, () => out);
-  return out;
-}
-
 /** On page load: runs from IndexedDB; a run that was training when the tab went away resumes. */
 export async function restoreRuns(): Promise<void> {
   const saved = (await idbAll<PersistedRun>('runs')).sort((a, b) => a.createdAt - b.createdAt);
@@ -234,7 +242,7 @@ export async function restoreRuns(): Promise<void> {
   const { set } = useStudio.getState();
   set({ runs });
   const interrupted = runs.find((r) => r.status === 'running' || r.status === 'starting');
-  if (interrupted) launch(truncateToCheckpoint(interrupted), true);
+  if (interrupted) launch(interrupted, true);
   else {
     const last = runs.at(-1);
     if (last) set({ activeRun: last.id });

@@ -54,6 +54,12 @@ export type FromTrain =
   | { type: 'hist'; runId: string; hist: Histogram }
   | { type: 'transcripts'; runId: string; step: number; set: string; transcripts: EvalTranscript[] }
   | { type: 'checkpoint'; runId: string; step: number }
+  /**
+   * A resumed run restarts at `step` (its checkpoint's; 0 without one). `records` are its training records up
+   * to that step, saved with the checkpoint: the tab may not have stored the last ones (or the checkpoint
+   * itself) before a reload. The UI keeps the evaluations before `step`; the worker redoes the one at `step`.
+   */
+  | { type: 'resumed'; runId: string; step: number; records: TrainRecord[] }
   /** files by name; pruned: fraction of μ elements zeroed by the SNR threshold (0 without pruning) */
   | { type: 'exported'; id: string; files: Record<string, Uint8Array | string>; pruned: number; elements: number; prunedWer?: { set: string; role: EvalRole; wer: number; utterances: number }[] }
   | { type: 'tried'; id: string; step: number; frozen: string; adapted: string }

@@ -15,7 +15,7 @@ import { pruneBySnr } from '../export/prune';
 import { SafetensorsFile } from '../model/safetensors';
 import { DroppedFilesSource, hubModelSource, UrlModelSource, type ModelSource } from '../model/source';
 import { loadWhisperAssets, type WhisperAssets } from '../model/whisperModel';
-import type { EvalRecord, EvalRole, ExperimentConfig } from '../train/config';
+import type { EvalRecord, EvalRole, ExperimentConfig, TrainRecord } from '../train/config';
 import { tokenizeRow, type PreparedUtterance } from '../train/data';
 import { decodeCheckpoint, encodeCheckpoint, Trainer, TrainingDivergedError, type Checkpoint } from '../train/trainer';
 import { encoderCacheKey, idbGet, idbPut } from './idb';
@@ -155,15 +155,29 @@ async function createTrainer(runId: string, config: ExperimentConfig, data: RunD
   for (const s of data.eval) evalSets.push({ name: s.name, role: s.role, utterances: await prepare(m, data, s.utts, kv, stage) });
   stage('building the engine');
   const t = await Trainer.create({ rt: m.rt, weights: m.weights, cache: m.cache, assets: m.assets }, config, { train, eval: evalSets }, {
-    onRecord: (record) => post({ type: 'record', runId, record }),
+    onRecord: (record) => {
+      if (record.kind === 'train') trainRecords.get(runId)?.push(record as TrainRecord);
+      post({ type: 'record', runId, record });
+    },
     onProgress: (p) => p.phase === 'eval' && post({ type: 'status', runId, status: 'running', stage: p.message }),
   }, { label: `run ${runId}`, baseModel: 'openai/whisper-base' });
   trainer = { runId, t };
   return t;
 }
 
+/**
+ * The training records of the runs trained in this worker. They are saved next to each checkpoint (key
+ * `${runId}|train`, written first): the UI stores its records a moment later, so a reload right after a
+ * checkpoint would otherwise resume at step k without the record of step k.
+ */
+const trainRecords = new Map<string, TrainRecord[]>();
+const recordsKey = (runId: string) => `${runId}|train`;
+
 async function saveCheckpoint(runId: string, ck: Checkpoint): Promise<void> {
+  const recs = trainRecords.get(runId);
+  if (recs) await idbPut('checkpoints', recordsKey(runId), recs.filter((r) => r.step <= ck.step));
   await idbPut('checkpoints', runId, encodeCheckpoint(ck));
+  console.info(`[train-worker] checkpoint of ${runId} saved at step ${ck.step}`);
   post({ type: 'checkpoint', runId, step: ck.step });
 }
 
@@ -216,16 +230,22 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
     post({ type: 'status', runId, status: 'starting', stage: s });
   };
   control = 'run';
+  trainRecords.set(runId, []);
   const t = await createTrainer(runId, config, data, true, stage);
   const steps = config.optim.steps;
   const interval = config.eval.interval;
   const isEvalStep = (s: number) => s === 0 || s === steps || (interval > 0 && s % interval === 0);
   if (resume) {
     const bytes = await idbGet<Uint8Array>('checkpoints', runId);
+    let saved: TrainRecord[] = [];
     if (bytes) {
       t.restore(decodeCheckpoint(bytes, `checkpoint of run ${runId}`));
-      post({ type: 'checkpoint', runId, step: t.step });
+      saved = ((await idbGet<TrainRecord[]>('checkpoints', recordsKey(runId))) ?? []).filter((r) => r.step <= t.step);
+      console.info(`[train-worker] ${runId} resumed from its checkpoint at step ${t.step}`);
     }
+    trainRecords.set(runId, saved);
+    post({ type: 'resumed', runId, step: t.step, records: saved });
+    if (bytes) post({ type: 'checkpoint', runId, step: t.step });
   }
   post({ type: 'status', runId, status: 'running', stage: `resumed at step ${t.step}` });
   // The UI dropped the eval records at the checkpoint's step (a reload may have cut that evaluation short).
