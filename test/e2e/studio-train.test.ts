@@ -7,7 +7,8 @@
 // export the BLoRA adapter and check the downloaded safetensors header (PEFT keys and shapes).
 // Screenshots of each view go to test-results/e2e/ and the README's docs/img/studio-{run,compare}.png
 // are refreshed from them. Measured alone on the idle 2-core machine: 445 s (datasets 37 s, BLoRA with the
-// reload 229 s, LoRA 102 s, compare + Try it 56 s, export with the pruned evaluation 21 s).
+// reload 229 s, LoRA 102 s, compare + Try it 56 s, export with the pruned evaluation 21 s); in the suite,
+// beside another test file (scripts/test.sh runs two at a time): 601 s.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
