@@ -19,7 +19,7 @@ npx tsc --noEmit -p tsconfig.json
 if [ $# -gt 0 ]; then
   files=("$@")
 else
-  # Slowest first (seconds measured alone on the idle 2-core machine), then the rest in name order: with two
+  # Slowest first (by their time alone on the idle 2-core machine), then the rest in name order: with two
   # files at a time, the long ones overlap the short ones instead of running last on their own.
   slow=(test/e2e/studio-train.test.ts test/train/overfit.test.ts test/e2e/studio-baseline.test.ts
         test/cli/train.test.ts test/experiment/experiment.test.ts test/engine/decoder-parity.test.ts

@@ -233,7 +233,6 @@ export async function deleteRun(id: string): Promise<void> {
   await idbDelete('checkpoints', `${id}|train`);
 }
 
-/** Records after the checkpoint are redone on resume; the checkpoint step's evaluation too (a reload may have cut it). */
 /** On page load: runs from IndexedDB; a run that was training when the tab went away resumes. */
 export async function restoreRuns(): Promise<void> {
   const saved = (await idbAll<PersistedRun>('runs')).sort((a, b) => a.createdAt - b.createdAt);

@@ -86,12 +86,11 @@ export async function prepareAttention(
   const owned = [params];
   const mask = bufs.mask ?? rt.storage(`${label}:no_mask`, 4);
   if (!bufs.mask) owned.push(mask);
-  // D ≤ 64 and more than one query: one workgroup per 16-query block (K/V tiles reused across the block);
-  // else one per query (the row kernels) — for a single query (greedy decoding, S = 1) the block kernel
-  // would stage K/V tiles for 16 queries to serve one.
+  // D ≤ 64: more than one query → one workgroup per 16-query block (K/V tiles reused across the block);
+  // a single query (greedy decoding) → forward_decode (the block kernel would stage K/V tiles for 16
+  // queries to serve one). D > 64: one workgroup per query (the row kernels).
   const tiled = D <= ATTN_TILED_MAX_D && S > 1;
   const qGroups = tiled ? Math.ceil(S / ATTN_TILE_Q) : S;
-  // A single query (greedy decoding) with D ≤ 64: forward_decode, one barrier instead of four per 64 keys.
   const decode = S === 1 && D <= ATTN_TILED_MAX_D;
   const fwd = await rt.pipeline(attentionKernel(tiled ? 'forward_tiled' : decode ? 'forward_decode' : 'forward'));
   const bgF = bindAt(rt, `${label}.forward:bind`, fwd, [[0, params], [1, bufs.q], [2, bufs.k], [3, bufs.v], [4, mask], [5, bufs.o], [6, bufs.stats]]);
