@@ -1,5 +1,5 @@
 // Log-mel features exactly as Whisper computes them, via transformers.js's WhisperFeatureExtractor
-// (parity with Python's WhisperFeatureExtractor is checked in test/features/logmel.test.ts).
+// (parity with Python's WhisperFeatureExtractor at 80 and 128 bins: test/features/logmel.test.ts).
 // Audio is padded/trimmed to the 30-s window: the encoder always sees 3000 frames.
 
 import { WhisperFeatureExtractor } from '@huggingface/transformers';
