@@ -1,5 +1,5 @@
 import { useEffect } from 'react';
-import { loadDemoClips, loadModel, probeGpu } from './actions';
+import { loadDemoClips, loadModel, probeGpu, savedModel } from './actions';
 import { BackendPanel } from './components/BackendPanel';
 import { CompareView } from './components/CompareView';
 import { DataPanel } from './components/DataPanel';
@@ -30,8 +30,9 @@ export function App() {
   useEffect(() => {
     if (started) return;
     started = true;
-    // Probe first so the compute panel shows what the model will run on, then load the default model.
-    void probeGpu().then(() => loadModel());
+    // Probe first so the compute panel shows what the model will run on, then load the model of the last
+    // session (a run resumed after a reload trains on it), else the default.
+    void probeGpu().then(() => loadModel(savedModel()));
     void loadDemoClips();
     // Runs persist in IndexedDB; one that was training when the tab closed resumes from its checkpoint.
     // Datasets first: a run resumed after a reload, or the next one started, trains on them.

@@ -3,6 +3,7 @@ import { loadAudio16k } from '../audio';
 import { requestBestAdapter } from '../gpu/adapter';
 import { probeCapabilities } from '../gpu/device';
 import { computeWer } from '../metrics/wer';
+import { hubEndpoint } from '../model/hub';
 import { ModelClient } from '../worker/client';
 import type { ModelLocation } from '../worker/protocol';
 import { useStudio, type DemoClip } from './store';
@@ -31,15 +32,48 @@ export async function probeGpu(): Promise<void> {
   }
 }
 
+/** The last model loaded from a URL or the Hub is loaded again after a reload (a run resumes on it). */
+const MODEL_KEY = 'blora-studio:model';
+
+export function savedModel(): ModelLocation {
+  try {
+    const raw = globalThis.localStorage?.getItem(MODEL_KEY);
+    const loc = raw ? (JSON.parse(raw) as ModelLocation) : null;
+    // A dropped weights file is a Blob handle: it does not survive a reload, so it is not saved either.
+    // The Hub address is the page's current setting, not the one saved with the model.
+    if (loc?.kind === 'hub' && typeof loc.repoId === 'string') return { ...loc, endpoint: hubEndpoint() };
+    if (loc?.kind === 'url' && typeof loc.baseUrl === 'string') return loc;
+  } catch {
+    // unreadable: fall back to the default
+  }
+  return DEFAULT_MODEL;
+}
+
+function saveModel(location: ModelLocation): void {
+  if (location.kind === 'files' || (location.kind === 'hub' && location.weights?.kind === 'file')) return;
+  try {
+    globalThis.localStorage?.setItem(MODEL_KEY, JSON.stringify(location));
+  } catch {
+    // storage disabled: the default model loads after a reload
+  }
+}
+
+export function modelLabel(location: ModelLocation): string {
+  if (location.kind === 'url') return location.label ?? location.baseUrl;
+  if (location.kind === 'hub') return `Hub: ${location.repoId}${location.revision && location.revision !== 'main' ? `@${location.revision}` : ''}`;
+  return 'dropped folder';
+}
+
 export async function loadModel(location: ModelLocation = DEFAULT_MODEL): Promise<void> {
   const { set } = useStudio.getState();
-  const label = location.kind === 'url' ? location.label ?? location.baseUrl : location.kind === 'hub' ? `Hub: ${location.repoId}` : 'dropped folder';
+  const label = modelLabel(location);
   set({ model: { status: 'loading', label }, results: {} });
   try {
     // ?encoder=webgpu|wasm forces the encoder's backend (default: WebGPU unless the adapter is software).
     const forced = new URLSearchParams(globalThis.location?.search ?? '').get('encoder');
     const info = await getClient().load(location, forced === 'webgpu' || forced === 'wasm' ? forced : 'auto');
     set({ model: { status: 'ready', label, info } });
+    saveModel(location);
     for (const w of modelWaiters.splice(0)) w();
   } catch (e) {
     set({ model: { status: 'error', label, error: (e as Error).message } });

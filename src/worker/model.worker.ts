@@ -13,6 +13,7 @@ let transcriber: Transcriber | null = null;
 let modelId = '';
 
 function idOf(loc: ModelLocation, label: string): string {
+  // The Hub's address is not part of the id: the same repo from a mirror is the same model (same cache).
   return loc.kind === 'url' ? loc.baseUrl : loc.kind === 'hub' ? `hub:${loc.repoId}@${loc.revision ?? 'main'}` : `files:${label}`;
 }
 
@@ -21,7 +22,8 @@ function sourceFor(loc: ModelLocation): ModelSource {
     case 'url':
       return new UrlModelSource(new URL(loc.baseUrl, self.location.origin).href, loc.label);
     case 'hub':
-      return hubModelSource(loc.repoId, loc.revision);
+      // A worker has no localStorage: the page sends its Hub address along (a mirror, or the tests' local Hub).
+      return hubModelSource(loc.repoId, loc.revision, loc.endpoint);
     case 'files':
       return new DroppedFilesSource(loc.files);
   }

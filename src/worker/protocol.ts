@@ -6,8 +6,27 @@ import type { OrtBackend } from '../runtime/ort';
 
 export type ModelLocation =
   | { kind: 'url'; baseUrl: string; label?: string }
-  | { kind: 'hub'; repoId: string; revision?: string }
-  | { kind: 'files'; files: [string, Blob][] };
+  /**
+   * A Hub repo. `endpoint`: the Hub's address (a mirror, or the tests' local Hub; default the page's
+   * setting). `weights`: where the engine's decoder weights come from when the repo has no
+   * model.safetensors — a weights repo id (default: the table in src/model/hub.ts) or a dropped file.
+   */
+  | { kind: 'hub'; repoId: string; revision?: string; endpoint?: string; weights?: WeightsLocation }
+  | { kind: 'files'; files: [string, Blob][]; weights?: WeightsLocation };
+
+/** Decoder weights named by the user: another Hub repo, or a dropped model.safetensors. */
+export type WeightsLocation = { kind: 'hub'; repoId: string; revision?: string } | { kind: 'file'; name: string; blob: Blob };
+
+/** Whether (and from where) the WGSL engine can get the decoder weights of a loaded model. */
+export interface Trainability {
+  trainable: boolean;
+  /** where the weights come from: "model.safetensors", "weights repo openai/whisper-small", … */
+  from: string;
+  /** bytes still to fetch (decoder tensors only; 0 when cached or local), when known */
+  fetchBytes?: number;
+  /** why not trainable, and what to do */
+  reason?: string;
+}
 
 export type ToWorker =
   | { type: 'load'; location: ModelLocation; backend: OrtBackend | 'auto' }
@@ -26,6 +45,8 @@ export interface ModelInfo {
   decoderBackend: OrtBackend;
   backendReason: string;
   hasSafetensors: boolean;
+  /** filled after the load: headers of the weights are read (a few KB), not the weights */
+  trainability?: Trainability;
 }
 
 export type FromWorker =
