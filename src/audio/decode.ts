@@ -18,7 +18,7 @@
 import { AudioDecodeError } from './errors';
 import { hexHead, notAudioHint, probeAudio, type AudioFormat, type AudioProbe } from './probe';
 import { normalizeInt16Scale } from './pcm-scale';
-import { decodePcmWav } from './wav';
+import { decodePcmWav, MAX_CHANNELS, wavHeaderProblem } from './wav';
 
 export interface DecodedAudio {
   /** Sample rate of `channels`, in Hz. */
@@ -38,6 +38,12 @@ export interface DecodeOptions {
    * Default false: a cut-off download is reported, not silently half-used.
    */
   allowTruncated?: boolean;
+  /**
+   * Refuse audio longer than this many seconds (reason `too-long`): from the header before decoding when
+   * it states a length (WAV, FLAC, MP3 with a Xing tag), else after decoding, before any resampling.
+   * Default DEFAULT_MAX_SECONDS (600).
+   */
+  maxSeconds?: number;
 }
 
 /** Whether this environment has WebAudio's (Offline)AudioContext (a browser window; not Node, not a Worker). */
@@ -86,15 +92,76 @@ function errorOf(e: unknown): Error {
   return new Error(String(e));
 }
 
+/** Sample rates outside this range are not audio anyone records speech at; a header claiming one is broken. */
+export const MIN_SAMPLE_RATE = 1000;
+export const MAX_SAMPLE_RATE = 384000;
+/**
+ * Float WAV may legitimately exceed ±1 a little (unclipped mixes); values beyond this are not audio
+ * (random bytes read as floats), and they would swamp the log-mel features.
+ */
+export const MAX_AMPLITUDE = 64;
+/** Default `maxSeconds`: generous for one clip (Whisper sees 30 s), small enough to bound the memory of one decode. */
+export const DEFAULT_MAX_SECONDS = 600;
+
 /**
  * Decode `bytes` (the contents of the file called `name`) to per-channel float samples.
  * `name` is only used in error messages. The input is not modified or detached.
+ * Every failure, including an unexpected one inside a decoder, is an `AudioDecodeError` naming `name`.
  */
 export async function decodeAudio(
   bytes: ArrayBuffer | Uint8Array,
   name: string,
   options: DecodeOptions = {},
 ): Promise<DecodedAudio> {
+  try {
+    return await decodeChecked(bytes, name, options);
+  } catch (e) {
+    if (e instanceof AudioDecodeError) throw e;
+    const err = errorOf(e);
+    throw new AudioDecodeError(name, 'decode-failed', wrapCause(`internal decoder error: ${err.message}`, err));
+  }
+}
+
+const seconds = (s: number) => (s >= 100 ? s.toFixed(0) : s.toFixed(2));
+
+/** A header's sample rate / channel count / length, checked before any sample is decoded. */
+function checkHeader(name: string, u8: Uint8Array, probe: AudioProbe, options: DecodeOptions): void {
+  const fmt = describeFormat(probe.format);
+  const rate = probe.sampleRate;
+  if (rate !== undefined && !(rate >= MIN_SAMPLE_RATE && rate <= MAX_SAMPLE_RATE)) {
+    throw new AudioDecodeError(name, 'bad-header', `its ${fmt} header declares a sample rate of ${rate} Hz (accepted: ${MIN_SAMPLE_RATE} … ${MAX_SAMPLE_RATE} Hz)`);
+  }
+  if (probe.channels !== undefined && !(probe.channels >= 1 && probe.channels <= MAX_CHANNELS)) {
+    throw new AudioDecodeError(name, 'bad-header', `its ${fmt} header declares ${probe.channels} channels (accepted: 1 … ${MAX_CHANNELS})`);
+  }
+  if (probe.format === 'wav') {
+    const problem = wavHeaderProblem(u8);
+    if (problem) throw new AudioDecodeError(name, 'bad-header', `inconsistent WAV header: ${problem}`);
+  }
+  const max = options.maxSeconds ?? DEFAULT_MAX_SECONDS;
+  // The declared length of a truncated file is not what will be decoded; its real length is checked after decoding.
+  if (rate && probe.declaredFrames !== undefined && !probe.truncated) {
+    const dur = probe.declaredFrames / rate;
+    if (dur > max) throw new AudioDecodeError(name, 'too-long', `too long: its ${fmt} header declares ${seconds(dur)} s of audio (limit ${seconds(max)} s)`);
+  }
+}
+
+/** First NaN / ±Infinity / absurd magnitude in the decoded channels, or null. */
+function badSample(channels: Float32Array[], sampleRate: number): string | null {
+  for (let c = 0; c < channels.length; c++) {
+    const ch = channels[c];
+    for (let i = 0; i < ch.length; i++) {
+      const v = ch[i];
+      // One comparison for the common case; NaN fails it too.
+      if (v >= -MAX_AMPLITUDE && v <= MAX_AMPLITUDE) continue;
+      const what = Number.isNaN(v) ? 'NaN' : !Number.isFinite(v) ? (v > 0 ? '+Infinity' : '-Infinity') : `${v.toPrecision(4)} (beyond ±${MAX_AMPLITUDE}, not audio)`;
+      return `sample ${i} of channel ${c + 1} (at ${(i / sampleRate).toFixed(3)} s) is ${what}`;
+    }
+  }
+  return null;
+}
+
+async function decodeChecked(bytes: ArrayBuffer | Uint8Array, name: string, options: DecodeOptions): Promise<DecodedAudio> {
   const u8 = toUint8(bytes, name);
   const backend = options.backend ?? 'auto';
   if (u8.length === 0) throw new AudioDecodeError(name, 'empty', 'empty file (0 bytes)');
@@ -108,6 +175,7 @@ export async function decodeAudio(
   if (probe.declaredFrames === 0) {
     throw new AudioDecodeError(name, 'zero-length', `zero-length audio: the ${describeFormat(probe.format)} file holds no samples`);
   }
+  checkHeader(name, u8, probe, options);
 
   let out: DecodedAudio;
   try {
@@ -117,18 +185,28 @@ export async function decodeAudio(
     if (probe.format === null) throw unsupported(name, u8, null, err);
     throw new AudioDecodeError(name, 'decode-failed', wrapCause(`${describeFormat(probe.format)} decoder failed: ${err.message}`, err));
   }
+  if (!out || !Array.isArray(out.channels)) throw new AudioDecodeError(name, 'decode-failed', 'decoder returned no channels');
 
   const frames = out.channels.length ? out.channels[0].length : 0;
   if (frames === 0) {
     if (probe.truncated) throw new AudioDecodeError(name, 'truncated', `${probe.truncated}, and no complete audio could be decoded`);
     throw new AudioDecodeError(name, 'zero-length', `zero-length audio: the ${describeFormat(probe.format)} file decoded to 0 samples`);
   }
-  if (!(out.sampleRate > 0) || !Number.isFinite(out.sampleRate)) {
-    throw new AudioDecodeError(name, 'decode-failed', `decoder returned an invalid sample rate (${out.sampleRate})`);
+  if (!(out.sampleRate >= MIN_SAMPLE_RATE && out.sampleRate <= MAX_SAMPLE_RATE)) {
+    throw new AudioDecodeError(name, 'decode-failed', `decoder returned a sample rate of ${out.sampleRate} Hz (accepted: ${MIN_SAMPLE_RATE} … ${MAX_SAMPLE_RATE} Hz)`);
+  }
+  if (out.channels.length > MAX_CHANNELS) {
+    throw new AudioDecodeError(name, 'bad-header', `decoder returned ${out.channels.length} channels (accepted: 1 … ${MAX_CHANNELS})`);
   }
   for (const ch of out.channels) {
-    if (ch.length !== frames) throw new AudioDecodeError(name, 'decode-failed', 'decoder returned channels of different lengths');
+    if (!ArrayBuffer.isView(ch) || ch.length !== frames) throw new AudioDecodeError(name, 'decode-failed', 'decoder returned channels of different lengths');
   }
+  const max = options.maxSeconds ?? DEFAULT_MAX_SECONDS;
+  if (frames / out.sampleRate > max) {
+    throw new AudioDecodeError(name, 'too-long', `too long: ${seconds(frames / out.sampleRate)} s of audio (limit ${seconds(max)} s)`);
+  }
+  const bad = badSample(out.channels, out.sampleRate);
+  if (bad) throw new AudioDecodeError(name, 'invalid-samples', `not audio: ${bad}`);
   // 16-bit lossless sources: make every backend agree on the int16 → float scaling (see pcm-scale.ts).
   if ((probe.format === 'flac' || probe.format === 'wav') && probe.bitsPerSample === 16) normalizeInt16Scale(out.channels);
   // FLAC states its exact length; fewer decoded frames means the file was cut mid-stream.

@@ -18,7 +18,13 @@ export type AudioDecodeReason =
   /** The decoder itself failed (corrupt data, unsupported codec variant, ...). */
   | 'decode-failed'
   /** The argument was not an ArrayBuffer / Uint8Array. */
-  | 'invalid-input';
+  | 'invalid-input'
+  /** The header is self-contradictory or absurd (sample rate, channels, block alignment); nothing was decoded. */
+  | 'bad-header'
+  /** Longer than the caller's limit (`maxSeconds`); checked from the header before decoding when it states a length. */
+  | 'too-long'
+  /** Decoded samples that are not audio: NaN, ±Infinity, or magnitudes far beyond full scale. */
+  | 'invalid-samples';
 
 export class AudioDecodeError extends Error {
   /** The file name the caller gave (used verbatim in the message). */

@@ -79,3 +79,51 @@ function readSamples(
   }
   return { sampleRate, channels };
 }
+
+/** Channel counts beyond this are not a recording anyone trains speech on; refusing them bounds memory. */
+export const MAX_CHANNELS = 64;
+
+/**
+ * What is self-contradictory in a WAV header, or null when it is consistent (or when the format is a
+ * compressed variant whose layout rules we do not know). Checked before any decoder sees the bytes,
+ * so a header that lies about its block alignment is an error instead of garbage samples.
+ */
+export function wavHeaderProblem(b: Uint8Array): string | null {
+  if (ascii(b, 0, 4) !== 'RIFF' || ascii(b, 8, 4) !== 'WAVE') return null;
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let pos = 12;
+  let sawFmt = false;
+  while (pos + 8 <= b.length) {
+    const id = ascii(b, pos, 4);
+    const size = dv.getUint32(pos + 4, true);
+    const body = pos + 8;
+    if (id === 'fmt ') {
+      if (size < 16) return `its fmt chunk is ${size} bytes, a WAV fmt chunk has at least 16`;
+      if (body + 16 > b.length) return null; // truncation is reported by the probe
+      sawFmt = true;
+      let tag = dv.getUint16(body, true);
+      if (tag === 0xfffe && size >= 40 && body + 26 <= b.length) tag = dv.getUint16(body + 24, true);
+      const channels = dv.getUint16(body + 2, true);
+      const blockAlign = dv.getUint16(body + 12, true);
+      const bits = dv.getUint16(body + 14, true);
+      if (channels === 0) return 'its header declares 0 channels';
+      if (channels > MAX_CHANNELS) return `its header declares ${channels} channels (at most ${MAX_CHANNELS} are accepted)`;
+      // Layout rules are only certain for PCM (1), float (3), A-law (6) and µ-law (7).
+      if (tag === 1 || tag === 3) {
+        const ok = tag === 1 ? [8, 16, 24, 32].includes(bits) : bits === 32 || bits === 64;
+        if (bits === 0 || bits > 64) return `its header declares ${bits} bits per sample`;
+        const expected = channels * Math.ceil(bits / 8);
+        if (blockAlign !== expected) {
+          return `its block alignment (${blockAlign} bytes per frame) does not match ${channels} channel(s) × ${bits} bits (${expected} bytes)`;
+        }
+        if (!ok && tag === 3) return `${bits}-bit float samples are not a WAV format (32 or 64 bits)`;
+      } else if (tag === 6 || tag === 7) {
+        if (bits !== 8 || blockAlign !== channels) return `its ${tag === 6 ? 'A-law' : 'µ-law'} header declares ${bits} bits and ${blockAlign} bytes per frame for ${channels} channel(s) (expected 8 bits, ${channels} bytes)`;
+      }
+    } else if (id === 'data') {
+      return sawFmt ? null : 'its data chunk comes before any fmt chunk (no sample format)';
+    }
+    pos = body + size + (size & 1);
+  }
+  return null;
+}
