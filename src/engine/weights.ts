@@ -23,7 +23,7 @@
  * Total ≈ 207 MB f32 for base.
  */
 import type { GpuRuntime } from '../gpu/runtime';
-import type { SafetensorsFile } from '../model/safetensors';
+import type { TensorSource } from '../model/safetensors';
 
 export interface WhisperDecoderDims {
   /** d_model */
@@ -92,7 +92,7 @@ export interface DecoderWeights {
 const PREFIX = 'model.decoder.';
 
 /** Decoder dimensions from the tensor shapes; heads from config.json (decoder_attention_heads). */
-export function decoderDims(st: SafetensorsFile, heads: number): WhisperDecoderDims {
+export function decoderDims(st: TensorSource, heads: number): WhisperDecoderDims {
   const [V, C] = st.info(`${PREFIX}embed_tokens.weight`).shape;
   const [NP, C2] = st.info(`${PREFIX}embed_positions.weight`).shape;
   if (C2 !== C) throw new Error(`embed_positions width ${C2} ≠ embed_tokens width ${C}`);
@@ -105,10 +105,10 @@ export function decoderDims(st: SafetensorsFile, heads: number): WhisperDecoderD
 }
 
 /**
- * Upload the frozen decoder weights (f32) from a parsed model.safetensors.
+ * Upload the frozen decoder weights (f32) from a parsed model.safetensors (or the decoder tensors alone).
  * `heads` = config.json decoder_attention_heads (8 for Whisper base).
  */
-export function uploadDecoderWeights(rt: GpuRuntime, st: SafetensorsFile, heads: number): DecoderWeights {
+export function uploadDecoderWeights(rt: GpuRuntime, st: TensorSource, heads: number): DecoderWeights {
   const dims = decoderDims(st, heads);
   const owned: GPUBuffer[] = [];
   let bytes = 0;

@@ -21,7 +21,17 @@ export class SafetensorsError extends Error {
 
 const BYTES: Record<SafetensorsDtype, number> = { F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
-export class SafetensorsFile {
+/**
+ * What the engine's weight upload needs from a checkpoint: the tensor table and f32 values by name.
+ * A whole parsed file (SafetensorsFile) or only the decoder tensors fetched by range (src/model/decoder-weights.ts).
+ */
+export interface TensorSource {
+  readonly tensors: ReadonlyMap<string, TensorInfo>;
+  info(name: string): TensorInfo;
+  float32(name: string): Float32Array;
+}
+
+export class SafetensorsFile implements TensorSource {
   readonly tensors = new Map<string, TensorInfo>();
   readonly metadata: Record<string, string>;
   private dataStart: number;

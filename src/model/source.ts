@@ -1,6 +1,7 @@
 // Where a model's files come from. One interface for the four ways a user can point the studio at a
 // model: the prepared default (served by the dev server), a Hugging Face Hub repo id, a folder dropped
 // into the page, or a folder on disk (Node: CLI and tests).
+import { hubEndpoint } from './hub';
 
 export type Progress = (loaded: number, total: number | null) => void;
 
@@ -72,12 +73,15 @@ export class UrlModelSource implements ModelSource {
   }
 }
 
-/** A model on the Hugging Face Hub in the transformers.js ONNX layout, e.g. "onnx-community/whisper-base". */
-export function hubModelSource(repoId: string, revision = 'main', host = 'https://huggingface.co'): ModelSource {
+/**
+ * A model on the Hugging Face Hub in the transformers.js ONNX layout, e.g. "onnx-community/whisper-base".
+ * `host` defaults to the configured endpoint (src/model/hub.ts: setHubEndpoint / HF_ENDPOINT).
+ */
+export function hubModelSource(repoId: string, revision = 'main', host = hubEndpoint()): UrlModelSource {
   if (!/^[\w.-]+\/[\w.-]+$/.test(repoId)) {
     throw new ModelFileError('(repo id)', `"${repoId}"`, 'not a Hub repo id of the form "owner/name"');
   }
-  return new UrlModelSource(`${host}/${repoId}/resolve/${encodeURIComponent(revision)}`, `Hub repo ${repoId}@${revision}`);
+  return new UrlModelSource(`${host.replace(/\/+$/, '')}/${repoId}/resolve/${encodeURIComponent(revision)}`, `Hub repo ${repoId}@${revision}`);
 }
 
 /**
@@ -101,6 +105,10 @@ export class DroppedFilesSource implements ModelSource {
   }
   async has(path: string): Promise<boolean> {
     return this.files.has(path);
+  }
+  /** The file itself, so large ones can be read in slices (src/model/decoder-weights.ts). */
+  file(path: string): Blob | undefined {
+    return this.files.get(path);
   }
 }
 
