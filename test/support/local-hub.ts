@@ -60,7 +60,7 @@ export interface LocalHub {
   /** every request, in order */
   log: ServedRequest[];
   addRepo(id: string, files: Record<string, HubFile>, opts?: { gated?: boolean }): void;
-  /** Cut the connection after `afterBytes` body bytes of the next GET of `file` (in `repo`, when given). */
+  /** Cut the connection after `afterBytes` body bytes of the next GET of `file` (in `repo`, when given) that is longer than that. */
   cutNext(file: string, afterBytes: number, repo?: string): void;
   /** Body bytes served (GET), optionally of one repo / file. */
   bytesServed(filter?: { repo?: string; file?: string }): number;
@@ -251,7 +251,8 @@ export async function startLocalHub(opts: { port?: number; modelDir?: string; sh
       res.end();
       return;
     }
-    const ci = cuts.findIndex((c) => c.file === entry.file && (!c.repo || c.repo === entry.repo));
+    // the cut waits for a response long enough to be cut (a header read of 8 bytes does not use it up)
+    const ci = cuts.findIndex((c) => c.file === entry.file && (!c.repo || c.repo === entry.repo) && b - a + 1 > c.after);
     const cutAt = ci >= 0 ? cuts.splice(ci, 1)[0].after : Infinity;
     const body = typeof f === 'string' ? createReadStream(f, { start: a, end: b }) : null;
     const write = (chunk: Uint8Array): boolean => {
