@@ -141,14 +141,26 @@ export interface TinyWhisperDims {
 }
 
 /**
- * A small random Whisper in the prepared-model layout (config.json + model.safetensors, F32, decoder
+ * A random Whisper in the prepared-model layout (config.json + model.safetensors, F32, decoder
  * tensors only — HF initializes the unused encoder at random), loadable by loadDecoderWeights and by
- * transformers' WhisperForConditionalGeneration.from_pretrained.
+ * transformers' WhisperForConditionalGeneration.from_pretrained. Any width: shape-parity.test.ts
+ * writes the real tiny … large-v3-turbo decoder shapes with it.
+ *   embedScale: E ~ U(±embedScale) (default 0.5); the tied logits h·E_v have std ≈ embedScale·√(C/3)
+ *   config: extra / overriding config.json keys (e.g. num_mel_bins 128 for large-v3)
  */
-export function writeTinyWhisper(dir: string, d: TinyWhisperDims, seed: number): void {
+export function writeTinyWhisper(
+  dir: string,
+  d: TinyWhisperDims,
+  seed: number,
+  opts: { embedScale?: number; config?: Record<string, unknown> } = {},
+): void {
   mkdirSync(dir, { recursive: true });
   const rnd = mulberry32(seed);
-  const uni = (n: number, lo: number, hi: number) => Float32Array.from({ length: n }, () => lo + (hi - lo) * rnd());
+  const uni = (n: number, lo: number, hi: number) => {
+    const a = new Float32Array(n); // a loop, not Float32Array.from: 66 M draws for large-v3's E
+    for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * rnd();
+    return a;
+  };
   const C = d.d_model;
   const t: Record<string, { shape: number[]; data: Float32Array }> = {};
   const put = (name: string, shape: number[], lo: number, hi: number) => {
@@ -163,7 +175,8 @@ export function writeTinyWhisper(dir: string, d: TinyWhisperDims, seed: number):
     put(`${name}.weight`, [C], 0.8, 1.2);
     put(`${name}.bias`, [C], -0.1, 0.1);
   };
-  put('model.decoder.embed_tokens.weight', [d.vocab, C], -0.5, 0.5);
+  const es = opts.embedScale ?? 0.5;
+  put('model.decoder.embed_tokens.weight', [d.vocab, C], -es, es);
   put('model.decoder.embed_positions.weight', [d.positions, C], -0.3, 0.3);
   for (let l = 0; l < d.layers; l++) {
     const p = `model.decoder.layers.${l}`;
@@ -210,6 +223,7 @@ export function writeTinyWhisper(dir: string, d: TinyWhisperDims, seed: number):
     begin_suppress_tokens: null,
     suppress_tokens: null,
     use_cache: false,
+    ...opts.config,
   };
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 1));
 }

@@ -36,21 +36,20 @@
  * BLORA_ENGINE_PARITY_REAL=0 runs the tiny model only.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { GpuContext } from '../../src/gpu/device';
 import type { GpuRuntime } from '../../src/gpu/runtime';
 import { EncoderKvCache, prepareDecoder } from '../../src/engine/decoder';
-import { ADAPTER_TARGETS, type AdapterConfig, type AdapterPlan, moduleTensors, mulberry32, planAdapters } from '../../src/engine/adapters';
+import { ADAPTER_TARGETS, type AdapterConfig, type AdapterPlan, mulberry32, planAdapters } from '../../src/engine/adapters';
 import type { AdamHyper } from '../../src/engine/kernels/adamw';
 import type { DecoderWeights } from '../../src/engine/weights';
-import { DEMO_DIR, MODEL_DIR, REPO, requirePython, resultsDir } from '../support/env';
+import { DEMO_DIR, MODEL_DIR, resultsDir } from '../support/env';
 import { baselineOracle, readF32, readF64 } from '../support/oracle';
 import { describeAdapter, nodeTestGpu } from '../support/node-gpu';
-import { caseDir, F32Pack, uniformTestTheta, loadDecoderWeights, stepNoise, tokenBatch, writeTinyWhisper, type TokenBatch } from './decoder-parity-support';
+import { uniformTestTheta, loadDecoderWeights, tokenBatch, writeTinyWhisper, type TokenBatch } from './decoder-parity-support';
+import { byKey, compareTensors, fmt, relNorm, runOracle, small, stopOracle, writeF32, writeOracleCase } from './parity-oracle';
 
 // llvmpipe (gl-compat) runs these kernels ~2× faster than SwiftShader; nodeTestGpu reads this at call time.
 process.env.BLORA_WEBGPU_BACKEND ??= 'gl-compat';
@@ -126,107 +125,6 @@ function testTheta(plan: AdapterPlan, c: Case, seed: number): Float32Array {
   return uniformTestTheta(plan, seed, { bScale: 0.02, rhoB: c.rhoB });
 }
 
-function relNorm(a: ArrayLike<number>, b: ArrayLike<number>): { rel: number; norm: number } {
-  let d = 0;
-  let n = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += (a[i] - b[i]) ** 2;
-    n += b[i] ** 2;
-  }
-  return { rel: Math.sqrt(d) / Math.sqrt(n), norm: Math.sqrt(n) };
-}
-
-const fmt = (x: number) => x.toExponential(2);
-
-interface TensorCmp {
-  module: string;
-  key: string;
-  rel: number;
-  norm: number;
-  /** parameters only: elements ≥ lr/2 apart, and rel over the other elements */
-  apart?: number;
-  relRest?: number;
-}
-
-function compareTensors(
-  plan: AdapterPlan,
-  engine: Float32Array | Float64Array,
-  torch: Float32Array | Float64Array,
-  apartAt?: number,
-): TensorCmp[] {
-  return plan.modules.flatMap((m) => {
-    const e = moduleTensors<Float32Array | Float64Array>(plan, m, engine);
-    const t = moduleTensors<Float32Array | Float64Array>(plan, m, torch);
-    return e.map((x, i) => {
-      const out: TensorCmp = { module: m.name, key: x.key, ...relNorm(x.data, t[i].data) };
-      if (apartAt !== undefined) {
-        let d = 0;
-        let n = 0;
-        let apart = 0;
-        for (let j = 0; j < x.data.length; j++) {
-          const diff = x.data[j] - t[i].data[j];
-          if (Math.abs(diff) >= apartAt) apart++;
-          else d += diff * diff;
-          n += t[i].data[j] ** 2;
-        }
-        out.apart = apart;
-        out.relRest = Math.sqrt(d / n);
-      }
-      return out;
-    });
-  });
-}
-
-/** max rel per tensor kind (A, B, muA, rhoA, …) over the modules */
-function byKey(cmp: TensorCmp[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const c of cmp) out[c.key] = Math.max(out[c.key] ?? 0, c.rel);
-  return out;
-}
-
-const small = (_: string, v: unknown) => (typeof v === 'number' ? +v.toExponential(2) : v);
-
-/**
- * The Python oracle as one long-lived process (tools/engine_oracle.py --serve) for all cases of the file:
- * torch + transformers are imported once instead of once per case (~7 s each on this machine).
- */
-let oracleProc: ChildProcessWithoutNullStreams | null = null;
-const oracleWaiters = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
-
-function oracleServer(): ChildProcessWithoutNullStreams {
-  if (oracleProc) return oracleProc;
-  const p = spawn(requirePython(), [join(REPO, 'tools/engine_oracle.py'), '--serve'], {
-    env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
-  });
-  p.stderr.pipe(process.stderr);
-  createInterface({ input: p.stdout }).on('line', (line) => {
-    const m = /^@@(done|error) (\S+?)(?::? (.*))?$/.exec(line);
-    if (!m) return console.log(line); // the oracle's own log lines
-    const w = oracleWaiters.get(m[2]);
-    oracleWaiters.delete(m[2]);
-    if (m[1] === 'done') w?.resolve();
-    else w?.reject(new Error(`engine_oracle.py failed on ${m[2]}: ${m[3]}`));
-  });
-  p.on('exit', (code) => {
-    for (const w of oracleWaiters.values()) w.reject(new Error(`engine_oracle.py --serve exited (code ${code})`));
-    oracleWaiters.clear();
-    oracleProc = null;
-  });
-  oracleProc = p;
-  return p;
-}
-
-function runOracle(dir: string, flags: string[]): Promise<void> {
-  if (/\s/.test(dir)) throw new Error(`oracle case folder must not contain spaces: ${dir}`);
-  const p = oracleServer();
-  return new Promise((resolve, reject) => {
-    oracleWaiters.set(dir, { resolve, reject });
-    p.stdin.write(`${flags.join(' ')} ${dir}\n`);
-  });
-}
-
-after(() => oracleProc?.stdin.end());
-
 /** Engine run, oracle runs, comparison, report entry, assertions. */
 async function parityCase(env: Env, c: Case, steps: number): Promise<void> {
   const { rt, weights, cache, batch } = env;
@@ -278,26 +176,13 @@ async function parityCase(env: Env, c: Case, steps: number): Promise<void> {
   const engineS = (performance.now() - tCase) / 1000;
 
   // ---- the case folder for the oracle
-  const cd = caseDir(join(resultsDir('parity'), 'engine-cases'), c.name);
-  const pack = new F32Pack();
-  const tNoise = performance.now();
-  const noise = Array.from({ length: steps }, (_, i) => stepNoise(plan, batch.B * batch.S, batch.B * cache.frames, i + 1, pack));
-  pack.write(join(cd.dir, 'noise.f32'));
-  const noiseS = (performance.now() - tNoise) / 1000;
-  cd.write(
-    {
-      model_dir: env.modelDir, B: batch.B, S: batch.S, C: weights.dims.C, kind: plan.config.kind, estimator: plan.config.estimator,
-      r: plan.config.r, alpha: plan.config.alpha, dropout: plan.config.dropout, bayesian_a_only: plan.config.bayesianAOnly,
-      sigma_prior: plan.config.sigmaPrior, beta: plan.config.beta, theta_size: plan.size,
-      modules: plan.modules.map((m) => ({ name: m.name, n_in: m.nIn, n_out: m.nOut, off: m.off })),
-      steps, adamw: { lr: HYPER.lr, betas: [HYPER.beta1, HYPER.beta2], eps: HYPER.eps, weight_decay: HYPER.weightDecay },
-      max_grad_norm: MAX_GRAD_NORM, eval_before: !!c.evalBefore, noise,
-    },
-    { 'input_ids.i32': batch.inputIds, 'labels.i32': batch.labels, 'encoder.f32': env.encoder, 'theta0.f32': theta0 },
-  );
-  const f32 = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-  writeFileSync(join(cd.dir, 'engine_grads1.f32'), f32(grads1!));
-  writeFileSync(join(cd.dir, 'engine_theta.f32'), f32(thetaN));
+  const cd = writeOracleCase(join(resultsDir('parity'), 'engine-cases'), c.name, {
+    modelDir: env.modelDir, plan, batch, C: weights.dims.C, frames: cache.frames, encoder: env.encoder, theta0,
+    steps, hyper: HYPER, maxGradNorm: MAX_GRAD_NORM, evalBefore: c.evalBefore,
+  });
+  const noiseS = cd.noiseS;
+  writeF32(join(cd.dir, 'engine_grads1.f32'), grads1!);
+  writeF32(join(cd.dir, 'engine_theta.f32'), thetaN);
   writeFileSync(join(cd.dir, 'engine.json'), JSON.stringify({ losses, eval_ce: evalCe }, null, 1));
   const tOracle = performance.now();
   await runOracle(cd.dir, ['--both']); // fp32 and float64, in the file's one oracle process
@@ -399,6 +284,7 @@ describe('engine decoder parity', () => {
     console.log(`adapter ${describeAdapter(ctx)}`);
   });
   after(async () => {
+    stopOracle();
     await ctx?.destroy();
   });
 
