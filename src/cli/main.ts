@@ -7,6 +7,8 @@ import { homedir } from 'node:os';
 import { loadAudio16k } from '../audio';
 import { directoryFiles, readDataset } from '../data/manifest';
 import { computeMixedErrorRate, computeWer, primaryMetricFor } from '../metrics/wer';
+import { CachedHubSource, NodeFsByteCache } from '../model/decoder-weights';
+import { hubEndpoint, isHubRepoId } from '../model/hub';
 import { FsModelSource } from '../model/source';
 import { Transcriber } from '../pipeline/transcriber';
 import { ProgressBar } from './progress';
@@ -24,7 +26,8 @@ ${TRAIN_HELP}
   blora-studio --help
 
 Options (eval):
-  --model DIR       model folder in the transformers.js ONNX layout (default: ${DEFAULT_MODEL})
+  --model DIR|ID    model folder in the transformers.js ONNX layout (default: ${DEFAULT_MODEL}), or a Hub repo id
+                    (e.g. onnx-community/whisper-base; HF_ENDPOINT, HF_TOKEN; files cached under $BLORA_CACHE/hub)
   --data DIR        dataset folder: audiofolder metadata.csv, *.jsonl manifest, Common Voice .tsv + clips/,
                     or Kaldi wav.scp + text (repeatable)
   --language CODE   force the language (default: the row's "language", else detection)
@@ -62,8 +65,10 @@ function intOpt(opts: Record<string, string[]>, k: string, dflt: number): number
 }
 
 async function evalCommand(opts: Record<string, string[]>): Promise<void> {
-  const model = resolve(opts.model?.[0] ?? DEFAULT_MODEL);
-  if (!existsSync(model)) throw new UsageError(`--model ${model}: no such folder (run "npm run setup" for the default model)`);
+  const given = opts.model?.[0] ?? DEFAULT_MODEL;
+  const hub = !existsSync(given) && isHubRepoId(given);
+  const model = hub ? given : resolve(given);
+  if (!hub && !existsSync(model)) throw new UsageError(`--model ${model}: no such folder (run "npm run setup" for the default model, or give a Hub repo id)`);
   const dataDirs = opts.data ?? [];
   if (!dataDirs.length) throw new UsageError('eval needs at least one --data DIR');
   for (const d of dataDirs) if (!existsSync(d)) throw new UsageError(`--data ${d}: no such folder`);
@@ -71,8 +76,8 @@ async function evalCommand(opts: Record<string, string[]>): Promise<void> {
   const maxNewTokens = intOpt(opts, 'max-new-tokens', 128);
   const out: string[] = [];
 
-  process.stderr.write(`loading ${model} (onnxruntime-web, wasm)\n`);
-  const tr = await Transcriber.load(new FsModelSource(model), { backend: 'wasm' });
+  process.stderr.write(`loading ${model}${hub ? ` from ${hubEndpoint()}` : ''} (onnxruntime-web, wasm)\n`);
+  const tr = await Transcriber.load(hub ? new CachedHubSource(model, { cache: new NodeFsByteCache() }) : new FsModelSource(model), { backend: 'wasm' });
   for (const dir of dataDirs) {
     const ds = await readDataset(await directoryFiles(dir));
     for (const e of ds.errors) process.stderr.write(`warning: ${join(dir, e.file)}:${e.line}: ${e.message}\n`);

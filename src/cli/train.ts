@@ -17,9 +17,11 @@ import { uploadDecoderWeights } from '../engine/weights';
 import { LogMelExtractor } from '../features/logmel';
 import { acquireDevice, type GpuContext, type NodeBackend } from '../gpu/device';
 import { GpuRuntime } from '../gpu/runtime';
-import { SafetensorsFile } from '../model/safetensors';
-import { FsModelSource } from '../model/source';
-import { loadWhisperAssets } from '../model/whisperModel';
+import { CachedHubSource, DecoderWeightsError, formatMiB, loadDecoderWeights, NodeFsByteCache, planDecoderFetch, type DecoderFetchPlan } from '../model/decoder-weights';
+import { hubEndpoint, isHubRepoId } from '../model/hub';
+import { SafetensorsFile, type TensorSource } from '../model/safetensors';
+import { FsModelSource, ModelFileError, type ModelSource } from '../model/source';
+import { loadWhisperAssets, type WhisperAssets } from '../model/whisperModel';
 import { type EvalRecord, type ExperimentConfig, ExperimentConfigError, parseExperiment, type TrainRecord } from '../train/config';
 import { type PreparedUtterance, prepareUtterances } from '../train/data';
 import { deltaWSparsity, Trainer, TrainingDivergedError, adapterSparsity } from '../train/trainer';
@@ -28,7 +30,7 @@ import { ProgressBar } from './progress';
 export class TrainUsageError extends Error {}
 
 export const TRAIN_FLAGS = [
-  'config', 'model', 'train', 'train-limit', 'eval-new', 'eval-base', 'eval-limit', 'language', 'name',
+  'config', 'model', 'weights', 'train', 'train-limit', 'eval-new', 'eval-base', 'eval-limit', 'language', 'name',
   'method', 'targets', 'layers', 'r', 'alpha', 'dropout', 'beta', 'sigma-prior', 'estimator', 'bayesian-a-only',
   'lr', 'weight-decay', 'max-grad-norm', 'steps', 'batch', 'grad-accum', 'warmup', 'schedule', 'seed',
   'eval-interval', 'max-new-tokens', 'out',
@@ -42,7 +44,12 @@ export const TRAIN_HELP = `
 
 Options (train):
   --config FILE        experiment.json (schema: src/train/config.ts; the studio's Export writes one)
-  --model DIR          model folder (transformers.js layout + model.safetensors; default: the prepared Whisper base)
+  --model DIR|ID       model folder (transformers.js layout + model.safetensors; default: the prepared Whisper base)
+                       or a Hub repo id (e.g. onnx-community/whisper-base): its ONNX encoder and config files are
+                       downloaded into $BLORA_CACHE/hub, the decoder tensors alone from its weights repo
+                       (src/model/hub.ts: onnx-community/whisper-small → openai/whisper-small)
+  --weights REPO|FILE  where the decoder weights come from when the model has no model.safetensors: a Hub repo id
+                       (e.g. openai/whisper-small), a model.safetensors file or a folder with it
   --train PATH         training set: a dataset folder (audiofolder metadata.csv, *.jsonl, Common Voice, Kaldi)
                        or a manifest file (metadata.csv / *.jsonl)
   --train-limit N      only the first N training utterances
@@ -75,6 +82,8 @@ Options (train):
 
 Environment: BLORA_WEBGPU_BACKEND=vulkan|gl-compat picks the Dawn backend (default: a hardware GPU
 through the system Vulkan driver when one is found, else gl-compat = Mesa llvmpipe on the CPU).
+HF_ENDPOINT: the Hub's address (default https://huggingface.co); HF_TOKEN: a token for gated / private repos;
+BLORA_CACHE: where Hub downloads are kept (default ~/.cache/blora-studio; files under hub/<repo>/<rev>/<etag>/).
 `;
 
 type Opts = Record<string, string[]>;
@@ -85,6 +94,11 @@ const num = (k: string, v: string): number => {
   return n;
 };
 const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+
+/** A model argument: an existing folder (resolved), else a Hub repo id as given, else the path (reported missing later). */
+function modelArg(resolved: string, given: string): string {
+  return !existsSync(resolved) && isHubRepoId(given) ? given : resolved;
+}
 
 /** experiment.json (if any) with the flags applied, validated (errors name the key / flag). */
 export function resolveConfig(opts: Opts): ExperimentConfig {
@@ -101,7 +115,7 @@ export function resolveConfig(opts: Opts): ExperimentConfig {
     const rel = (p: string) => (p && !p.startsWith('/') ? resolve(dirname(cfgPath), p) : p);
     if (json.data?.train) json.data.train = rel(json.data.train);
     if (Array.isArray(json.data?.eval)) for (const e of json.data.eval) if (e?.path) e.path = rel(e.path);
-    if (json.model) json.model = rel(json.model);
+    if (json.model) json.model = modelArg(rel(json.model), json.model);
   }
   const set = (path: string[], v: unknown) => {
     let o = json;
@@ -113,7 +127,7 @@ export function resolveConfig(opts: Opts): ExperimentConfig {
     const v = one(k);
     if (v !== undefined) set(path, conv(v));
   };
-  flag('model', ['model'], (v) => resolve(v));
+  flag('model', ['model'], (v) => modelArg(resolve(v), v));
   flag('name', ['name'], String);
   flag('train', ['data', 'train'], (v) => resolve(v));
   flag('train-limit', ['data', 'trainLimit']);
@@ -192,14 +206,64 @@ export async function pickNodeGpu(label: string): Promise<{ ctx: GpuContext; why
   return { ctx: await acquireDevice({ label, node: { backend: 'gl-compat' } }), why: 'no hardware GPU: gl-compat (Mesa llvmpipe, the fastest software WebGPU here)' };
 }
 
+/**
+ * The model and where its decoder weights come from, checked before any long work: a folder (as before),
+ * or a Hub repo id whose config files are read now (small) and whose weights' headers are read now
+ * (a few KB) — the ONNX encoder and the tensors download later, with progress bars.
+ */
+async function openModel(modelIn: string, weights: string | null, log: (s: string) => void): Promise<{
+  model: string; hub: boolean; source: ModelSource; assets: WhisperAssets; plan: DecoderFetchPlan | null;
+}> {
+  const hub = !existsSync(modelIn) && isHubRepoId(modelIn);
+  const model = hub ? modelIn : resolve(modelIn);
+  if (weights && !existsSync(weights) && !isHubRepoId(weights) && !/^https?:\/\//.test(weights)) {
+    throw new TrainUsageError(`--weights ${weights}: neither a file or folder here nor a Hub repo id (owner/name)`);
+  }
+  if (!hub) {
+    if (!existsSync(model)) {
+      throw new TrainUsageError(`--model ${model}: no such folder (run "npm run setup" for the default model, or give a Hub repo id such as onnx-community/whisper-base)`);
+    }
+    if (!weights && !existsSync(join(model, 'model.safetensors'))) {
+      throw new TrainUsageError(`--model ${model}: no model.safetensors (the WGSL engine reads the weights from it; tools/prepare_model.py writes it) — or name them with --weights <repo id|path to model.safetensors>`);
+    }
+  }
+  const source: ModelSource = hub ? new CachedHubSource(model, { cache: new NodeFsByteCache() }) : new FsModelSource(model);
+  const fail = (e: unknown, flag: string): never => {
+    if (e instanceof ModelFileError || e instanceof DecoderWeightsError) {
+      throw new TrainUsageError(`${flag} ${flag === '--weights' ? weights : model}: ${e.message}`);
+    }
+    throw e;
+  };
+  if (hub) log(`model ${model} from the Hub at ${hubEndpoint()} (cache ${new NodeFsByteCache().root})`);
+  const assets = await loadWhisperAssets(source).catch((e) => fail(e, '--model'));
+  let plan: DecoderFetchPlan | null = null;
+  if (hub || weights || !assets.hasSafetensors) {
+    plan = await planDecoderFetch({ config: assets.config, model: source, modelId: hub ? model : null, weights }).catch((e) => fail(e, weights ? '--weights' : '--model'));
+    log(`decoder weights from ${plan.from}: ${formatMiB(plan.tensorBytes)} of ${plan.dtypes.join('/')} tensors, ${formatMiB(plan.fetchBytes)} to download`);
+  }
+  return { model, hub, source, assets, plan };
+}
+
+/** Byte progress as a ProgressBar in MiB (one decimal). */
+function mibBar(total: number, label: string) {
+  const m = (b: number) => Math.round(b / 2 ** 20 * 10) / 10;
+  const bar = new ProgressBar(m(total), `${label} (MiB)`);
+  let last = -1;
+  return (loaded: number, note = '') => {
+    const v = m(loaded);
+    if (v !== last) bar.update(v, note);
+    last = v;
+  };
+}
+
 export async function trainCommand(opts: Opts, defaultModel: string): Promise<void> {
   const cfg = resolveConfig(opts);
-  const model = resolve(cfg.model ?? defaultModel);
-  if (!existsSync(model)) throw new TrainUsageError(`--model ${model}: no such folder (run "npm run setup" for the default model)`);
-  if (!existsSync(join(model, 'model.safetensors'))) throw new TrainUsageError(`--model ${model}: no model.safetensors (the WGSL engine reads the weights from it; tools/prepare_model.py writes it)`);
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  const weightsArg = opts.weights?.at(-1) ?? null;
   const train = await openDataset(cfg.data.train, '--train');
   const evals = [];
   for (const e of cfg.data.eval) evals.push({ cfg: e, ...(await openDataset(e.path, e.role === 'new' ? '--eval-new' : '--eval-base')) });
+  const { model, hub, source, assets, plan } = await openModel(cfg.model ?? defaultModel, weightsArg, log);
   const out = resolve(opts.out?.[0] ?? join('runs', cfg.name));
   mkdirSync(join(out, 'adapter'), { recursive: true });
   const metricsPath = join(out, 'metrics.jsonl');
@@ -207,7 +271,6 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
   writeFileSync(metricsPath, '');
   writeFileSync(transcriptsPath, '');
   writeFileSync(join(out, 'experiment.json'), JSON.stringify({ ...cfg, model }, null, 2) + '\n');
-  const log = (s: string) => process.stderr.write(`${s}\n`);
 
   const { ctx, why } = await pickNodeGpu('blora-train');
   const a = ctx.caps.adapter;
@@ -216,11 +279,20 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
   const rt = new GpuRuntime(ctx.device);
   const tStart = performance.now();
   try {
-    const assets = await loadWhisperAssets(new FsModelSource(model));
-    const st = new SafetensorsFile(new Uint8Array(readFileSync(join(model, 'model.safetensors'))), join(model, 'model.safetensors'));
+    let st: TensorSource;
+    if (plan) {
+      const bar = mibBar(plan.tensorBytes, `decoder weights ← ${plan.from}`);
+      st = await loadDecoderWeights({
+        config: assets.config, model: source, modelId: hub ? model : null, weights: weightsArg, cache: new NodeFsByteCache(),
+        onProgress: (p) => bar(p.loaded, p.etaS !== null && p.rate > 0 ? `${formatMiB(p.rate)}/s` : ''),
+      });
+    } else {
+      st = new SafetensorsFile(new Uint8Array(readFileSync(join(model, 'model.safetensors'))), join(model, 'model.safetensors'));
+    }
     const weights = uploadDecoderWeights(rt, st, assets.config.decoder_attention_heads);
     const cache = new EncoderKvCache(rt, weights);
-    const encoder = await WhisperEncoder.create(assets, 'wasm');
+    let encBar: ((loaded: number) => void) | null = null;
+    const encoder = await WhisperEncoder.create(assets, 'wasm', hub ? (loaded, total) => (encBar ??= mibBar(total ?? loaded, `${assets.encoderFile} ← ${source.label}`))(loaded) : undefined);
     const mel = new LogMelExtractor(assets.preprocessor);
     const language = opts.language?.[0] ?? null;
     const prepare = async (root: string, ds: Dataset, limit: number | undefined, label: string): Promise<PreparedUtterance[]> => {

@@ -225,16 +225,19 @@ class HttpFile implements RangeFile {
   private statusError(status: number, url: string): HubFileError {
     const repo = this.hub?.repo ?? null;
     const tokenSent = !!this.token();
+    const weightsFile = /\.safetensors(\.index\.json)?$/.test(this.file);
     if (status === 404) {
+      const todo = weightsFile
+        ? 'name the repo that has the weights (CLI --weights owner/name or a path to model.safetensors) or drop its model.safetensors.'
+        : 'a Whisper repo in the transformers.js ONNX layout is needed (e.g. onnx-community/whisper-base).';
       return new HubFileError(url, status, repo, this.file,
-        `file "${this.file}" not found in ${this.where()} (HTTP 404, ${this.url}). Check the repo id and revision; ` +
-          `name the repo that has the weights (CLI --weights owner/name or a path to model.safetensors) or drop its model.safetensors.`);
+        `file "${this.file}" not found in ${this.where()} (HTTP 404, ${this.url}). Check the repo id and revision; ${todo}`);
     }
     if (status === 401 || status === 403) {
       const page = this.hub ? `${this.hub.endpoint}/${this.hub.repo}` : this.url;
       return new HubFileError(url, status, repo, this.file,
         `${this.where()} refused "${this.file}" (HTTP ${status}${tokenSent ? ', the token was not accepted' : ', no token sent'}): the repo is gated or private. ` +
-          `Accept its licence at ${page} and use a token with access (CLI: HF_TOKEN=hf_…), or drop its model.safetensors instead.`);
+          `Accept its licence at ${page} and use a token with access (CLI: HF_TOKEN=hf_…)${weightsFile ? ', or drop its model.safetensors instead' : ''}.`);
     }
     if (status === 416) return new HubFileError(url, status, repo, this.file, `${this.url}: a byte range past the end of the file (it changed on the server? run again)`);
     return new HubFileError(url, status, repo, this.file, `${this.url}: HTTP ${status}`);
@@ -898,6 +901,7 @@ function urlFolder(url: string, opts: FetchOptions, label?: string): Folder {
 }
 
 function modelFolder(source: ModelSource, opts: FetchOptions): Folder {
+  if (source instanceof CachedHubSource) return httpFolder(source.baseUrl, { ...opts, cache: opts.cache ?? source.opts.cache }, source.label);
   if (source instanceof UrlModelSource) {
     // The dev server's own model (not a Hub URL) is local: no point in a second copy in the cache.
     const local = !parseHubUrl(source.baseUrl);
@@ -1025,15 +1029,10 @@ export class CachedHubSource implements ModelSource {
   }
   async read(path: string, onProgress?: Progress): Promise<Uint8Array> {
     const f = this.file(path);
-    try {
-      await f.open();
-      let done = 0;
-      return await f.read(0, f.size, path, (n) => onProgress?.((done += n), f.size), true);
-    } catch (e) {
-      if (e instanceof HubFileError && e.status === 404) throw new ModelFileError(path, this.label, `HTTP 404: ${e.message}`);
-      if (e instanceof DecoderWeightsError) throw new ModelFileError(path, this.label, e.message);
-      throw e;
-    }
+    // errors (HubFileError / DecoderWeightsError) name the file, the repo and the fix
+    await f.open();
+    let done = 0;
+    return f.read(0, f.size, path, (n) => onProgress?.((done += n), f.size), true);
   }
   async has(path: string): Promise<boolean> {
     try {

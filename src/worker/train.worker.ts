@@ -12,7 +12,8 @@ import { EncoderKvCache } from '../engine/decoder';
 import { uploadDecoderWeights, type DecoderWeights } from '../engine/weights';
 import { exportAdapter as exportPeft } from '../export/peft';
 import { pruneBySnr } from '../export/prune';
-import { SafetensorsFile } from '../model/safetensors';
+import { CacheStorageByteCache, formatMiB, loadDecoderWeights, type WeightsSource } from '../model/decoder-weights';
+import { SafetensorsFile, type TensorSource } from '../model/safetensors';
 import { DroppedFilesSource, hubModelSource, UrlModelSource, type ModelSource } from '../model/source';
 import { loadWhisperAssets, type WhisperAssets } from '../model/whisperModel';
 import type { EvalRecord, EvalRole, ExperimentConfig, TrainRecord } from '../train/config';
@@ -57,7 +58,7 @@ function gpuTask<T>(f: () => Promise<T>): Promise<T> {
 function sourceOf(data: RunData): ModelSource {
   const loc = data.model;
   if (loc.kind === 'url') return new UrlModelSource(new URL(loc.baseUrl, self.location.origin).href, loc.label);
-  if (loc.kind === 'hub') return hubModelSource(loc.repoId, loc.revision);
+  if (loc.kind === 'hub') return hubModelSource(loc.repoId, loc.revision, loc.endpoint);
   // A dropped folder reaches this worker as File handles (postMessage clones references, not bytes). Saved
   // runs do not keep them (src/ui/training.ts): after a reload the folder has to be dropped again.
   if (!loc.files.length) {
@@ -100,10 +101,32 @@ async function loadModel(data: RunData, stage: (s: string) => void): Promise<Mod
     const source = sourceOf(data);
     stage('reading the model');
     const assets = await loadWhisperAssets(source);
-    if (!assets.hasSafetensors) throw new Error(`${source.label}: model.safetensors is missing; the WGSL engine trains from it`);
-    const bytes = await source.read('model.safetensors', (l, t) => stage(`reading model.safetensors ${(l / 2 ** 20).toFixed(0)}${t ? `/${(t / 2 ** 20).toFixed(0)}` : ''} MiB`));
+    const loc = data.model;
+    const named = loc.kind === 'url' ? undefined : loc.weights;
+    let st: TensorSource;
+    if (assets.hasSafetensors && !named) {
+      const bytes = await source.read('model.safetensors', (l, t) => stage(`reading model.safetensors ${(l / 2 ** 20).toFixed(0)}${t ? `/${(t / 2 ** 20).toFixed(0)}` : ''} MiB`));
+      st = new SafetensorsFile(bytes, 'model.safetensors');
+    } else {
+      // No model.safetensors (onnx-community/* repos) or weights named by the user: only the decoder
+      // tensors, from the weights repo of src/model/hub.ts's table (or the named one), cached per tensor
+      // in Cache Storage so a reload resumes.
+      const weights: WeightsSource | null = !named ? null
+        : named.kind === 'hub' ? { kind: 'hub', repo: named.repoId, revision: named.revision, endpoint: loc.kind === 'hub' ? loc.endpoint : undefined }
+        : { kind: 'blob', data: named.blob, name: named.name };
+      stage('decoder weights: reading the safetensors header');
+      st = await loadDecoderWeights({
+        config: assets.config, model: source, modelId: loc.kind === 'hub' ? loc.repoId : null, weights,
+        endpoint: loc.kind === 'hub' ? loc.endpoint : undefined,
+        cache: typeof caches !== 'undefined' ? new CacheStorageByteCache() : null,
+        onProgress: (p) => stage(
+          `decoder weights ${formatMiB(p.loaded)} / ${formatMiB(p.total)} (${p.total ? Math.floor((100 * p.loaded) / p.total) : 100} %)` +
+            `${p.rate > 0 ? `, ${formatMiB(p.rate)}/s` : ''}${p.etaS !== null && p.loaded < p.total ? `, ETA ${Math.ceil(p.etaS)} s` : ''}`,
+        ),
+      });
+    }
     stage('uploading the decoder weights');
-    const weights = uploadDecoderWeights(rt, new SafetensorsFile(bytes, 'model.safetensors'), assets.config.decoder_attention_heads);
+    const weights = uploadDecoderWeights(rt, st, assets.config.decoder_attention_heads);
     const cache = new EncoderKvCache(rt, weights);
     model?.cache.destroy();
     model = { id: data.modelId, ctx, rt, assets, weights, cache };
