@@ -171,11 +171,12 @@ async function decodeChecked(bytes: ArrayBuffer | Uint8Array, name: string, opti
     const hint = notAudioHint(u8);
     if (hint) throw unsupported(name, u8, hint);
   }
+  // An absurd header is named as such before what it implies (no samples, a cut-off file) is reported.
+  checkHeader(name, u8, probe, options);
   if (probe.truncated && !options.allowTruncated) throw new AudioDecodeError(name, 'truncated', probe.truncated);
   if (probe.declaredFrames === 0) {
     throw new AudioDecodeError(name, 'zero-length', `zero-length audio: the ${describeFormat(probe.format)} file holds no samples`);
   }
-  checkHeader(name, u8, probe, options);
 
   let out: DecodedAudio;
   try {

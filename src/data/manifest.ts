@@ -16,7 +16,7 @@
 // Choices the reader makes are stated in `warnings`: which manifest it read when there were several
 // (format order above, then the one nearest the root, then a training split: train/, train.tsv, …; a
 // tie is an error listing them), and clips longer than Whisper's 30-s window.
-import { resolveInDataset } from './paths';
+import { FOLDER, resolveInDataset } from './paths';
 import { checkText, DatasetError, decodeManifest, excerpt, jsonDepthExceeds, parseCsvRows, plain, splitLines } from './text';
 
 export { DatasetError, parseCsv } from './text';
@@ -199,6 +199,11 @@ export async function readDataset(files: DatasetFiles): Promise<Dataset> {
     const audio = r.path;
     const why = refused.get(audio);
     if (why) return err(c.line, `${q}: refused: ${why}`);
+    // A file under a refused folder link ("ext/x.wav" with ext → outside): name the link, not "not found".
+    for (let k = audio.indexOf('/'); k > 0; k = audio.indexOf('/', k + 1)) {
+      const up = refused.get(audio.slice(0, k));
+      if (up && up !== FOLDER) return err(c.line, `${q}: refused: ${plain(audio.slice(0, k), 120)} is ${up}`);
+    }
     if (!have.has(audio)) return err(c.line, `${q}: audio file not found (${plain(audio, 120)})`);
     const first = seenAudio.get(audio);
     if (first !== undefined) return err(c.line, `${q}: the same audio file as line ${first}; only the first is kept`);
@@ -223,7 +228,8 @@ export async function readDataset(files: DatasetFiles): Promise<Dataset> {
   const noRows = (what: string) => new DatasetError(manifest, `no rows: ${what}`);
 
   if (format === 'audiofolder') {
-    const { rows: csv, problems } = parseCsvRows(text);
+    const { rows: csv, problems, gaveUp } = parseCsvRows(text);
+    if (gaveUp) throw new DatasetError(manifest, `more than ${problems.length - 1} malformed quoted fields (the first on line ${problems[0].line}): not a readable CSV file`);
     if (!csv.length) throw noRows(problems.length ? `${problems[0].message} (line ${problems[0].line})` : 'the file is empty');
     const [headerRow, ...body] = csv;
     const header = headerRow.cells.map((h) => h.trim());
@@ -406,7 +412,8 @@ async function clipDurations(
       else warnings.push({ file: path, line, message: 'expected "<clip>\\t<duration in ms>"; line ignored' });
     }
   } catch (e) {
-    warnings.push({ file: path, message: `not used: ${(e as Error).message}` });
+    const m = (e as Error).message;
+    warnings.push({ file: path, message: `not used: ${m.startsWith(`${path}: `) ? m.slice(path.length + 2) : m}` });
   }
   return out;
 }

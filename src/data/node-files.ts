@@ -2,7 +2,7 @@
 // nothing that is not a regular file is opened at all (a named pipe would block the read forever, a
 // device never ends). Node modules are imported lazily so the browser bundle never loads them.
 import type { Stats } from 'node:fs';
-import { isDatasetPath } from './paths';
+import { FOLDER, isDatasetPath } from './paths';
 import { DatasetError } from './text';
 
 /** Enough for any manifest (Common Voice's largest validated.tsv is ~300 MB… per language, at most). */
@@ -14,7 +14,7 @@ const MAX_ENTRIES = 500_000;
 
 /** What a non-regular file is, for the message. */
 export function kindOf(st: Stats): string {
-  if (st.isDirectory()) return 'a folder, not a file';
+  if (st.isDirectory()) return FOLDER;
   if (st.isFIFO()) return 'a named pipe (FIFO), not a regular file';
   if (st.isCharacterDevice()) return 'a character device, not a regular file';
   if (st.isBlockDevice()) return 'a block device, not a regular file';
@@ -64,7 +64,7 @@ export async function nodeDirectoryFiles(dir: string): Promise<NodeDatasetFiles>
       const rel = relative(root, full).split(sep).join('/');
       if (e.isDirectory()) {
         // Recorded too: a folder named like a clip or a manifest is reported as what it is.
-        refused.set(rel, 'a folder, not a file');
+        refused.set(rel, FOLDER);
         if (depth >= MAX_DEPTH) continue;
         await walk(full, depth + 1);
       } else if (e.isFile()) paths.push(rel);

@@ -2,6 +2,9 @@
 // file system): what a path may not do is decided here, before anything is looked up or read.
 import { excerpt } from './text';
 
+/** The reason recorded for an ordinary folder (every folder is listed, so one named like a file is reported as a folder). */
+export const FOLDER = 'a folder, not a file';
+
 /** Absolute (POSIX, UNC, Windows drive), home-relative, or a URL: nothing a dataset folder can hold. */
 const ABSOLUTE = /^(\/|\\|[A-Za-z]:[\\/]|~[\\/]?|[A-Za-z][A-Za-z0-9+.-]*:\/\/|file:)/;
 

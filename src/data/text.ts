@@ -116,12 +116,14 @@ export interface CsvProblem {
   message: string;
 }
 
+const MAX_CSV_PROBLEMS = 100;
+
 /**
  * RFC 4180 CSV (quotes, doubled quotes, newlines inside quotes), lenient where spreadsheets are (a quote
  * inside an unquoted field is a literal). A quote that is never closed is reported at the line it opens,
  * and parsing resumes on the next line, so one stray quote costs one row, not the rest of the file.
  */
-export function parseCsvRows(text: string): { rows: CsvRow[]; problems: CsvProblem[] } {
+export function parseCsvRows(text: string): { rows: CsvRow[]; problems: CsvProblem[]; gaveUp?: boolean } {
   const rows: CsvRow[] = [];
   const problems: CsvProblem[] = [];
   let row: string[] = [];
@@ -140,7 +142,6 @@ export function parseCsvRows(text: string): { rows: CsvRow[]; problems: CsvProbl
   // Drop the row being read and resume on the line after the one its quoted field opened on.
   const recover = (message: string): number => {
     problems.push({ line: quoteLine, message });
-    if (problems.length > 100) throw new Error('more than 100 malformed quoted fields');
     let j = quoteAt;
     while (j < text.length && text[j] !== '\n' && text[j] !== '\r') j++;
     if (text[j] === '\r' && text[j + 1] === '\n') j++;
@@ -152,6 +153,8 @@ export function parseCsvRows(text: string): { rows: CsvRow[]; problems: CsvProbl
     return j; // the loop's i++ moves past the line break
   };
   for (let i = 0; i < text.length; i++) {
+    // Each recovery rescans from its quote: past 100 the file is not CSV, and rescanning would be quadratic.
+    if (problems.length > MAX_CSV_PROBLEMS) return { rows, problems, gaveUp: true };
     const c = text[i];
     if (quoted) {
       if (c === '"') {
