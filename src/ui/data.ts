@@ -39,7 +39,8 @@ export async function addDataset(dropped: DroppedDataset, role?: DatasetRole): P
   const files = dropped.files;
   let ds;
   try {
-    ds = await readDataset({ paths: [...files.keys()], readText: (p) => files.get(p)!.text() });
+    // readBytes: the reader then refuses a manifest that is not UTF-8 (Blob.text() would silently repair it).
+    ds = await readDataset({ paths: [...files.keys()], readText: (p) => files.get(p)!.text(), readBytes: async (p) => new Uint8Array(await files.get(p)!.arrayBuffer()) });
   } catch (e) {
     return upd((d) => ({ ...d, status: 'error', error: `${dropped.name}: ${(e as Error).message}` }));
   }
