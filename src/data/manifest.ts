@@ -184,7 +184,14 @@ export async function readDataset(files: DatasetFiles): Promise<Dataset> {
   let byName: Map<string, string[]> | null = null;
   const hintFor = (raw: string): string => {
     // An absolute path often ends in a path the dataset has: say so, the fix is then obvious.
-    byName ??= files.paths.reduce((m, p) => m.set(baseName(p), [...(m.get(baseName(p)) ?? []), p]), new Map<string, string[]>());
+    if (!byName) {
+      byName = new Map();
+      for (const p of files.paths) {
+        const list = byName.get(baseName(p));
+        if (list) list.push(p);
+        else byName.set(baseName(p), [p]);
+      }
+    }
     const hit = (byName.get(baseName(raw.replace(/\\/g, '/'))) ?? []).find((p) => raw.replace(/\\/g, '/').endsWith(`/${p}`) || baseName(p) === baseName(raw));
     return hit ? ` (the dataset has ${plain(hit, 120)})` : '';
   };
