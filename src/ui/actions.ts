@@ -12,11 +12,18 @@ export const DEFAULT_MODEL: ModelLocation = { kind: 'url', baseUrl: '/models/whi
 
 let client: ModelClient | null = null;
 export function getClient(): ModelClient {
-  client ??= new ModelClient((progress) => {
-    const prev = useStudio.getState().model;
-    const stageStartedAt = prev.progress?.stage === progress.stage ? prev.progress.stageStartedAt : performance.now();
-    useStudio.getState().set({ model: { ...prev, progress: { ...progress, stageStartedAt } } });
-  });
+  client ??= new ModelClient(
+    (progress) => {
+      const prev = useStudio.getState().model;
+      const stageStartedAt = prev.progress?.stage === progress.stage ? prev.progress.stageStartedAt : performance.now();
+      useStudio.getState().set({ model: { ...prev, progress: { ...progress, stageStartedAt } } });
+    },
+    (modelId, trainability) => {
+      const m = useStudio.getState().model;
+      // only for the model still shown (a newer load may have replaced it)
+      if (m.info?.modelId === modelId) useStudio.getState().set({ model: { ...m, info: { ...m.info, trainability } } });
+    },
+  );
   return client;
 }
 

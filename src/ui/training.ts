@@ -148,6 +148,9 @@ function busy(): boolean {
 function newRun(cfg: ExperimentConfig, name?: string): RunState | string {
   const data = runData();
   if (typeof data === 'string') return data;
+  // Refused before the worker starts: the Model panel already says where the weights would come from.
+  const t = useStudio.getState().model.info?.trainability;
+  if (t && !t.trainable) return `this model cannot be trained: ${t.reason ?? t.from}`;
   const config = structuredClone(cfg);
   // Dataset names stand for their folders in experiment.json (the browser never sees absolute paths).
   const trainNames = useStudio.getState().datasets.filter((d) => d.role === 'train').map((d) => d.name);

@@ -1,5 +1,5 @@
 // The UI side of the model worker: one worker, promises per request, progress into the store.
-import type { FromWorker, ModelInfo, ModelLocation, ToWorker } from './protocol';
+import type { FromWorker, ModelInfo, ModelLocation, ToWorker, Trainability } from './protocol';
 import type { LoadProgress, TranscribeTiming } from '../pipeline/transcriber';
 import type { OrtBackend } from '../runtime/ort';
 
@@ -18,7 +18,10 @@ export class ModelClient {
   private loadWaiter: { resolve: (i: ModelInfo) => void; reject: (e: Error) => void } | null = null;
   private seq = 0;
 
-  constructor(private onProgress: (p: LoadProgress) => void) {
+  constructor(
+    private onProgress: (p: LoadProgress) => void,
+    private onTrainability: (modelId: string, t: Trainability) => void = () => {},
+  ) {
     this.worker.onmessage = (ev: MessageEvent<FromWorker>) => this.handle(ev.data);
     this.worker.onerror = (ev) => {
       const err = new Error(`model worker crashed: ${ev.message}`);
@@ -42,6 +45,9 @@ export class ModelClient {
       case 'loaded':
         this.loadWaiter?.resolve(m.info);
         this.loadWaiter = null;
+        break;
+      case 'trainability':
+        this.onTrainability(m.modelId, m.trainability);
         break;
       case 'load-error':
         this.loadWaiter?.reject(new Error(m.message));

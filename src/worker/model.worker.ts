@@ -5,7 +5,10 @@ import { DroppedFilesSource, hubModelSource, UrlModelSource, type ModelSource } 
 import { Transcriber } from '../pipeline/transcriber';
 import { configureOrt } from '../runtime/ort';
 import { encoderCacheKey, idbHas, idbPut } from './idb';
-import type { FromWorker, ModelLocation, ToWorker } from './protocol';
+import { planDecoderFetch } from '../model/decoder-weights';
+import type { WhisperAssets } from '../model/whisperModel';
+import type { FromWorker, ModelLocation, ToWorker, Trainability } from './protocol';
+import { weightsRequest } from './weights';
 
 declare const self: DedicatedWorkerGlobalScope;
 const post = (m: FromWorker) => self.postMessage(m);
@@ -29,6 +32,17 @@ function sourceFor(loc: ModelLocation): ModelSource {
   }
 }
 
+/** Whether the engine can train this model, from the weights' headers only (a few KB; nothing else is fetched). */
+async function trainability(loc: ModelLocation, assets: WhisperAssets, source: ModelSource): Promise<Trainability> {
+  try {
+    const plan = await planDecoderFetch(weightsRequest(loc, assets, source));
+    // A local folder (the prepared default, a dropped one) is read, not downloaded.
+    return { trainable: true, from: plan.from, fetchBytes: loc.kind === 'hub' ? plan.fetchBytes : 0 };
+  } catch (e) {
+    return { trainable: false, from: 'nowhere', reason: (e as Error).message };
+  }
+}
+
 self.onmessage = async (ev: MessageEvent<ToWorker>) => {
   const msg = ev.data;
   if (msg.type === 'load') {
@@ -42,6 +56,7 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
         type: 'loaded',
         info: { label: source.label, modelId, location: msg.location, summary: assets.summary, encoderBackend: backend.encoder, decoderBackend: backend.decoder, backendReason: backend.reason, hasSafetensors: assets.hasSafetensors },
       });
+      post({ type: 'trainability', modelId, trainability: await trainability(msg.location, assets, source) });
     } catch (e) {
       post({ type: 'load-error', message: (e as Error).message });
     }

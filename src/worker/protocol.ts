@@ -52,6 +52,8 @@ export interface ModelInfo {
 export type FromWorker =
   | { type: 'progress'; progress: LoadProgress }
   | { type: 'loaded'; info: ModelInfo }
+  /** after 'loaded': where the decoder weights for training come from (headers read) */
+  | { type: 'trainability'; modelId: string; trainability: Trainability }
   | { type: 'load-error'; message: string }
   | { type: 'transcript'; id: string; text: string; language: string | null; tokens: number; truncated: boolean; timing: TranscribeTiming }
   | { type: 'transcribe-error'; id: string; message: string }
