@@ -2,6 +2,8 @@
 // timestamps: prompt <|startoftranscript|><|lang|><|transcribe|><|notimestamps|>, suppress_tokens at
 // every step, begin_suppress_tokens at the first generated position, argmax, stop at <|endoftext|>.
 // Language detection (when no language is given): argmax over the language tokens after <|startoftranscript|>.
+// English-only models (generation_config.json is_multilingual false, e.g. tiny.en): prompt
+// <|startoftranscript|><|notimestamps|> — no language, no task token, no detection (HF generate's prompt there).
 
 import type { EncoderOutput } from '../encoder/encoder';
 import type { WhisperAssets } from '../model/whisperModel';
@@ -42,6 +44,19 @@ export function languageToken(assets: WhisperAssets, language: string): number {
   return id;
 }
 
+/**
+ * The language of a request to an English-only model: its prompt carries no language token, so it can
+ * only transcribe English; "en" or no language is accepted, anything else is an error (HF generate
+ * refuses a language for these models too).
+ */
+export function englishOnlyLanguage(language: string | null | undefined): 'en' {
+  const code = language ? language.replace(/^<\||\|>$/g, '').toLowerCase() : 'en';
+  if (code !== 'en') {
+    throw new Error(`Language "${language}" cannot be transcribed: this model is English-only (generation_config.json is_multilingual is false)`);
+  }
+  return 'en';
+}
+
 export async function detectLanguage(decoder: StepDecoder, enc: EncoderOutput, assets: WhisperAssets): Promise<string> {
   const map = assets.generation.lang_to_id ?? {};
   const stepper = await decoder.begin(enc);
@@ -79,6 +94,9 @@ export async function generateGreedy(
     const taskId = g.task_to_id?.[task];
     if (taskId === undefined) throw new Error(`generation_config.json has no task_to_id["${task}"]`);
     prompt.push(taskId);
+  } else {
+    language = englishOnlyLanguage(opts.language);
+    if (opts.task === 'translate') throw new Error('An English-only model cannot translate (its prompt has no task token)');
   }
   prompt.push(g.no_timestamps_token_id);
   const limit = Math.min(maxNew, assets.config.max_target_positions - prompt.length);

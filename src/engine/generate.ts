@@ -3,7 +3,8 @@
  * adapter: posterior means W' = W + s·μ_B·μ_A, s = α/r), incremental with a self-attention KV cache,
  * batched over utterances. Same rules as src/decoder/generate.ts (Hugging Face generate for
  * short-form audio without timestamps): prompt <|startoftranscript|> [<|lang|> <|transcribe|>]
- * <|notimestamps|>, suppress_tokens at every step, begin_suppress_tokens at the first generated
+ * <|notimestamps|> (the bracket only for multilingual models; English-only ones take "en" or no
+ * language and report "en"), suppress_tokens at every step, begin_suppress_tokens at the first generated
  * position, argmax (first index on ties), stop at <|endoftext|> or at the cap; language detection
  * (language null) = argmax over lang_to_id's tokens of the logits after <|startoftranscript|>.
  *
@@ -46,7 +47,7 @@
 import { prepareMatmulBias } from '../gpu/kernels/matmul';
 import type { GpuRuntime } from '../gpu/runtime';
 import type { GenerateResult } from '../decoder/generate';
-import { languageToken } from '../decoder/generate';
+import { englishOnlyLanguage, languageToken } from '../decoder/generate';
 import type { WhisperAssets } from '../model/whisperModel';
 import type { AdapterPlan, AdapterTarget } from './adapters';
 import { moduleTensors } from './adapters';
@@ -429,6 +430,8 @@ export class WgslGreedyDecoder {
         const taskId = g.task_to_id?.transcribe;
         if (taskId === undefined) throw new Error(`${this.label}: generation_config.json has no task_to_id["transcribe"]`);
         prompt.push(taskId);
+      } else {
+        language = englishOnlyLanguage(r.language);
       }
       prompt.push(g.no_timestamps_token_id);
       languages.push(language);

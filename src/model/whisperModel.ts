@@ -107,6 +107,16 @@ export async function loadWhisperAssets(source: ModelSource, onStep?: (msg: stri
   }
   generation.suppress_tokens ??= [];
   generation.begin_suppress_tokens ??= [];
+  // A multilingual prompt needs <|lang|> and <|transcribe|> ids; an English-only one (is_multilingual
+  // false, e.g. tiny.en) is <|startoftranscript|> <|notimestamps|> and needs neither.
+  if (generation.is_multilingual) {
+    if (!Object.keys(generation.lang_to_id ?? {}).length) {
+      throw new ModelFileError('generation_config.json', S, 'is_multilingual is true but lang_to_id is missing or empty');
+    }
+    if (typeof generation.task_to_id?.transcribe !== 'number') {
+      throw new ModelFileError('generation_config.json', S, 'is_multilingual is true but task_to_id.transcribe is missing');
+    }
+  }
   const preprocessor = await readJson<PreprocessorConfig & Record<string, unknown>>(source, 'preprocessor_config.json');
   need<number>(preprocessor, 'feature_size', 'preprocessor_config.json', S, 'number');
   if (preprocessor.feature_size !== config.num_mel_bins) {
@@ -136,6 +146,7 @@ export async function loadWhisperAssets(source: ModelSource, onStep?: (msg: stri
     ['<|notimestamps|>', generation.no_timestamps_token_id, 'generation_config.json no_timestamps_token_id'],
   ];
   for (const [lang, id] of Object.entries(generation.lang_to_id ?? {})) specials.push([lang, id, `generation_config.json lang_to_id["${lang}"]`]);
+  for (const [task, id] of Object.entries(generation.task_to_id ?? {})) specials.push([`<|${task}|>`, id, `generation_config.json task_to_id["${task}"]`]);
   for (const [token, id, where] of specials) {
     const got = tokenId(tokJson, token);
     if (got !== id) {

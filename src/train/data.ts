@@ -7,9 +7,13 @@
  *   decoder input = sequence[:-1], labels = sequence[1:]  (HF's shift; the 4-token prompt's first
  *   three labels are <|lang|>, <|transcribe|>, <|notimestamps|> — scored like every label, as HF's
  *   Whisper fine-tuning recipe does)
+ *   English-only models (generation_config.json is_multilingual false, e.g. tiny.en): SOT,
+ *   <|notimestamps|>, text…, EOT — the prompt their generate uses and their tokenizer's prefix (no
+ *   language or task token exists in it); rows in English or without a language only.
  * Text is tokenized with a leading space (" I forgot …"), as Whisper itself generates it.
- * Rows are rejected one by one (PrepareError, never a crash): no or unknown language, empty text,
- * more than 448 positions (the decoder's learned position table), unreadable audio.
+ * Rows are rejected one by one (PrepareError, never a crash): no or unknown language (another than
+ * English for an English-only model), empty text, more than 448 positions (the decoder's learned
+ * position table), unreadable audio.
  *
  * Encoder states: 16-kHz samples → log-mel → frozen encoder (onnxruntime-web) → EncoderKvCache.add
  * under the audio's content hash (utteranceKey), so the same clip in train and eval is encoded once.
@@ -20,7 +24,7 @@
  * no dropped rows), so the sampler state is just (epoch, position).
  */
 import type { Utterance } from '../data/manifest';
-import { languageToken } from '../decoder/generate';
+import { englishOnlyLanguage, languageToken } from '../decoder/generate';
 import { utteranceKey } from '../encoder/encoder';
 import { mulberry32 } from '../engine/adapters';
 import type { DecoderBatch, EncoderKvCache } from '../engine/decoder';
@@ -35,7 +39,7 @@ export interface PreparedUtterance {
   id: string;
   text: string;
   language: string;
-  /** SOT, lang, transcribe, notimestamps, text…, EOT */
+  /** SOT, lang, transcribe, notimestamps, text…, EOT (English-only models: SOT, notimestamps, text…, EOT) */
   seq: number[];
 }
 
@@ -48,15 +52,19 @@ export interface PrepareError {
 export interface SpecialTokens {
   sot: number;
   eot: number;
-  transcribe: number;
+  /** null for an English-only model (its prompt has no task token) */
+  transcribe: number | null;
   noTimestamps: number;
 }
 
 export function specialTokens(assets: WhisperAssets): SpecialTokens {
   const g = assets.generation;
+  const base = { sot: g.decoder_start_token_id, eot: g.eos_token_id, noTimestamps: g.no_timestamps_token_id };
+  // The same rule as the decoders (src/decoder/generate.ts): is_multilingual decides the prompt.
+  if (!g.is_multilingual) return { ...base, transcribe: null };
   const transcribe = g.task_to_id?.transcribe;
-  if (transcribe === undefined) throw new Error('generation_config.json has no task_to_id.transcribe (an English-only Whisper cannot be trained here)');
-  return { sot: g.decoder_start_token_id, eot: g.eos_token_id, transcribe, noTimestamps: g.no_timestamps_token_id };
+  if (transcribe === undefined) throw new Error('generation_config.json has no task_to_id.transcribe (a multilingual Whisper needs it in the prompt)');
+  return { ...base, transcribe };
 }
 
 /** The token sequence of a row, or the reason it cannot be trained on. */
@@ -66,21 +74,32 @@ export function tokenizeRow(
   opts: { language?: string | null; maxPositions?: number } = {},
 ): { seq: number[]; language: string } | { error: string } {
   const language = row.language ?? opts.language ?? null;
-  if (!language) return { error: 'no language (add a "language" column, or pass a default language)' };
-  let lang: number;
-  try {
-    lang = languageToken(assets, language);
-  } catch (e) {
-    return { error: (e as Error).message };
+  const sp = specialTokens(assets);
+  let prompt: number[];
+  if (sp.transcribe === null) {
+    try {
+      englishOnlyLanguage(language); // no language = English: the only one the model knows
+    } catch (e) {
+      return { error: `language "${language}": only English rows can be trained on this English-only model (generation_config.json is_multilingual is false)` };
+    }
+    prompt = [sp.sot, sp.noTimestamps];
+  } else {
+    if (!language) return { error: 'no language (add a "language" column, or pass a default language)' };
+    let lang: number;
+    try {
+      lang = languageToken(assets, language);
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
+    prompt = [sp.sot, lang, sp.transcribe, sp.noTimestamps];
   }
   const text = row.text.trim();
   if (!text) return { error: 'empty transcript' };
-  const sp = specialTokens(assets);
   const ids = assets.tokenizer.encode(` ${text}`, { add_special_tokens: false }) as number[];
-  const seq = [sp.sot, lang, sp.transcribe, sp.noTimestamps, ...ids, sp.eot];
+  const seq = [...prompt, ...ids, sp.eot];
   const max = opts.maxPositions ?? Math.min(WHISPER_MAX_POSITIONS, assets.config.max_target_positions);
   if (seq.length > max) return { error: `too long: ${seq.length} tokens with the prompt > ${max} decoder positions` };
-  return { seq, language: language.replace(/^<\|(.*)\|>$/, '$1').toLowerCase() };
+  return { seq, language: (language ?? 'en').replace(/^<\|(.*)\|>$/, '$1').toLowerCase() };
 }
 
 export interface PrepareDeps {

@@ -13,6 +13,8 @@ export interface OracleClip {
   reference: string;
   features: { file: string; shape: number[] };
   encoder: { file: string; file64: string; shape: number[]; torch_fp32_vs_f64_max_abs: number };
+  /** the decoder prompt transformers' generate used (special tokens up to <|notimestamps|>) */
+  prompt: number[];
   tokens: number[];
   text: string;
   reached_cap: boolean;
@@ -21,11 +23,14 @@ export interface OracleIndex {
   dir: string;
   transformers: string;
   torch: string;
+  /** the model is English-only: no language/task given, clips in other languages skipped */
+  english_only: boolean;
+  skipped: string[];
   clips: OracleClip[];
 }
 
-export function baselineOracle(manifest: string): OracleIndex {
-  const model = requireModel();
+/** `model`: a prepared model folder (default: the prepared Whisper base). */
+export function baselineOracle(manifest: string, model: string = requireModel()): OracleIndex {
   const h = createHash('sha256');
   h.update(readFileSync(join(model, 'blora-model.json')));
   h.update(readFileSync(join(REPO, 'tools/oracle_baseline.py')));

@@ -35,8 +35,8 @@ export interface TrainEnv {
   destroy(): Promise<void>;
 }
 
-export async function trainEnv(label: string): Promise<TrainEnv> {
-  const model = requireModel();
+/** `model`: a prepared model folder (default: the prepared Whisper base). */
+export async function trainEnv(label: string, model: string = requireModel()): Promise<TrainEnv> {
   const { ctx, rt } = await nodeTestGpu(label);
   console.log(`adapter ${describeAdapter(ctx)}`);
   const assets = await loadWhisperAssets(new FsModelSource(model));
