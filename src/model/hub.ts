@@ -139,9 +139,13 @@ const ROWS: Row[] = [
   { name: 'distil-large-v3', weightsRepo: 'distil-whisper/distil-large-v3', dModel: 1280, decoderLayers: 2, encoderLayers: 32, heads: 20, vocab: 51866, melBins: 128, englishOnly: false, weightsDtype: 'F16' },
 ];
 
-/** ONNX repos of a row: onnx-community/<name> (distil rows: also the distil-whisper repo's own onnx/) and Xenova/<whisper name>. */
+/**
+ * ONNX repos of a row: onnx-community/<name> and Xenova/<name> (distil rows: onnx-community/<name> and the
+ * distil-whisper repo itself, which carries an onnx/ folder next to model.safetensors). An id listed here
+ * that is not on the Hub only never matches.
+ */
 function onnxReposOf(r: Row): string[] {
-  if (r.name.startsWith('distil-')) return [`onnx-community/${r.name}`, r.weightsRepo, `Xenova/${r.name}`];
+  if (r.name.startsWith('distil-')) return [`onnx-community/${r.name}`, r.weightsRepo];
   return [`onnx-community/${r.name}`, `Xenova/${r.name}`];
 }
 
