@@ -1,9 +1,14 @@
-// Where the engine's decoder weights come from for a model location — one request shape for the model
-// worker (which only plans: headers, for the Model panel's "trainable / N MB to fetch") and the training
-// worker (which loads). Local model.safetensors first; else the weights named by the user; else the
-// weights repo of src/model/hub.ts's table.
-import { CacheStorageByteCache, type DecoderWeightsRequest, type WeightsSource } from '../model/decoder-weights';
-import type { ModelSource } from '../model/source';
+// A model location (src/worker/protocol.ts) as files, for both workers: the model worker (ONNX encoder
+// and baseline decoder; it plans the decoder weights' fetch from their headers for the Model panel) and
+// the training worker (which loads those weights).
+//   url   the dev server's prepared model (local: read, never cached twice)
+//   hub   a Hub repo through Cache Storage: whole files (ONNX, configs) downloaded once, resumed with
+//         Range after a cut, checked against their ETag on the next load
+//   files a dropped folder (File handles)
+// Decoder weights: the model's own model.safetensors first; else those the user named; else the weights
+// repo of src/model/hub.ts's table.
+import { CachedHubSource, CacheStorageByteCache, type DecoderWeightsRequest, type WeightsSource } from '../model/decoder-weights';
+import { DroppedFilesSource, UrlModelSource, type ModelSource } from '../model/source';
 import type { WhisperAssets } from '../model/whisperModel';
 import type { ModelLocation } from './protocol';
 
@@ -22,6 +27,24 @@ export function weightsRequest(loc: ModelLocation, assets: WhisperAssets, source
     weights,
     endpoint,
     // Per tensor in Cache Storage: a reload or a cut connection resumes from the tensors already done.
-    cache: typeof caches !== 'undefined' ? new CacheStorageByteCache() : null,
+    cache: browserCache(),
   };
+}
+
+const browserCache = () => (typeof caches !== 'undefined' ? new CacheStorageByteCache() : null);
+
+/** `origin`: the page's, for the dev server's relative URLs; `filesLabel`: a dropped folder's name. */
+export function modelSource(loc: ModelLocation, origin: string, filesLabel?: string): ModelSource {
+  switch (loc.kind) {
+    case 'url':
+      return new UrlModelSource(new URL(loc.baseUrl, origin).href, loc.label);
+    case 'hub':
+      return new CachedHubSource(loc.repoId, { revision: loc.revision, endpoint: loc.endpoint, cache: browserCache() });
+    case 'files':
+      // File handles reach a worker by postMessage; saved runs do not keep them (src/ui/training.ts).
+      if (!loc.files.length) {
+        throw new Error(`this run was trained on a dropped model folder (${filesLabel ?? 'unnamed'}); drop the same folder in the Model panel again, then resume or export`);
+      }
+      return new DroppedFilesSource(loc.files, filesLabel);
+  }
 }

@@ -1,14 +1,14 @@
 // The model worker: loads the Whisper model (onnxruntime-web: WebGPU EP or wasm) and transcribes.
 /// <reference lib="webworker" />
 import '../runtime/transformersEnv.browser';
-import { DroppedFilesSource, hubModelSource, UrlModelSource, type ModelSource } from '../model/source';
+import type { ModelSource } from '../model/source';
 import { Transcriber } from '../pipeline/transcriber';
 import { configureOrt } from '../runtime/ort';
 import { encoderCacheKey, idbHas, idbPut } from './idb';
 import { planDecoderFetch } from '../model/decoder-weights';
 import type { WhisperAssets } from '../model/whisperModel';
 import type { FromWorker, ModelLocation, ToWorker, Trainability } from './protocol';
-import { weightsRequest } from './weights';
+import { modelSource, weightsRequest } from './model-source';
 
 declare const self: DedicatedWorkerGlobalScope;
 const post = (m: FromWorker) => self.postMessage(m);
@@ -20,17 +20,6 @@ function idOf(loc: ModelLocation, label: string): string {
   return loc.kind === 'url' ? loc.baseUrl : loc.kind === 'hub' ? `hub:${loc.repoId}@${loc.revision ?? 'main'}` : `files:${label}`;
 }
 
-function sourceFor(loc: ModelLocation): ModelSource {
-  switch (loc.kind) {
-    case 'url':
-      return new UrlModelSource(new URL(loc.baseUrl, self.location.origin).href, loc.label);
-    case 'hub':
-      // A worker has no localStorage: the page sends its Hub address along (a mirror, or the tests' local Hub).
-      return hubModelSource(loc.repoId, loc.revision, loc.endpoint);
-    case 'files':
-      return new DroppedFilesSource(loc.files);
-  }
-}
 
 /** Whether the engine can train this model, from the weights' headers only (a few KB; nothing else is fetched). */
 async function trainability(loc: ModelLocation, assets: WhisperAssets, source: ModelSource): Promise<Trainability> {
@@ -48,7 +37,7 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
   if (msg.type === 'load') {
     try {
       configureOrt();
-      const source = sourceFor(msg.location);
+      const source = modelSource(msg.location, self.location.origin);
       transcriber = await Transcriber.load(source, { backend: msg.backend, onProgress: (progress) => post({ type: 'progress', progress }) });
       const { assets, backend } = transcriber;
       modelId = idOf(msg.location, source.label);

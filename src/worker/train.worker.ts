@@ -12,15 +12,16 @@ import { EncoderKvCache } from '../engine/decoder';
 import { uploadDecoderWeights, type DecoderWeights } from '../engine/weights';
 import { exportAdapter as exportPeft } from '../export/peft';
 import { pruneBySnr } from '../export/prune';
-import { CacheStorageByteCache, formatMiB, loadDecoderWeights, type WeightsSource } from '../model/decoder-weights';
+import { formatMiB, loadDecoderWeights } from '../model/decoder-weights';
 import { SafetensorsFile, type TensorSource } from '../model/safetensors';
-import { DroppedFilesSource, hubModelSource, UrlModelSource, type ModelSource } from '../model/source';
+import type { ModelSource } from '../model/source';
 import { loadWhisperAssets, type WhisperAssets } from '../model/whisperModel';
 import type { EvalRecord, EvalRole, ExperimentConfig, TrainRecord } from '../train/config';
 import { tokenizeRow, type PreparedUtterance } from '../train/data';
 import { decodeCheckpoint, encodeCheckpoint, Trainer, TrainingDivergedError, type Checkpoint } from '../train/trainer';
 import { encoderCacheKey, idbGet, idbPut } from './idb';
 import type { EvalTranscript, FromTrain, RunData, ToTrain, UttRef } from './train-protocol';
+import { modelSource, weightsRequest } from './model-source';
 
 declare const self: DedicatedWorkerGlobalScope;
 const post = (m: FromTrain) => self.postMessage(m);
@@ -56,15 +57,7 @@ function gpuTask<T>(f: () => Promise<T>): Promise<T> {
 }
 
 function sourceOf(data: RunData): ModelSource {
-  const loc = data.model;
-  if (loc.kind === 'url') return new UrlModelSource(new URL(loc.baseUrl, self.location.origin).href, loc.label);
-  if (loc.kind === 'hub') return hubModelSource(loc.repoId, loc.revision, loc.endpoint);
-  // A dropped folder reaches this worker as File handles (postMessage clones references, not bytes). Saved
-  // runs do not keep them (src/ui/training.ts): after a reload the folder has to be dropped again.
-  if (!loc.files.length) {
-    throw new Error(`this run was trained on a dropped model folder (${data.modelId.replace(/^files:/, '')}); drop the same folder in the Model panel again, then resume or export`);
-  }
-  return new DroppedFilesSource(loc.files, data.modelId.replace(/^files:/, ''));
+  return modelSource(data.model, self.location.origin, data.modelId.replace(/^files:/, ''));
 }
 
 async function loadModel(data: RunData, stage: (s: string) => void): Promise<Model> {
@@ -101,24 +94,18 @@ async function loadModel(data: RunData, stage: (s: string) => void): Promise<Mod
     const source = sourceOf(data);
     stage('reading the model');
     const assets = await loadWhisperAssets(source);
-    const loc = data.model;
-    const named = loc.kind === 'url' ? undefined : loc.weights;
     let st: TensorSource;
-    if (assets.hasSafetensors && !named) {
+    if (assets.hasSafetensors && data.model.kind === 'url') {
+      // The prepared default, served by the dev server: read whole (local; no second copy in the cache).
       const bytes = await source.read('model.safetensors', (l, t) => stage(`reading model.safetensors ${(l / 2 ** 20).toFixed(0)}${t ? `/${(t / 2 ** 20).toFixed(0)}` : ''} MiB`));
       st = new SafetensorsFile(bytes, 'model.safetensors');
     } else {
-      // No model.safetensors (onnx-community/* repos) or weights named by the user: only the decoder
-      // tensors, from the weights repo of src/model/hub.ts's table (or the named one), cached per tensor
-      // in Cache Storage so a reload resumes.
-      const weights: WeightsSource | null = !named ? null
-        : named.kind === 'hub' ? { kind: 'hub', repo: named.repoId, revision: named.revision, endpoint: loc.kind === 'hub' ? loc.endpoint : undefined }
-        : { kind: 'blob', data: named.blob, name: named.name };
+      // Only the decoder tensors: from the model's own model.safetensors, the weights the user named, or the
+      // weights repo of src/model/hub.ts's table (onnx-community/* repos have none), cached per tensor in
+      // Cache Storage so a reload resumes.
       stage('decoder weights: reading the safetensors header');
       st = await loadDecoderWeights({
-        config: assets.config, model: source, modelId: loc.kind === 'hub' ? loc.repoId : null, weights,
-        endpoint: loc.kind === 'hub' ? loc.endpoint : undefined,
-        cache: typeof caches !== 'undefined' ? new CacheStorageByteCache() : null,
+        ...weightsRequest(data.model, assets, source),
         onProgress: (p) => stage(
           `decoder weights ${formatMiB(p.loaded)} / ${formatMiB(p.total)} (${p.total ? Math.floor((100 * p.loaded) / p.total) : 100} %)` +
             `${p.rate > 0 ? `, ${formatMiB(p.rate)}/s` : ''}${p.etaS !== null && p.loaded < p.total ? `, ETA ${Math.ceil(p.etaS)} s` : ''}`,

@@ -1,5 +1,9 @@
 // End to end, as a user, in real headless Chromium (WebGPU through the GL-compat adapter, Mesa
-// llvmpipe; the encoder on wasm): add three datasets through the real folder input (a corrupt clip
+// llvmpipe; the encoder on wasm): point the studio at a local Hub (test/support/local-hub.ts) and load
+// the ONNX-only repo onnx-community/whisper-base from it — the Model panel says it trains from the
+// weights repo openai/whisper-base and how much that fetches; the training worker then fetches only the
+// decoder tensors by Range requests (the Hub counts the bytes), survives a connection cut mid-tensor by
+// resuming, and after the reload reads them from Cache Storage; add three datasets through the real folder input (a corrupt clip
 // among the training files must show its error and leave the rest usable), train BLoRA for 2 steps on
 // the real Whisper base, watch the charts and the |μ| histogram get data, reload the tab mid-run and
 // see the run resume from its IndexedDB checkpoint; then train LoRA on the same data (the frozen-model
@@ -18,6 +22,8 @@ import type { Page } from 'playwright-core';
 import { DEMO_DIR, REPO, resultsDir } from '../support/env';
 import { forwardPageErrors, launchChromium, type LaunchedChromium } from '../support/chromium';
 import { startStudioServer } from '../support/studio-server';
+import { HUB_REPOS, readSafetensorsHeader, startLocalHub, type LocalHub } from '../support/local-hub';
+import { requireModel } from '../support/env';
 
 const SHOTS = resultsDir('e2e');
 const STEPS = 2;
@@ -58,8 +64,13 @@ async function waitFor(page: Page, what: string, fn: () => boolean | Promise<boo
   }
 }
 
-describe('studio E2E: data → BLoRA training → reload/resume → LoRA → compare → export', { timeout: 45 * 60_000 }, () => {
+describe('studio E2E: Hub model → data → BLoRA training → reload/resume → LoRA → compare → export', { timeout: 45 * 60_000 }, () => {
   let server: Awaited<ReturnType<typeof startStudioServer>>;
+  let hub: LocalHub;
+  /** bytes of the decoder tensors in the weights repo's model.safetensors (f16: what a load fetches) */
+  let decoderBytes = 0;
+  /** weights-repo bytes served when the tab reloads (the cached load after it must add only headers) */
+  let servedAtReload = -1;
   let chrome: LaunchedChromium;
   let page: Page;
   let data: string;
@@ -82,6 +93,10 @@ describe('studio E2E: data → BLoRA training → reload/resume → LoRA → com
     audiofolder(data, 'cs-eval', [row('cs_03.wav')]);
     audiofolder(data, 'base-eval', [row('en_01.wav')]);
     server = await startStudioServer();
+    hub = await startLocalHub();
+    for (const [name, t] of readSafetensorsHeader(join(requireModel(), 'model.safetensors')).tensors) {
+      if (name.startsWith('model.decoder.')) decoderBytes += t.end - t.begin;
+    }
     chrome = await launchChromium({ webgpu: 'gl-compat', contextOptions: { acceptDownloads: true, viewport: { width: 1200, height: 900 } } });
     page = await chrome.context.newPage();
     forwardPageErrors(page);
@@ -91,11 +106,37 @@ describe('studio E2E: data → BLoRA training → reload/resume → LoRA → com
   after(async () => {
     await chrome?.close();
     await server?.close();
+    await hub?.close();
     if (data) rmSync(data, { recursive: true, force: true });
   });
 
-  test('datasets through the folder input: counts, roles, a corrupt clip reported, encoder states cached', async () => {
+  test('an ONNX-only repo from the (local) Hub: the Model panel says it trains from its weights repo', async () => {
     await page.goto(`${server.url}/?encoder=wasm`);
+    await page.locator('[data-testid=model-status]', { hasText: /ready|error/ }).waitFor({ timeout: 5 * 60_000 }); // the default loads first
+    await page.locator('[data-testid=model-advanced] summary').click();
+    await page.getByTestId('hub-endpoint').fill(hub.url);
+    await page.getByTestId('hub-endpoint-save').click();
+    await page.getByTestId('model-pick').selectOption(HUB_REPOS.onnx);
+    assert.match((await page.getByTestId('model-pick-info').textContent()) ?? '', /decoder weights for training \(f32, from openai\/whisper-base/);
+    await page.getByTestId('model-load-hub').click();
+    await page.locator('[data-testid=model-label]', { hasText: `Hub: ${HUB_REPOS.onnx}` }).waitFor();
+    await page.locator('[data-testid=model-status]', { hasText: /ready|error/ }).waitFor({ timeout: 5 * 60_000 });
+    assert.equal(await page.getByTestId('model-status').textContent(), 'ready', (await page.getByTestId('model-error').textContent().catch(() => null)) ?? '');
+    await page.locator('[data-testid=model-trainable]:not([data-trainable=checking])').waitFor({ timeout: 60_000 });
+    const trainable = (await page.getByTestId('model-trainable').textContent()) ?? '';
+    assert.equal(await page.getByTestId('model-trainable').getAttribute('data-trainable'), 'true', trainable);
+    assert.match(trainable, new RegExp(`${HUB_REPOS.weights}.*${Math.round(decoderBytes / 1e6)} MB to fetch`));
+    // So far only the safetensors header was read from the weights repo, by Range requests.
+    const weightsGets = hub.requests({ repo: HUB_REPOS.weights, file: 'model.safetensors', method: 'GET' });
+    assert.ok(weightsGets.length > 0 && weightsGets.every((r) => r.status === 302 || r.range !== null), 'Range requests only');
+    assert.ok(hub.bytesServed({ repo: HUB_REPOS.weights }) < 1e5, `headers only before training (${hub.bytesServed({ repo: HUB_REPOS.weights })} B)`);
+    assert.equal(hub.bytesServed({ repo: HUB_REPOS.onnx, file: 'model.safetensors' }), 0);
+    // The training worker's first large tensor response is cut after 2 MB: it must resume, not restart.
+    hub.cutNext('model.safetensors', 2 << 20, HUB_REPOS.weights);
+    lap('model from the local Hub');
+  });
+
+  test('datasets through the folder input: counts, roles, a corrupt clip reported, encoder states cached', async () => {
     for (const d of ['cs-train', 'cs-eval', 'base-eval']) await page.getByTestId('data-folder-input').setInputFiles(join(data, d));
     await waitFor(page, 'three datasets encoded', async () => (await page.locator('[data-testid=dataset][data-status=ready]').count()) === 3, 5 * 60_000);
     lap('datasets encoded');
@@ -132,6 +173,7 @@ describe('studio E2E: data → BLoRA training → reload/resume → LoRA → com
       if (!reload && /^\[train-worker\] checkpoint of \S+ saved at step 1$/.test(msg.text())) {
         // 'commit', not 'load': the old worker's submitted step keeps the GPU process busy, which delays the
         // load event (and the new page's first frames) until that command buffer has run.
+        servedAtReload = hub.bytesServed({ repo: HUB_REPOS.weights });
         reload = page.reload({ waitUntil: 'commit', timeout: 5 * 60_000 });
       }
     };
@@ -162,6 +204,16 @@ describe('studio E2E: data → BLoRA training → reload/resume → LoRA → com
     await waitFor(page, 'the run to finish', async () => ['done', 'error', 'stopped'].includes((await status()) ?? ''), 20 * 60_000);
     assert.equal(await status(), 'done', (await page.getByTestId('run-error').textContent().catch(() => null)) ?? '');
     lap('run done');
+    // The decoder weights: decoder tensors only, fetched once despite the cut (Range requests from where it
+    // stopped), and after the reload from Cache Storage (only the headers again).
+    const gets = hub.requests({ repo: HUB_REPOS.weights, file: 'model.safetensors', method: 'GET' }).filter((r) => r.status !== 302);
+    assert.ok(gets.every((r) => r.range !== null), 'every GET of the weights is a Range request');
+    assert.ok(gets.some((r) => r.cut), 'the cut happened');
+    const served = hub.bytesServed({ repo: HUB_REPOS.weights });
+    console.log(`weights repo: ${served} B served in ${gets.length} requests (decoder tensors ${decoderBytes} B; ${servedAtReload} B before the reload)`);
+    assert.ok(servedAtReload >= decoderBytes, 'all decoder tensors were fetched before the reload');
+    assert.ok(served <= decoderBytes + 1e6, `no tensor fetched twice, nothing but decoder tensors (+ headers): ${served} B`);
+    assert.ok(served - servedAtReload < 1e6, `after the reload the tensors come from the cache (${served - servedAtReload} B)`);
     assert.equal(await points('ce'), STEPS, 'one CE point per step, none duplicated by the resume');
     assert.equal(await page.locator('[data-testid=chart-ce] .recharts-line-dots circle, [data-testid=chart-ce] .recharts-dot').count() >= STEPS, true);
     assert.match((await page.getByTestId('latest-ce').textContent()) ?? '', /CE \d+\.\d+/);

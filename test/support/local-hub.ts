@@ -7,6 +7,7 @@
 //   HEAD                                            content-length, etag, accept-ranges
 //   missing repo / file / revision                  404 with x-error-code RepoNotFound / EntryNotFound / RevisionNotFound
 //   gated repo                                      401 without a token, 403 with a wrong one (x-error-code GatedRepo)
+//   OPTIONS, CORS headers                           as the Hub: a page of another origin may fetch with Range
 // It logs every request and the body bytes it sent (per repo file, after the redirect), and can cut the
 // connection after N body bytes of the next response for a file (socket.destroy(), as a dropped network).
 //
@@ -290,6 +291,15 @@ export async function startLocalHub(opts: { port?: number; modelDir?: string; sh
     const url = req.url ?? '/';
     const entry: ServedRequest = { method: req.method ?? 'GET', url, repo: null, file: null, range: null, status: 0, bytes: 0, cut: false, auth: !!req.headers.authorization };
     log.push(entry);
+    // CORS as the Hub answers it: the studio's page (another origin) fetches with Range (and a token for
+    // gated repos), and reads content-range / etag, so those must be allowed and exposed.
+    res.setHeader('access-control-allow-origin', '*');
+    res.setHeader('access-control-expose-headers', 'content-range, content-length, etag, accept-ranges, x-linked-etag, x-linked-size, x-error-code, x-error-message');
+    if (req.method === 'OPTIONS') {
+      entry.status = 204;
+      res.writeHead(204, { 'access-control-allow-methods': 'GET, HEAD', 'access-control-allow-headers': 'range, authorization, content-type', 'access-control-max-age': '86400' }).end();
+      return;
+    }
     const fail = (status: number, code: string, msg: string) => {
       entry.status = status;
       res.writeHead(status, { 'content-type': 'text/plain', 'x-error-code': code, 'x-error-message': msg }).end(msg);
