@@ -61,7 +61,7 @@ class ModelSpec:
     multilingual: bool  # True: <|lang|> <|task|> in the prompt, lang_to_id from CT2's lang_ids
     # Special-token ids, checked against tokenizer.json AND the CT2 vocabulary before use.
     tokens: dict[str, int]
-    bos_token: str  # HF config's bos_token_id (as OpenAI's Hub configs: <|endoftext|> multilingual, SOT for .en)
+    bos_token: str  # HF config's bos_token_id (OpenAI's Hub configs, as far as known: <|endoftext|> multilingual, SOT for .en)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -259,7 +259,7 @@ def build_hf(spec: ModelSpec, ct2: Path, out: Path) -> None:
         prompt = dict(forced_decoder_ids=[[1, None], [2, task_to_id["transcribe"]]], is_multilingual=True,
                       lang_to_id=lang_to_id, task_to_id=task_to_id)
     else:
-        # English-only (as OpenAI's Hub generation_config of whisper-*.en): no lang_to_id / task_to_id, so HF
+        # English-only (OpenAI's Hub layout for whisper-*.en, as far as known): no lang_to_id / task_to_id, so HF
         # generate neither detects a language nor accepts one; prompt <|startoftranscript|> <|notimestamps|>.
         # (CT2's config lists lang_ids for .en models too; they are not used.)
         prompt = dict(forced_decoder_ids=[[1, no_ts]], is_multilingual=False)
