@@ -1,16 +1,25 @@
 #!/usr/bin/env node
 // Writes docs/engine-parity.md from test-results/parity/engine.json (written by
-// test/engine/decoder-parity.test.ts). The required check (10 AdamW steps, every real-model case):
+// test/engine/decoder-parity.test.ts) and test-results/parity/engine-shapes.json (written by
+// test/engine/shape-parity.test.ts). The required check (10 AdamW steps, every real-model case):
 //   BLORA_ENGINE_PARITY_STEPS=10 BLORA_ENGINE_PARITY_CASES=all bash scripts/test.sh test/engine/decoder-parity.test.ts
-//   node scripts/engine-parity-docs.mjs [path/to/engine.json]
-import { readFileSync, writeFileSync } from 'node:fs';
+//   bash scripts/test.sh test/engine/shape-parity.test.ts
+//   node scripts/engine-parity-docs.mjs [path/to/engine.json] [path/to/engine-shapes.json]
+// A results file that is missing keeps its section of the existing doc as it is (each section is
+// regenerated only from its own results).
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { execSync } from 'node:child_process';
 
+const DOC = 'docs/engine-parity.md';
+const SHAPES_MARK = '<!-- engine-shapes: generated from engine-shapes.json -->';
 const src = process.argv[2] ?? 'test-results/parity/engine.json';
-const d = JSON.parse(readFileSync(src, 'utf8'));
+const shapesSrc = process.argv[3] ?? 'test-results/parity/engine-shapes.json';
+const old = existsSync(DOC) ? readFileSync(DOC, 'utf8') : '';
+const oldBase = old.split(SHAPES_MARK)[0].trimEnd() + '\n';
+const oldShapes = old.includes(SHAPES_MARK) ? SHAPES_MARK + old.split(SHAPES_MARK)[1] : '';
+if (!existsSync(src) && !existsSync(shapesSrc)) throw new Error(`neither ${src} nor ${shapesSrc} exists`);
 const e = (x) => (x === undefined || x === null ? '—' : Number(x).toExponential(1));
-let commit = process.env.BLORA_PARITY_COMMIT ?? '';
-if (!commit) try { commit = execSync('git rev-parse --short HEAD').toString().trim(); } catch { commit = '?'; }
+function baseSection(d) {
 const rows = Object.entries(d.cases).map(([name, c]) => {
   const loss = Math.abs(c.ce_step1.engine - c.ce_step1.torch) / Math.abs(c.ce_step1.torch);
   const lossAll = c.loss?.engine && c.loss?.torch ? Math.max(...c.loss.engine.map((v, i) => Math.abs(v - c.loss.torch[i]) / Math.abs(c.loss.torch[i]))) : undefined;
@@ -44,5 +53,43 @@ ${rows.join('\n')}
 
 Initial values: ${d.init_note ?? ''}
 `;
-writeFileSync('docs/engine-parity.md', md);
-console.log('wrote docs/engine-parity.md');
+return md;
+}
+
+function shapesSection(d) {
+  const shapes = Object.entries(d.shapes);
+  const rows = shapes.flatMap(([name, s]) =>
+    Object.entries(s.cases).map(([cn, c]) => {
+      const t = c.timings_s;
+      return `| ${name} | ${s.dims.C} / ${s.dims.H} / ${s.dims.F} / ${s.dims.V} | ${s.dims.L} (${s.real_layers}) | ${s.frames} | ${s.mel_bins} | ${(s.embed_bytes / 2 ** 20).toFixed(0)} MiB, ${s.embedding_tiles} | ${cn} | ${c.params} | ${c.loss.torch.toFixed(4)} | ${e(c.loss.rel)} | ${e(c.grad_max_rel)} | ${(t.prepare + t.step).toFixed(1)} + ${t.oracle.toFixed(1)} | ${c.pass ? 'pass' : 'FAIL'} |`;
+    }),
+  );
+  const total = shapes.reduce((a, [, s]) => a + (s.time_s ?? 0), 0);
+  return `${SHAPES_MARK}
+## Every Whisper decoder shape (random weights, real widths)
+
+Generated from \`${shapesSrc}\`, written by \`bash scripts/test.sh test/engine/shape-parity.test.ts\` (part of the
+suite; see the test's header for why each layer count and frame count). Engine commit ${commit}. Adapter: ${d.adapter};
+limits: maxBufferSize ${d.limits?.maxBufferSize}, maxStorageBufferBindingSize ${d.limits?.maxStorageBufferBindingSize}
+(the largest f32 embedding, ${(Math.max(...shapes.map(([, s]) => s.embed_bytes)) / 2 ** 20).toFixed(0)} MiB, is one buffer, bound in vocab tiles).
+
+Randomly initialised HF \`WhisperForConditionalGeneration\` models with each size's real d_model C, heads H, FFN F and
+vocabulary V; adapters ${d.targets.join(', ')} on every layer, r ${d.r}; batch of ${d.lengths.length} sequences of lengths
+${d.lengths.join(', ')} (right padding) whose input ids and labels include the last vocabulary rows. One step:
+**loss** |L_engine − L_torch| / L_torch [${d.tolerances.loss}], **grads** max over adapter tensors of ‖g_engine − g_torch‖ /
+‖g_torch‖ [${d.tolerances.grad}], against PyTorch fp32 (PEFT LoRA, \`tools/blora_torch.py\` BLoRA flipout). E = encoder
+frames (the cross-attention length). Time = engine (prepare + forward + backward) + oracle seconds; the whole file
+${total.toFixed(0)} s.
+
+| shape | C / H / F / V | layers (real) | E | mel | embed_tokens, tiles | case | params | loss (torch) | loss rel | grads rel | time (s) | |
+|---|---|---|---:|---:|---|---|---:|---:|---|---|---|---|
+${rows.join('\n')}
+`;
+}
+
+let commit = process.env.BLORA_PARITY_COMMIT ?? '';
+if (!commit) try { commit = execSync('git rev-parse --short HEAD').toString().trim(); } catch { commit = '?'; }
+const base = existsSync(src) ? baseSection(JSON.parse(readFileSync(src, 'utf8'))) : oldBase;
+const shapes = existsSync(shapesSrc) ? shapesSection(JSON.parse(readFileSync(shapesSrc, 'utf8'))) : oldShapes;
+writeFileSync(DOC, shapes ? `${base}\n${shapes}` : base);
+console.log(`wrote ${DOC} (${existsSync(src) ? src : 'base section kept'}; ${existsSync(shapesSrc) ? shapesSrc : 'shapes section kept'})`);
