@@ -8,7 +8,8 @@
 // Decoder weights: the model's own model.safetensors first; else those the user named; else the weights
 // repo of src/model/hub.ts's table.
 import { CachedHubSource, CacheStorageByteCache, type DecoderWeightsRequest, type WeightsSource } from '../model/decoder-weights';
-import { DroppedFilesSource, UrlModelSource, type ModelSource } from '../model/source';
+import { WHISPER_MODELS, weightsRepoFor } from '../model/hub';
+import { DroppedFilesSource, readJson, UrlModelSource, type ModelSource } from '../model/source';
 import type { WhisperAssets } from '../model/whisperModel';
 import type { ModelLocation } from './protocol';
 
@@ -47,4 +48,20 @@ export function modelSource(loc: ModelLocation, origin: string, filesLabel?: str
       }
       return new DroppedFilesSource(loc.files, filesLabel);
   }
+}
+
+/**
+ * The model an exported adapter names as its base (PEFT base_model_name_or_path): the weights repo it
+ * trained on; for a local folder the id that tools/prepare_model.py recorded, else the table row of the
+ * same architecture, else the folder's label.
+ */
+export async function baseModelOf(loc: ModelLocation, assets: WhisperAssets, source: ModelSource): Promise<string> {
+  if (loc.kind === 'hub') return loc.weights?.kind === 'hub' ? loc.weights.repoId : (weightsRepoFor(loc.repoId) ?? loc.repoId);
+  if (await source.has('blora-model.json').catch(() => false)) {
+    const rec = await readJson<{ model?: unknown }>(source, 'blora-model.json').catch(() => null);
+    if (typeof rec?.model === 'string') return rec.model;
+  }
+  const c = assets.config;
+  const row = WHISPER_MODELS.find((m) => m.dModel === c.d_model && m.decoderLayers === c.decoder_layers && m.encoderLayers === c.encoder_layers && m.vocab === c.vocab_size && m.melBins === c.num_mel_bins);
+  return row?.weightsRepo ?? source.label;
 }

@@ -21,7 +21,7 @@ import { tokenizeRow, type PreparedUtterance } from '../train/data';
 import { decodeCheckpoint, encodeCheckpoint, Trainer, TrainingDivergedError, type Checkpoint } from '../train/trainer';
 import { encoderCacheKey, idbGet, idbPut } from './idb';
 import type { EvalTranscript, FromTrain, RunData, ToTrain, UttRef } from './train-protocol';
-import { modelSource, weightsRequest } from './model-source';
+import { baseModelOf, modelSource, weightsRequest } from './model-source';
 
 declare const self: DedicatedWorkerGlobalScope;
 const post = (m: FromTrain) => self.postMessage(m);
@@ -36,6 +36,8 @@ interface Model {
   assets: WhisperAssets;
   weights: DecoderWeights;
   cache: EncoderKvCache;
+  /** what an exported adapter names as its base model */
+  baseModel: string;
 }
 
 let model: Model | null = null;
@@ -116,7 +118,7 @@ async function loadModel(data: RunData, stage: (s: string) => void): Promise<Mod
     const weights = uploadDecoderWeights(rt, st, assets.config.decoder_attention_heads);
     const cache = new EncoderKvCache(rt, weights);
     model?.cache.destroy();
-    model = { id: data.modelId, ctx, rt, assets, weights, cache };
+    model = { id: data.modelId, ctx, rt, assets, weights, cache, baseModel: await baseModelOf(data.model, assets, source) };
     return model;
   })().finally(() => (modelLoading = null));
   return modelLoading;
@@ -170,7 +172,7 @@ async function createTrainer(runId: string, config: ExperimentConfig, data: RunD
       post({ type: 'record', runId, record });
     },
     onProgress: (p) => p.phase === 'eval' && post({ type: 'status', runId, status: 'running', stage: p.message }),
-  }, { label: `run ${runId}`, baseModel: 'openai/whisper-base' });
+  }, { label: `run ${runId}`, baseModel: m.baseModel });
   trainer = { runId, t };
   return t;
 }
