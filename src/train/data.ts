@@ -32,6 +32,8 @@ import type { WhisperAssets } from '../model/whisperModel';
 
 /** Whisper's decoder positions (max_target_positions): a sequence longer than this is rejected. */
 export const WHISPER_MAX_POSITIONS = 448;
+/** Whisper's input window: 30 s at 16 kHz. */
+export const WHISPER_MAX_SAMPLES = 30 * 16000;
 
 export interface PreparedUtterance {
   /** EncoderKvCache key (content hash of the 16-kHz samples) */
@@ -129,6 +131,13 @@ export async function prepareUtterances(rows: Utterance[], deps: PrepareDeps): P
       samples = await deps.readAudio(row);
     } catch (e) {
       errors.push({ id: row.id, audio: row.audio, message: `audio: ${(e as Error).message}` });
+      deps.onProgress?.(i + 1, ok.length, row.id);
+      continue;
+    }
+    // Whisper hears 30 s: a longer clip's transcript would be trained against audio the model never
+    // sees (the features cut the window), so it is rejected, with its duration.
+    if (samples.length > WHISPER_MAX_SAMPLES) {
+      errors.push({ id: row.id, audio: row.audio, message: `${(samples.length / 16000).toFixed(1)} s of audio: longer than Whisper's 30-s window (cut it into clips of at most 30 s)` });
       deps.onProgress?.(i + 1, ok.length, row.id);
       continue;
     }

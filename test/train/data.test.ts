@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { FsModelSource } from '../../src/model/source';
 import { loadWhisperAssets, type WhisperAssets } from '../../src/model/whisperModel';
-import { BatchSampler, makeBatch, tokenizeRow, type PreparedUtterance } from '../../src/train/data';
+import { BatchSampler, makeBatch, prepareUtterances, tokenizeRow, WHISPER_MAX_SAMPLES, type PreparedUtterance } from '../../src/train/data';
+import type { EncoderKvCache } from '../../src/engine/decoder';
 import { adapterSparsity, decodeCheckpoint, encodeCheckpoint, muHistogram, scoreTranscripts, type Checkpoint } from '../../src/train/trainer';
 import { planAdapters } from '../../src/engine/adapters';
 import { defaultExperiment } from '../../src/train/config';
@@ -85,4 +86,20 @@ test('checkpoint bytes round-trip; sparsity and log10|μ| histogram; WER per lan
     { id: '2', language: 'es', reference: 'hola amigo mío', hypothesis: 'hola amigo' },
   ]);
   assert.equal(s.wer, 1 / 6);
+});
+
+test('prepareUtterances rejects a clip over 30 s with its duration, before any encoding', async () => {
+  // Only the rejection path runs: reaching the cache or the encoder would be the bug, so both throw.
+  const never = (what: string) => () => {
+    throw new Error(`${what} reached for a clip over 30 s`);
+  };
+  const cache = { has: never('cache.has'), add: never('cache.add') } as unknown as EncoderKvCache;
+  const r = await prepareUtterances([{ id: 'long', audio: 'long.wav', text: 'hello there', language: 'en' }], {
+    assets, cache, encode: never('encode'),
+    readAudio: async () => new Float32Array(WHISPER_MAX_SAMPLES + 16000),
+  });
+  assert.equal(r.utterances.length, 0);
+  assert.equal(r.errors.length, 1);
+  assert.match(r.errors[0].message, /31\.0 s of audio: longer than Whisper's 30-s window/);
+  assert.equal(r.errors[0].audio, 'long.wav');
 });

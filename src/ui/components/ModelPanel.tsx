@@ -6,7 +6,7 @@ import { useState } from 'react';
 import { downloadEstimate, formatSize } from '../../model/catalog';
 import { hubEndpoint, isHubRepoId, setHubEndpoint, WHISPER_MODELS, whisperModelFor, DEFAULT_HUB_ENDPOINT } from '../../model/hub';
 import type { ModelLocation, WeightsLocation } from '../../worker/protocol';
-import { loadModel, DEFAULT_MODEL } from '../actions';
+import { loadModel, PREPARED_MODELS } from '../actions';
 import { useStudio } from '../store';
 import { ProgressBar } from './ProgressBar';
 
@@ -26,6 +26,7 @@ function sizeLine(repo: string): string {
 
 export function ModelPanel() {
   const model = useStudio((s) => s.model);
+  const [prepared, setPrepared] = useState(0);
   const [pick, setPick] = useState(WHISPER_MODELS.find((m) => m.name === 'whisper-base')!.onnxRepos[0]);
   const [other, setOther] = useState('');
   const [endpoint, setEndpoint] = useState(hubEndpoint());
@@ -100,8 +101,20 @@ export function ModelPanel() {
         <button disabled={busy || !repoOk} onClick={loadHub} data-testid="model-load-hub" title={repoOk ? `from ${hubEndpoint()}` : 'a Hub repo id has the form owner/name'}>
           Load from Hub
         </button>
-        <button disabled={busy} onClick={() => loadModel(DEFAULT_MODEL)} data-testid="model-load-default">
-          Load default (base, prepared locally)
+      </div>
+      <div className="row">
+        <label>
+          Prepared locally{' '}
+          <select value={prepared} onChange={(e) => setPrepared(Number(e.target.value))} data-testid="model-prepared" aria-label="prepared model">
+            {PREPARED_MODELS.map((m, i) => (
+              <option key={m.name} value={i}>
+                {m.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button disabled={busy} onClick={() => loadModel(PREPARED_MODELS[prepared].location)} data-testid="model-load-default">
+          Load
         </button>
         <label className="button">
           Load folder…
