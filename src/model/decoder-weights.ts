@@ -255,7 +255,9 @@ class HttpFile implements RangeFile {
     // CDN's signed URL needs none.
     const token = this.token();
     if (token && !direct) headers.Authorization = `Bearer ${token}`;
-    const res = await fetch(url, { method, headers, redirect: 'follow' });
+    // cache 'no-store': this module caches what it fetches itself; Chromium's HTTP cache, asked for byte
+    // ranges of an entry it holds in part, re-requests ranges it already has (every ~10th tensor fetched twice).
+    const res = await fetch(url, { method, headers, redirect: 'follow', cache: 'no-store' });
     if (direct && (res.status === 401 || res.status === 403 || res.status === 404 || res.status === 410)) {
       // a CDN URL expired: back to the resolve URL
       await res.body?.cancel();
