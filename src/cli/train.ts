@@ -7,9 +7,10 @@
 //   experiment.json    the resolved config (re-run it with --config)
 //   result.json        final metrics (WER before/after per set, forgetting, sparsity, KL, time, backend)
 //   adapter/           adapter_model.safetensors + adapter_config.json (PEFT) [+ blora_posterior.safetensors]
-import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { loadAudio16k } from '../audio';
+import { loadAudio16k, WHISPER_WINDOW_SECONDS } from '../audio';
+import { englishOnlyLanguage, languageToken } from '../decoder/generate';
 import { type Dataset, directoryFiles, readDataset } from '../data/manifest';
 import { WhisperEncoder } from '../encoder/encoder';
 import { EncoderKvCache } from '../engine/decoder';
@@ -19,7 +20,7 @@ import { acquireDevice, type GpuContext, type NodeBackend } from '../gpu/device'
 import { GpuRuntime } from '../gpu/runtime';
 import { CachedHubSource, DecoderWeightsError, formatMiB, loadDecoderWeights, NodeFsByteCache, planDecoderFetch, type DecoderFetchPlan } from '../model/decoder-weights';
 import { hubEndpoint, isHubRepoId } from '../model/hub';
-import { SafetensorsFile, type TensorSource } from '../model/safetensors';
+import { SafetensorsError, SafetensorsFile, type TensorSource } from '../model/safetensors';
 import { FsModelSource, ModelFileError, type ModelSource } from '../model/source';
 import { loadWhisperAssets, type WhisperAssets } from '../model/whisperModel';
 import { type EvalRecord, type ExperimentConfig, ExperimentConfigError, parseExperiment, type TrainRecord } from '../train/config';
@@ -88,11 +89,29 @@ BLORA_CACHE: where Hub downloads are kept (default ~/.cache/blora-studio; files 
 
 type Opts = Record<string, string[]>;
 
-const num = (k: string, v: string): number => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new TrainUsageError(`--${k} must be a number, got "${v}"`);
-  return n;
+/**
+ * Numbers from flags, strictly: Number() would take "0x10", "1e3" for a step count, "" and " 12 ".
+ * Counts are plain decimal digits; real values plain decimals with an optional exponent (1e-3).
+ */
+const INT_FLAGS: Record<string, number> = {
+  // flag → least allowed value
+  'train-limit': 1, 'eval-limit': 1, layers: 0, r: 1, steps: 1, batch: 1, 'grad-accum': 1, warmup: 0, seed: 0,
+  'eval-interval': 0, 'max-new-tokens': 1,
 };
+export function strictNumber(k: string, v: string, Err: new (m: string) => Error = TrainUsageError): number {
+  if (k in INT_FLAGS) {
+    const min = INT_FLAGS[k];
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) < min) {
+      throw new Err(`--${k} must be ${min > 0 ? 'a positive' : 'a non-negative'} integer (decimal digits), got "${v}"`);
+    }
+    return Number(v);
+  }
+  if (!/^(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(v) || !Number.isFinite(Number(v))) {
+    throw new Err(`--${k} must be a number${v.startsWith('-') ? ' ≥ 0' : ''}, got "${v}"`);
+  }
+  return Number(v);
+}
+const num = (k: string, v: string): number => strictNumber(k, v);
 const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 
 /** A model argument: an existing folder (resolved), else a Hub repo id as given, else the path (reported missing later). */
@@ -170,20 +189,72 @@ export function resolveConfig(opts: Opts): ExperimentConfig {
 }
 
 /** A dataset folder or one manifest file inside it (other manifests of that folder ignored). */
-async function openDataset(path: string, what: string): Promise<{ root: string; ds: Dataset }> {
-  if (!existsSync(path)) throw new TrainUsageError(`${what} ${path}: no such file or folder`);
-  const isFile = statSync(path).isFile();
+export async function openDataset(
+  path: string,
+  what: string,
+  Err: new (m: string) => Error = TrainUsageError,
+): Promise<{ root: string; ds: Dataset; files: Awaited<ReturnType<typeof directoryFiles>> }> {
+  if (!existsSync(path)) throw new Err(`${what} ${path}: no such file or folder`);
+  const st = statSync(path);
+  if (!st.isFile() && !st.isDirectory()) throw new Err(`${what} ${path}: neither a dataset folder nor a manifest file`);
+  const isFile = st.isFile();
   const root = isFile ? dirname(path) : path;
-  const files = await directoryFiles(root);
-  if (isFile) {
-    const keep = basename(path);
-    const manifestLike = /(^|\/)(metadata\.csv|wav\.scp|[^/]*\.jsonl|[^/]*manifest[^/]*\.json|[^/]*\.tsv)$/i;
-    files.paths = files.paths.filter((p) => p === keep || !manifestLike.test(p));
-  }
   try {
-    return { root, ds: await readDataset(files) };
+    const files = await directoryFiles(root);
+    if (isFile) {
+      const keep = basename(path);
+      const manifestLike = /(^|\/)(metadata\.csv|wav\.scp|[^/]*\.jsonl|[^/]*manifest[^/]*\.json|[^/]*\.tsv)$/i;
+      if (!manifestLike.test(keep)) {
+        throw new Err(`${what} ${path}: a file that is not a manifest (give the dataset folder, or its metadata.csv, *.jsonl, *manifest*.json, wav.scp or *.tsv)`);
+      }
+      files.paths = files.paths.filter((p) => p === keep || !manifestLike.test(p));
+    }
+    return { root, ds: await readDataset(files), files };
   } catch (e) {
-    throw new TrainUsageError(`${what} ${path}: ${(e as Error).message}`);
+    if (e instanceof Err) throw e;
+    throw new Err(`${what} ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Row errors and the reader's warnings (manifest chosen among several, clips over 30 s, refused files), one line each. */
+export function reportDataset(root: string, ds: Dataset, log: (s: string) => void): void {
+  for (const w of ds.warnings) log(`warning: ${join(root, w.file)}${w.line ? `:${w.line}` : ''}: ${w.message}`);
+  for (const e of ds.errors) log(`warning: ${join(root, e.file)}:${e.line}: ${e.message}`);
+}
+
+/**
+ * --out checked before any long work (a bad one used to fail after training, losing the results):
+ * not an existing file, and the nearest existing folder on its path writable. Nothing is created here.
+ */
+export function checkOutPath(out: string, flag: string, kind: 'folder' | 'file', Err: new (m: string) => Error = TrainUsageError): void {
+  if (existsSync(out)) {
+    const isDir = statSync(out).isDirectory();
+    if (kind === 'folder' && !isDir) throw new Err(`${flag} ${out}: exists and is not a folder`);
+    if (kind === 'file' && isDir) throw new Err(`${flag} ${out}: is a folder (give a file name)`);
+  }
+  let p = kind === 'file' ? dirname(out) : out;
+  if (kind === 'file' && !existsSync(p)) throw new Err(`${flag} ${out}: the folder ${p} does not exist`);
+  while (!existsSync(p)) p = dirname(p);
+  if (!statSync(p).isDirectory()) throw new Err(`${flag} ${out}: ${p} is a file, not a folder`);
+  try {
+    accessSync(p, constants.W_OK);
+  } catch {
+    throw new Err(`${flag} ${out}: ${p} is not writable`);
+  }
+}
+
+/** Adapter layers and --language against the model's config (read before the weights and the encoder load). */
+function checkAgainstModel(cfg: ExperimentConfig, assets: WhisperAssets, language: string | null): void {
+  const L = assets.config.decoder_layers;
+  for (const l of cfg.adapter.layers ?? []) {
+    if (!(Number.isInteger(l) && l >= 0 && l < L)) throw new TrainUsageError(`--layers ${l}: this model has ${L} decoder layers (0…${L - 1})`);
+  }
+  if (language === null) return;
+  try {
+    if (assets.generation.is_multilingual) languageToken(assets, language);
+    else englishOnlyLanguage(language);
+  } catch (e) {
+    throw new TrainUsageError(`--language ${language}: ${(e as Error).message}`);
   }
 }
 
@@ -260,17 +331,41 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
   const cfg = resolveConfig(opts);
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const weightsArg = opts.weights?.at(-1) ?? null;
+  const language = opts.language?.at(-1) ?? null;
+  // Everything a user can get wrong is checked before the model loads: a mistake must not cost the
+  // encoding and the training, nor their results.
+  const out = resolve(opts.out?.at(-1) ?? join('runs', cfg.name));
+  checkOutPath(out, '--out', 'folder');
   const train = await openDataset(cfg.data.train, '--train');
   const evals = [];
   for (const e of cfg.data.eval) evals.push({ cfg: e, ...(await openDataset(e.path, e.role === 'new' ? '--eval-new' : '--eval-base')) });
   const { model, hub, source, assets, plan } = await openModel(cfg.model ?? defaultModel, weightsArg, log);
-  const out = resolve(opts.out?.[0] ?? join('runs', cfg.name));
-  mkdirSync(join(out, 'adapter'), { recursive: true });
+  checkAgainstModel(cfg, assets, language);
+  // A local model.safetensors is parsed (and its header validated) now, before the device and the encoder.
+  let localWeights: TensorSource | null = null;
+  if (!plan) {
+    const file = join(model, 'model.safetensors');
+    try {
+      localWeights = new SafetensorsFile(new Uint8Array(readFileSync(file)), file);
+    } catch (e) {
+      if (e instanceof SafetensorsError) throw new TrainUsageError(`--model ${model}: ${e.message}`);
+      throw e;
+    }
+  }
   const metricsPath = join(out, 'metrics.jsonl');
   const transcriptsPath = join(out, 'transcripts.jsonl');
-  writeFileSync(metricsPath, '');
-  writeFileSync(transcriptsPath, '');
-  writeFileSync(join(out, 'experiment.json'), JSON.stringify({ ...cfg, model }, null, 2) + '\n');
+  // The output folder is created only once the model, the data and the trainer are ready, so a failed
+  // load leaves nothing behind (and a user's existing folder untouched); from then on what is written
+  // stays, records as they come.
+  let outReady = false;
+  const ensureOut = () => {
+    if (outReady) return;
+    mkdirSync(join(out, 'adapter'), { recursive: true });
+    writeFileSync(metricsPath, '');
+    writeFileSync(transcriptsPath, '');
+    writeFileSync(join(out, 'experiment.json'), JSON.stringify({ ...cfg, model }, null, 2) + '\n');
+    outReady = true;
+  };
 
   const { ctx, why } = await pickNodeGpu('blora-train');
   const a = ctx.caps.adapter;
@@ -279,52 +374,54 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
   const rt = new GpuRuntime(ctx.device);
   const tStart = performance.now();
   try {
-    let st: TensorSource;
+    let st: TensorSource | null = localWeights;
     if (plan) {
       const bar = mibBar(plan.tensorBytes, `decoder weights ← ${plan.from}`);
       st = await loadDecoderWeights({
         config: assets.config, model: source, modelId: hub ? model : null, weights: weightsArg, cache: new NodeFsByteCache(),
         onProgress: (p) => bar(p.loaded, p.etaS !== null && p.rate > 0 ? `${formatMiB(p.rate)}/s` : ''),
       });
-    } else {
-      st = new SafetensorsFile(new Uint8Array(readFileSync(join(model, 'model.safetensors'))), join(model, 'model.safetensors'));
     }
-    const weights = uploadDecoderWeights(rt, st, assets.config.decoder_attention_heads);
+    const weights = uploadDecoderWeights(rt, st!, assets.config.decoder_attention_heads);
     const cache = new EncoderKvCache(rt, weights);
     let encBar: ((loaded: number) => void) | null = null;
     const encoder = await WhisperEncoder.create(assets, 'wasm', hub ? (loaded, total) => (encBar ??= mibBar(total ?? loaded, `${assets.encoderFile} ← ${source.label}`))(loaded) : undefined);
     const mel = new LogMelExtractor(assets.preprocessor);
-    const language = opts.language?.[0] ?? null;
-    const prepare = async (root: string, ds: Dataset, limit: number | undefined, label: string): Promise<PreparedUtterance[]> => {
-      for (const e of ds.errors) log(`warning: ${join(root, e.file)}:${e.line}: ${e.message}`);
+    type Opened = Awaited<ReturnType<typeof openDataset>>;
+    const prepare = async ({ root, ds, files }: Opened, limit: number | undefined, label: string): Promise<PreparedUtterance[]> => {
+      reportDataset(root, ds, log);
       const rows = ds.rows.slice(0, limit);
       const bar = new ProgressBar(rows.length, `prepare ${label} (encoder + cross K/V)`);
       const r = await prepareUtterances(rows, {
         assets, cache, language,
-        readAudio: async (row) => loadAudio16k(readFileSync(join(root, row.audio)), join(root, row.audio)),
+        // Through the dataset's reader: links out of the folder and pipes are refused at read time too.
+        // Clips over Whisper's window are refused from the header, before they are decoded.
+        readAudio: async (row) => loadAudio16k(await files.readBytes(row.audio), join(root, row.audio), { maxSeconds: WHISPER_WINDOW_SECONDS }),
         encode: async (samples) => (await encoder.encode(await mel.compute(samples))).data,
         onProgress: (d) => bar.update(d),
       });
       if (!rows.length) bar.update(0);
-      for (const e of r.errors) log(`warning: ${label}: ${e.id} (${e.audio ?? ''}) skipped: ${e.message}`);
+      for (const e of r.errors) log(`warning: ${join(root, ds.manifest)}: row "${e.id}"${e.audio ? ` (${join(root, e.audio)})` : ''} skipped (${label}): ${e.message}`);
       return r.utterances;
     };
-    const trainUtts = await prepare(train.root, train.ds, cfg.data.trainLimit, 'train');
+    const trainUtts = await prepare(train, cfg.data.trainLimit, 'train');
     if (!trainUtts.length) throw new TrainUsageError(`--train ${cfg.data.train}: no usable utterances (see the warnings above)`);
     const evalData = [];
     for (const e of evals) {
       const name = e.cfg.name ?? (basename(e.root) || e.root);
-      evalData.push({ name, role: e.cfg.role, utterances: await prepare(e.root, e.ds, e.cfg.limit, `${e.cfg.role} ${name}`) });
+      evalData.push({ name, role: e.cfg.role, utterances: await prepare(e, e.cfg.limit, `${e.cfg.role} ${name}`) });
     }
     await encoder.release();
 
     const records: (TrainRecord | EvalRecord)[] = [];
     const trainer = await Trainer.create({ rt, weights, cache, assets }, cfg, { train: trainUtts, eval: evalData }, {
       onRecord: (rec) => {
+        ensureOut();
         records.push(rec);
         appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
       },
     }, { baseModel: model, label: 'train' });
+    ensureOut();
     log(`${cfg.method} ${cfg.adapter.targets.join(',')} r=${cfg.adapter.r}: ${trainer.plan.size} adapter values; ${trainUtts.length} training utterances, B=${cfg.optim.batchSize} × S=${trainer.S} tokens, ${cfg.optim.gradAccum} micro-batch(es) per step`);
     const evaluate = async () => {
       const recs = await trainer.evaluate();
@@ -351,6 +448,7 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
         const ck = e.lastGood;
         log(`${e.message}`);
         const { encodeCheckpoint } = await import('../train/trainer');
+        ensureOut();
         writeFileSync(join(out, 'last-good-checkpoint.safetensors'), encodeCheckpoint(ck));
         log(`last good checkpoint (step ${ck.step}) written to ${join(out, 'last-good-checkpoint.safetensors')}`);
       }

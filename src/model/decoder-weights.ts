@@ -12,7 +12,7 @@
 // Cache: each tensor is an entry of its own (Node: files under $BLORA_CACHE/hub/<repo>/<rev>/<etag>/…;
 // browser: Cache Storage "blora-hub"), so a reload or a cut connection resumes from the tensors already
 // done, and a tensor cut mid-body resumes with a Range from the bytes already received.
-import { halfToFloat, type SafetensorsDtype, type TensorInfo, type TensorSource } from './safetensors';
+import { checkTensorEntry, halfToFloat, type SafetensorsDtype, type TensorInfo, type TensorSource } from './safetensors';
 import { hubEndpoint, hubFileUrl, hubToken, isHubRepoId, parseHubUrl, weightsRepoFor } from './hub';
 import { DroppedFilesSource, FsModelSource, ModelFileError, type ModelSource, type Progress, UrlModelSource } from './source';
 import type { WhisperConfig } from './whisperModel';
@@ -603,10 +603,18 @@ async function readHeader(f: RangeFile): Promise<Header> {
   } catch (e) {
     throw new DecoderWeightsError(f.label, `${f.label}: the safetensors header is not JSON (${(e as Error).message})`);
   }
+  if (h === null || typeof h !== 'object' || Array.isArray(h)) throw new DecoderWeightsError(f.label, `${f.label}: the safetensors header is not a JSON object`);
   const tensors: Header['tensors'] = new Map();
   for (const [name, t] of Object.entries(h)) {
     if (name === '__metadata__') continue;
-    tensors.set(name, { dtype: t.dtype, shape: t.shape, begin: 8 + len + t.data_offsets[0], end: 8 + len + t.data_offsets[1] });
+    // Each entry validated (dtype, shape, offsets vs shape × dtype and the file size): a corrupt one names the tensor.
+    let c;
+    try {
+      c = checkTensorEntry(f.label, name, t, f.size >= 0 ? f.size - 8 - len : undefined);
+    } catch (e) {
+      throw new DecoderWeightsError(f.label, (e as Error).message);
+    }
+    tensors.set(name, { dtype: c.dtype, shape: c.shape, begin: 8 + len + c.begin, end: 8 + len + c.end });
   }
   return { file: f, headerBytes: 8 + len, tensors };
 }

@@ -21,6 +21,37 @@ export class SafetensorsError extends Error {
 
 const BYTES: Record<SafetensorsDtype, number> = { F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
+/** A tensor name for a message: short, control characters escaped (the header is untrusted). */
+const shown = (name: string) => JSON.stringify(name.length > 120 ? `${name.slice(0, 120)}…` : name);
+
+/**
+ * One header entry, validated (a corrupt header must give an error naming the file and the tensor,
+ * not a TypeError from deep inside): dtype known, shape an array of non-negative integers,
+ * data_offsets two integers 0 ≤ begin ≤ end ≤ the data section's size (when known), end − begin =
+ * the element count × the dtype's size.
+ */
+export function checkTensorEntry(file: string, name: string, info: unknown, dataBytes?: number): TensorInfo {
+  const bad = (why: string): never => {
+    throw new SafetensorsError(file, `tensor ${shown(name)}: ${why}`);
+  };
+  if (info === null || typeof info !== 'object' || Array.isArray(info)) bad('header entry is not an object');
+  const { dtype, shape, data_offsets } = info as Record<string, unknown>;
+  if (typeof dtype !== 'string' || !Object.hasOwn(BYTES, dtype)) bad(`unknown dtype ${JSON.stringify(dtype)?.slice(0, 40)}`);
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) bad(`shape ${JSON.stringify(shape)?.slice(0, 80)} is not a list of non-negative integers`);
+  if (!Array.isArray(data_offsets) || data_offsets.length !== 2 || !data_offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+    bad(`data_offsets ${JSON.stringify(data_offsets)?.slice(0, 80)} is not [begin, end] with non-negative integers`);
+  }
+  const dims = shape as number[];
+  const [begin, end] = data_offsets as number[];
+  const count = dims.reduce((a, b) => a * b, 1);
+  const size = count * BYTES[dtype as SafetensorsDtype];
+  if (end < begin || !Number.isSafeInteger(size) || end - begin !== size) {
+    bad(`${dtype}[${dims}] needs ${size} bytes but data_offsets [${begin}, ${end}) hold ${end - begin}`);
+  }
+  if (dataBytes !== undefined && end > dataBytes) bad(`data_offsets [${begin}, ${end}) lie past the end of the file (data section of ${dataBytes} bytes)`);
+  return { dtype: dtype as SafetensorsDtype, shape: dims, begin, end };
+}
+
 /**
  * What the engine's weight upload needs from a checkpoint: the tensor table and f32 values by name.
  * A whole parsed file (SafetensorsFile) or only the decoder tensors fetched by range (src/model/decoder-weights.ts).
@@ -47,18 +78,16 @@ export class SafetensorsFile implements TensorSource {
     } catch (e) {
       throw new SafetensorsError(file, `header is not JSON (${(e as Error).message})`);
     }
+    if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError(file, 'header is not a JSON object');
     this.dataStart = 8 + headerLen;
-    this.metadata = header.__metadata__ ?? {};
+    const meta = header.__metadata__ ?? {};
+    if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) throw new SafetensorsError(file, '__metadata__ is not an object');
+    this.metadata = meta;
+    const dataBytes = bytes.byteLength - this.dataStart;
     for (const [name, info] of Object.entries(header)) {
       if (name === '__metadata__') continue;
-      const { dtype, shape, data_offsets } = info as { dtype: SafetensorsDtype; shape: number[]; data_offsets: [number, number] };
-      if (!(dtype in BYTES)) throw new SafetensorsError(file, `tensor ${name} has unknown dtype ${dtype}`);
-      const count = shape.reduce((a, b) => a * b, 1);
-      const [begin, end] = data_offsets;
-      if (end - begin !== count * BYTES[dtype] || this.dataStart + end > bytes.byteLength) {
-        throw new SafetensorsError(file, `tensor ${name} ${dtype}[${shape}] has inconsistent offsets [${begin}, ${end})`);
-      }
-      this.tensors.set(name, { dtype, shape, begin, end });
+      const t = checkTensorEntry(file, name, info, dataBytes);
+      this.tensors.set(name, t);
     }
   }
 

@@ -26,7 +26,7 @@ describe('blora-studio CLI', () => {
     assert.match(r.stderr, /unknown option "--bogus" for eval/);
     r = cli('eval', '--data', join(tmp, 'nope'));
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /--data .*nope: no such folder/);
+    assert.match(r.stderr, /--data .*nope: no such file or folder/);
     r = cli('eval', '--data', DEMO_DIR, '--limit', 'x');
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--limit must be a positive integer, got "x"/);
