@@ -7,6 +7,7 @@
  * evaluated (the export view shows the WER the pruning costs).
  */
 import { moduleTensors, type AdapterPlan } from '../engine/adapters';
+import type { AdapterExport } from './peft';
 
 export interface PruneResult {
   /** a copy of theta with the pruned μ elements set to 0 */
@@ -41,4 +42,28 @@ export function pruneBySnr(plan: AdapterPlan, theta: Float32Array, snr: number):
     }
   }
   return { theta: out, pruned: elements ? pruned / elements : 0, elements };
+}
+
+/**
+ * The same SNR pruning on an exported adapter (PEFT means + blora_posterior ρ, as a run folder holds it):
+ * what `blora-studio export --prune-snr` merges. Factors without ρ are kept.
+ */
+export function pruneAdapterBySnr(a: AdapterExport, snr: number): { adapter: AdapterExport; pruned: number; elements: number } {
+  if (!(snr >= 0)) throw new Error(`pruneAdapterBySnr: threshold must be ≥ 0 (got ${snr})`);
+  let pruned = 0;
+  let elements = 0;
+  const prune = (mu: Float32Array, rho: Float32Array | undefined) => {
+    const out = mu.slice();
+    elements += mu.length;
+    if (!rho || snr === 0) return out;
+    for (let i = 0; i < out.length; i++) {
+      if (out[i] !== 0 && Math.abs(out[i]) / sigmaOf(rho[i]) < snr) {
+        out[i] = 0;
+        pruned++;
+      }
+    }
+    return out;
+  };
+  const modules = a.modules.map((m) => ({ ...m, A: prune(m.A, m.rhoA), B: prune(m.B, m.rhoB) }));
+  return { adapter: { ...a, modules }, pruned: elements ? pruned / elements : 0, elements };
 }
