@@ -73,12 +73,27 @@ export interface TrainerOptions {
   label?: string;
   /** diagnostics/tests: the summed gradient of each optimizer step, before clipping (reads it back) */
   inspectGrads?(grads: Float32Array, step: number): void;
+  /**
+   * Tests only: faults injected on purpose (nothing sets this in production; the CLI never does, the studio's
+   * worker only when the page was opened with ?test-hooks=1).
+   */
+  testFaults?: TrainerTestFaults;
 }
+
+export interface TrainerTestFaults {
+  /** after forward + backward of micro-batch `microBatch` (0-based) of step `step`, before its loss is read (e.g. destroy the device mid-step) */
+  afterBackward?(step: number, microBatch: number): void | Promise<void>;
+  /** the loss read back at this optimizer step is replaced by NaN (what a diverged step reads) */
+  nanLossAtStep?: number;
+}
+
+/** Version 2 adds a checksum over theta, m, v and the JSON state; version 1 files (no checksum) stay readable. */
+export const CHECKPOINT_VERSION = 2;
 
 /** Everything a resumed run needs to continue bit for bit. */
 export interface Checkpoint {
   format: 'blora-studio-checkpoint';
-  version: 1;
+  version: 1 | 2;
   /** optimizer steps done */
   step: number;
   theta: Float32Array;
@@ -95,6 +110,22 @@ export interface Transcript {
   language: string;
   reference: string;
   hypothesis: string;
+}
+
+/** The bytes of a checkpoint do not decode or do not match their checksum (a torn write, a bad disk, a truncated copy). */
+export class CheckpointCorruptError extends Error {
+  constructor(readonly file: string, readonly why: string) {
+    super(`${file}: the checkpoint is damaged (${why}); it is not used — the previous checkpoint is, if there is one that verifies`);
+    this.name = 'CheckpointCorruptError';
+  }
+}
+
+/** The GPU device went away (driver reset, another tab, destroy()): the run can go on from its last checkpoint on a new device. */
+export class DeviceLostError extends Error {
+  constructor(readonly step: number, readonly reason: string, readonly detail: string) {
+    super(`the GPU device was lost during step ${step} (${reason}${detail ? `: ${detail}` : ''})`);
+    this.name = 'DeviceLostError';
+  }
 }
 
 export class TrainingDivergedError extends Error {
@@ -190,20 +221,78 @@ export function muHistogram(plan: AdapterPlan, theta: Float32Array, opts: { lo?:
   return { edges, a, b };
 }
 
-/** Checkpoint ⇄ bytes (a safetensors file: theta, m, v + the JSON state as metadata). */
+/** FNV-1a (32 bit) over byte ranges: detects torn or truncated checkpoint files (not tampering). */
+function fnv1a32(parts: Uint8Array[]): string {
+  let h = 0x811c9dc5;
+  for (const p of parts) for (let i = 0; i < p.length; i++) h = Math.imul(h ^ p[i], 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+const bytesOf = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+function checksumOf(state: string, theta: Float32Array, m: Float32Array, v: Float32Array): string {
+  return `fnv1a32:${fnv1a32([new TextEncoder().encode(state), bytesOf(theta), bytesOf(m), bytesOf(v)])}`;
+}
+
+/** Checkpoint ⇄ bytes (a safetensors file: theta, m, v + the JSON state and a checksum of all of it as metadata). */
 export function encodeCheckpoint(ck: Checkpoint): Uint8Array {
   const t = (data: Float32Array) => ({ shape: [data.length], data });
   const { theta, m, v, ...rest } = ck;
-  return writeSafetensors({ theta: t(theta), m: t(m), v: t(v) }, { checkpoint: JSON.stringify(rest) });
+  const state = JSON.stringify({ ...rest, version: CHECKPOINT_VERSION });
+  return writeSafetensors({ theta: t(theta), m: t(m), v: t(v) }, { checkpoint: state, checksum: checksumOf(state, theta, m, v) });
 }
 
+/** Throws CheckpointCorruptError for damaged bytes, a plain Error for a file that is no checkpoint of this format. */
 export function decodeCheckpoint(bytes: Uint8Array, file = 'checkpoint.safetensors'): Checkpoint {
-  const st = new SafetensorsFile(bytes, file);
+  let st: SafetensorsFile;
+  try {
+    st = new SafetensorsFile(bytes, file);
+  } catch (e) {
+    throw new CheckpointCorruptError(file, `${(e as Error).message.replace(`${file}: `, '')}; ${bytes.byteLength} bytes`);
+  }
   const meta = st.metadata.checkpoint;
   if (!meta) throw new Error(`${file}: not a blora-studio checkpoint (no "checkpoint" metadata)`);
-  const rest = JSON.parse(meta);
-  if (rest.format !== 'blora-studio-checkpoint' || rest.version !== 1) throw new Error(`${file}: unknown checkpoint format ${rest.format} v${rest.version}`);
-  return { ...rest, theta: st.float32('theta'), m: st.float32('m'), v: st.float32('v') };
+  let rest: Omit<Checkpoint, 'theta' | 'm' | 'v'>;
+  try {
+    rest = JSON.parse(meta);
+  } catch (e) {
+    throw new CheckpointCorruptError(file, `its state is not JSON: ${(e as Error).message}`);
+  }
+  if (rest.format !== 'blora-studio-checkpoint' || !(rest.version === 1 || rest.version === 2)) {
+    throw new Error(`${file}: unknown checkpoint format ${rest.format} v${rest.version} (this studio reads v1 and v${CHECKPOINT_VERSION}; written by a newer version?)`);
+  }
+  const ck = { ...rest, theta: st.float32('theta'), m: st.float32('m'), v: st.float32('v') } as Checkpoint;
+  if (rest.version >= 2) {
+    const want = st.metadata.checksum;
+    if (!want) throw new CheckpointCorruptError(file, 'its checksum is missing');
+    const got = checksumOf(meta, ck.theta, ck.m, ck.v);
+    if (got !== want) throw new CheckpointCorruptError(file, `checksum ${got} ≠ the recorded ${want}`);
+  }
+  return ck;
+}
+
+/** One stored generation of a run's checkpoint (newest first); `bytes` undefined when there is none. */
+export interface CheckpointGeneration {
+  name: string;
+  bytes: Uint8Array | undefined;
+}
+
+/**
+ * The newest generation that decodes and verifies; damaged ones are skipped with their reason (the caller
+ * logs them). Null when none is usable — the run starts over. A file of another format still throws.
+ */
+export function pickCheckpoint(gens: CheckpointGeneration[]): { ck: Checkpoint; name: string; skipped: string[] } | null {
+  const skipped: string[] = [];
+  for (const g of gens) {
+    if (!g.bytes) continue;
+    try {
+      return { ck: decodeCheckpoint(g.bytes, g.name), name: g.name, skipped };
+    } catch (e) {
+      if (!(e instanceof CheckpointCorruptError)) throw e;
+      skipped.push(e.message);
+    }
+  }
+  return null;
 }
 
 /** Word/character error rate of one eval set; utterances grouped by language for the normalizer. */
@@ -245,6 +334,8 @@ export class Trainer {
   private lastGood: Checkpoint;
   private greedy: GreedyDecoderLike | null = null;
   private theta: Float32Array | null = null;
+  /** set when the device reports loss (device.lost resolved) */
+  private lost: { reason: string; message: string } | null = null;
 
   private constructor(
     readonly deps: TrainerDeps,
@@ -258,6 +349,15 @@ export class Trainer {
     init: Checkpoint,
   ) {
     this.lastGood = init;
+    deps.rt.device.lost.then((i) => (this.lost = { reason: String(i.reason), message: i.message }));
+  }
+
+  /** The device's loss as a DeviceLostError when `e` (any error of GPU work) was caused by it, else null. */
+  async deviceLoss(e?: unknown): Promise<DeviceLostError | null> {
+    if (e instanceof DeviceLostError) return e;
+    // A failed map / an aborted read-back comes before or just after device.lost settles: give it a moment.
+    if (!this.lost && e !== undefined) await Promise.race([this.deps.rt.device.lost, new Promise((r) => setTimeout(r, 1000))]);
+    return this.lost ? new DeviceLostError(this.step + 1, this.lost.reason, this.lost.message) : null;
   }
 
   get plan(): AdapterPlan {
@@ -284,14 +384,34 @@ export class Trainer {
     );
     const sampler = new BatchSampler(data.train.length, o.batchSize, cfg.seed);
     const st = await engine.readState();
-    const init: Checkpoint = { format: 'blora-studio-checkpoint', version: 1, step: 0, ...st, sampler: sampler.state, config: cfg, elapsedS: 0 };
+    const init: Checkpoint = { format: 'blora-studio-checkpoint', version: CHECKPOINT_VERSION, step: 0, ...st, sampler: sampler.state, config: cfg, elapsedS: 0 };
     const tr = new Trainer(deps, cfg, data, hooks, engine, sampler, S, opts, init);
     tr.theta = st.theta;
     return tr;
   }
 
-  /** One optimizer step (gradAccum micro-batches); emits and returns its TrainRecord. */
+  /**
+   * One optimizer step (gradAccum micro-batches); emits and returns its TrainRecord. Throws
+   * TrainingDivergedError (rolled back to the last good state) or DeviceLostError (nothing recorded).
+   */
   async trainStep(): Promise<TrainRecord> {
+    let rec: TrainRecord;
+    try {
+      rec = await this.step1();
+    } catch (e) {
+      if (e instanceof TrainingDivergedError) throw e;
+      throw (await this.deviceLoss(e)) ?? e;
+    }
+    // A lost device can also read back zeros without an error: never record such a step.
+    const lost = await this.deviceLoss();
+    if (lost) throw lost;
+    this.commit(rec);
+    return rec;
+  }
+
+  private pending: { rec: TrainRecord; theta: Float32Array; kl: number; sec: number } | null = null;
+
+  private async step1(): Promise<TrainRecord> {
     const cfg = this.config;
     const o = cfg.optim;
     const t = this.step + 1;
@@ -308,7 +428,9 @@ export class Trainer {
       this.engine.setBatch(batch);
       this.engine.forward(rngStep);
       this.engine.backward(rngStep);
+      await this.opts.testFaults?.afterBackward?.(t, k);
       const L = await this.engine.readLoss();
+      if (this.opts.testFaults?.nanLossAtStep === t) L.ce = NaN;
       if (!Number.isFinite(L.ce) || !Number.isFinite(L.kl)) await this.diverged(t, !Number.isFinite(L.ce) ? 'the cross-entropy' : 'the KL');
       ce += L.ce / o.gradAccum;
       kl = L.kl;
@@ -320,20 +442,34 @@ export class Trainer {
     if (!Number.isFinite(gradNorm)) await this.diverged(t, 'the gradient norm');
     const theta = await this.engine.readTheta();
     const sec = (performance.now() - t0) / 1000;
-    this.step = t;
-    this.elapsedS += sec;
-    this.theta = theta;
-    this.lastKl = kl;
-    if (t % (this.opts.checkpointInterval ?? 1) === 0) this.lastGood = await this.checkpoint();
+    const lastGood = t % (this.opts.checkpointInterval ?? 1) === 0 ? await this.engine.readState() : null;
     const sp = adapterSparsity(this.plan, theta);
     const beta = cfg.method === 'blora' ? cfg.adapter.beta : 0;
     const rec: TrainRecord = {
       kind: 'train', step: t, ce, kl, loss: ce + beta * kl, lr, gradNorm, tokens, tokensPerSec: tokens / sec,
-      sparsityA: sp.a, sparsityB: sp.b, elapsedS: this.elapsedS, backend: 'engine',
+      sparsityA: sp.a, sparsityB: sp.b, elapsedS: this.elapsedS + sec, backend: 'engine',
     };
-    this.hooks.onRecord(rec);
-    this.hooks.onProgress?.({ phase: 'train', step: t, steps: o.steps, message: `step ${t}/${o.steps} ce ${ce.toFixed(4)}` });
+    this.pending = { rec, theta, kl, sec };
+    this.pendingState = lastGood;
     return rec;
+  }
+
+  private pendingState: { theta: Float32Array; m: Float32Array; v: Float32Array } | null = null;
+
+  /** The step's state becomes the trainer's (only once its read-backs are known to come from a live device). */
+  private commit(rec: TrainRecord): void {
+    const p = this.pending!;
+    this.pending = null;
+    this.step = rec.step;
+    this.elapsedS += p.sec;
+    this.theta = p.theta;
+    this.lastKl = p.kl;
+    if (this.pendingState) {
+      this.lastGood = { format: 'blora-studio-checkpoint', version: CHECKPOINT_VERSION, step: this.step, ...this.pendingState, sampler: this.sampler.state, config: this.config, elapsedS: this.elapsedS };
+    }
+    this.pendingState = null;
+    this.hooks.onRecord(rec);
+    this.hooks.onProgress?.({ phase: 'train', step: rec.step, steps: this.config.optim.steps, message: `step ${rec.step}/${this.config.optim.steps} ce ${rec.ce.toFixed(4)}` });
   }
 
   private async diverged(step: number, what: string): Promise<never> {
@@ -432,7 +568,7 @@ export class Trainer {
 
   async checkpoint(): Promise<Checkpoint> {
     const st = await this.engine.readState();
-    return { format: 'blora-studio-checkpoint', version: 1, step: this.step, ...st, sampler: this.sampler.state, config: this.config, elapsedS: this.elapsedS };
+    return { format: 'blora-studio-checkpoint', version: CHECKPOINT_VERSION, step: this.step, ...st, sampler: this.sampler.state, config: this.config, elapsedS: this.elapsedS };
   }
 
   /** Continue from a checkpoint of this configuration: the next trainStep() is bit-identical to the original run's. */
@@ -477,4 +613,94 @@ export class Trainer {
     this.greedy = null;
     this.engine.destroy();
   }
+}
+
+/** How the recovery loop persists and finds checkpoints, rebuilds on a new device, and reports. */
+export interface RecoveryOptions {
+  /** device losses the run survives before it stops (default DEFAULT_MAX_RECOVERIES) */
+  maxRecoveries?: number;
+  /** persist a checkpoint as the newest generation (the previous newest stays as the fallback) */
+  save(ck: Checkpoint): Promise<void>;
+  /** the newest stored checkpoint that verifies (pickCheckpoint), or null: the run starts over */
+  load(): Promise<Checkpoint | null>;
+  /** a fresh Trainer at step 0 on a new device: weights, K/V cache and data uploaded again */
+  rebuild(cause: DeviceLostError, attempt: number): Promise<Trainer>;
+  /** whether to persist after this step (default: every step); the end of the run always is */
+  shouldSave?(t: Trainer, rec: TrainRecord): boolean;
+  /** after each step and its checkpoint: histograms, evaluations at intervals … */
+  afterStep?(t: Trainer, rec: TrainRecord): Promise<void>;
+  /** before each step; false stops the loop (pause / stop of the studio) */
+  shouldContinue?(t: Trainer): Promise<boolean>;
+  /** after a recovery: the run is at `step` again (drop records after it, redo its evaluation) */
+  onRecovered?(t: Trainer, info: Recovery): Promise<void> | void;
+  log(message: string): void;
+}
+
+export interface Recovery {
+  attempt: number;
+  max: number;
+  /** the step the run went on from (its checkpoint's; 0 without one) */
+  step: number;
+  /** the step that was lost */
+  lostStep: number;
+  message: string;
+}
+
+export const DEFAULT_MAX_RECOVERIES = 3;
+
+/**
+ * Train `t` to `steps` optimizer steps, surviving device loss: on a DeviceLostError the trainer is dropped,
+ * `rebuild` makes one on a new device, the newest good checkpoint is restored and the loop goes on — at
+ * most maxRecoveries times. NaN/Inf (TrainingDivergedError) stops the run with its last good state
+ * persisted. Returns the trainer that finished (another object than `t` after a recovery).
+ */
+export async function trainWithRecovery(t: Trainer, steps: number, o: RecoveryOptions): Promise<{ trainer: Trainer; recoveries: Recovery[] }> {
+  const max = o.maxRecoveries ?? DEFAULT_MAX_RECOVERIES;
+  const recoveries: Recovery[] = [];
+  let savedStep = -1;
+  const save = async (ck: Checkpoint) => {
+    await o.save(ck);
+    savedStep = ck.step;
+  };
+  while (t.step < steps) {
+    try {
+      if (o.shouldContinue && !(await o.shouldContinue(t))) break;
+      const rec = await t.trainStep();
+      if (rec.step === steps || (o.shouldSave?.(t, rec) ?? true)) await save(await t.checkpoint());
+      await o.afterStep?.(t, rec);
+    } catch (e) {
+      if (e instanceof TrainingDivergedError) {
+        // The trainer rolled back; a newer good state than the stored one is kept too.
+        if (e.lastGood.step > savedStep) await save(e.lastGood);
+        throw e;
+      }
+      const lost = await t.deviceLoss(e);
+      if (!lost) throw e;
+      if (recoveries.length >= max) {
+        throw new Error(
+          `${lost.message}; the device was lost ${recoveries.length + 1} times in this run, so it stops here. ` +
+            `Its last checkpoint is kept: resume the run once the GPU is stable (close other GPU-heavy tabs or apps, update the driver).`,
+        );
+      }
+      try {
+        t.destroy();
+      } catch {
+        /* buffers of a lost device */
+      }
+      const attempt = recoveries.length + 1;
+      o.log(`${lost.message}; recovering (${attempt} of at most ${max}): new device, weights and cache uploaded again`);
+      t = await o.rebuild(lost, attempt);
+      const ck = await o.load();
+      if (ck) t.restore(ck);
+      savedStep = ck?.step ?? -1;
+      const r: Recovery = {
+        attempt, max, step: t.step, lostStep: lost.step,
+        message: `${lost.message}; resumed from ${ck ? `the checkpoint at step ${ck.step}` : 'the start (no checkpoint yet)'} (recovery ${attempt} of at most ${max})`,
+      };
+      recoveries.push(r);
+      o.log(r.message);
+      await o.onRecovered?.(t, r);
+    }
+  }
+  return { trainer: t, recoveries };
 }
