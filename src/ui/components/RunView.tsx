@@ -8,15 +8,12 @@ import { definition, evalSteps, loraReference, maybePct, pct, pts, summarize, ve
 import { useStudio, type RunState } from '../store';
 import { pauseRun, resumeRun, stopRun } from '../training';
 import { formatBeta } from './ExperimentPanel';
+import { formatTick, formatValue } from '../format';
 
 const W = 340, H = 190;
 const COLORS = ['#3b6fd8', '#d8693b', '#2e9e5b', '#9b3bd8', '#c9a227'];
 
-function fmt(v: number | undefined): string {
-  if (v === undefined || !Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(3) : v.toFixed(4);
-}
+const fmt = formatValue;
 
 function Series(props: { id: string; title: string; rows: Record<string, number>[]; keys: { key: string; name: string }[]; log?: boolean }) {
   const { id, title, rows, keys, log } = props;
@@ -32,7 +29,7 @@ function Series(props: { id: string; title: string; rows: Record<string, number>
       <LineChart width={W} height={H} data={rows} margin={{ top: 4, right: 12, bottom: 4, left: 4 }}>
         <CartesianGrid strokeDasharray="3 3" />
         <XAxis dataKey="step" type="number" domain={['dataMin', 'dataMax']} allowDecimals={false} />
-        <YAxis scale={log ? 'log' : 'auto'} domain={log ? ['auto', 'auto'] : undefined} tickFormatter={(v: number) => fmt(v).replace(/0+$/, '')} width={64} allowDataOverflow />
+        <YAxis scale={log ? 'log' : 'auto'} domain={log ? ['auto', 'auto'] : undefined} tickFormatter={formatTick} width={64} allowDataOverflow />
         <Tooltip formatter={(v) => fmt(Number(v))} />
         {keys.length > 1 && <Legend />}
         {keys.map((k, i) => (
