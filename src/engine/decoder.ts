@@ -41,6 +41,7 @@ import { prepareLogitsCe, type LogitsCeCall } from './kernels/logits_ce';
 import { prepareLoraAdapter, type LoraAdapterCall } from './kernels/lora';
 import { BatchingRuntime, prepareAdd } from './batch';
 import { type AdapterConfig, type AdapterPlan, type AdapterTarget, initAdapterTheta, planAdapters } from './adapters';
+import { type ActGradKey, activationGradSpecs, crossKvShared, kvCacheBytesPerUtterance, layerActivationSpecs } from './memory-plan';
 import type { DecoderWeights, LinearWeights } from './weights';
 
 export const WHISPER_ENCODER_FRAMES = 1500;
@@ -89,7 +90,7 @@ export class EncoderKvCache {
 
   /** Bytes held per utterance. */
   get bytesPerUtterance(): number {
-    return (2 * this.weights.dims.L + 1) * this.frames * this.weights.dims.C * 4;
+    return kvCacheBytesPerUtterance(this.weights.dims, this.frames, 'f32');
   }
 
   get size(): number {
@@ -298,7 +299,7 @@ export class WhisperDecoderEngine {
     this.m = this.buf('adamw m (P,)', P);
     this.v = this.buf('adamw v (P,)', P);
     const t = plan.config.targets;
-    this.crossShared = !t.includes('encoder_attn.k_proj') && !t.includes('encoder_attn.v_proj');
+    this.crossShared = crossKvShared(t);
   }
 
   private buf(name: string, elems: number): GPUBuffer {
@@ -352,21 +353,12 @@ export class WhisperDecoderEngine {
 
     // ---- activations
     const TC = T * C;
+    // buffer tables shared with the memory plan (memory-plan.ts): what is allocated is what is planned
+    const actSpecs = layerActivationSpecs(weights.dims, B, S);
     const acts = (l: number): LayerActs => {
-      const p = `L${l}`;
-      return {
-        x: this.buf(`${p}.x (T,C)`, TC),
-        h1: this.buf(`${p}.h1 (T,C)`, TC), mean1: this.buf(`${p}.mean1 (T,)`, T), rstd1: this.buf(`${p}.rstd1 (T,)`, T),
-        q: this.buf(`${p}.q (T,C)`, TC), k: this.buf(`${p}.k (T,C)`, TC), v: this.buf(`${p}.v (T,C)`, TC),
-        o1: this.buf(`${p}.o1 (T,C)`, TC), st1: this.buf(`${p}.stats1 (B,H,S,2)`, B * H * S * 2),
-        x1: this.buf(`${p}.x1 (T,C)`, TC),
-        h2: this.buf(`${p}.h2 (T,C)`, TC), mean2: this.buf(`${p}.mean2 (T,)`, T), rstd2: this.buf(`${p}.rstd2 (T,)`, T),
-        q2: this.buf(`${p}.q2 (T,C)`, TC), o2: this.buf(`${p}.o2 (T,C)`, TC), st2: this.buf(`${p}.stats2 (B,H,S,2)`, B * H * S * 2),
-        x2: this.buf(`${p}.x2 (T,C)`, TC),
-        h3: this.buf(`${p}.h3 (T,C)`, TC), mean3: this.buf(`${p}.mean3 (T,)`, T), rstd3: this.buf(`${p}.rstd3 (T,)`, T),
-        f1: this.buf(`${p}.f1 (T,F)`, T * F), g: this.buf(`${p}.g (T,F)`, T * F),
-        kc: null as unknown as GPUBuffer, vc: null as unknown as GPUBuffer,
-      };
+      const a = { kc: null as unknown as GPUBuffer, vc: null as unknown as GPUBuffer } as LayerActs;
+      for (const sp of actSpecs) a[sp.key] = this.buf(`L${l}.${sp.label}`, sp.elems);
+      return a;
     };
     const sharedK = this.crossShared ? this.buf('cross K (B·E,C)', B * E * C) : null;
     const sharedV = this.crossShared ? this.buf('cross V (B·E,C)', B * E * C) : null;
@@ -384,16 +376,9 @@ export class WhisperDecoderEngine {
     if (!this.crossShared) this.encB = this.buf('enc batch (B·E,C)', B * E * C);
 
     // ---- gradients of activations
-    const dres = this.buf('d residual (T,C)', TC);
-    const dH = this.buf('dH (T,C) LN output grad', TC);
-    const dQ = this.buf('dQ (T,C)', TC);
-    const dK = this.buf('dK (T,C)', TC);
-    const dV = this.buf('dV (T,C)', TC);
-    const dO = this.buf('dO (T,C)', TC);
-    const dQ2 = this.buf('dQ2 (T,C)', TC);
-    const dF = this.buf('dF (T,F)', T * F);
-    const dG = this.buf('dG (T,F)', T * F);
-    const dhF = this.buf('dhF (T,C)', TC);
+    const grad = {} as Record<ActGradKey, GPUBuffer>;
+    for (const sp of activationGradSpecs(weights.dims, T)) grad[sp.key] = this.buf(sp.label, sp.elems);
+    const { dres, dH, dQ, dK, dV, dO, dQ2, dF, dG, dhF } = grad;
     const dK2 = this.crossShared ? null : this.buf('dK2 (B·E,C)', B * E * C);
     const dV2 = this.crossShared ? null : this.buf('dV2 (B·E,C)', B * E * C);
     const dEnc = this.crossShared ? null : this.buf('dEnc (B·E,C) scratch', B * E * C);

@@ -19,7 +19,7 @@
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { wgsl } from '../../gpu/shaders';
 import { bindGroupAt, checkDims, grid1d, needElems } from './decoder_pieces_util';
-import { deviceTileLimits, planVocabTiles, vocabTileRows, type VocabTile } from './vocab_tiles';
+import { deviceTileLimits, planVocabTiles, vocabTileRows, type VocabTile, type VocabTileLimits } from './vocab_tiles';
 
 type Entry = 'logits_tile' | 'ce_tile_stats' | 'ce_finalize' | 'dh_tile' | 'dh_reduce' | 'logits_tile_rt' | 'dh_tile_rt';
 
@@ -98,6 +98,33 @@ function paramsWords(
 }
 
 /**
+ * Vocabulary tiles, rows per tile R and split-K factor of a logits_ce call, and the element counts of its
+ * two big scratch buffers: logits tile (T, R) and dH partials (S, T, C). prepareLogitsCe allocates from
+ * this; src/engine/memory-plan.ts plans with it.
+ */
+export function logitsCeLayout(
+  shape: LogitsCeShape,
+  lim: VocabTileLimits,
+  opts: Pick<LogitsCeOptions, 'maxTileRows' | 'splitK'> = {},
+): { R: number; tiles: VocabTile[]; splits: number; scratchElems: number; partialElems: number } {
+  const { T, C, V } = shape;
+  const tileLim = { ...lim, scratchBytesPerRow: 4 * T, maxRows: opts.maxTileRows ?? 8192 };
+  const R = vocabTileRows(C, tileLim);
+  const tiles = planVocabTiles(V, C, tileLim);
+  const dhGrid2 = Math.ceil(C / TILE) * Math.ceil(T / TILE);
+  const splits = opts.splitK ?? Math.max(
+    1,
+    Math.min(
+      SPLITK_MAX,
+      Math.ceil(SPLITK_TARGET_WORKGROUPS / dhGrid2),
+      Math.ceil(Math.min(R, V) / SPLITK_MIN_ROWS),
+      Math.floor(lim.maxBindingBytes / (T * C * 4)),
+    ),
+  );
+  return { R, tiles, splits, scratchElems: T * R, partialElems: splits * T * C };
+}
+
+/**
  * Prepare forward (and backward when `b.dh` is given) over existing buffers:
  * h (T, C) f32, E (V, C) f32, targets (T,) i32, dh (T, C) f32.
  */
@@ -117,9 +144,7 @@ export async function prepareLogitsCe(
   if (b.dh) needElems(label, b.dh, T * C, 'dH (T,C)');
   const lim = deviceTileLimits(rt.device, opts.maxBindingBytes);
   if (T * C * 4 > lim.maxBindingBytes) throw new Error(`${label}: H (${T}×${C}) exceeds one binding`);
-  const tileLim = { ...lim, scratchBytesPerRow: 4 * T, maxRows: opts.maxTileRows ?? 8192 };
-  const R = vocabTileRows(C, tileLim);
-  const tiles = planVocabTiles(V, C, tileLim);
+  const { R, tiles, splits } = logitsCeLayout(shape, lim, opts);
   const maxDim = rt.device.limits.maxComputeWorkgroupsPerDimension;
   if (Math.ceil(T / TILE) > maxDim || Math.ceil(R / TILE) > maxDim) throw new Error(`${label}: T or tile rows too large`);
 
@@ -184,16 +209,6 @@ export async function prepareLogitsCe(
   ]);
 
   // backward: per tile (logits mode 1 → dlogits; split-K partials of G·E_tile), then one reduce
-  const dhGrid2 = Math.ceil(C / TILE) * Math.ceil(T / TILE);
-  const splits = opts.splitK ?? Math.max(
-    1,
-    Math.min(
-      SPLITK_MAX,
-      Math.ceil(SPLITK_TARGET_WORKGROUPS / dhGrid2),
-      Math.ceil(Math.min(R, V) / SPLITK_MIN_ROWS),
-      Math.floor(lim.maxBindingBytes / (T * C * 4)),
-    ),
-  );
   if (!Number.isInteger(splits) || splits < 1 || splits * T * C * 4 > lim.maxBindingBytes) {
     throw new Error(`${label}: bad split-K ${splits} for (T, C) = (${T}, ${C})`);
   }

@@ -206,6 +206,25 @@ export interface LoraAdapterCall {
   destroy(): void;
 }
 
+/**
+ * f32 elements of the buffers prepareLoraAdapter allocates (0 = not allocated): the (T, r) intermediate
+ * and its gradient, each Bayesian factor's sampled noise (its own shape), the lrt AUX (T, factor out).
+ * src/engine/memory-plan.ts plans with it.
+ */
+export function loraAdapterBufferElems(spec: Pick<LoraAdapterSpec, 'T' | 'nIn' | 'r' | 'nOut' | 'modeA' | 'modeB'>): {
+  h: number; dh: number; noiseA: number; auxA: number; noiseB: number; auxB: number;
+} {
+  const { T, nIn, r, nOut } = spec;
+  return {
+    h: T * r,
+    dh: T * r,
+    noiseA: spec.modeA !== 'det' ? r * nIn : 0,
+    auxA: spec.modeA === 'lrt' ? T * r : 0,
+    noiseB: spec.modeB !== 'det' ? nOut * r : 0,
+    auxB: spec.modeB === 'lrt' ? T * nOut : 0,
+  };
+}
+
 export async function prepareLoraAdapter(
   rt: GpuRuntime,
   spec: LoraAdapterSpec,
@@ -214,12 +233,13 @@ export async function prepareLoraAdapter(
 ): Promise<LoraAdapterCall> {
   const { T, nIn, r, nOut } = spec;
   const s = spec.alpha / r;
-  const h = rt.storage(`${label}:h`, T * r * 4);
-  const dh = rt.storage(`${label}:dh`, T * r * 4);
+  const n = loraAdapterBufferElems(spec);
+  const h = rt.storage(`${label}:h`, n.h * 4);
+  const dh = rt.storage(`${label}:dh`, n.dh * 4);
   const owned = [h, dh];
-  const alloc = (name: string, n: number, needed: boolean): GPUBuffer | undefined => {
+  const alloc = (name: string, elems: number, needed: boolean): GPUBuffer | undefined => {
     if (!needed) return undefined;
-    const b = rt.storage(`${label}:${name}`, n * 4);
+    const b = rt.storage(`${label}:${name}`, elems * 4);
     owned.push(b);
     return b;
   };
@@ -231,7 +251,7 @@ export async function prepareLoraAdapter(
     },
     {
       theta: bufs.theta, grads: bufs.grads, x: bufs.x, y: h, g: dh, dx: bufs.dx,
-      noise: alloc('noiseA', r * nIn, spec.modeA !== 'det'), aux: alloc('auxA', T * r, spec.modeA === 'lrt'),
+      noise: alloc('noiseA', n.noiseA, spec.modeA !== 'det'), aux: alloc('auxA', n.auxA, spec.modeA === 'lrt'),
     },
     `${label}.A`,
   );
@@ -243,7 +263,7 @@ export async function prepareLoraAdapter(
     },
     {
       theta: bufs.theta, grads: bufs.grads, x: h, y: bufs.y, g: bufs.dy, dx: dh,
-      noise: alloc('noiseB', nOut * r, spec.modeB !== 'det'), aux: alloc('auxB', T * nOut, spec.modeB === 'lrt'),
+      noise: alloc('noiseB', n.noiseB, spec.modeB !== 'det'), aux: alloc('auxB', n.auxB, spec.modeB === 'lrt'),
     },
     `${label}.B`,
   );
