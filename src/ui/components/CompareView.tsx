@@ -12,8 +12,21 @@ export function CompareView() {
   const rows = runs.map((r) => ({ r, s: summarize(r), lora: r.config.method === 'blora' ? loraReference(runs, r) : undefined }));
   const label = (r: (typeof rows)[number]['r']) => (r.config.method === 'blora' ? `β=${formatBeta(r.config.adapter.beta)}` : 'LoRA');
   const points = rows.filter((x) => x.s.werNew !== undefined && x.s.werBase !== undefined && x.s.step > 0);
-  const scatter = (method: 'lora' | 'blora') =>
-    points.filter((x) => x.r.config.method === method).map((x) => ({ x: x.s.werBase! * 100, y: x.s.werNew! * 100, label: label(x.r) }));
+  // Runs that land on the same point (a β sweep often does, on small eval sets) share one dot and one
+  // label ("β=1e-5, 1e-4"): separate labels would be drawn on top of each other.
+  const scatter = (method: 'lora' | 'blora') => {
+    const at = new Map<string, { x: number; y: number; labels: string[]; runs: number }>();
+    for (const p of points.filter((x) => x.r.config.method === method)) {
+      const x = p.s.werBase! * 100;
+      const y = p.s.werNew! * 100;
+      const key = `${x.toFixed(1)}|${y.toFixed(1)}`;
+      const g = at.get(key) ?? at.set(key, { x, y, labels: [], runs: 0 }).get(key)!;
+      const l = label(p.r);
+      if (!g.labels.includes(l)) g.labels.push(l);
+      g.runs++;
+    }
+    return [...at.values()].map((g) => ({ x: g.x, y: g.y, runs: g.runs, label: method === 'blora' ? `β=${g.labels.map((l) => l.replace(/^β=/, '')).join(', ')}` : g.runs > 1 ? `LoRA ×${g.runs}` : 'LoRA' }));
+  };
   const sweep = points
     .filter((x) => x.r.config.method === 'blora' && x.r.config.adapter.beta > 0)
     .map((x) => ({ logBeta: Math.log10(x.r.config.adapter.beta), werNew: x.s.werNew! * 100, werBase: x.s.werBase! * 100 }))
