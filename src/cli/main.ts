@@ -1,6 +1,8 @@
 // blora-studio headless CLI (Node): the studio's engine without the browser.
 //   blora-studio eval --model DIR --data DIR [--data DIR ...] [--language xx] [--limit N] [--out FILE]
 //   blora-studio train [--config experiment.json] [flags]   (src/cli/train.ts)
+//   blora-studio export --run DIR --format hf|transformersjs|ct2|peft --out DIR   (src/cli/export.ts)
+//   blora-studio plan [--model DIR|ID|random:SIZE] [flags] [--json]   (src/cli/plan.ts)
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { homedir } from 'node:os';
@@ -15,6 +17,8 @@ import { loadWhisperAssets, type WhisperAssets } from '../model/whisperModel';
 import { Transcriber } from '../pipeline/transcriber';
 import { ProgressBar } from './progress';
 import { checkOutPath, openDataset, reportDataset, TRAIN_FLAGS, TRAIN_HELP, trainCommand, TrainUsageError } from './train';
+import { EXPORT_FLAGS, EXPORT_HELP, exportCommand, ExportUsageError } from './export';
+import { PLAN_FLAGS, PLAN_HELP, planCommand, PlanUsageError } from './plan';
 
 const DEFAULT_MODEL = join(process.env.BLORA_CACHE ?? join(homedir(), '.cache/blora-studio'), 'models/whisper-base');
 
@@ -24,7 +28,7 @@ Usage:
   blora-studio eval --data DIR [--data DIR ...] [options]
       Transcribe every utterance of each dataset with the frozen model (greedy decoding) and report
       WER (and the mixed CJK/Latin error rate for zh/ja/yue) per dataset and language.
-${TRAIN_HELP}
+${TRAIN_HELP}${EXPORT_HELP}${PLAN_HELP}
   blora-studio --help
 
 Options (eval):
@@ -43,7 +47,7 @@ export class UsageError extends Error {}
 export function parseArgs(argv: string[]): { command: string; opts: Record<string, string[]> } {
   const [command = '--help', ...rest] = argv;
   const opts: Record<string, string[]> = {};
-  const known: Record<string, readonly string[]> = { eval: ['model', 'data', 'language', 'limit', 'max-new-tokens', 'out'], train: TRAIN_FLAGS };
+  const known: Record<string, readonly string[]> = { eval: ['model', 'data', 'language', 'limit', 'max-new-tokens', 'out'], train: TRAIN_FLAGS, export: EXPORT_FLAGS, plan: PLAN_FLAGS };
   if (command === '--help' || command === '-h' || command === 'help') return { command: 'help', opts };
   if (!known[command]) throw new UsageError(`unknown command "${command}" (try --help)`);
   for (let i = 0; i < rest.length; i++) {
@@ -51,7 +55,8 @@ export function parseArgs(argv: string[]): { command: string; opts: Record<strin
     if (a === '--help' || a === '-h') return { command: 'help', opts };
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
     if (!m || !known[command].includes(m[1])) throw new UsageError(`unknown option "${a}" for ${command} (try --help)`);
-    const v = m[2] ?? rest[++i];
+    // plan --json is a switch (no value); every other option takes one
+    const v = m[2] ?? (command === 'plan' && m[1] === 'json' && (rest[i + 1] === undefined || rest[i + 1].startsWith('--')) ? 'true' : rest[++i]);
     if (v === undefined || v.startsWith('--')) throw new UsageError(`option --${m[1]} needs a value`);
     (opts[m[1]] ??= []).push(v);
   }
@@ -172,9 +177,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (command === 'eval') await evalCommand(opts);
     if (command === 'train') await trainCommand(opts, DEFAULT_MODEL);
+    if (command === 'export') await exportCommand(opts);
+    if (command === 'plan') await planCommand(opts, DEFAULT_MODEL);
     return 0;
   } catch (e) {
-    if (e instanceof UsageError || e instanceof TrainUsageError) {
+    if (e instanceof UsageError || e instanceof TrainUsageError || e instanceof ExportUsageError || e instanceof PlanUsageError) {
       process.stderr.write(`blora-studio: ${e.message}\n`);
       return 2;
     }
