@@ -73,6 +73,8 @@ export interface RunState {
   evals: EvalRecord[];
   hist?: Histogram;
   lastCheckpointStep?: number;
+  /** GPU device losses the worker recovered from during this run (src/train/trainer.ts trainWithRecovery) */
+  recoveries?: { at: number; step: number; message: string }[];
   /** wall-clock start of the current session of this run (for the ETA) and the step it started at */
   sessionStart?: { at: number; step: number };
   data: RunData;

@@ -21,6 +21,12 @@ function getWorker(): Worker {
   if (worker) return worker;
   worker = new Worker(new URL('../worker/train.worker.ts', import.meta.url), { type: 'module', name: 'train-worker' });
   worker.onmessage = (ev: MessageEvent<FromTrain>) => handle(ev.data);
+  // Tests only: with ?test-hooks=1 the worker accepts injected faults (test/e2e/studio-faults.test.ts).
+  if (testHooksEnabled()) {
+    worker.postMessage({ type: 'test-hooks' } satisfies ToTrain);
+    (globalThis as { __bloraTrainFault?: unknown }).__bloraTrainFault = (fault: 'device-loss' | 'nan', atStep: number) =>
+      worker?.postMessage({ type: 'test-fault', fault, atStep } satisfies ToTrain);
+  }
   worker.onerror = (ev) => {
     const active = useStudio.getState().runs.find((r) => r.status === 'running' || r.status === 'starting' || r.status === 'paused');
     if (active) finish(active.id, { status: 'error', error: `training worker crashed: ${ev.message}` });
@@ -32,6 +38,10 @@ function getWorker(): Worker {
 }
 
 const send = (m: ToTrain) => getWorker().postMessage(m);
+
+function testHooksEnabled(): boolean {
+  return typeof location !== 'undefined' && new URLSearchParams(location.search).get('test-hooks') === '1';
+}
 
 /** A run as saved: without the File handles of a dropped model folder (IndexedDB would copy the whole model per run). */
 function persistable(r: RunState): RunState {
@@ -110,6 +120,23 @@ function handle(m: FromTrain): void {
         train: [...r.train.filter((x) => x.step <= k && !have.has(x.step)), ...m.records].sort((a, b) => a.step - b.step),
         evals: r.evals.filter((x) => x.step < k),
         lastCheckpointStep: k > 0 ? k : r.lastCheckpointStep,
+      }));
+      persist(m.runId);
+      break;
+    }
+    case 'recovered': {
+      // The worker lost its device and went on from checkpoint m.step on a new one: as after a reload, the
+      // training records up to it stay, later records and evaluations are redone; the run says so.
+      const k = m.step;
+      const t = transcripts.get(m.runId);
+      if (t) for (const set of Object.keys(t)) for (const s of Object.keys(t[set])) if (Number(s) >= k) delete t[set][Number(s)];
+      const have = new Set(m.records.map((x) => x.step));
+      updateRun(m.runId, (r) => ({
+        ...r,
+        stage: m.message,
+        recoveries: [...(r.recoveries ?? []), { at: Date.now(), step: k, message: m.message }],
+        train: [...r.train.filter((x) => x.step <= k && !have.has(x.step)), ...m.records].sort((a, b) => a.step - b.step),
+        evals: r.evals.filter((x) => x.step < k),
       }));
       persist(m.runId);
       break;
@@ -234,6 +261,7 @@ export async function deleteRun(id: string): Promise<void> {
   await idbDelete('runs', id);
   await idbDelete('checkpoints', id);
   await idbDelete('checkpoints', `${id}|train`);
+  await idbDelete('checkpoints', `${id}|prev`);
 }
 
 /** On page load: runs from IndexedDB; a run that was training when the tab went away resumes. */

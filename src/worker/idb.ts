@@ -65,6 +65,25 @@ export async function idbDelete(store: StoreName, key: string): Promise<void> {
   await wrap((await tx(store, 'readwrite')).delete(key), `${store}/${key}`);
 }
 
+/**
+ * Several writes to one store as ONE transaction, resolved when it has committed: all of them land or none
+ * (a full quota aborts the transaction — e.g. a checkpoint and its records never end up half written).
+ * `f` gets the store and may read (request callbacks) before writing.
+ */
+export async function idbAtomic(store: StoreName, what: string, f: (s: IDBObjectStore) => void): Promise<void> {
+  const t = (await openDb()).transaction(store, 'readwrite');
+  const done = new Promise<void>((resolve, reject) => {
+    const fail = () => {
+      const e = t.error;
+      reject(e?.name === 'QuotaExceededError' ? new StorageFullError(what) : new Error(`IndexedDB (${what}): ${e?.message ?? 'transaction aborted'}`));
+    };
+    t.oncomplete = () => resolve();
+    t.onabort = fail; // a failed request aborts the transaction (its error is t.error)
+  });
+  f(t.objectStore(store));
+  return done;
+}
+
 export async function idbHas(store: StoreName, key: string): Promise<boolean> {
   return (await wrap((await tx(store, 'readonly')).count(key), `${store}/${key}`)) > 0;
 }

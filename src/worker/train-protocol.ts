@@ -41,6 +41,10 @@ export type ToTrain =
   | { type: 'pause' }
   | { type: 'resume' }
   | { type: 'stop' }
+  /** tests only: the page was opened with ?test-hooks=1 — the worker then accepts 'test-fault' */
+  | { type: 'test-hooks' }
+  /** tests only (after 'test-hooks'): destroy the GPU device mid-step `atStep` / NaN as the loss of step `atStep` */
+  | { type: 'test-fault'; fault: 'device-loss' | 'nan'; atStep: number }
   /** adapter export of a run's last checkpoint; snr > 0 zeroes μ elements with |μ|/σ below it first; measure: decode the eval sets with the pruned adapter */
   | { type: 'export'; id: string; runId: string; config: ExperimentConfig; data: RunData; snr: number; measure?: boolean }
   /** Try it: one clip (encoder states in IndexedDB under (modelId, key)) by the frozen model and by the run's adapter */
@@ -64,6 +68,11 @@ export type FromTrain =
   | { type: 'exported'; id: string; files: Record<string, Uint8Array | string>; pruned: number; elements: number; prunedWer?: { set: string; role: EvalRole; wer: number; utterances: number }[] }
   | { type: 'tried'; id: string; step: number; frozen: string; adapted: string }
   | { type: 'request-error'; id: string; message: string }
-  /** the GPU device was lost: the UI restarts the worker and resumes the run from its checkpoint */
+  /**
+   * The GPU device was lost during a run and the worker went on on a new device from the newest good
+   * checkpoint (`step`); `records`: the training records up to it (later ones are redone).
+   */
+  | { type: 'recovered'; runId: string; step: number; attempt: number; max: number; message: string; records: TrainRecord[] }
+  /** the GPU device was lost while no run was training: the UI restarts the worker (a run resumes from its checkpoint) */
   | { type: 'device-lost'; runId: string | null; message: string };
 

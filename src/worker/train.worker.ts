@@ -18,8 +18,10 @@ import type { ModelSource } from '../model/source';
 import { loadWhisperAssets, type WhisperAssets } from '../model/whisperModel';
 import type { EvalRecord, EvalRole, ExperimentConfig, TrainRecord } from '../train/config';
 import { tokenizeRow, type PreparedUtterance } from '../train/data';
-import { decodeCheckpoint, encodeCheckpoint, Trainer, TrainingDivergedError, type Checkpoint } from '../train/trainer';
-import { encoderCacheKey, idbGet, idbPut } from './idb';
+import {
+  type Checkpoint, DEFAULT_MAX_RECOVERIES, encodeCheckpoint, pickCheckpoint, Trainer, type TrainerTestFaults, trainWithRecovery,
+} from '../train/trainer';
+import { encoderCacheKey, idbAtomic, idbGet, idbPut } from './idb';
 import type { EvalTranscript, FromTrain, RunData, ToTrain, UttRef } from './train-protocol';
 import { baseModelOf, modelSource, weightsRequest } from './model-source';
 
@@ -51,6 +53,11 @@ let activeRun: string | null = null;
 let wake: (() => void) | null = null;
 /** serialises GPU work between the training loop and export requests */
 let gpuChain: Promise<unknown> = Promise.resolve();
+/**
+ * Faults the E2E test injects (test/e2e/studio-faults.test.ts): null — every 'test-fault' refused — unless the
+ * page was opened with ?test-hooks=1 and said so ('test-hooks' message). Never set in normal use.
+ */
+let testFaults: (TrainerTestFaults & { destroyAtStep?: number }) | null = null;
 
 function gpuTask<T>(f: () => Promise<T>): Promise<T> {
   const p = gpuChain.then(f);
@@ -80,8 +87,11 @@ async function loadModel(data: RunData, stage: (s: string) => void): Promise<Mod
       featureLevel: best.level,
       label: 'train-worker',
       onLost: (info) => {
+        // A training run notices on its next GPU read and recovers in this worker (trainWithRecovery);
+        // otherwise the UI restarts the worker. Either way the old model and trainer are gone with the device.
         model = null;
-        post({ type: 'device-lost', runId: activeRun, message: `GPU device lost (${info.reason}): ${info.message}` });
+        if (!activeRun) trainer = null;
+        if (!activeRun) post({ type: 'device-lost', runId: null, message: `GPU device lost (${info.reason}): ${info.message}` });
       },
     });
     const rt = new GpuRuntime(ctx.device);
@@ -151,8 +161,8 @@ async function prepare(m: Model, data: RunData, utts: UttRef[], kv: boolean, sta
 async function runTrainer(runId: string, config: ExperimentConfig, data: RunData): Promise<Trainer> {
   const t = await createTrainer(runId, config, data, false, () => {});
   if (t.step === 0) {
-    const bytes = await idbGet<Uint8Array>('checkpoints', runId);
-    if (bytes) t.restore(decodeCheckpoint(bytes, `checkpoint of run ${runId}`));
+    const ck = await loadCheckpoint(runId);
+    if (ck) t.restore(ck);
   }
   return t;
 }
@@ -172,7 +182,7 @@ async function createTrainer(runId: string, config: ExperimentConfig, data: RunD
       post({ type: 'record', runId, record });
     },
     onProgress: (p) => p.phase === 'eval' && post({ type: 'status', runId, status: 'running', stage: p.message }),
-  }, { label: `run ${runId}`, baseModel: m.baseModel });
+  }, { label: `run ${runId}`, baseModel: m.baseModel, testFaults: testFaults ?? undefined });
   trainer = { runId, t };
   return t;
 }
@@ -184,13 +194,39 @@ async function createTrainer(runId: string, config: ExperimentConfig, data: RunD
  */
 const trainRecords = new Map<string, TrainRecord[]>();
 const recordsKey = (runId: string) => `${runId}|train`;
+/** the generation before the newest (used when the newest does not verify) */
+const previousKey = (runId: string) => `${runId}|prev`;
 
+/**
+ * The checkpoint as the newest generation, the newest so far becoming the previous one, and the records up
+ * to it — one IndexedDB transaction: a full quota (StorageFullError: what to delete) leaves all as it was.
+ */
 async function saveCheckpoint(runId: string, ck: Checkpoint): Promise<void> {
   const recs = trainRecords.get(runId);
-  if (recs) await idbPut('checkpoints', recordsKey(runId), recs.filter((r) => r.step <= ck.step));
-  await idbPut('checkpoints', runId, encodeCheckpoint(ck));
+  const bytes = encodeCheckpoint(ck);
+  await idbAtomic('checkpoints', `the checkpoint of run ${runId} (step ${ck.step}, ${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB)`, (s) => {
+    if (recs) s.put(recs.filter((r) => r.step <= ck.step), recordsKey(runId));
+    const cur = s.get(runId);
+    cur.onsuccess = () => {
+      if (cur.result) s.put(cur.result, previousKey(runId));
+      s.put(bytes, runId);
+    };
+  });
   console.info(`[train-worker] checkpoint of ${runId} saved at step ${ck.step}`);
   post({ type: 'checkpoint', runId, step: ck.step });
+}
+
+/** The newest checkpoint generation of a run that verifies (checksum); a damaged one is reported and skipped. */
+async function loadCheckpoint(runId: string): Promise<Checkpoint | null> {
+  const got = pickCheckpoint([
+    { name: `checkpoint of run ${runId}`, bytes: await idbGet<Uint8Array>('checkpoints', runId) },
+    { name: `previous checkpoint of run ${runId}`, bytes: await idbGet<Uint8Array>('checkpoints', previousKey(runId)) },
+  ]);
+  for (const s of got?.skipped ?? []) {
+    console.warn(`[train-worker] ${s}`);
+    post({ type: 'status', runId, status: 'starting', stage: s });
+  }
+  return got?.ck ?? null;
 }
 
 /** What a frozen-model (step 0) evaluation depends on: the model, the eval sets' utterances, the decoding settings. */
@@ -248,49 +284,66 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
   const interval = config.eval.interval;
   const isEvalStep = (s: number) => s === 0 || s === steps || (interval > 0 && s % interval === 0);
   if (resume) {
-    const bytes = await idbGet<Uint8Array>('checkpoints', runId);
+    const ck = await loadCheckpoint(runId);
     let saved: TrainRecord[] = [];
-    if (bytes) {
-      t.restore(decodeCheckpoint(bytes, `checkpoint of run ${runId}`));
+    if (ck) {
+      t.restore(ck);
       saved = ((await idbGet<TrainRecord[]>('checkpoints', recordsKey(runId))) ?? []).filter((r) => r.step <= t.step);
       console.info(`[train-worker] ${runId} resumed from its checkpoint at step ${t.step}`);
     }
     trainRecords.set(runId, saved);
     post({ type: 'resumed', runId, step: t.step, records: saved });
-    if (bytes) post({ type: 'checkpoint', runId, step: t.step });
+    if (ck) post({ type: 'checkpoint', runId, step: t.step });
   }
   post({ type: 'status', runId, status: 'running', stage: `resumed at step ${t.step}` });
   // The UI dropped the eval records at the checkpoint's step (a reload may have cut that evaluation short).
   if (isEvalStep(t.step)) await gpuTask(() => evaluate(runId, t, data));
   await gpuTask(() => histogram(runId, t));
   let lastSave = performance.now();
-  while (t.step < steps) {
-    if (ctl() === 'pause') {
-      await saveCheckpoint(runId, await t.checkpoint());
-      post({ type: 'status', runId, status: 'paused' });
-      await new Promise<void>((res) => (wake = res));
-      if (ctl() === 'run') post({ type: 'status', runId, status: 'running' });
-    }
-    if (ctl() === 'stop') break;
-    try {
-      await gpuTask(() => t.trainStep());
-    } catch (e) {
-      // NaN/Inf: the trainer rolled back; keep that last good state as the run's checkpoint.
-      if (e instanceof TrainingDivergedError) await saveCheckpoint(runId, e.lastGood);
-      throw e;
-    }
-    await gpuTask(() => histogram(runId, t));
-    const evalNow = isEvalStep(t.step);
-    if (evalNow || t.step === steps || (performance.now() - lastSave) / 1000 >= CHECKPOINT_EVERY_S) {
-      await saveCheckpoint(runId, await t.checkpoint());
+  await trainWithRecovery(t, steps, {
+    maxRecoveries: DEFAULT_MAX_RECOVERIES,
+    shouldContinue: async (tr) => {
+      if (ctl() === 'pause') {
+        await saveCheckpoint(runId, await tr.checkpoint());
+        post({ type: 'status', runId, status: 'paused' });
+        await new Promise<void>((res) => (wake = res));
+        if (ctl() === 'run') post({ type: 'status', runId, status: 'running' });
+      }
+      return ctl() !== 'stop';
+    },
+    shouldSave: (tr) => isEvalStep(tr.step) || (performance.now() - lastSave) / 1000 >= CHECKPOINT_EVERY_S,
+    // NaN/Inf: trainWithRecovery keeps the trainer's rolled-back last good state as the run's checkpoint.
+    save: async (ck) => {
+      await saveCheckpoint(runId, ck);
       lastSave = performance.now();
-    }
-    if (evalNow && ctl() !== 'stop') await gpuTask(() => evaluate(runId, t, data));
-  }
-  if (ctl() === 'stop') {
-    await saveCheckpoint(runId, await t.checkpoint());
-    post({ type: 'status', runId, status: 'stopped' });
-  } else post({ type: 'status', runId, status: 'done' });
+    },
+    load: () => loadCheckpoint(runId),
+    afterStep: async (tr) => {
+      await gpuTask(() => histogram(runId, tr));
+      if (isEvalStep(tr.step) && ctl() !== 'stop') await gpuTask(() => evaluate(runId, tr, data));
+    },
+    rebuild: async (lost, attempt) => {
+      post({ type: 'status', runId, status: 'starting', stage: `${lost.message}; recovering (${attempt} of at most ${DEFAULT_MAX_RECOVERIES}): new device, model and cache` });
+      model = null;
+      trainer = null;
+      return createTrainer(runId, config, data, true, stage);
+    },
+    onRecovered: async (tr, r) => {
+      const saved = (trainRecords.get(runId) ?? []).filter((x) => x.step <= tr.step);
+      trainRecords.set(runId, saved);
+      post({ type: 'recovered', runId, step: tr.step, attempt: r.attempt, max: r.max, message: r.message, records: saved });
+      post({ type: 'status', runId, status: 'running', stage: r.message });
+      if (isEvalStep(tr.step)) await gpuTask(() => evaluate(runId, tr, data));
+      await gpuTask(() => histogram(runId, tr));
+      lastSave = performance.now();
+    },
+    log: (m) => console.warn(`[train-worker] ${runId}: ${m}`),
+  }).then(async ({ trainer: tr }) => {
+    if (ctl() === 'stop') {
+      await saveCheckpoint(runId, await tr.checkpoint());
+      post({ type: 'status', runId, status: 'stopped' });
+    } else post({ type: 'status', runId, status: 'done' });
+  });
 }
 
 self.onmessage = async (ev: MessageEvent<ToTrain>) => {
@@ -309,6 +362,28 @@ self.onmessage = async (ev: MessageEvent<ToTrain>) => {
     case 'pause':
       control = 'pause';
       break;
+    case 'test-hooks':
+      testFaults ??= {};
+      break;
+    case 'test-fault': {
+      // Only with ?test-hooks=1 (see testFaults): a fault armed for step `atStep` of the training run.
+      if (!testFaults) {
+        console.warn('[train-worker] test-fault refused: the page was not opened with ?test-hooks=1');
+        break;
+      }
+      const f = testFaults;
+      if (msg.fault === 'nan') f.nanLossAtStep = msg.atStep;
+      else {
+        f.destroyAtStep = msg.atStep;
+        f.afterBackward = (step) => {
+          if (step !== f.destroyAtStep || !model) return;
+          f.destroyAtStep = undefined; // once
+          console.warn(`[train-worker] test hook: destroying the GPU device in step ${step}`);
+          model.ctx.device.destroy();
+        };
+      }
+      break;
+    }
     case 'resume':
       control = 'run';
       wake?.();

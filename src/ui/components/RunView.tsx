@@ -140,6 +140,13 @@ export function RunView() {
           <div className="progress-fill" style={{ width: `${(done / steps) * 100}%` }} />
         </div>
       </div>
+      {run.recoveries?.length ? (
+        <ul className="muted small" data-testid="run-recoveries">
+          {run.recoveries.map((r, i) => (
+            <li key={i}>{r.message}</li>
+          ))}
+        </ul>
+      ) : null}
       {run.error && (
         <p className="error" data-testid="run-error">
           {run.error}
