@@ -5,6 +5,7 @@ import { idbAll, idbDelete, idbPut } from '../worker/idb';
 import type { EvalTranscript, FromTrain, ToTrain } from '../worker/train-protocol';
 import { runData } from './data';
 import { useStudio, type RunState } from './store';
+import { studioPlan } from './memoryPlan';
 
 export interface PersistedRun extends RunState {
   transcripts?: Record<string, Record<number, EvalTranscript[]>>;
@@ -178,6 +179,14 @@ function newRun(cfg: ExperimentConfig, name?: string): RunState | string {
   // Refused before the worker starts: the Model panel already says where the weights would come from.
   const t = useStudio.getState().model.info?.trainability;
   if (t && !t.trainable) return `this model cannot be trained: ${t.reason ?? t.from}`;
+  // Refused before the worker starts: a run the memory plan says cannot fit would end in a lost device.
+  let plan: ReturnType<typeof studioPlan>;
+  try {
+    plan = studioPlan(useStudio.getState(), cfg);
+  } catch (e) {
+    return `memory plan: ${(e as Error).message}`;
+  }
+  if (plan && !plan.fits) return `this run does not fit the GPU: ${plan.problems.join('; ')} — fix: ${plan.fixes.join(', or ')}`;
   const config = structuredClone(cfg);
   // Dataset names stand for their folders in experiment.json (the browser never sees absolute paths).
   const trainNames = useStudio.getState().datasets.filter((d) => d.role === 'train').map((d) => d.name);

@@ -43,7 +43,8 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
       modelId = idOf(msg.location, source.label);
       post({
         type: 'loaded',
-        info: { label: source.label, modelId, location: msg.location, summary: assets.summary, encoderBackend: backend.encoder, decoderBackend: backend.decoder, backendReason: backend.reason, hasSafetensors: assets.hasSafetensors },
+        info: { label: source.label, modelId, location: msg.location, summary: assets.summary, encoderBackend: backend.encoder, decoderBackend: backend.decoder, backendReason: backend.reason, hasSafetensors: assets.hasSafetensors,
+          decoderConfig: { heads: assets.config.decoder_attention_heads, ffn: assets.config.decoder_ffn_dim, positions: assets.config.max_target_positions } },
       });
       post({ type: 'trainability', modelId, trainability: await trainability(msg.location, assets, source) });
     } catch (e) {

@@ -47,6 +47,8 @@ export interface ModelInfo {
   hasSafetensors: boolean;
   /** filled after the load: headers of the weights are read (a few KB), not the weights */
   trainability?: Trainability;
+  /** decoder config.json fields the memory plan needs beyond the summary (src/engine/memory-plan.ts) */
+  decoderConfig?: { heads: number; ffn: number; positions: number };
 }
 
 export type FromWorker =

@@ -2,6 +2,9 @@
 // batch, seed, eval interval — an experiment.json (src/train/config.ts) edited in place.
 import { ADAPTER_TARGETS, type AdapterTarget, type BayesEstimator } from '../../engine/adapters';
 import { validateExperiment, type ExperimentConfig } from '../../train/config';
+import { useState } from 'react';
+import { formatPlan } from '../../engine/memory-plan';
+import { memoryBudgetGiB, setMemoryBudgetGiB, studioPlan } from '../memoryPlan';
 import { queueSweep, startRun } from '../training';
 import { useStudio } from '../store';
 
@@ -38,6 +41,17 @@ export function ExperimentPanel() {
     set({ experiment: c });
   };
   const errors = validateExperiment({ ...cfg, data: { ...cfg.data, train: 'studio' } });
+  // the memory plan of this run (re-planned on every change; refused at Start when it cannot fit)
+  const [budget, setBudget] = useState(memoryBudgetGiB);
+  const model = useStudio((s) => s.model);
+  const datasets = useStudio((s) => s.datasets);
+  const gpu = useStudio((s) => s.gpu);
+  let plan: ReturnType<typeof studioPlan> = null;
+  try {
+    plan = errors.length ? null : studioPlan({ model, datasets, gpu }, cfg, budget);
+  } catch {
+    plan = null; // a config the validator let through but the planner cannot shape: Start reports it
+  }
   const blora = cfg.method === 'blora';
   const betaLog = Math.log10(Math.max(cfg.adapter.beta, 10 ** BETA_MIN_LOG));
   return (
@@ -120,6 +134,25 @@ export function ExperimentPanel() {
         </div>
       </fieldset>
       {errors.length > 0 && <p className="error">{errors.join('; ')}</p>}
+      <div className="row">
+        <Num
+          label="GPU memory budget (GiB)"
+          value={budget}
+          min={0.25}
+          step={0.5}
+          title="WebGPU does not tell a page how much memory the GPU has: the plan checks against this"
+          onChange={(v) => {
+            setBudget(v);
+            setMemoryBudgetGiB(v);
+          }}
+          testid="exp-memory-budget"
+        />
+      </div>
+      {plan && (
+        <p className={plan.fits ? 'small muted' : 'error'} data-testid="memory-plan">
+          Memory plan: {formatPlan(plan)}
+        </p>
+      )}
       <div className="row">
         <button disabled={errors.length > 0} onClick={() => startRun(cfg)} data-testid="start-run">
           Start {cfg.method === 'blora' ? 'BLoRA' : 'LoRA'} run
