@@ -1,10 +1,29 @@
 // Writes docs/models.md: every Whisper of the model table (src/model/hub.ts) — where it loads from,
 // where its decoder weights for training come from, and how big each download is. The sizes are
-// computed from the architecture (src/model/catalog.ts), so this regenerates with:
+// computed from the architecture (src/model/catalog.ts), and the GPU memory a run needs from the engine's
+// memory plan (src/engine/memory-plan.ts), so this regenerates with:
 //   node --import tsx scripts/models-docs.ts
 import { writeFileSync } from 'node:fs';
 import { downloadEstimate, formatSize } from '../src/model/catalog';
-import { WHISPER_MODELS } from '../src/model/hub';
+import { decoderParams, WHISPER_MODELS } from '../src/model/hub';
+import { decoderDimsFromConfig, fmtBytes, planMemory, type StorageType } from '../src/engine/memory-plan';
+
+// The memory plan per size: a batch of 8 sequences of 64 tokens, BLoRA flipout r 32 on self_attn q, v
+// (the experiment defaults), the K/V of the batch's 8 utterances cached, eval decoding of 8; WebGPU's
+// default limits (256 MiB per buffer, 128 MiB per binding) and the default 4 GiB budget.
+const PLAN = { batch: 8, tokens: 64, r: 32 };
+const memRows = WHISPER_MODELS.map((m) => {
+  const dims = decoderDimsFromConfig({ d_model: m.dModel, decoder_layers: m.decoderLayers, decoder_attention_heads: m.heads, decoder_ffn_dim: m.ffn, vocab_size: m.vocab });
+  const plan = (storage: StorageType) =>
+    planMemory({ dims, storage, batch: PLAN.batch, tokens: PLAN.tokens, adapters: { kind: 'blora', r: PLAN.r }, eval: { batch: 8, maxNewTokens: 128, multilingual: !m.englishOnly } });
+  const cells = (['f32', 'f16'] as const).map((st) => {
+    const p = plan(st);
+    const batch8 = p.totalBytes - p.weightsBytes;
+    return `${fmtBytes(p.weightsBytes)} | ${fmtBytes(p.kvBytesPerUtterance)} | ${fmtBytes(batch8)} | **${fmtBytes(p.totalBytes)}** | ${p.fits ? 'yes' : `no: ${p.problems.join('; ')}`}`;
+  });
+  const params = decoderParams(m.dModel, m.decoderLayers, m.ffn, m.vocab);
+  return `| ${m.name} | ${(params / 1e6).toFixed(0)} M | ${cells.join(' | ')} |`;
+});
 
 const rows = WHISPER_MODELS.map((m) => {
   const d = downloadEstimate(m);
@@ -36,6 +55,26 @@ safetensors header when the model is loaded and shown in the Model panel before 
 
 ² Over 2 GB in f32: these repos keep the ONNX weights in external-data files, which this studio's loader does
 not read yet — these models cannot be loaded in the studio today (their decoder weights would fetch and train).
+
+## GPU memory of a training run (planned)
+
+From the memory plan (\`src/engine/memory-plan.ts\`; \`blora-studio plan --model random:<size>\` prints it for any
+setting): a batch of ${PLAN.batch} sequences × ${PLAN.tokens} tokens, BLoRA flipout r ${PLAN.r} on \`self_attn.q_proj\`, \`v_proj\`, the K/V cache
+of the batch's ${PLAN.batch} utterances (a real run caches every train and eval utterance: add one *per utterance* each), eval
+decoding of 8 at a time. *Batch of 8* is everything beyond the weights: the 8 utterances' K/V, activations and
+their gradients, vocabulary tiles, adapter state (θ, gradients, AdamW m, v), the eval decoder, staging.
+*Fits* checks WebGPU's default limits — 256 MiB per buffer, 128 MiB per bound buffer — and a 4 GiB budget.
+f16 storage (frozen weights and K/V in f16, everything trained in f32) is planned; the engine has only f32 storage today.
+
+| model | decoder params | f32: weights | per utterance | batch of 8 | total | fits the defaults | f16: weights | per utterance | batch of 8 | total | fits the defaults |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+${memRows.join('\n')}
+
+Measured: \`test/engine/memory-plan.test.ts\` compares the plan with \`GpuRuntime\`'s peak of allocated GPU-buffer
+bytes over weights upload, K/V cache, engine build and one training step — real Whisper base (B = 2, S = 16, E = 1500):
+317 MB planned and measured (0.02 %); random weights of the small and large-v3-turbo widths with 2 layers and
+E = 200: 263 MB (0.01 %) and 504 MB (0.00 %). The eval decoder's share is planned, not measured. Step times per
+size on this machine: not measured yet (issue 13, item 5).
 
 **What was measured here, and what not.** This machine has no internet: the loading path (redirects,
 Range requests, shards, the cache, resume after a cut connection, 401/404) is tested against a local Hub
