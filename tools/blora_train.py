@@ -29,6 +29,10 @@ Choices (the spec leaves them open; the engine CLI is expected to make the same 
   batches for the same seed. Adapter noise and dropout: torch's RNG seeded with `seed` (the engine uses its Philox stream: same
   distribution, other draws).
 - Loss per micro-batch: CE_mb / gradAccum + (β / gradAccum)·KL, so one optimizer step sees mean CE + β·KL.
+- Several processes (accelerate launch, docs/scale-out.md): optim.batchSize is the GLOBAL micro-batch, split evenly
+  over the processes (must divide); CE_mb is the mean over the labelled tokens of the global micro-batch (token
+  counts and CE sums all-reduced), so the same experiment.json gives the same losses and adapter on 1 or N processes
+  (test/experiment/multiproc.test.ts; BLoRA's noise is drawn per process: same distribution, other draws).
 - LR at optimizer step t (1-based), as src/train/schedule.ts: t ≤ w: lr·t/w; then inverse_sqrt: lr·√(τ/t), τ = max(w, 1);
   cosine: lr·½(1 + cos(π·(t−w−1)/max(1, steps−w))); constant: lr.
 - AdamW (torch) over all adapter parameters in one group (ρ included, as the engine's and the oracle's),
@@ -705,7 +709,16 @@ def main(argv: list[str] | None = None) -> int:
         device = accelerator.device
     except ImportError:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    is_main = accelerator is None or accelerator.is_main_process
+    # The main process of each machine writes the outputs (identical on every machine: the parameters are kept in
+    # sync and the logged losses are reduced over all processes), so each node's run folder is complete.
+    is_main = accelerator is None or accelerator.is_local_main_process
+    expect = os.environ.get("BLORA_EXPECT_PROCESSES")
+    got = accelerator.num_processes if accelerator else 1
+    if expect and int(expect) != got:
+        # e.g. accelerate's --cpu with several processes and no MPI starts one: the run would not be what was asked
+        log(f"error: {int(expect)} processes were asked for (the launcher's --num_processes) but this one sees {got} "
+            f"(distributed type {accelerator.distributed_type if accelerator else 'none'}); see docs/scale-out.md")
+        return 2
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -757,7 +770,9 @@ def main(argv: list[str] | None = None) -> int:
             pass
     machine = {"device": str(device), "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-               "processes": accelerator.num_processes if accelerator else 1}
+               "processes": accelerator.num_processes if accelerator else 1,
+               "distributed": str(accelerator.distributed_type) if accelerator else None,
+               "commBackend": (torch.distributed.get_backend() if accelerator and accelerator.num_processes > 1 else None)}
 
     if args.eval_base:
         evals = run_eval(0, None)
@@ -804,11 +819,24 @@ def main(argv: list[str] | None = None) -> int:
         model, opt = accelerator.prepare(model, opt)
     world = accelerator.num_processes if accelerator else 1
     rank = accelerator.process_index if accelerator else 0
-    sampler = BatchSampler(len(train_rows), o["batchSize"] * world, cfg["seed"])
+    # optim.batchSize is the GLOBAL micro-batch: the same experiment.json trains the same way on 1 or N processes
+    # (same batches, same losses, same adapter up to float rounding); each process takes its slice of it.
+    if o["batchSize"] % world:
+        log(f"error: {cfg_path}: optim.batchSize {o['batchSize']} is the global micro-batch and must be divisible by "
+            f"the {world} processes")
+        return 2
+    per_rank = o["batchSize"] // world
+    sampler = BatchSampler(len(train_rows), o["batchSize"], cfg["seed"])
+
+    def all_sum(t):
+        """Sum over the processes (gloo on CPU, NCCL on GPUs); the tensor itself with one process."""
+        if world > 1:
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
+        return t
 
     def next_batch() -> list[Row]:
         take = sampler.next()
-        mine = take[rank * o["batchSize"]:(rank + 1) * o["batchSize"]]
+        mine = take[rank * per_rank:(rank + 1) * per_rank]
         return [train_rows[i] for i in mine]
 
     beta, accum = a["beta"], o["gradAccum"]
@@ -828,19 +856,25 @@ def main(argv: list[str] | None = None) -> int:
             states = enc.get(rows)
             set_kv(rows, states)
             ids, labels, mask = collate(tokens, rows, device)
+            # The micro-batch's CE is the mean over the labelled tokens of the GLOBAL micro-batch (all processes),
+            # as one process with the global batch computes it: each process sums its tokens' CE and divides by
+            # the global count; × world because DDP averages the gradients over the processes.
+            n_local = (labels != -100).sum()
+            n_global = all_sum(n_local.detach().clone())
             outp = model(encoder_outputs=(states,), decoder_input_ids=ids, decoder_attention_mask=mask, use_cache=False)
             logits = outp.logits
-            ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                                                   ignore_index=-100)
+            ce_tok = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                                       ignore_index=-100, reduction="sum")
+            ce = ce_tok / n_global * world
             kl = total_kl(adapters, a["sigmaPrior"]).to(ce.device) if cfg["method"] == "blora" else torch.zeros((), device=ce.device)
             loss = ce / accum + (beta / accum) * kl
             if accelerator is not None:
                 accelerator.backward(loss)
             else:
                 loss.backward()
-            ce_sum += float(ce.detach())
+            ce_sum += float(all_sum(ce_tok.detach().clone())) / float(n_global)
             kl_val = float(kl.detach())
-            ntok += int((labels != -100).sum())
+            ntok += int(n_global)
         clear_kv()
         grads = [p.grad for p in params if p.grad is not None]
         gnorm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
@@ -854,7 +888,7 @@ def main(argv: list[str] | None = None) -> int:
         sp = sparsity(adapters)
         last = {"ce": ce_mean, "kl": kl_val}
         emit({"kind": "train", "step": step, "ce": ce_mean, "kl": kl_val, "loss": ce_mean + beta * kl_val, "lr": lr,
-              "gradNorm": gnorm, "tokens": ntok * world, "tokensPerSec": ntok * world / dt,
+              "gradNorm": gnorm, "tokens": ntok, "tokensPerSec": ntok / dt,
               "sparsityA": sp["A"], "sparsityB": sp["B"], "elapsedS": time.time() - t_train0, "backend": "torch"})
         if step == 1 or step % 10 == 0 or step == o["steps"]:
             el = time.time() - t_train0

@@ -15,7 +15,8 @@ A sweep file (experiments/*.json) holds
   threads                torch CPU threads per run (optional)
   trainerArgs            extra flags for tools/blora_train.py (optional, e.g. ["--no-kv-disk"])
   evalBase               false: skip the frozen-model evaluation (a sweep without eval sets)
-  launcher               how to start it (optional, e.g. ["accelerate", "launch", "--num_processes", "8"]; --launcher)
+  launcher               how to start it (optional, e.g. ["accelerate", "launch", "--num_processes", "8"]; --launcher);
+                         its program is looked up in this Python's venv first, then on PATH (docs/scale-out.md)
 and expands into one run per (group point, seed). Runs are ordered seed by seed (every configuration at the first
 seed, then the second, …) so an interrupted sweep still covers every configuration. A run whose result.json exists
 is skipped (resumable); the frozen base model is evaluated once (out/base). Then it aggregates: one JSON per run
@@ -143,6 +144,71 @@ def ensure_corpora(sweep: dict) -> None:
 
 
 LAUNCHER: list[str] = []
+LAUNCH_ENV: dict[str, str] = {}
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def accelerate_cpu_processes(words: list[str]) -> tuple[list[str], dict[str, str]]:
+    """`accelerate launch --cpu --num_processes N` (N > 1) starts ONE process in accelerate 1.x unless an MPI hostfile
+    is given (its multi-CPU path is mpirun), silently. Started the way it works here instead: torchrun through
+    `--multi_gpu` with ACCELERATE_USE_CPU=true, so N CPU processes talk over gloo. The trainer is told how many
+    processes were asked for (BLORA_EXPECT_PROCESSES) and refuses to run with another number."""
+    env: dict[str, str] = {}
+    if len(words) < 2 or Path(words[0]).name != "accelerate" or words[1] != "launch":
+        return words, env
+    n = None
+    for i, w in enumerate(words):
+        if w == "--num_processes" and i + 1 < len(words):
+            n = words[i + 1]
+        elif w.startswith("--num_processes="):
+            n = w.split("=", 1)[1]
+    if n is not None:
+        if not n.isdigit() or int(n) < 1:
+            raise SystemExit(f"run_experiment: --launcher {' '.join(words)!r}: --num_processes {n!r} is not a positive integer")
+        env["BLORA_EXPECT_PROCESSES"] = n
+        plain = int(n) > 1 and not any(w.startswith(("--mpirun_hostfile", "--multi_gpu", "--use_deepspeed", "--use_fsdp",
+                                                          "--tpu", "--config_file")) for w in words)
+        if plain and ("--cpu" in words or not cuda_available()):
+            # (without --cpu on a machine without CUDA, accelerate also falls back to one process)
+            words = ["--multi_gpu" if w == "--cpu" else w for w in words]
+            if "--multi_gpu" not in words:
+                words = words[:2] + ["--multi_gpu"] + words[2:]
+            env["ACCELERATE_USE_CPU"] = "true"
+            log(f"launcher: {n} CPU processes → --multi_gpu + ACCELERATE_USE_CPU=true (torchrun, gloo): "
+                "accelerate's own CPU path would start one process")
+    return words, env
+
+
+def resolve_launcher(words: list[str]) -> list[str]:
+    """The launcher's program looked up in the project's venv first (the bin folder of this Python: `accelerate` is
+    installed there, and `npm run experiment` does not put that folder on PATH), then on PATH. A program found
+    nowhere is an error naming both places, before any run starts."""
+    import shutil
+
+    if not words:
+        return []
+    prog = words[0]
+    if "/" not in prog:
+        venv_bin = Path(PY).parent
+        # sys.executable may be a symlink into a system Python; the venv's scripts sit next to the link.
+        if (venv_bin / prog).is_file() and os.access(venv_bin / prog, os.X_OK):
+            return [str(venv_bin / prog)] + words[1:]
+        found = shutil.which(prog)
+        if not found:
+            raise SystemExit(f"run_experiment: --launcher {' '.join(words)!r}: {prog!r} is neither in the project's venv "
+                             f"({venv_bin}) nor on PATH (install it into the venv: {PY} -m pip install {prog})")
+        return [found] + words[1:]
+    if not (os.path.isfile(prog) and os.access(prog, os.X_OK)):
+        raise SystemExit(f"run_experiment: --launcher {' '.join(words)!r}: {prog} is not an executable file")
+    return words
 
 
 def run_torch(cfg_path: Path, out: Path, threads: int | None, extra: list[str]) -> int:
@@ -151,7 +217,7 @@ def run_torch(cfg_path: Path, out: Path, threads: int | None, extra: list[str]) 
         cmd += ["--threads", str(threads)]
     log("$ " + " ".join(cmd))
     with open(out / "train.log", "w") as f:
-        return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+        return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **LAUNCH_ENV})
 
 
 def run_engine(cfg_path: Path, out: Path) -> int:
@@ -178,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     sweep_path = Path(args.config)
     sweep = expand_vars(json.loads(sweep_path.read_text(encoding="utf-8")))
     backend = args.backend or sweep.get("backend", "torch")
+    import shlex
+
+    # The launcher first: a wrong one is reported before anything is created or run.
+    launcher, env = accelerate_cpu_processes(resolve_launcher(shlex.split(args.launcher) if args.launcher else sweep.get("launcher", [])))
+    LAUNCHER[:] = launcher
+    LAUNCH_ENV.update(env)
     out = Path(args.out or sweep.get("out") or CACHE / "experiments" / sweep["name"]).expanduser()
     if not out.is_absolute():
         out = ROOT / out
@@ -186,7 +258,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit_runs:
         runs = runs[:args.limit_runs]
     threads = sweep.get("threads")
-    LAUNCHER[:] = args.launcher.split() if args.launcher else sweep.get("launcher", [])
     t0 = time.time()
     if not args.report_only:
         ensure_corpora(sweep)
