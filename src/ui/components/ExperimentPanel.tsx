@@ -48,7 +48,7 @@ export function ExperimentPanel() {
   const gpu = useStudio((s) => s.gpu);
   let plan: ReturnType<typeof studioPlan> = null;
   try {
-    plan = errors.length ? null : studioPlan({ model, datasets, gpu }, cfg, budget);
+    plan = errors.length ? null : studioPlan({ model, datasets, gpu }, cfg, budget > 0 ? budget : memoryBudgetGiB());
   } catch {
     plan = null; // a config the validator let through but the planner cannot shape: Start reports it
   }
