@@ -15,6 +15,11 @@ export class RunFolderCheckpoints {
     this.previous = join(dir, 'checkpoint.prev.safetensors');
   }
 
+  /** A new run in this folder: the checkpoints of an earlier run there are not its own. */
+  clear(): void {
+    for (const f of [this.newest, this.previous, `${this.newest}.tmp`]) rmSync(f, { force: true });
+  }
+
   save(ck: Checkpoint): Promise<void> {
     const tmp = `${this.newest}.tmp`;
     try {

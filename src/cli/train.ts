@@ -7,6 +7,8 @@
 //   experiment.json    the resolved config (re-run it with --config)
 //   result.json        final metrics (WER before/after per set, forgetting, sparsity, KL, time, backend)
 //   adapter/           adapter_model.safetensors + adapter_config.json (PEFT) [+ blora_posterior.safetensors]
+//   checkpoint.safetensors, checkpoint.prev.safetensors   the newest two checkpoints (src/cli/checkpoints.ts);
+//                      a lost GPU device is survived from them (src/train/trainer.ts trainWithRecovery)
 import { accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadAudio16k, WHISPER_WINDOW_SECONDS } from '../audio';
@@ -25,7 +27,8 @@ import { FsModelSource, ModelFileError, type ModelSource } from '../model/source
 import { loadWhisperAssets, type WhisperAssets } from '../model/whisperModel';
 import { type EvalRecord, type ExperimentConfig, ExperimentConfigError, parseExperiment, type TrainRecord } from '../train/config';
 import { type PreparedUtterance, prepareUtterances } from '../train/data';
-import { deltaWSparsity, Trainer, TrainingDivergedError, adapterSparsity } from '../train/trainer';
+import { deltaWSparsity, Trainer, TrainingDivergedError, adapterSparsity, trainWithRecovery, type Recovery } from '../train/trainer';
+import { RunFolderCheckpoints } from './checkpoints';
 import { ProgressBar } from './progress';
 
 export class TrainUsageError extends Error {}
@@ -337,7 +340,7 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
   const out = resolve(opts.out?.at(-1) ?? join('runs', cfg.name));
   checkOutPath(out, '--out', 'folder');
   const train = await openDataset(cfg.data.train, '--train');
-  const evals = [];
+  const evals: ({ cfg: ExperimentConfig['data']['eval'][number] } & Awaited<ReturnType<typeof openDataset>>)[] = [];
   for (const e of cfg.data.eval) evals.push({ cfg: e, ...(await openDataset(e.path, e.role === 'new' ? '--eval-new' : '--eval-base')) });
   const { model, hub, source, assets, plan } = await openModel(cfg.model ?? defaultModel, weightsArg, log);
   checkAgainstModel(cfg, assets, language);
@@ -367,11 +370,11 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
     outReady = true;
   };
 
-  const { ctx, why } = await pickNodeGpu('blora-train');
+  let { ctx, why } = await pickNodeGpu('blora-train');
   const a = ctx.caps.adapter;
   const adapterName = `${ctx.caps.backend}: ${a.vendor}/${a.architecture} ${a.description || a.device}${ctx.caps.isFallbackAdapter ? ' (fallback)' : ''}`;
   log(`WebGPU adapter ${adapterName} — ${why}`);
-  const rt = new GpuRuntime(ctx.device);
+  let rt = new GpuRuntime(ctx.device);
   const tStart = performance.now();
   try {
     let st: TensorSource | null = localWeights;
@@ -382,10 +385,10 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
         onProgress: (p) => bar(p.loaded, p.etaS !== null && p.rate > 0 ? `${formatMiB(p.rate)}/s` : ''),
       });
     }
-    const weights = uploadDecoderWeights(rt, st!, assets.config.decoder_attention_heads);
-    const cache = new EncoderKvCache(rt, weights);
+    let weights = uploadDecoderWeights(rt, st!, assets.config.decoder_attention_heads);
+    let cache = new EncoderKvCache(rt, weights);
     let encBar: ((loaded: number) => void) | null = null;
-    const encoder = await WhisperEncoder.create(assets, 'wasm', hub ? (loaded, total) => (encBar ??= mibBar(total ?? loaded, `${assets.encoderFile} ← ${source.label}`))(loaded) : undefined);
+    let encoder = await WhisperEncoder.create(assets, 'wasm', hub ? (loaded, total) => (encBar ??= mibBar(total ?? loaded, `${assets.encoderFile} ← ${source.label}`))(loaded) : undefined);
     const mel = new LogMelExtractor(assets.preprocessor);
     type Opened = Awaited<ReturnType<typeof openDataset>>;
     const prepare = async ({ root, ds, files }: Opened, limit: number | undefined, label: string): Promise<PreparedUtterance[]> => {
@@ -404,23 +407,28 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
       for (const e of r.errors) log(`warning: ${join(root, ds.manifest)}: row "${e.id}"${e.audio ? ` (${join(root, e.audio)})` : ''} skipped (${label}): ${e.message}`);
       return r.utterances;
     };
-    const trainUtts = await prepare(train, cfg.data.trainLimit, 'train');
-    if (!trainUtts.length) throw new TrainUsageError(`--train ${cfg.data.train}: no usable utterances (see the warnings above)`);
-    const evalData = [];
-    for (const e of evals) {
-      const name = e.cfg.name ?? (basename(e.root) || e.root);
-      evalData.push({ name, role: e.cfg.role, utterances: await prepare(e, e.cfg.limit, `${e.cfg.role} ${name}`) });
-    }
-    await encoder.release();
+    const prepareAll = async () => {
+      const trainUtts = await prepare(train, cfg.data.trainLimit, 'train');
+      if (!trainUtts.length) throw new TrainUsageError(`--train ${cfg.data.train}: no usable utterances (see the warnings above)`);
+      const evalData = [];
+      for (const e of evals) {
+        const name = e.cfg.name ?? (basename(e.root) || e.root);
+        evalData.push({ name, role: e.cfg.role, utterances: await prepare(e, e.cfg.limit, `${e.cfg.role} ${name}`) });
+      }
+      await encoder.release();
+      return { trainUtts, evalData };
+    };
+    const { trainUtts, evalData } = await prepareAll();
 
     const records: (TrainRecord | EvalRecord)[] = [];
-    const trainer = await Trainer.create({ rt, weights, cache, assets }, cfg, { train: trainUtts, eval: evalData }, {
+    const makeTrainer = (d: Awaited<ReturnType<typeof prepareAll>>) => Trainer.create({ rt, weights, cache, assets }, cfg, { train: d.trainUtts, eval: d.evalData }, {
       onRecord: (rec) => {
         ensureOut();
         records.push(rec);
         appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
       },
     }, { baseModel: model, label: 'train' });
+    let trainer = await makeTrainer({ trainUtts, evalData });
     ensureOut();
     log(`${cfg.method} ${cfg.adapter.targets.join(',')} r=${cfg.adapter.r}: ${trainer.plan.size} adapter values; ${trainUtts.length} training utterances, B=${cfg.optim.batchSize} × S=${trainer.S} tokens, ${cfg.optim.gradAccum} micro-batch(es) per step`);
     const evaluate = async () => {
@@ -434,23 +442,47 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
     const before = await evaluate();
     const bar = new ProgressBar(cfg.optim.steps, 'train');
     let evaluatedAt = 0;
+    // Two checkpoint generations in --out (a damaged newest falls back to the previous one); a lost GPU
+    // device is survived: new device, weights and data uploaded again, the newest good checkpoint restored.
+    const checkpoints = new RunFolderCheckpoints(out, log);
+    checkpoints.clear(); // metrics.jsonl starts empty too: an earlier run's checkpoints in --out are not this run's
+    let recoveries: Recovery[] = [];
     try {
-      while (trainer.step < cfg.optim.steps) {
-        const r = await trainer.trainStep();
-        bar.update(r.step, `ce ${r.ce.toFixed(4)} kl ${r.kl.toExponential(2)} lr ${r.lr.toExponential(2)} |g| ${r.gradNorm.toFixed(3)} ${r.tokensPerSec.toFixed(1)} tok/s`);
-        if (cfg.eval.interval > 0 && r.step % cfg.eval.interval === 0 && r.step < cfg.optim.steps) {
-          await evaluate();
-          evaluatedAt = r.step;
-        }
-      }
+      ({ trainer, recoveries } = await trainWithRecovery(trainer, cfg.optim.steps, {
+        save: (ck) => checkpoints.save(ck),
+        load: () => checkpoints.load(),
+        afterStep: async (_t, r) => {
+          bar.update(r.step, `ce ${r.ce.toFixed(4)} kl ${r.kl.toExponential(2)} lr ${r.lr.toExponential(2)} |g| ${r.gradNorm.toFixed(3)} ${r.tokensPerSec.toFixed(1)} tok/s`);
+          if (cfg.eval.interval > 0 && r.step % cfg.eval.interval === 0 && r.step < cfg.optim.steps) {
+            await evaluate();
+            evaluatedAt = r.step;
+          }
+        },
+        rebuild: async () => {
+          cache.destroy();
+          weights.destroy();
+          await ctx.destroy();
+          ({ ctx } = await pickNodeGpu('blora-train'));
+          rt = new GpuRuntime(ctx.device);
+          weights = uploadDecoderWeights(rt, st!, assets.config.decoder_attention_heads);
+          cache = new EncoderKvCache(rt, weights);
+          encoder = await WhisperEncoder.create(assets, 'wasm');
+          return (trainer = await makeTrainer(await prepareAll()));
+        },
+        onRecovered: async (_t, r) => {
+          // metrics.jsonl holds what the run keeps: the records up to the checkpoint (later ones are redone).
+          const keep = records.filter((x) => x.step <= r.step);
+          records.splice(0, records.length, ...keep);
+          writeFileSync(metricsPath, keep.map((x) => JSON.stringify(x) + '\n').join(''));
+          const evalDue = cfg.eval.interval > 0 && r.step > 0 && r.step % cfg.eval.interval === 0 && r.step < cfg.optim.steps;
+          if (evalDue && !keep.some((x) => x.kind === 'eval' && x.step === r.step)) await evaluate();
+        },
+        log,
+      }));
     } catch (e) {
       if (e instanceof TrainingDivergedError) {
-        const ck = e.lastGood;
         log(`${e.message}`);
-        const { encodeCheckpoint } = await import('../train/trainer');
-        ensureOut();
-        writeFileSync(join(out, 'last-good-checkpoint.safetensors'), encodeCheckpoint(ck));
-        log(`last good checkpoint (step ${ck.step}) written to ${join(out, 'last-good-checkpoint.safetensors')}`);
+        log(`last good checkpoint (step ${e.lastGood.step}) kept in ${checkpoints.newest}`);
       }
       throw e;
     }
@@ -485,6 +517,8 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
       finalCe: lastTrain.ce,
       trainTimeS: trainer.elapsedS,
       totalTimeS: (performance.now() - tStart) / 1000,
+      // GPU device losses survived (empty when none)
+      recoveries: recoveries.map((r) => r.message),
     };
     writeFileSync(join(out, 'result.json'), JSON.stringify(result, null, 2) + '\n');
     console.log(`\n${cfg.name}: ${trainer.step} steps in ${trainer.elapsedS.toFixed(1)} s on ${adapterName}`);

@@ -87,13 +87,16 @@ export interface TrainerTestFaults {
   nanLossAtStep?: number;
 }
 
-/** Version 2 adds a checksum over theta, m, v and the JSON state; version 1 files (no checksum) stay readable. */
-export const CHECKPOINT_VERSION = 2;
+/**
+ * The format version of the state. A checksum over theta, m, v and the JSON state is written as its own
+ * metadata entry (files written before it have none and stay readable, unverified).
+ */
+export const CHECKPOINT_VERSION = 1;
 
 /** Everything a resumed run needs to continue bit for bit. */
 export interface Checkpoint {
   format: 'blora-studio-checkpoint';
-  version: 1 | 2;
+  version: 1;
   /** optimizer steps done */
   step: number;
   theta: Float32Array;
@@ -238,7 +241,7 @@ function checksumOf(state: string, theta: Float32Array, m: Float32Array, v: Floa
 export function encodeCheckpoint(ck: Checkpoint): Uint8Array {
   const t = (data: Float32Array) => ({ shape: [data.length], data });
   const { theta, m, v, ...rest } = ck;
-  const state = JSON.stringify({ ...rest, version: CHECKPOINT_VERSION });
+  const state = JSON.stringify(rest);
   return writeSafetensors({ theta: t(theta), m: t(m), v: t(v) }, { checkpoint: state, checksum: checksumOf(state, theta, m, v) });
 }
 
@@ -258,13 +261,12 @@ export function decodeCheckpoint(bytes: Uint8Array, file = 'checkpoint.safetenso
   } catch (e) {
     throw new CheckpointCorruptError(file, `its state is not JSON: ${(e as Error).message}`);
   }
-  if (rest.format !== 'blora-studio-checkpoint' || !(rest.version === 1 || rest.version === 2)) {
-    throw new Error(`${file}: unknown checkpoint format ${rest.format} v${rest.version} (this studio reads v1 and v${CHECKPOINT_VERSION}; written by a newer version?)`);
+  if (rest.format !== 'blora-studio-checkpoint' || rest.version !== CHECKPOINT_VERSION) {
+    throw new Error(`${file}: unknown checkpoint format ${rest.format} v${rest.version} (this studio reads v${CHECKPOINT_VERSION}; written by a newer version?)`);
   }
   const ck = { ...rest, theta: st.float32('theta'), m: st.float32('m'), v: st.float32('v') } as Checkpoint;
-  if (rest.version >= 2) {
-    const want = st.metadata.checksum;
-    if (!want) throw new CheckpointCorruptError(file, 'its checksum is missing');
+  const want = st.metadata.checksum;
+  if (want !== undefined) {
     const got = checksumOf(meta, ck.theta, ck.m, ck.v);
     if (got !== want) throw new CheckpointCorruptError(file, `checksum ${got} ≠ the recorded ${want}`);
   }

@@ -357,6 +357,7 @@ self.onmessage = async (ev: MessageEvent<ToTrain>) => {
         post({ type: 'status', runId: msg.runId, status: 'error', error: (e as Error).message });
       } finally {
         activeRun = null;
+        if (testFaults) testFaults = {}; // faults are armed for one run
       }
       break;
     case 'pause':

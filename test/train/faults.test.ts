@@ -3,7 +3,7 @@
  * studio's worker share (src/train/trainer.ts trainWithRecovery), the CLI's two checkpoint generations
  * (src/cli/checkpoints.ts):
  *   1. checkpoint bytes: a flipped byte (theta, the JSON state) or a truncated file is refused with
- *      CheckpointCorruptError, and the previous generation is used; a v1 checkpoint (no checksum) still reads.
+ *      CheckpointCorruptError, and the previous generation is used; a checkpoint from before the checksum still reads.
  *   2. a NaN injected into the loss at step 2 (TrainerOptions.testFaults, off unless a test sets it): the run
  *      stops with TrainingDivergedError, and the newest checkpoint on disk is the good one of step 1.
  *   3. device loss mid-step (device.destroy() between backward and the loss read-back of step 2, real Whisper
@@ -47,7 +47,7 @@ const tempDir = () => {
 
 function syntheticCheckpoint(step: number, n = 64): Checkpoint {
   const f = (k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * k + step));
-  return { format: 'blora-studio-checkpoint', version: 2, step, theta: f(1), m: f(2), v: f(3).map(Math.abs), sampler: { epoch: 0, pos: step } as never, config: cfg, elapsedS: step };
+  return { format: 'blora-studio-checkpoint', version: 1, step, theta: f(1), m: f(2), v: f(3).map(Math.abs), sampler: { epoch: 0, pos: step } as never, config: cfg, elapsedS: step };
 }
 
 test('checkpoint checksum: a flipped byte or a truncated file is detected, the previous generation is used', async () => {
@@ -62,9 +62,9 @@ test('checkpoint checksum: a flipped byte or a truncated file is detected, the p
   assert.throws(() => decodeCheckpoint(json), CheckpointCorruptError);
   assert.throws(() => decodeCheckpoint(good.subarray(0, good.length - 100), 'cut'), (e) => e instanceof CheckpointCorruptError && /cut: the checkpoint is damaged/.test(e.message));
   assert.throws(() => decodeCheckpoint(good.subarray(0, 5)), CheckpointCorruptError);
-  // a version-1 file (written before the checksum) still reads
+  // a file written before the checksum (no "checksum" metadata) still reads
   const { theta, m, v, ...rest } = syntheticCheckpoint(4);
-  const v1 = writeSafetensors({ theta: { shape: [64], data: theta }, m: { shape: [64], data: m }, v: { shape: [64], data: v } }, { checkpoint: JSON.stringify({ ...rest, version: 1 }) });
+  const v1 = writeSafetensors({ theta: { shape: [64], data: theta }, m: { shape: [64], data: m }, v: { shape: [64], data: v } }, { checkpoint: JSON.stringify(rest) });
   assert.equal(decodeCheckpoint(v1).step, 4);
   // generations: the damaged newest is skipped with its reason
   const got = pickCheckpoint([{ name: 'new', bytes: flipped }, { name: 'old', bytes: good }]);
