@@ -2,8 +2,8 @@
  * The CLI under bad input (issue 16, the CLI class): every argument is checked before the model
  * loads (exit 2, the flag and value or the file named, no output folder created), a corrupt tensor
  * entry in model.safetensors names the file and the tensor, numbers are strict, and `eval` skips and
- * counts a bad clip or an unknown language (naming row and file) instead of aborting.
- * Light: the usage cases read config files only; the one eval run transcribes a single demo clip.
+ * counts a bad clip or an unknown language (naming row and file) instead of aborting, and warns (file and
+ * duration) for a clip over 30 s. Light: the usage cases read config files only; the one eval run transcribes two clips.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -27,6 +27,25 @@ function corrupt(entry: unknown, extraData = 0): Uint8Array {
   new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
   out.set(head, 8);
   return out;
+}
+
+/** A 16-kHz mono 16-bit PCM WAV of silence. */
+function silentWav(seconds: number): Buffer {
+  const n = seconds * 16000;
+  const b = Buffer.alloc(44 + 2 * n);
+  b.write('RIFF', 0, 'latin1');
+  b.writeUInt32LE(36 + 2 * n, 4);
+  b.write('WAVEfmt ', 8, 'latin1');
+  b.writeUInt32LE(16, 16);
+  b.writeUInt16LE(1, 20);
+  b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(16000, 24);
+  b.writeUInt32LE(32000, 28);
+  b.writeUInt16LE(2, 32);
+  b.writeUInt16LE(16, 34);
+  b.write('data', 36, 'latin1');
+  b.writeUInt32LE(2 * n, 40);
+  return b;
 }
 
 describe('safetensors header validation', () => {
@@ -133,21 +152,26 @@ describe('blora-studio eval: a bad clip is skipped and counted', () => {
     copyFileSync(join(DEMO_DIR, 'en_01.wav'), join(ds, 'good.wav'));
     writeFileSync(join(ds, 'broken.wav'), Buffer.from('RIFF\x24\x00\x00\x00WAVEjunkjunkjunk', 'latin1'));
     copyFileSync(join(DEMO_DIR, 'en_02.wav'), join(ds, 'klingon.wav'));
+    writeFileSync(join(ds, 'long.wav'), silentWav(31));
     writeFileSync(join(ds, 'manifest.jsonl'), [
       { audio_filepath: 'good.wav', text: 'I forgot my umbrella at the coffee shop again.', language: 'en' },
       { audio_filepath: 'broken.wav', text: 'nothing here', language: 'en' },
       { audio_filepath: 'klingon.wav', text: 'tlhIngan Hol', language: 'tlh' },
+      { audio_filepath: 'long.wav', text: 'silence', language: 'en', duration: 31 },
     ].map((r) => JSON.stringify(r)).join('\n') + '\n');
     const out = join(tmp, 'mixed.jsonl');
-    const r = cli('eval', '--model', model, '--data', ds, '--out', out);
+    const r = cli('eval', '--model', model, '--data', ds, '--out', out, '--max-new-tokens', '8');
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /manifest\.jsonl: row "[^"]+" \(.*broken\.wav\) skipped: audio: .*broken\.wav/);
     assert.match(r.stderr, /manifest\.jsonl: row "[^"]+" \(.*klingon\.wav\) skipped: Language "tlh" is not one this model knows/);
-    assert.match(r.stdout, /1 of 3 utterances evaluated, 2 clips skipped/);
-    assert.match(r.stdout, /en: WER \d+\.\d % over 1 utterances/);
+    // the reader's warning (manifest duration) and the decoded length, each naming the file
+    assert.match(r.stderr, /manifest\.jsonl:4: .*long\.wav.*31\.0 s, longer than Whisper's 30-s window/);
+    assert.match(r.stderr, /long\.wav: 31\.0 s of audio, longer than Whisper's 30-s window: only the first 30 s are transcribed/);
+    assert.match(r.stdout, /2 of 4 utterances evaluated, 2 clips skipped/);
+    assert.match(r.stdout, /en: WER \d+\.\d % over 2 utterances/);
     assert.match(r.stdout, /2 clip\(s\) skipped/);
     const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    assert.equal(lines.filter((l) => 'hypothesis' in l).length, 1);
+    assert.equal(lines.filter((l) => 'hypothesis' in l).length, 2);
     assert.deepEqual(lines.filter((l) => l.skipped).map((l) => l.audio.split('/').at(-1)).sort(), ['broken.wav', 'klingon.wav']);
   });
 });
