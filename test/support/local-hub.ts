@@ -262,8 +262,10 @@ export async function startLocalHub(opts: { port?: number; modelDir?: string; sh
         entry.bytes += part.byteLength;
         entry.cut = true;
         body?.destroy();
-        // flush what was promised, then drop the connection mid-body as a lost network would
-        res.write(part, () => res.socket?.destroy());
+        // flush what was promised, then drop the connection mid-body as a lost network would — after a
+        // moment, so the client has read those bytes (a browser drops what it had not read yet on a reset,
+        // which would make the resume look like a re-download)
+        res.write(part, () => setTimeout(() => res.socket?.destroy(), 300));
         return false;
       }
       entry.bytes += chunk.byteLength;
