@@ -635,6 +635,8 @@ export interface RecoveryOptions {
   shouldContinue?(t: Trainer): Promise<boolean>;
   /** after a recovery: the run is at `step` again (drop records after it, redo its evaluation) */
   onRecovered?(t: Trainer, info: Recovery): Promise<void> | void;
+  /** runs each step and checkpoint read-back (the worker serialises them with export requests on the same GPU) */
+  exclusive?<T>(f: () => Promise<T>): Promise<T>;
   log(message: string): void;
 }
 
@@ -660,6 +662,7 @@ export async function trainWithRecovery(t: Trainer, steps: number, o: RecoveryOp
   const max = o.maxRecoveries ?? DEFAULT_MAX_RECOVERIES;
   const recoveries: Recovery[] = [];
   let savedStep = -1;
+  const gpu = o.exclusive ?? (<T>(f: () => Promise<T>) => f());
   const save = async (ck: Checkpoint) => {
     await o.save(ck);
     savedStep = ck.step;
@@ -667,8 +670,9 @@ export async function trainWithRecovery(t: Trainer, steps: number, o: RecoveryOp
   while (t.step < steps) {
     try {
       if (o.shouldContinue && !(await o.shouldContinue(t))) break;
-      const rec = await t.trainStep();
-      if (rec.step === steps || (o.shouldSave?.(t, rec) ?? true)) await save(await t.checkpoint());
+      const tr = t;
+      const rec = await gpu(() => tr.trainStep());
+      if (rec.step === steps || (o.shouldSave?.(t, rec) ?? true)) await save(await gpu(() => tr.checkpoint()));
       await o.afterStep?.(t, rec);
     } catch (e) {
       if (e instanceof TrainingDivergedError) {

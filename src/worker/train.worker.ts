@@ -337,6 +337,7 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
       await gpuTask(() => histogram(runId, tr));
       lastSave = performance.now();
     },
+    exclusive: gpuTask,
     log: (m) => console.warn(`[train-worker] ${runId}: ${m}`),
   }).then(async ({ trainer: tr }) => {
     if (ctl() === 'stop') {
