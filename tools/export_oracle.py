@@ -2,7 +2,9 @@
 """Greedy transcripts of merged exports in their own runtimes, for test/export/merged.test.ts (one process):
   --hf DIR    transformers WhisperForConditionalGeneration.from_pretrained (float32 compute), generate with
               the language and task given, no timestamps, num_beams 1 (as tools/oracle_baseline.py)
-  --ct2 DIR   faster-whisper WhisperModel on CPU (compute_type float32), beam_size 1, temperature 0, the
+  --ct2 DIR   ctranslate2.models.Whisper.generate on transformers' log-mel features of the clip (the model
+              compared alone: same features as --hf), greedy (beam_size 1), CPU float32, prompt
+              <|startoftranscript|> <|lang|> <|transcribe|> <|notimestamps|>; and faster-whisper WhisperModel on CPU (compute_type float32), beam_size 1, temperature 0, the
               language given, without_timestamps, no conditioning, no VAD — one segment per clip
   --base DIR  optionally a second transformers model (e.g. the source) for a bit-identity check of a
               zero-B export: every tensor of --hf equal to --base's
@@ -65,6 +67,22 @@ def main() -> None:
         out["hf_s"] = time.time() - t0
     if a.ct2:
         t0 = time.time()
+        import ctranslate2
+        from transformers import WhisperFeatureExtractor, WhisperTokenizerFast
+        fe = WhisperFeatureExtractor.from_pretrained(a.ct2)
+        tok = WhisperTokenizerFast.from_pretrained(a.ct2)
+        cm = ctranslate2.models.Whisper(str(a.ct2), device="cpu", compute_type="float32", intra_threads=2)
+        res = {}
+        for cid, samples, lang in clips:
+            feats = fe(samples, sampling_rate=16000, return_tensors="np").input_features.astype(np.float32)
+            prompt = tok.convert_tokens_to_ids(["<|startoftranscript|>", f"<|{lang}|>", "<|transcribe|>", "<|notimestamps|>"])
+            r = cm.generate(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats)), [prompt], beam_size=1,
+                            max_length=a.max_new_tokens + len(prompt), return_scores=False)[0]
+            ids = r.sequences_ids[0]
+            res[cid] = {"tokens": ids, "text": tok.decode(ids, skip_special_tokens=True).strip()}
+        out["ct2"] = res
+        out["ct2_s"] = time.time() - t0
+        t0 = time.time()
         from faster_whisper import WhisperModel
         m = WhisperModel(str(a.ct2), device="cpu", compute_type="float32", cpu_threads=2)
         res = {}
@@ -73,8 +91,8 @@ def main() -> None:
                                    without_timestamps=True, condition_on_previous_text=False, vad_filter=False)
             segs = list(segs)
             res[cid] = {"tokens": [t for s in segs for t in s.tokens], "text": "".join(s.text for s in segs).strip()}
-        out["ct2"] = res
-        out["ct2_s"] = time.time() - t0
+        out["faster_whisper"] = res
+        out["faster_whisper_s"] = time.time() - t0
     print(json.dumps(out))
 
 

@@ -40,7 +40,8 @@ export function mergeF64(W: Float32Array, A: ArrayLike<number>, B: ArrayLike<num
       for (let i = 0; i < nIn; i++) acc[i] += bk * A[a0 + i];
     }
     const w0 = o * nIn;
-    for (let i = 0; i < nIn; i++) out[w0 + i] = W[w0 + i] + s * acc[i];
+    // a zero update keeps W as is: −0 + 0 would turn a −0 weight into +0 (same value, other bits)
+    for (let i = 0; i < nIn; i++) out[w0 + i] = acc[i] === 0 ? W[w0 + i] : W[w0 + i] + s * acc[i];
   }
   return out;
 }
@@ -300,4 +301,15 @@ export async function exportTransformersJs(source: ModelSource, adapter: Adapter
     files['model.safetensors'] = hf.files['model.safetensors'];
   }
   return { files, report };
+}
+
+/**
+ * The ONNX files of the transformers.js layout that a source has, probed by name (a URL / Hub source
+ * cannot be listed): the encoder, the merged or split decoder, and their f16 variants.
+ */
+export async function layoutOnnxFiles(source: ModelSource): Promise<string[]> {
+  const names = ['encoder_model', 'decoder_model_merged', 'decoder_model', 'decoder_with_past_model'].flatMap((n) => [`onnx/${n}.onnx`, `onnx/${n}_fp16.onnx`]);
+  const out: string[] = [];
+  for (const n of names) if (await source.has(n)) out.push(n);
+  return out;
 }
