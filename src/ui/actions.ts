@@ -76,6 +76,12 @@ export function modelLabel(location: ModelLocation): string {
   return 'dropped folder';
 }
 
+let loadedLocation: ModelLocation | null = null;
+/** Where the model that is loaded now came from (the Export view reads its files again for a merged export). */
+export function loadedModelLocation(): ModelLocation | null {
+  return loadedLocation;
+}
+
 export async function loadModel(location: ModelLocation = DEFAULT_MODEL): Promise<void> {
   const { set } = useStudio.getState();
   const label = modelLabel(location);
@@ -85,6 +91,7 @@ export async function loadModel(location: ModelLocation = DEFAULT_MODEL): Promis
     const forced = new URLSearchParams(globalThis.location?.search ?? '').get('encoder');
     const info = await getClient().load(location, forced === 'webgpu' || forced === 'wasm' ? forced : 'auto');
     set({ model: { status: 'ready', label, info } });
+    loadedLocation = location;
     saveModel(location);
     for (const w of modelWaiters.splice(0)) w();
   } catch (e) {

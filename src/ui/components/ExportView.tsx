@@ -1,7 +1,14 @@
 // Export a run: PEFT adapter_model.safetensors + adapter_config.json (+ BLoRA's posterior), metrics as
 // JSON Lines / CSV, and the experiment.json that reproduces it with the CLI. Optional SNR pruning.
+// Then, as .zip downloads, the adapter merged into the loaded model: a transformers folder and a
+// transformers.js folder (src/export/merged.ts; the model's files are read again from where it came from).
 import { useState } from 'react';
 import { exportRun } from '../training';
+import { loadedModelLocation } from '../actions';
+import { importAdapter } from '../../export/peft';
+import { mergedZip } from '../../export/zip';
+import { DroppedFilesSource, hubModelSource, UrlModelSource, type ModelSource } from '../../model/source';
+import type { ModelLocation } from '../../worker/protocol';
 import { pct, summarize, werAt } from '../runMetrics';
 import { useStudio, type RunState } from '../store';
 
@@ -28,6 +35,12 @@ function metricsFiles(r: RunState): Link[] {
   ];
 }
 
+function sourceOf(loc: ModelLocation): ModelSource {
+  if (loc.kind === 'url') return new UrlModelSource(new URL(loc.baseUrl, globalThis.location?.href).href, loc.label ?? loc.baseUrl);
+  if (loc.kind === 'hub') return hubModelSource(loc.repoId, loc.revision, loc.endpoint);
+  return new DroppedFilesSource(loc.files);
+}
+
 export function ExportView() {
   const runs = useStudio((s) => s.runs);
   const activeId = useStudio((s) => s.activeRun);
@@ -39,6 +52,8 @@ export function ExportView() {
   const [links, setLinks] = useState<Link[]>([]);
   const [info, setInfo] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [peft, setPeft] = useState<Record<string, Uint8Array | string> | null>(null);
+  const [merging, setMerging] = useState<string | null>(null);
   const run = runs.find((r) => r.id === (runId ?? activeId)) ?? runs.at(-1);
   if (!run) return <section className="panel" data-testid="export-view"><p className="muted">No runs to export yet.</p></section>;
   const exportable = run.lastCheckpointStep !== undefined && run.status !== 'running' && run.status !== 'starting';
@@ -52,6 +67,7 @@ export function ExportView() {
       const x = await exportRun(run.id, pruning ? snr : 0, pruning && measure);
       const files = Object.entries(x.files).map(([name, d]) => blobLink(name, d, name.endsWith('.json') ? 'application/json' : 'application/octet-stream'));
       setLinks([...files, ...metricsFiles(run)]);
+      setPeft(x.files);
       setInfo(pruning ? `SNR pruning |μ|/σ < ${snr}: ${(x.pruned * 100).toFixed(1)} % of ${x.elements.toLocaleString()} μ elements set to 0` : null);
       if (x.prunedWer) {
         // Against the run's own final evaluation (same eval sets, unpruned means), utterance-weighted per role.
@@ -69,7 +85,7 @@ export function ExportView() {
     <section className="panel" data-testid="export-view">
       <h2>Export</h2>
       <div className="row">
-        <select value={run.id} onChange={(e) => (setRunId(e.target.value), setLinks([]))} aria-label="run to export" data-testid="export-run">
+        <select value={run.id} onChange={(e) => (setRunId(e.target.value), setLinks([]), setPeft(null))} aria-label="run to export" data-testid="export-run">
           {runs.map((r) => (
             <option key={r.id} value={r.id}>
               {r.name} ({r.config.method}) — {r.status}
@@ -116,6 +132,32 @@ export function ExportView() {
             ))}
           </tbody>
         </table>
+      )}
+      {peft && (
+        <div className="row">
+          {(['hf', 'transformersjs'] as const).map((fmt) => (
+            <button
+              key={fmt}
+              disabled={merging !== null}
+              data-testid={`export-merged-${fmt}`}
+              title="the adapter merged into the loaded model's decoder (W + s·B·A in float64, rounded once): a folder transformers / transformers.js load without PEFT"
+              onClick={() => {
+                const loc = loadedModelLocation();
+                if (!loc) return setError('merged export: no model is loaded (load the run\'s model on the Setup tab)');
+                setMerging(fmt);
+                setError(null);
+                const top = `${run.name}-${fmt === 'hf' ? 'transformers' : 'transformersjs'}`;
+                mergedZip(sourceOf(loc), importAdapter(peft), fmt, top)
+                  .then((z) => setLinks((l) => [...l, blobLink(`${top}.zip`, z.zip, 'application/zip')]))
+                  .catch((e) => setError(`merged ${fmt} export: ${(e as Error).message}`))
+                  .finally(() => setMerging(null));
+              }}
+            >
+              {merging === fmt ? 'Merging…' : fmt === 'hf' ? 'Merged transformers folder (.zip)' : 'Merged transformers.js folder (.zip)'}
+            </button>
+          ))}
+          <span className="muted small">f16 model.safetensors as the source / f32 ONNX decoder; CTranslate2: <code>blora-studio export --format ct2</code></span>
+        </div>
       )}
       {error && <p className="error">{error}</p>}
       <ul data-testid="export-links">
