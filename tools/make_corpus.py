@@ -16,7 +16,7 @@ voice set (other dialect voices, other variants, no noise), so that adapting to 
 not mask forgetting on the base domain.
 
 Splits (each an audiofolder: 16 kHz mono 16-bit WAV + metadata.csv with file_name, transcription, language,
-languages, domain and more): train/ dev/ test/ (code-switched; templates and first clauses are partitioned
+languages, domain, word_langs (one language per whitespace word of the transcription) and more): train/ dev/ test/ (code-switched; templates and first clauses are partitioned
 between them, so no sentence and no sentence frame is shared) and base-dev/ base-test/ (monolingual; verb
 phrases partitioned). `corpus.json` at the top describes the corpus and is written last: a folder with a
 matching corpus.json is complete and is skipped on the next run.
@@ -114,6 +114,11 @@ class Sentence:
     @property
     def text(self) -> str:
         return " ".join(t for _, t in self.segments)
+
+    @property
+    def word_langs(self) -> str:
+        """One language code per whitespace word of `text`, space-separated (PIER's tags, src/metrics/pier.ts)."""
+        return " ".join(lang for lang, t in self.segments for _ in t.split())
 
     @property
     def languages(self) -> list[str]:
@@ -465,7 +470,7 @@ def wav_seconds(path: Path) -> float:
 
 # --- corpus ------------------------------------------------------------------------------------------------------
 COLUMNS = ["file_name", "transcription", "language", "languages", "domain", "pair", "switch_type", "duration",
-           "voice", "rate_wpm", "pitch", "noise", "snr_db", "template", "segments"]
+           "voice", "rate_wpm", "pitch", "noise", "snr_db", "template", "segments", "word_langs"]
 
 
 def default_cache() -> Path:
@@ -554,6 +559,7 @@ def generate(out: Path, size_name: str, seed: int, jobs: int, force: bool) -> di
                 "duration": f"{durations[(split, cid)]:.3f}", "voice": "/".join(dict.fromkeys(p.voices)),
                 "rate_wpm": p.rate, "pitch": p.pitch, "noise": p.noise, "snr_db": "" if p.snr_db is None else p.snr_db,
                 "template": s.template, "segments": json.dumps(s.segments, ensure_ascii=False),
+                "word_langs": s.word_langs,
             })
         with open(out / split / "metadata.csv", "w", encoding="utf-8", newline="") as f:
             w = csv.DictWriter(f, COLUMNS, lineterminator="\n")

@@ -31,6 +31,13 @@ export interface Utterance {
   duration?: number;
   /** Any other columns, as strings. */
   extra?: Record<string, string>;
+  /**
+   * One language code per whitespace-separated word of `text` (code-switched corpora: the tags PIER
+   * scores, src/metrics/pier.ts): from a `word_langs` column (space-separated, or a JSON array in
+   * JSONL), else derived from a `segments` column ([[lang, text], …] joining to `text`, as
+   * tools/make_corpus.py writes). Absent when neither is there or they do not fit the text.
+   */
+  wordLangs?: string[];
 }
 
 export interface RowError {
@@ -230,6 +237,11 @@ export async function readDataset(files: DatasetFiles): Promise<Dataset> {
       }
     }
     if (c.extra) u.extra = c.extra;
+    if (c.extra && ('word_langs' in c.extra || 'segments' in c.extra)) {
+      const tags = wordLangsOf(c.extra, c.text);
+      if (typeof tags === 'string') warnings.push({ file: manifest, line: c.line, message: `${q}: ${tags}; no per-word language tags for this row` });
+      else if (tags) u.wordLangs = tags;
+    }
     rows.push(u);
   };
   const noRows = (what: string) => new DatasetError(manifest, `no rows: ${what}`);
@@ -398,6 +410,38 @@ export async function readDataset(files: DatasetFiles): Promise<Dataset> {
     }
   }
   return { format, manifest, rows, errors, warnings };
+}
+
+/** Per-word language tags of a row (see Utterance.wordLangs): the tags, undefined, or why they do not fit. */
+function wordLangsOf(extra: Record<string, string>, text: string): string[] | string | undefined {
+  const words = text.split(/\s+/).filter(Boolean).length;
+  const raw = extra.word_langs?.trim();
+  let tags: string[] | undefined;
+  if (raw) {
+    if (raw.startsWith('[')) {
+      try {
+        const a = JSON.parse(raw) as unknown;
+        if (Array.isArray(a) && a.every((x) => typeof x === 'string')) tags = a as string[];
+      } catch {
+        /* reported below */
+      }
+      if (!tags) return 'word_langs is not a list of language codes';
+    } else tags = raw.split(/\s+/);
+    if (tags.length !== words) return `word_langs has ${tags.length} tags for ${words} words`;
+    return tags;
+  }
+  if (extra.segments?.trim().startsWith('[')) {
+    try {
+      const segs = JSON.parse(extra.segments) as unknown;
+      if (!Array.isArray(segs) || !segs.every((g) => Array.isArray(g) && g.length === 2 && typeof g[0] === 'string' && typeof g[1] === 'string')) return undefined;
+      const pairs = segs as [string, string][];
+      if (pairs.map(([, t]) => t).join(' ').split(/\s+/).filter(Boolean).join(' ') !== text.split(/\s+/).filter(Boolean).join(' ')) return undefined;
+      return pairs.flatMap(([lang, t]) => t.split(/\s+/).filter(Boolean).map(() => lang));
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
 }
 
 /** Common Voice's clip_durations.tsv (clip → milliseconds), when present; a bad one is a warning, not fatal. */

@@ -71,6 +71,9 @@ describe('synthetic corpus (tools/make_corpus.py --size ci)', () => {
         const segs = JSON.parse(x.segments) as [string, string][];
         assert.equal(segs.map(([, t]) => t).join(' '), r.text, `${s}/${r.audio}: segments do not make the transcript`);
         assert.equal(langs[0], r.language);
+        // per-word language tags (PIER): one per word of the transcript, the segment's language
+        assert.deepEqual(r.wordLangs, segs.flatMap(([l, t]) => t.split(/\s+/).filter(Boolean).map(() => l)), `${s}/${r.audio}: word_langs`);
+        assert.equal(x.word_langs, r.wordLangs?.join(' '));
         if (CS.includes(s)) {
           assert.equal(x.domain, 'code-switched');
           assert.ok(['es-en', 'de-en'].includes(x.pair));

@@ -208,3 +208,31 @@ describe('PIER: seeded random cases', () => {
     });
   });
 });
+
+describe('per-word language tags from a dataset (src/data/manifest.ts → Utterance.wordLangs)', () => {
+  const files = (csv: string) => ({ paths: ['metadata.csv', 'a.wav', 'b.wav', 'c.wav'], readText: async () => csv });
+
+  test('a word_langs column, a segments column (older corpora), and a word_langs that does not fit', async () => {
+    const { readDataset } = await import('../../src/data/manifest');
+    const segs = JSON.stringify([['es', 'Ayer tuve un'], ['en', 'meeting'], ['es', 'con el'], ['en', 'team.']]).replace(/"/g, '""');
+    const d = await readDataset(files(
+      'file_name,transcription,language,word_langs,segments\n' +
+      `a.wav,${REF},es,${LANGS.join(' ')},\n` +
+      `b.wav,${REF},es,,"${segs}"\n` +
+      `c.wav,${REF},es,es en,\n`,
+    ));
+    assert.deepEqual(d.errors, []);
+    assert.deepEqual(d.rows.map((r) => r.wordLangs), [LANGS, LANGS, undefined]);
+    assert.equal(d.warnings.length, 1);
+    assert.match(d.warnings[0].message, /word_langs has 2 tags for 7 words/);
+    const r = computePier(d.rows.slice(0, 2).map((u) => ({ reference: u.text, wordLangs: u.wordLangs, hypothesis: 'ayer tuve un mitin con el team', matrix: u.language })), { language: 'es' });
+    assert.equal(r.value, 0.5);
+  });
+
+  test('rows without tags have no wordLangs', async () => {
+    const { readDataset } = await import('../../src/data/manifest');
+    const d = await readDataset(files('file_name,transcription\na.wav,hola\n'));
+    assert.equal(d.rows[0].wordLangs, undefined);
+    assert.deepEqual(d.warnings, []);
+  });
+});
