@@ -3,6 +3,9 @@
 
 import * as ort from 'onnxruntime-web';
 import { isFallbackAdapter, requestBestAdapter } from '../gpu/adapter';
+import { acquireDevice } from '../gpu/device';
+import { probeRegisterTiled, type VariantProbe } from '../gpu/probe-variant';
+import { GpuRuntime } from '../gpu/runtime';
 
 export { ort };
 export type OrtBackend = 'webgpu' | 'wasm';
@@ -29,10 +32,26 @@ export async function pickBackend(prefer: OrtBackend | 'auto' = 'auto'): Promise
   if (!gpu) return { backend: 'wasm', reason: 'this browser has no WebGPU (navigator.gpu missing)' };
   const best = await requestBestAdapter(gpu);
   if (!best) return { backend: 'wasm', reason: 'WebGPU is present but no adapter was offered' };
-  // Hand onnxruntime-web the adapter we chose, so it does not request a different one.
   const { adapter, level } = best;
-  (ort.env.webgpu as { adapter?: unknown }).adapter = adapter;
   const info = adapter.info;
+  // A CPU adapter (llvmpipe, SwiftShader) runs onnxruntime's WebGPU kernels far slower than its wasm ones
+  // (the demo data took 404 s to encode on llvmpipe's WebGPU, seconds per clip on wasm). Browsers hide the
+  // vendor, so when it is not named, time the engine's two matmul variants on this adapter, as the training
+  // worker does: the CPU-tuned one clearly winning means a CPU behind the adapter.
+  const named = `${info?.vendor ?? ''} ${info?.architecture ?? ''} ${info?.description ?? ''}`;
+  if (isFallbackAdapter(adapter) || /llvmpipe|lavapipe|swiftshader|software/i.test(named)) {
+    return { backend: 'wasm', reason: `the WebGPU adapter is a software one (${named.trim() || 'fallback adapter'}): wasm is faster there` };
+  }
+  if (!info?.vendor && prefer === 'auto') {
+    const probe = await probeCpuLike(level).catch((e: Error) => ({ error: e.message }));
+    if ('error' in probe) return { backend: 'wasm', reason: `the WebGPU adapter could not be timed (${probe.error}): wasm to be safe` };
+    const times = `WGSL matmul probe: GPU tiles ${probe.msMain.toFixed(1)} ms, CPU-tuned ${probe.msRegisterTiled.toFixed(1)} ms`;
+    if (probe.registerTiled) return { backend: 'wasm', reason: `the WebGPU adapter behaves like a CPU (${times}): wasm is faster there` };
+    (ort.env.webgpu as { adapter?: unknown }).adapter = adapter;
+    return { backend: 'webgpu', reason: `WebGPU adapter (vendor not disclosed; ${times}: a GPU) (${level})` };
+  }
+  // Hand onnxruntime-web the adapter we chose, so it does not request a different one.
+  (ort.env.webgpu as { adapter?: unknown }).adapter = adapter;
   return { backend: 'webgpu', reason: `WebGPU adapter ${info?.vendor || '(vendor not disclosed)'} ${info?.architecture || ''} (${level}${isFallbackAdapter(adapter) ? ', software' : ''})`.replace(/\s+/g, ' ') };
 }
 
@@ -46,5 +65,15 @@ export async function createSession(bytes: Uint8Array, backend: OrtBackend, labe
     });
   } catch (e) {
     throw new Error(`onnxruntime-web could not load ${label} on ${backend}: ${(e as Error).message}`);
+  }
+}
+
+/** The training kernels' variant probe on a device of its own (an adapter can hand out one device). */
+async function probeCpuLike(level: 'core' | 'compatibility'): Promise<VariantProbe> {
+  const ctx = await acquireDevice({ featureLevel: level, label: 'encoder-backend-probe' });
+  try {
+    return await probeRegisterTiled(new GpuRuntime(ctx.device));
+  } finally {
+    await ctx.destroy();
   }
 }

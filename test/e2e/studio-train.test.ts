@@ -1,5 +1,5 @@
 // End to end, as a user, in real headless Chromium (WebGPU through the GL-compat adapter, Mesa
-// llvmpipe; the encoder on wasm): point the studio at a local Hub (test/support/local-hub.ts) and load
+// llvmpipe; the encoder on wasm, which the studio's own timing probe picks there): point the studio at a local Hub (test/support/local-hub.ts) and load
 // the ONNX-only repo onnx-community/whisper-base from it — the Model panel says it trains from the
 // weights repo openai/whisper-base and how much that fetches; the training worker then fetches only the
 // decoder tensors by Range requests (the Hub counts the bytes), survives a connection cut mid-tensor by
@@ -111,8 +111,11 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
   });
 
   test('an ONNX-only repo from the (local) Hub: the Model panel says it trains from its weights repo', async () => {
-    await page.goto(`${server.url}/?encoder=wasm`);
+    // No ?encoder=: the studio decides the encoder's backend itself — on llvmpipe (vendor hidden by Chromium)
+    // its matmul timing probe must find a CPU behind the adapter and pick wasm (WebGPU took 404 s for the data).
+    await page.goto(server.url);
     await page.locator('[data-testid=model-status]', { hasText: /ready|error/ }).waitFor({ timeout: 5 * 60_000 }); // the default loads first
+    assert.match((await page.getByTestId('model-backends').textContent()) ?? '', /Encoder on wasm \(the WebGPU adapter behaves like a CPU \(WGSL matmul probe: GPU tiles [\d.]+ ms, CPU-tuned [\d.]+ ms\)/);
     await page.locator('[data-testid=model-advanced] summary').click();
     await page.getByTestId('hub-endpoint').fill(hub.url);
     await page.getByTestId('hub-endpoint-save').click();
