@@ -280,3 +280,29 @@ export function computePier(items: readonly PierItem[], options: PierOptions = {
   if (value === null) result.reason = items.length ? 'no reference has both embedded-language and matrix-language words' : 'no utterances';
   return result;
 }
+
+/**
+ * PIER of an eval set's transcripts, as the trainer reports it next to WER: utterances grouped by
+ * language, each group with that language's normalizer (as scoreTranscripts does for WER) and the
+ * language as the matrix language; only utterances with wordLangs take part. undefined when no
+ * utterance carries tags or none has both embedded and matrix words.
+ */
+export function pierOfTranscripts(
+  ts: readonly { language: string; reference: string; hypothesis: string; wordLangs?: readonly string[] }[],
+): { pier: number; pierWords: number } | undefined {
+  const groups = new Map<string, PierItem[]>();
+  for (const t of ts) {
+    if (!t.wordLangs) continue;
+    const g = groups.get(t.language) ?? [];
+    g.push({ reference: t.reference, wordLangs: t.wordLangs, hypothesis: t.hypothesis, matrix: t.language });
+    groups.set(t.language, g);
+  }
+  let errors = 0;
+  let words = 0;
+  for (const [language, items] of groups) {
+    const r = computePier(items, { language });
+    errors += r.substitutions + r.deletions + r.insertions;
+    words += r.poiTokens;
+  }
+  return words ? { pier: errors / words, pierWords: words } : undefined;
+}

@@ -214,6 +214,12 @@ export interface EvalRecord {
   wer: number;
   cer?: number;
   mer?: number;
+  /**
+   * PIER, the error rate on the embedded-language (code-switched) words (src/metrics/pier.ts), with
+   * pierWords the number of such reference words; only when the set has per-word language tags
+   */
+  pier?: number;
+  pierWords?: number;
   utterances: number;
   backend: 'engine' | 'torch';
 }

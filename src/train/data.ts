@@ -43,6 +43,8 @@ export interface PreparedUtterance {
   language: string;
   /** SOT, lang, transcribe, notimestamps, text…, EOT (English-only models: SOT, notimestamps, text…, EOT) */
   seq: number[];
+  /** Per-word language tags of `text` when the dataset has them (Utterance.wordLangs; PIER) */
+  wordLangs?: string[];
 }
 
 export interface PrepareError {
@@ -143,7 +145,7 @@ export async function prepareUtterances(rows: Utterance[], deps: PrepareDeps): P
     }
     const key = utteranceKey(samples);
     if (!deps.cache.has(key)) await deps.cache.add(key, await deps.encode(samples));
-    utterances.push({ key, id: row.id, text: row.text, language, seq });
+    utterances.push({ key, id: row.id, text: row.text, language, seq, ...(row.wordLangs ? { wordLangs: row.wordLangs } : {}) });
     deps.onProgress?.(i + 1, ok.length, row.id);
   }
   return { utterances, errors };

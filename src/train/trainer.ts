@@ -22,6 +22,7 @@ import { WgslGreedyDecoder } from '../engine/generate';
 import type { DecoderWeights } from '../engine/weights';
 import { exportAdapter as exportPeft, type AdapterExport } from '../export/peft';
 import type { GpuRuntime } from '../gpu/runtime';
+import { pierOfTranscripts } from '../metrics/pier';
 import { computeCer, computeWer } from '../metrics/wer';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors';
 import type { WhisperAssets } from '../model/whisperModel';
@@ -501,6 +502,9 @@ export class Trainer {
       this.lastTranscripts[set.name] = ts;
       const { wer, cer } = scoreTranscripts(ts);
       const rec: EvalRecord = { kind: 'eval', step: this.step, set: set.name, role: set.role, wer, cer, utterances: set.utterances.length, backend: 'engine' };
+      // PIER (code-switched words), when the set's references carry per-word language tags
+      const pier = pierOfTranscripts(ts.map((t, i) => ({ ...t, wordLangs: set.utterances[i].wordLangs })));
+      if (pier) Object.assign(rec, pier);
       this.hooks.onRecord(rec);
       out.push(rec);
     });

@@ -236,3 +236,14 @@ describe('per-word language tags from a dataset (src/data/manifest.ts → Uttera
     assert.deepEqual(d.warnings, []);
   });
 });
+
+test('pierOfTranscripts (the trainer\'s eval records): per language group, tagged utterances only', async () => {
+  const { pierOfTranscripts } = await import('../../src/metrics/pier');
+  const ts = [
+    { language: 'es', reference: REF, hypothesis: 'ayer tuve un mitin con el team', wordLangs: LANGS },
+    { language: 'es', reference: REF, hypothesis: 'ayer tuve un meeting con el team' }, // no tags: not counted
+    { language: 'de', reference: 'Ich habe ein Meeting.', hypothesis: 'ich habe ein mieting', wordLangs: ['de', 'de', 'de', 'en'] },
+  ];
+  assert.deepEqual(pierOfTranscripts(ts), { pier: 2 / 3, pierWords: 3 });
+  assert.equal(pierOfTranscripts(ts.slice(1, 2)), undefined);
+});
