@@ -20,7 +20,7 @@ export class RunFolderCheckpoints {
     for (const f of [this.newest, this.previous, `${this.newest}.tmp`]) rmSync(f, { force: true });
   }
 
-  save(ck: Checkpoint): Promise<void> {
+  async save(ck: Checkpoint): Promise<void> {
     const tmp = `${this.newest}.tmp`;
     try {
       const fd = openSync(tmp, 'w');
@@ -36,22 +36,21 @@ export class RunFolderCheckpoints {
       if (code === 'ENOSPC' || code === 'EDQUOT') {
         throw new Error(
           `the disk is full writing the checkpoint of step ${ck.step} to ${tmp}: free space there (old run folders under runs/, ` +
-            `their adapter/ and *.safetensors files), then resume; the checkpoints already in ${this.dir} are intact`,
+            `their adapter/ and *.safetensors files) and run again; the checkpoints already in ${this.dir} are intact`,
         );
       }
       throw new Error(`cannot write the checkpoint of step ${ck.step} to ${tmp}: ${(e as Error).message}`);
     }
     if (existsSync(this.newest)) renameSync(this.newest, this.previous);
     renameSync(tmp, this.newest);
-    return Promise.resolve();
   }
 
   /** The newest generation that verifies (a damaged one is named in the log), or null. */
-  load(): Promise<Checkpoint | null> {
+  async load(): Promise<Checkpoint | null> {
     const read = (f: string) => (existsSync(f) ? new Uint8Array(readFileSync(f)) : undefined);
     const got = pickCheckpoint([{ name: this.newest, bytes: read(this.newest) }, { name: this.previous, bytes: read(this.previous) }]);
     for (const s of got?.skipped ?? []) this.log(s);
     if (got && got.name !== this.newest) this.log(`using the previous checkpoint ${got.name} (step ${got.ck.step})`);
-    return Promise.resolve(got?.ck ?? null);
+    return got?.ck ?? null;
   }
 }

@@ -400,7 +400,7 @@ export class Trainer {
   async trainStep(): Promise<TrainRecord> {
     let rec: TrainRecord;
     try {
-      rec = await this.step1();
+      rec = await this.runStep();
     } catch (e) {
       if (e instanceof TrainingDivergedError) throw e;
       throw (await this.deviceLoss(e)) ?? e;
@@ -412,9 +412,11 @@ export class Trainer {
     return rec;
   }
 
+  /** what runStep() read back, committed by trainStep() once the device is known to have been alive */
   private pending: { rec: TrainRecord; theta: Float32Array; kl: number; sec: number } | null = null;
+  private pendingState: { theta: Float32Array; m: Float32Array; v: Float32Array } | null = null;
 
-  private async step1(): Promise<TrainRecord> {
+  private async runStep(): Promise<TrainRecord> {
     const cfg = this.config;
     const o = cfg.optim;
     const t = this.step + 1;
@@ -456,8 +458,6 @@ export class Trainer {
     this.pendingState = lastGood;
     return rec;
   }
-
-  private pendingState: { theta: Float32Array; m: Float32Array; v: Float32Array } | null = null;
 
   /** The step's state becomes the trainer's (only once its read-backs are known to come from a live device). */
   private commit(rec: TrainRecord): void {
@@ -573,6 +573,8 @@ export class Trainer {
   }
 
   async checkpoint(): Promise<Checkpoint> {
+    // The last good state is read back after every step (checkpointInterval 1): no second read-back.
+    if (this.lastGood.step === this.step) return this.lastGood;
     const st = await this.engine.readState();
     return { format: 'blora-studio-checkpoint', version: CHECKPOINT_VERSION, step: this.step, ...st, sampler: this.sampler.state, config: this.config, elapsedS: this.elapsedS };
   }

@@ -3,18 +3,20 @@
  * studio's worker share (src/train/trainer.ts trainWithRecovery), the CLI's two checkpoint generations
  * (src/cli/checkpoints.ts):
  *   1. checkpoint bytes: a flipped byte (theta, the JSON state) or a truncated file is refused with
- *      CheckpointCorruptError, and the previous generation is used; a checkpoint from before the checksum still reads.
+ *      CheckpointCorruptError, and the previous generation is used; a checkpoint from before the checksum still reads;
+ *      a full disk (ENOSPC) while the CLI writes a checkpoint says what to free and damages neither generation.
  *   2. a NaN injected into the loss at step 2 (TrainerOptions.testFaults, off unless a test sets it): the run
  *      stops with TrainingDivergedError, and the newest checkpoint on disk is the good one of step 1.
  *   3. device loss mid-step (device.destroy() between backward and the loss read-back of step 2, real Whisper
  *      base on Dawn): the loop rebuilds on a new device, restores the checkpoint of step 1, and finishes with
  *      every record 1…3 once and the same theta bits as an uninterrupted run (last: it destroys the file's device).
  * One demo clip with a shortened transcript, BLoRA r 2 on q, v of the last decoder layer, B = 1, 3 steps.
- * Measured (2 cores, gl-compat, another test file running): 170 s with a third device; ~145 s in this order
- * (checksums < 1 s, setup 25 s, NaN 35 s, reference 26 s + device loss 57 s incl. a second setup of 25 s).
+ * Measured (2 cores, gl-compat, other test runs beside it, load ~10): 155 s — setup 17 s (checksums,
+ * ENOSPC < 1 s), NaN 35 s, device loss 100 s (reference 3 steps 30 s, then the faulty run 70 s incl. a
+ * second device, weights and encoding of 25 s).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -84,6 +86,15 @@ test('checkpoint checksum: a flipped byte or a truncated file is detected, the p
   writeFileSync(store.newest, bytes.subarray(0, bytes.length >> 1)); // truncated
   assert.equal((await store.load())?.step, 1);
   assert.ok(logs.some((l) => /checkpoint\.safetensors: the checkpoint is damaged/.test(l)) && logs.some((l) => /using the previous checkpoint .*step 1/.test(l)), logs.join('\n'));
+
+  // a full disk (the temporary file is a link to /dev/full: ENOSPC): the message says what to free, both
+  // generations stay as they were
+  await store.save(syntheticCheckpoint(2));
+  await store.save(syntheticCheckpoint(3));
+  symlinkSync('/dev/full', `${store.newest}.tmp`);
+  await assert.rejects(store.save(syntheticCheckpoint(4)), /the disk is full writing the checkpoint of step 4 .*free space there .*the checkpoints already in .* are intact/);
+  assert.equal((await store.load())?.step, 3);
+  assert.equal(decodeCheckpoint(readFileSync(store.previous)).step, 2);
 });
 
 let env: TrainEnv;
