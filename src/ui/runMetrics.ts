@@ -13,6 +13,16 @@ export function werAt(evals: EvalRecord[], role: EvalRole, step: number): number
   return n ? rs.reduce((s, e) => s + e.wer * e.utterances, 0) / n : undefined;
 }
 
+/**
+ * PIER (error rate on the embedded-language words, src/metrics/pier.ts) of the sets of `role` at `step`,
+ * pooled over their embedded words; undefined when none of them has per-word language tags.
+ */
+export function pierAt(evals: EvalRecord[], step: number, role: EvalRole = 'new'): number | undefined {
+  const rs = evals.filter((e) => e.role === role && e.step === step && e.pier !== undefined && e.pierWords);
+  const n = rs.reduce((s, e) => s + (e.pierWords ?? 0), 0);
+  return n ? rs.reduce((s, e) => s + (e.pier ?? 0) * (e.pierWords ?? 0), 0) / n : undefined;
+}
+
 export function evalSteps(evals: EvalRecord[]): number[] {
   return [...new Set(evals.map((e) => e.step))].sort((a, b) => a - b);
 }

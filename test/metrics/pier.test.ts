@@ -247,3 +247,12 @@ test('pierOfTranscripts (the trainer\'s eval records): per language group, tagge
   assert.deepEqual(pierOfTranscripts(ts), { pier: 2 / 3, pierWords: 3 });
   assert.equal(pierOfTranscripts(ts.slice(1, 2)), undefined);
 });
+
+test('the run view\'s PIER (src/ui/runMetrics.ts pierAt): pooled over embedded words of the new-domain sets', async () => {
+  const { pierAt } = await import('../../src/ui/runMetrics');
+  const rec = (set: string, role: 'new' | 'base', step: number, extra: object = {}) => ({ kind: 'eval' as const, step, set, role, wer: 0.3, utterances: 8, backend: 'engine' as const, ...extra });
+  const evals = [rec('cs-a', 'new', 0, { pier: 0.5, pierWords: 10 }), rec('cs-b', 'new', 0, { pier: 0.2, pierWords: 30 }), rec('base', 'base', 0), rec('cs-a', 'new', 5)];
+  assert.ok(Math.abs((pierAt(evals, 0) ?? NaN) - 0.275) < 1e-12);
+  assert.equal(pierAt(evals, 5), undefined); // no tags at that step
+  assert.equal(pierAt(evals, 0, 'base'), undefined);
+});

@@ -4,7 +4,7 @@
 import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
 import type { TrainRecord } from '../../train/config';
 import type { Histogram } from '../../worker/train-protocol';
-import { definition, evalSteps, loraReference, maybePct, pct, pts, summarize, versusLora, werAt } from '../runMetrics';
+import { definition, evalSteps, loraReference, maybePct, pct, pierAt, pts, summarize, versusLora, werAt } from '../runMetrics';
 import { useStudio, type RunState } from '../store';
 import { pauseRun, resumeRun, stopRun } from '../training';
 import { formatBeta } from './ExperimentPanel';
@@ -99,6 +99,7 @@ export function RunView() {
     return row;
   });
   const sum = summarize(run);
+  const pierNew = pierAt(run.evals, sum.step);
   const lora = run.config.method === 'blora' ? loraReference(runs, run) : undefined;
   const vs = lora ? versusLora(run, lora) : undefined;
   const live = run.status === 'running' || run.status === 'starting';
@@ -156,6 +157,11 @@ export function RunView() {
         <div className="kpi">
           WER new domain <b data-testid="kpi-wer-new">{pct(sum.werNew)}</b> <span className="muted small">(step 0: {pct(sum.werNew0)})</span>
         </div>
+        {pierNew !== undefined && (
+          <div className="kpi" title="PIER: error rate on the embedded-language (code-switched) words of the new-domain references — substitutions and deletions of those words and the insertions before them, over their count (src/metrics/pier.ts)">
+            PIER new domain <b data-testid="kpi-pier-new">{pct(pierNew)}</b> <span className="muted small">(step 0: {pct(pierAt(run.evals, 0))})</span>
+          </div>
+        )}
         <div className="kpi">
           WER base domain <b data-testid="kpi-wer-base">{pct(sum.werBase)}</b> <span className="muted small">(step 0: {pct(sum.werBase0)})</span>
         </div>
