@@ -83,7 +83,7 @@ def summarize_run(run: dict, d: Path, backend_default: str) -> dict | None:
         "id": run["id"], "key": run["key"], "method": run["method"], "seed": run["seed"], "backend": backend,
         "beta": cfg.get("adapter", {}).get("beta"), "sigmaPrior": cfg.get("adapter", {}).get("sigmaPrior"),
         "bayesianAOnly": cfg.get("adapter", {}).get("bayesianAOnly"),
-        "evals": [{k: e[k] for k in ("set", "role", "wer", "cer", "utterances", "step") if k in e} for e in evals],
+        "evals": [{k: e[k] for k in ("set", "role", "wer", "cer", "pier", "pierWords", "utterances", "step") if k in e} for e in evals],
         "werNew": em.domain_wer(evals, "new"), "werBase": em.domain_wer(evals, "base"),
         "ceFinal": train[-1]["ce"] if train else None, "kl": train[-1]["kl"] if train else None,
         "trainSeconds": train[-1]["elapsedS"] if train else None, "steps": len(train),

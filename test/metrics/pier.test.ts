@@ -197,6 +197,52 @@ describe('PIER: seeded random cases', () => {
     }
   });
 
+  test('texts: normalization, tag carry-over and counts agree with tools/pier_oracle.py (transformers normalizers)', () => {
+    const SENTS: { ref: string; langs: string[]; matrix: string }[] = [
+      { ref: REF, langs: LANGS, matrix: 'es' },
+      { ref: '¿Viste el Meeting, con el TEAM?', langs: ['es', 'es', 'en', 'es', 'es', 'en'], matrix: 'es' },
+      { ref: 'Ich habe heute um drei ein Interview.', langs: ['de', 'de', 'de', 'de', 'de', 'de', 'en'], matrix: 'de' },
+      { ref: 'Das Meeting-Protokoll ist fertig, you know?', langs: ['de', 'de', 'de', 'de', 'en', 'en'], matrix: 'de' },
+      { ref: "I have twenty five amigos, don't you?", langs: ['en', 'en', 'en', 'en', 'es', 'en', 'en'], matrix: 'en' },
+      { ref: "We'll meet at 3 pm, ¿vale?", langs: ['en', 'en', 'en', 'en', 'en', 'es'], matrix: 'en' },
+      { ref: 'Sin embargo, I think the colour is grey.', langs: ['es', 'es', 'en', 'en', 'en', 'en', 'en', 'en'], matrix: 'en' },
+    ];
+    const r = rng(7);
+    const pick = <T,>(a: readonly T[]) => a[Math.floor(r() * a.length)];
+    const extra = ['eh', 'the', 'el', 'und', 'twenty', 'o.k.', '—', 'Team'];
+    const texts = Array.from({ length: 150 }, () => {
+      const s = pick(SENTS);
+      const hyp: string[] = [];
+      for (const w of s.ref.split(' ')) {
+        const u = r();
+        if (u < 0.12) continue;
+        let x = u < 0.3 ? pick(extra) : w;
+        if (r() < 0.3) x = r() < 0.5 ? x.toUpperCase() : x.toLowerCase();
+        if (r() < 0.2) x += pick([',', '.', '!', '?']);
+        hyp.push(x);
+        if (r() < 0.12) hyp.push(pick(extra));
+      }
+      const language = r() < 0.8 ? s.matrix : 'en';
+      return { ref: s.ref, word_langs: s.langs, hyp: hyp.join(' '), matrix: s.matrix, language };
+    });
+    const out = execFileSync(requirePython(), [join(REPO, 'tools/pier_oracle.py')], { input: JSON.stringify({ cases: [], texts }), encoding: 'utf8', timeout: 60_000 });
+    const py = JSON.parse(out) as { texts: { S: number; D: number; I: number; H: number; poi: number; ops: number; ref_tokens: string[]; ref_langs: string[]; hyp_tokens: string[] }[] };
+    let projected = 0;
+    texts.forEach((t, i) => {
+      const p = computePier([{ reference: t.ref, wordLangs: t.word_langs, hypothesis: t.hyp, matrix: t.matrix }], { language: t.language }).pairs[0];
+      const o = py.texts[i];
+      const what = JSON.stringify(t);
+      assert.deepEqual(p.refTokens, o.ref_tokens, what);
+      assert.deepEqual(p.refLangs, o.ref_langs, what);
+      assert.deepEqual(p.hypTokens, o.hyp_tokens, what);
+      assert.deepEqual([p.substitutions, p.deletions, p.insertions, p.hits, p.poiTokens, p.werErrors], [o.S, o.D, o.I, o.H, o.poi, o.ops], what);
+      const w = computeWer([t.ref], [t.hyp], { language: t.language });
+      assert.equal(p.werErrors, w.substitutions + w.deletions + w.insertions, what);
+      if (p.projected) projected++;
+    });
+    assert.ok(projected > 0, 'some cases need the tag alignment (English numbers / contractions)');
+  });
+
   test('counts agree with tools/pier_oracle.py (rapidfuzz editops + the authors\' counting rule)', () => {
     const out = execFileSync(requirePython(), [join(REPO, 'tools/pier_oracle.py')], { input: JSON.stringify({ cases: CASES }), encoding: 'utf8', timeout: 60_000 });
     const py = JSON.parse(out) as { cases: { S: number; D: number; I: number; H: number; poi: number; ops: number }[] };
