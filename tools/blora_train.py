@@ -175,6 +175,31 @@ class Row:
     text: str
     language: str
     id: str
+    word_langs: list[str] | None = None  # one language per whitespace word of text (PIER), when the data has them
+
+
+def row_word_langs(r: dict, text: str) -> list[str] | None:
+    """Per-word language tags as src/data/manifest.ts reads them: word_langs (space-separated or a list), else
+    derived from segments ([[lang, text], ...] joining to text); None when absent or not fitting the text."""
+    words = text.split()
+    v = r.get("word_langs")
+    if isinstance(v, str) and v.strip().startswith("["):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            return None
+    if isinstance(v, str) and v.strip():
+        v = v.split()
+    if isinstance(v, list) and v:
+        return [str(x) for x in v] if len(v) == len(words) else None
+    seg = r.get("segments")
+    try:
+        segs = json.loads(seg) if isinstance(seg, str) and seg.strip().startswith("[") else seg
+        if isinstance(segs, list) and " ".join(" ".join(t for _, t in segs).split()) == " ".join(words):
+            return [lang for lang, t in segs for _ in t.split()]
+    except (ValueError, TypeError):
+        pass
+    return None
 
 
 def read_dataset(path: str, limit: int | None = None) -> list[Row]:
@@ -189,7 +214,8 @@ def read_dataset(path: str, limit: int | None = None) -> list[Row]:
                 text = r.get("transcription") or r.get("text") or r.get("sentence")
                 if not r.get("file_name") or text is None:
                     raise ValueError(f"{meta}:{i}: needs file_name and transcription/text")
-                rows.append(Row(p / r["file_name"], text, (r.get("language") or "en").strip(), r["file_name"]))
+                rows.append(Row(p / r["file_name"], text, (r.get("language") or "en").strip(), r["file_name"],
+                                row_word_langs(r, text)))
     elif p.is_file() and p.suffix == ".jsonl" or (p.is_dir() and (p / "manifest.jsonl").exists()):
         man = p if p.is_file() else p / "manifest.jsonl"
         for i, line in enumerate(man.read_text(encoding="utf-8").splitlines(), start=1):
@@ -198,7 +224,8 @@ def read_dataset(path: str, limit: int | None = None) -> list[Row]:
             r = json.loads(line)
             if "audio_filepath" not in r or "text" not in r:
                 raise ValueError(f"{man}:{i}: needs audio_filepath and text")
-            rows.append(Row(man.parent / r["audio_filepath"], r["text"], r.get("language") or "en", r["audio_filepath"]))
+            rows.append(Row(man.parent / r["audio_filepath"], r["text"], r.get("language") or "en", r["audio_filepath"],
+                            row_word_langs(r, r["text"])))
     else:
         raise FileNotFoundError(f"{path}: not an audiofolder (metadata.csv) or JSONL manifest")
     if limit:
@@ -638,7 +665,22 @@ def evaluate(model, proc, tokens: Tokens, enc: EncoderStates, rows: list[Row], m
     cer = float(jiwer.cer([refs_n[i] for i in keep], [hyps_n[i] for i in keep]))
     per = [{"id": r.id, "language": r.language, "reference": r.text, "hypothesis": hyps[i],
             "wer": float(jiwer.wer(refs_n[i], hyps_n[i])) if refs_n[i].strip() else None} for i, r in enumerate(rows)]
-    return {"wer": wer, "cer": cer, "utterances": len(rows)}, per
+    res = {"wer": wer, "cer": cer, "utterances": len(rows)}
+    # PIER on the embedded-language words, as src/metrics/pier.ts (tools/pier_oracle.py), when rows carry tags:
+    # pooled over the utterances with both embedded and matrix-language words
+    errors = poi = 0
+    for i, r in enumerate(rows):
+        if not r.word_langs:
+            continue
+        from pier_oracle import text_counts
+
+        c = text_counts(r.text, r.word_langs, hyps[i], r.language, lambda s, lang=r.language: norm(s, lang))
+        if 0 < c["poi"] < len(c["ref_tokens"]):
+            errors += c["S"] + c["D"] + c["I"]
+            poi += c["poi"]
+    if poi:
+        res.update(pier=errors / poi, pierWords=poi)
+    return res, per
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -751,6 +793,7 @@ def main(argv: list[str] | None = None) -> int:
             res, per = merged_eval(adapters, fn) if adapters else fn()
             rec = {"kind": "eval", "step": step, "set": name, "role": role, "wer": res["wer"], "cer": res["cer"],
                    "utterances": res["utterances"], "backend": "torch"}
+            rec.update({k: res[k] for k in ("pier", "pierWords") if k in res})
             emit(rec)
             if is_main:
                 with open(out / f"hyps-{name}-step{step}.jsonl", "w", encoding="utf-8") as f:
