@@ -2,7 +2,7 @@
 // label) and the β-sweep curve. Runs persist across reloads (IndexedDB).
 import { CartesianGrid, LabelList, Legend, Line, LineChart, Scatter, ScatterChart, Tooltip, XAxis, YAxis, ZAxis } from 'recharts';
 import { deleteRun } from '../training';
-import { definition, loraReference, maybePct, pct, pts, summarize, versusLora } from '../runMetrics';
+import { definition, loraReference, maybePct, pct, pierAt, pts, summarize, versusLora } from '../runMetrics';
 import { useStudio } from '../store';
 import { formatBeta } from './ExperimentPanel';
 
@@ -10,6 +10,8 @@ export function CompareView() {
   const runs = useStudio((s) => s.runs);
   const set = useStudio((s) => s.set);
   const rows = runs.map((r) => ({ r, s: summarize(r), lora: r.config.method === 'blora' ? loraReference(runs, r) : undefined }));
+  // PIER (code-switched words) column only when some run's eval sets have per-word language tags
+  const anyPier = rows.some(({ r, s }) => pierAt(r.evals, s.step) !== undefined);
   const label = (r: (typeof rows)[number]['r']) => (r.config.method === 'blora' ? `β=${formatBeta(r.config.adapter.beta)}` : 'LoRA');
   const points = rows.filter((x) => x.s.werNew !== undefined && x.s.werBase !== undefined && x.s.step > 0);
   // Runs that land on the same point (a β sweep often does, on small eval sets) share one dot and one
@@ -44,6 +46,7 @@ export function CompareView() {
             <th>steps</th>
             <th>CE</th>
             <th title={definition('werNew')}>WER new</th>
+            {anyPier && <th title="PIER: error rate on the embedded-language (code-switched) words of the new-domain references (src/metrics/pier.ts)">PIER new</th>}
             <th title={definition('werBase')}>WER base</th>
             <th title={definition('forgetting')}>forgetting F</th>
             <th title={definition('backwardGain')}>backward gain vs LoRA</th>
@@ -69,6 +72,7 @@ export function CompareView() {
                 </td>
                 <td>{s.finalCe?.toFixed(3) ?? '—'}</td>
                 <td data-testid="compare-wer-new">{pct(s.werNew)}</td>
+                {anyPier && <td data-testid="compare-pier-new">{pct(pierAt(r.evals, s.step))}</td>}
                 <td data-testid="compare-wer-base">{pct(s.werBase)}</td>
                 <td data-testid="compare-forgetting">{pts(s.forgetting)}</td>
                 <td data-testid="compare-backward-gain" title={maybePct(vs?.backwardGain).title}>
