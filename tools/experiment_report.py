@@ -85,6 +85,7 @@ def summarize_run(run: dict, d: Path, backend_default: str) -> dict | None:
         "bayesianAOnly": cfg.get("adapter", {}).get("bayesianAOnly"),
         "evals": [{k: e[k] for k in ("set", "role", "wer", "cer", "pier", "pierWords", "utterances", "step") if k in e} for e in evals],
         "werNew": em.domain_wer(evals, "new"), "werBase": em.domain_wer(evals, "base"),
+        "pierNew": pooled_pier(evals, "new"),
         "ceFinal": train[-1]["ce"] if train else None, "kl": train[-1]["kl"] if train else None,
         "trainSeconds": train[-1]["elapsedS"] if train else None, "steps": len(train),
         "curve": {"step": [r["step"] for r in train], "ce": [r["ce"] for r in train], "kl": [r["kl"] for r in train]},
@@ -325,6 +326,14 @@ def maybe_pct(m) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- report
+
+
+def pooled_pier(evals: list[dict], role: str) -> float | None:
+    """PIER (src/metrics/pier.ts) of the eval sets of one role, pooled over their embedded-language words;
+    None when no record of that role carries it (eval sets without per-word language tags)."""
+    rs = [e for e in evals if e["role"] == role and e.get("pierWords")]
+    n = sum(e["pierWords"] for e in rs)
+    return sum(e["pier"] * e["pierWords"] for e in rs) / n if n else None
 
 
 def corpus_info(path: str) -> dict:
