@@ -51,6 +51,7 @@ import { englishOnlyLanguage, languageToken } from '../decoder/generate';
 import type { WhisperAssets } from '../model/whisperModel';
 import type { AdapterPlan, AdapterTarget } from './adapters';
 import { moduleTensors } from './adapters';
+import { mergeLora } from './merge';
 import { BatchingRuntime, prepareAdd } from './batch';
 import { batching, type EncoderKvCache } from './decoder';
 import { prepareAttention, type AttentionCall } from './kernels/attention';
@@ -600,26 +601,4 @@ export class WgslGreedyDecoder {
   }
 }
 
-/**
- * W' (nOut, nIn) = fl32(W + s·B·A) with the product and the sum in float64 (one rounding per
- * element). A (r, nIn), B (nOut, r) row-major (PyTorch / PEFT lora_A, lora_B layout).
- */
-export function mergeLora(W: Float32Array, A: ArrayLike<number>, B: ArrayLike<number>, s: number, nOut: number, nIn: number, r: number): Float32Array<ArrayBuffer> {
-  if (W.length !== nOut * nIn || A.length !== r * nIn || B.length !== nOut * r) {
-    throw new Error(`mergeLora: shapes W ${W.length} ≠ ${nOut}·${nIn}, A ${A.length} ≠ ${r}·${nIn} or B ${B.length} ≠ ${nOut}·${r}`);
-  }
-  const out = new Float32Array(nOut * nIn);
-  const acc = new Float64Array(nIn);
-  for (let o = 0; o < nOut; o++) {
-    acc.fill(0);
-    for (let k = 0; k < r; k++) {
-      const bk = B[o * r + k];
-      if (bk === 0) continue;
-      const a0 = k * nIn;
-      for (let i = 0; i < nIn; i++) acc[i] += bk * A[a0 + i];
-    }
-    const w0 = o * nIn;
-    for (let i = 0; i < nIn; i++) out[w0 + i] = W[w0 + i] + s * acc[i];
-  }
-  return out;
-}
+export { mergeLora } from './merge';

@@ -12,7 +12,8 @@
 // Works on in-memory files (Node CLI and the browser's Export view alike).
 
 import type { AdapterExport } from './peft';
-import { SafetensorsFile, type SafetensorsDtype } from '../model/safetensors';
+import { mergeF64 } from '../engine/merge';
+import { SafetensorsFile, writeSafetensorsRaw, type SafetensorsDtype } from '../model/safetensors';
 import type { ModelSource } from '../model/source';
 import { findFloatInitializers, type OnnxInitializer } from './onnx';
 
@@ -24,27 +25,7 @@ export const CONFIG_FILES = [
   'vocab.json', 'merges.txt', 'added_tokens.json', 'special_tokens_map.json', 'normalizer.json',
 ];
 
-/** W + s·B·A in float64, row-major [out, in] (the same arithmetic as mergeLora, without the rounding). */
-export function mergeF64(W: Float32Array, A: ArrayLike<number>, B: ArrayLike<number>, s: number, nOut: number, nIn: number, r: number): Float64Array {
-  if (W.length !== nOut * nIn || A.length !== r * nIn || B.length !== nOut * r) {
-    throw new Error(`merge: shapes W ${W.length} ≠ ${nOut}·${nIn}, A ${A.length} ≠ ${r}·${nIn} or B ${B.length} ≠ ${nOut}·${r}`);
-  }
-  const out = new Float64Array(nOut * nIn);
-  const acc = new Float64Array(nIn);
-  for (let o = 0; o < nOut; o++) {
-    acc.fill(0);
-    for (let k = 0; k < r; k++) {
-      const bk = B[o * r + k];
-      if (bk === 0) continue;
-      const a0 = k * nIn;
-      for (let i = 0; i < nIn; i++) acc[i] += bk * A[a0 + i];
-    }
-    const w0 = o * nIn;
-    // a zero update keeps W as is: −0 + 0 would turn a −0 weight into +0 (same value, other bits)
-    for (let i = 0; i < nIn; i++) out[w0 + i] = acc[i] === 0 ? W[w0 + i] : W[w0 + i] + s * acc[i];
-  }
-  return out;
-}
+export { mergeF64 } from '../engine/merge';
 
 /** Round a float64 to the nearest float16 (ties to even), as bits. One rounding: no detour through f32. */
 export function f64ToHalfBits(x: number): number {
@@ -137,31 +118,6 @@ export function mergeAdapter(base: SafetensorsFile, adapter: AdapterExport): Mer
   });
 }
 
-/** A safetensors file with raw tensors of any dtype (names sorted; header padded to 8 bytes like the reference writer). */
-export function writeRawSafetensors(tensors: Map<string, { dtype: SafetensorsDtype; shape: number[]; bytes: Uint8Array }>, metadata?: Record<string, string>): Uint8Array {
-  const names = [...tensors.keys()].sort();
-  const header: Record<string, unknown> = {};
-  if (metadata) header.__metadata__ = metadata;
-  let offset = 0;
-  for (const n of names) {
-    const t = tensors.get(n)!;
-    header[n] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.byteLength] };
-    offset += t.bytes.byteLength;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((8 + new TextEncoder().encode(json).length) % 8)) % 8);
-  const head = new TextEncoder().encode(json);
-  const out = new Uint8Array(8 + head.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
-  out.set(head, 8);
-  let pos = 8 + head.length;
-  for (const n of names) {
-    const b = tensors.get(n)!.bytes;
-    out.set(b, pos);
-    pos += b.byteLength;
-  }
-  return out;
-}
 
 function rawTensor(st: SafetensorsFile, name: string): Uint8Array {
   const t = st.info(name);
@@ -202,7 +158,7 @@ export async function exportTransformers(source: ModelSource, adapter: AdapterEx
   }
   const files: ExportFiles = {};
   await copyConfigFiles(source, files);
-  files['model.safetensors'] = writeRawSafetensors(tensors, { ...st.metadata, format: 'pt' });
+  files['model.safetensors'] = writeSafetensorsRaw(tensors, { ...st.metadata, format: 'pt' });
   return { files, report };
 }
 

@@ -141,17 +141,28 @@ export function halfToFloat(h: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
-/** Serialize f32 tensors (names sorted, 8-byte aligned header as the reference implementation pads it). */
-export function writeSafetensors(tensors: Record<string, { shape: number[]; data: Float32Array }>, metadata?: Record<string, string>): Uint8Array {
-  const names = Object.keys(tensors).sort();
+/** A tensor as stored: any dtype, its little-endian bytes. */
+export interface RawTensorBytes {
+  dtype: SafetensorsDtype | string;
+  shape: number[];
+  bytes: Uint8Array;
+}
+
+/**
+ * Serialize raw tensors: names sorted, `__metadata__` first when given, the header padded with spaces to
+ * 8 bytes as the reference implementation does — the one writer of the project (f32 adapters, merged
+ * exports in the source dtype, the tests' local Hub).
+ */
+export function writeSafetensorsRaw(tensors: Map<string, RawTensorBytes> | Record<string, RawTensorBytes>, metadata?: Record<string, string>): Uint8Array {
+  const map = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
+  const names = [...map.keys()].sort();
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
   for (const n of names) {
-    const { shape, data } = tensors[n];
-    if (shape.reduce((a, b) => a * b, 1) !== data.length) throw new Error(`tensor ${n}: shape [${shape}] does not match ${data.length} values`);
-    header[n] = { dtype: 'F32', shape, data_offsets: [offset, offset + data.byteLength] };
-    offset += data.byteLength;
+    const t = map.get(n)!;
+    header[n] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.byteLength] };
+    offset += t.bytes.byteLength;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((8 + new TextEncoder().encode(json).length) % 8)) % 8);
@@ -161,10 +172,20 @@ export function writeSafetensors(tensors: Record<string, { shape: number[]; data
   out.set(head, 8);
   let pos = 8 + head.length;
   for (const n of names) {
-    const d = tensors[n].data;
-    // Little-endian on every platform we run on (WebAssembly/JS engines are LE); copy bytes as-is.
-    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), pos);
-    pos += d.byteLength;
+    const b = map.get(n)!.bytes;
+    out.set(b, pos);
+    pos += b.byteLength;
   }
   return out;
+}
+
+/** Serialize f32 tensors (names sorted, 8-byte aligned header as the reference implementation pads it). */
+export function writeSafetensors(tensors: Record<string, { shape: number[]; data: Float32Array }>, metadata?: Record<string, string>): Uint8Array {
+  const raw = new Map<string, RawTensorBytes>();
+  for (const [n, { shape, data }] of Object.entries(tensors)) {
+    if (shape.reduce((a, b) => a * b, 1) !== data.length) throw new Error(`tensor ${n}: shape [${shape}] does not match ${data.length} values`);
+    // Little-endian on every platform we run on (WebAssembly/JS engines are LE); copy bytes as-is.
+    raw.set(n, { dtype: 'F32', shape, bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+  }
+  return writeSafetensorsRaw(raw, metadata);
 }

@@ -10,6 +10,7 @@ import { editCounts, editOps } from '../../src/metrics/align';
 import { computePier, parseTaggedTranscript, pierCounts, tagNormalizedTokens, wordLangsFromSegments, type PierItem } from '../../src/metrics/pier';
 import { computeWer, normalizerFor, wordTokens } from '../../src/metrics/wer';
 import { REPO, requirePython } from '../support/env';
+import { mulberry32 } from '../support/random';
 
 // "Ayer tuve un meeting con el team." — Spanish matrix, two English (embedded) words.
 const REF = 'Ayer tuve un meeting con el team.';
@@ -126,16 +127,7 @@ describe('PIER: hand-made cases', () => {
 
 // ---- seeded random cases -------------------------------------------------------------------------
 
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 interface Case { ref: string[]; langs: string[]; hyp: string[]; matrix: string }
 

@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { requireModel } from './env';
+import { writeSafetensorsRaw as writeRaw } from '../../src/model/safetensors';
 
 export const HUB_REPOS = {
   onnx: 'onnx-community/whisper-base',
@@ -104,27 +105,9 @@ export interface RawTensor {
   data: Uint8Array;
 }
 
-/** A safetensors file of raw tensors (names sorted, header padded to 8 bytes as the reference writer does). */
+/** A safetensors file of raw tensors (src/model/safetensors.ts's writer; `format: pt` metadata as torch writes). */
 export function writeSafetensorsRaw(tensors: Record<string, RawTensor>, metadata: Record<string, string> = { format: 'pt' }): Uint8Array {
-  const names = Object.keys(tensors).sort();
-  const header: Record<string, unknown> = { __metadata__: metadata };
-  let off = 0;
-  for (const n of names) {
-    header[n] = { dtype: tensors[n].dtype, shape: tensors[n].shape, data_offsets: [off, off + tensors[n].data.byteLength] };
-    off += tensors[n].data.byteLength;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
-  const head = new TextEncoder().encode(json);
-  const out = new Uint8Array(8 + head.length + off);
-  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
-  out.set(head, 8);
-  let pos = 8 + head.length;
-  for (const n of names) {
-    out.set(tensors[n].data, pos);
-    pos += tensors[n].data.byteLength;
-  }
-  return out;
+  return writeRaw(Object.fromEntries(Object.entries(tensors).map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, bytes: t.data }])), metadata);
 }
 
 export interface HeaderEntry {
