@@ -25,21 +25,8 @@ import { decodeCheckpoint } from '../../src/train/trainer';
 import { DEMO_DIR } from '../support/env';
 import { forwardPageErrors, launchChromium, type LaunchedChromium } from '../support/chromium';
 import { startStudioServer } from '../support/studio-server';
+import { waitFor } from '../support/e2e';
 
-async function waitFor(page: Page, what: string, fn: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const t0 = Date.now();
-  let told = t0;
-  for (;;) {
-    if (await fn()) return;
-    if (Date.now() - told > 30_000) {
-      told = Date.now();
-      const progress = await page.evaluate(() => document.querySelector('[data-testid=run-progress]')?.textContent ?? 'no run view').catch((e) => `page busy (${(e as Error).message})`);
-      console.log(`  … ${what} (${((told - t0) / 1000).toFixed(0)} s): ${progress.slice(0, 300)}`);
-    }
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await page.waitForTimeout(300);
-  }
-}
 
 describe('studio E2E: device loss, NaN and a full quota during training', { timeout: 15 * 60_000 }, () => {
   let server: Awaited<ReturnType<typeof startStudioServer>>;

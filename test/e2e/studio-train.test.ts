@@ -22,6 +22,7 @@ import type { Page } from 'playwright-core';
 import { DEMO_DIR, REPO, resultsDir } from '../support/env';
 import { forwardPageErrors, launchChromium, type LaunchedChromium } from '../support/chromium';
 import { startStudioServer } from '../support/studio-server';
+import { waitFor } from '../support/e2e';
 import { HUB_REPOS, readSafetensorsHeader, startLocalHub, type LocalHub } from '../support/local-hub';
 import { requireModel } from '../support/env';
 
@@ -41,28 +42,6 @@ function audiofolder(root: string, name: string, rows: [string, string, string][
   return dir;
 }
 
-async function waitFor(page: Page, what: string, fn: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const t0 = Date.now();
-  let told = t0;
-  for (;;) {
-    if (await fn()) return;
-    if (Date.now() - told > 30_000) {
-      // What the studio says it is doing, so a slow or stuck run is readable from the test log.
-      told = Date.now();
-      const progress = await page
-        .evaluate(
-          () =>
-            (document.querySelector('[data-testid=run-progress]') ?? document.querySelector('[data-testid=run-view]') ?? document.querySelector('[data-testid=setup-error]'))?.textContent ??
-            // no run view: which tab shows what (a stuck restore after a reload is readable from this)
-            `no run view; tab ${document.querySelector('nav.tabs button.active')?.textContent ?? '?'}: ${document.querySelector('main')?.textContent?.replace(/\s+/g, ' ').slice(0, 240) ?? 'no <main>'}`,
-        )
-        .catch((e) => `page busy (${(e as Error).message})`);
-      console.log(`  … ${what} (${((told - t0) / 1000).toFixed(0)} s): ${progress?.slice(0, 300) ?? 'no run view'}`);
-    }
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await page.waitForTimeout(500);
-  }
-}
 
 describe('studio E2E: Hub model → data → BLoRA training → reload/resume → LoRA → compare → export', { timeout: 45 * 60_000 }, () => {
   let server: Awaited<ReturnType<typeof startStudioServer>>;
