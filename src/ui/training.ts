@@ -109,33 +109,20 @@ function handle(m: FromTrain): void {
       persistSoon(m.runId);
       break;
     }
-    case 'resumed': {
-      // The worker's checkpoint decides where the run goes on: training records up to it (saved with it),
-      // evaluations before it; later ones are redone.
-      const k = m.step;
-      const t = transcripts.get(m.runId);
-      if (t) for (const set of Object.keys(t)) for (const s of Object.keys(t[set])) if (Number(s) >= k) delete t[set][Number(s)];
-      const have = new Set(m.records.map((x) => x.step));
-      updateRun(m.runId, (r) => ({
-        ...r,
-        train: [...r.train.filter((x) => x.step <= k && !have.has(x.step)), ...m.records].sort((a, b) => a.step - b.step),
-        evals: r.evals.filter((x) => x.step < k),
-        lastCheckpointStep: k > 0 ? k : r.lastCheckpointStep,
-      }));
-      persist(m.runId);
-      break;
-    }
+    case 'resumed':
     case 'recovered': {
-      // The worker lost its device and went on from checkpoint m.step on a new one: as after a reload, the
-      // training records up to it stay, later records and evaluations are redone; the run says so.
+      // The worker goes on from its checkpoint at step k — after a reload ('resumed') or on a new device after
+      // losing one ('recovered', and the run says so): training records up to it (saved with it) stay,
+      // evaluations before it stay; later ones are redone.
       const k = m.step;
       const t = transcripts.get(m.runId);
       if (t) for (const set of Object.keys(t)) for (const s of Object.keys(t[set])) if (Number(s) >= k) delete t[set][Number(s)];
       const have = new Set(m.records.map((x) => x.step));
       updateRun(m.runId, (r) => ({
         ...r,
-        stage: m.message,
-        recoveries: [...(r.recoveries ?? []), { at: Date.now(), step: k, message: m.message }],
+        ...(m.type === 'recovered'
+          ? { stage: m.message, recoveries: [...(r.recoveries ?? []), { at: Date.now(), step: k, message: m.message }] }
+          : { lastCheckpointStep: k > 0 ? k : r.lastCheckpointStep }),
         train: [...r.train.filter((x) => x.step <= k && !have.has(x.step)), ...m.records].sort((a, b) => a.step - b.step),
         evals: r.evals.filter((x) => x.step < k),
       }));
