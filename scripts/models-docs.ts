@@ -53,8 +53,11 @@ Decoder weights: the parameters the engine reads (embeddings, every decoder laye
 \`proj_out\` is tied to the embedding) × bytes of the weights repo's dtype; the exact figure is read from the
 safetensors header when the model is loaded and shown in the Model panel before anything is fetched.
 
-² Over 2 GB in f32: these repos keep the ONNX weights in external-data files, which this studio's loader does
-not read yet — these models cannot be loaded in the studio today (their decoder weights would fetch and train).
+² Over 2 GB in f32: these repos keep the ONNX weights in an external-data file beside the graph
+(\`onnx/encoder_model.onnx_data\`), which the loader reads and hands to onnxruntime (tested on the base encoder
+re-saved that way, \`test/model/external-data.test.ts\`). Not measured here: whether a 2.5 GB f32 encoder fits a
+browser tab (onnxruntime-web's wasm memory is at most 4 GB); the repos' f16 graphs would halve it, and the
+studio does not pick those yet.
 
 ## GPU memory of a training run (planned)
 

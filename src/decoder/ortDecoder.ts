@@ -4,7 +4,7 @@
 import type { EncoderOutput } from '../encoder/encoder';
 import type { WhisperAssets } from '../model/whisperModel';
 import type { Progress } from '../model/source';
-import { createSession, ort, type OrtBackend } from '../runtime/ort';
+import { createSession, ort, readOnnx, type OrtBackend } from '../runtime/ort';
 import type { DecoderStepper, StepDecoder } from './types';
 
 type Feeds = Record<string, ort.Tensor>;
@@ -23,7 +23,10 @@ export class OrtWhisperDecoder implements StepDecoder {
 
   static async create(assets: WhisperAssets, backend: OrtBackend, onProgress?: Progress): Promise<OrtWhisperDecoder> {
     const { config, decoder, source } = assets;
-    const load = async (file: string) => createSession(await source.read(file, onProgress), backend, `${file} (${source.label})`);
+    const load = async (file: string) => {
+      const { bytes, externalData } = await readOnnx(source, file, onProgress);
+      return createSession(bytes, backend, `${file} (${source.label})`, externalData);
+    };
     if (decoder.kind === 'merged') {
       return new OrtWhisperDecoder(await load(decoder.merged), null, config.decoder_layers, config.decoder_attention_heads, backend);
     }

@@ -4,7 +4,7 @@
 import type { LogMel } from '../features/logmel';
 import type { WhisperAssets } from '../model/whisperModel';
 import type { Progress } from '../model/source';
-import { createSession, ort, type OrtBackend } from '../runtime/ort';
+import { createSession, ort, readOnnx, type OrtBackend } from '../runtime/ort';
 
 export interface EncoderOutput {
   /** [frames, dModel] row-major (frames = 1500 for Whisper). */
@@ -17,8 +17,8 @@ export class WhisperEncoder {
   private constructor(private session: ort.InferenceSession, readonly backend: OrtBackend) {}
 
   static async create(assets: WhisperAssets, backend: OrtBackend, onProgress?: Progress): Promise<WhisperEncoder> {
-    const bytes = await assets.source.read(assets.encoderFile, onProgress);
-    return new WhisperEncoder(await createSession(bytes, backend, `${assets.encoderFile} (${assets.source.label})`), backend);
+    const { bytes, externalData } = await readOnnx(assets.source, assets.encoderFile, onProgress);
+    return new WhisperEncoder(await createSession(bytes, backend, `${assets.encoderFile} (${assets.source.label})`, externalData), backend);
   }
 
   async encode(mel: LogMel): Promise<EncoderOutput> {

@@ -16,7 +16,7 @@ export interface DownloadEstimate {
   onnxBytes: number;
   /** the decoder tensors of the weights repo, in its dtype (what training adds) */
   decoderWeightsBytes: number;
-  /** ONNX f32 files over 2 GB keep their weights in external data files (not loadable here yet) */
+  /** ONNX f32 graphs over 2 GB keep their weights in an external-data file beside them (src/runtime/ort.ts readOnnx) */
   onnxExternalData: boolean;
 }
 

@@ -55,10 +55,32 @@ export async function pickBackend(prefer: OrtBackend | 'auto' = 'auto'): Promise
   return { backend: 'webgpu', reason: `WebGPU adapter ${info?.vendor || '(vendor not disclosed)'} ${info?.architecture || ''} (${level}${isFallbackAdapter(adapter) ? ', software' : ''})`.replace(/\s+/g, ' ') };
 }
 
-export async function createSession(bytes: Uint8Array, backend: OrtBackend, label: string): Promise<ort.InferenceSession> {
+/**
+ * An ONNX graph over 2 GB keeps its weights in an external-data file beside it (protobuf's limit): the
+ * transformers.js layout names it `<graph>.onnx_data`, and the graph refers to it by that file name.
+ */
+export interface ExternalData {
+  path: string;
+  data: Uint8Array;
+}
+
+/** Read a graph and its external-data file, if the folder has one. */
+export async function readOnnx(
+  source: { read(path: string, onProgress?: (l: number, t: number | null) => void): Promise<Uint8Array>; has(path: string): Promise<boolean> },
+  file: string,
+  onProgress?: (l: number, t: number | null) => void,
+): Promise<{ bytes: Uint8Array; externalData?: ExternalData[] }> {
+  const bytes = await source.read(file, onProgress);
+  const dataFile = `${file}_data`;
+  if (!(await source.has(dataFile))) return { bytes };
+  return { bytes, externalData: [{ path: dataFile.split('/').pop()!, data: await source.read(dataFile, onProgress) }] };
+}
+
+export async function createSession(bytes: Uint8Array, backend: OrtBackend, label: string, externalData?: ExternalData[]): Promise<ort.InferenceSession> {
   configureOrt();
   try {
     return await ort.InferenceSession.create(bytes, {
+      ...(externalData ? { externalData } : {}),
       executionProviders: backend === 'webgpu' ? ['webgpu'] : ['wasm'],
       graphOptimizationLevel: 'all',
       logSeverityLevel: 3, // errors only: node-placement warnings are expected (shape ops stay on the CPU)

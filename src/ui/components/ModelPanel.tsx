@@ -20,7 +20,7 @@ function sizeLine(repo: string): string {
     `${m.decoderLayers} decoder layers · d_model ${m.dModel} · ${m.heads} heads · ${m.melBins} mel bins · ${m.englishOnly ? 'English only' : 'multilingual'} — ` +
     `download ≈ ${formatSize(d.onnxBytes)} ONNX (encoder + decoder, f32) + ${formatSize(d.decoderWeightsBytes)} decoder weights for training ` +
     `(${m.weightsDtype.toLowerCase()}, from ${m.weightsRepo}, fetched once and cached)` +
-    (d.onnxExternalData ? ' · its f32 ONNX files keep weights in external data files, which this studio cannot load yet' : '')
+    (d.onnxExternalData ? ' · its f32 ONNX graphs keep their weights in external-data files (read too; a tab may run out of memory for graphs this large)' : '')
   );
 }
 
