@@ -267,8 +267,10 @@ export class WhisperDecoderEngine {
   private lnF!: Call;
   private lnFB!: Call;
   private ce!: LogitsCeCall;
-  private kl: Call[] = [];
+  private kl: (Call & { setBeta(beta: number): void })[] = [];
   private klValue: Call[] = [];
+  /** the KL weight β now (the adapter config's at creation; setBeta changes it between steps) */
+  private betaNow = 0;
   private gradNorm!: Call;
   private adamw!: { step(t: number, lr?: number): void; destroy(): void };
   private clip!: GPUBuffer;
@@ -494,18 +496,19 @@ export class WhisperDecoderEngine {
 
     // ---- KL, optimizer
     this.klOut = this.buf('kl (factors,)', Math.max(1, plan.klFactors.length));
+    this.betaNow = cfg.beta;
     for (const [slot, f] of plan.klFactors.entries()) {
       for (const writeGrads of [true, false]) {
-        (writeGrads ? this.kl : this.klValue).push(
-          this.own(
-            await prepareKl(
-              rt,
-              { n: f.n, muOff: f.muOff, rhoOff: f.rhoOff, gradMuOff: f.muOff, gradRhoOff: f.rhoOff, slot, sigmaPrior: cfg.sigmaPrior, beta: cfg.beta / this.gradAccum, writeGrads },
-              { theta: this.theta, grads: this.grads, klOut: this.klOut },
-              `${this.label}:kl[${slot}]${writeGrads ? '' : '(value)'}`,
-            ),
+        const call = this.own(
+          await prepareKl(
+            rt,
+            { n: f.n, muOff: f.muOff, rhoOff: f.rhoOff, gradMuOff: f.muOff, gradRhoOff: f.rhoOff, slot, sigmaPrior: cfg.sigmaPrior, beta: cfg.beta / this.gradAccum, writeGrads },
+            { theta: this.theta, grads: this.grads, klOut: this.klOut },
+            `${this.label}:kl[${slot}]${writeGrads ? '' : '(value)'}`,
           ),
         );
+        if (writeGrads) this.kl.push(call);
+        else this.klValue.push(call);
       }
     }
     const P = plan.size;
@@ -684,6 +687,23 @@ export class WhisperDecoderEngine {
     this.trainedForward = -1;
   }
 
+  /**
+   * The KL weight β of the next micro-batches (a β schedule, the studio's live control): the KL kernels'
+   * uniforms are rewritten — no pipeline is rebuilt. Call between steps: work recorded so far is submitted
+   * first, so it keeps the β it was recorded with.
+   */
+  setBeta(beta: number): void {
+    if (!(Number.isFinite(beta) && beta >= 0)) throw new Error(`${this.label}: β must be finite and ≥ 0 (got ${beta})`);
+    if (beta === this.betaNow) return;
+    this.rt.flush();
+    for (const k of this.kl) k.setBeta(beta / this.gradAccum);
+    this.betaNow = beta;
+  }
+
+  get beta(): number {
+    return this.betaNow;
+  }
+
   /** One optimizer step t ≥ 1: global grad norm (clip coefficient), AdamW over theta; zeroes grads. */
   optimizerStep(t: number, lr?: number): void {
     this.gradNorm.run();
@@ -704,7 +724,7 @@ export class WhisperDecoderEngine {
       const k = await this.rt.readF32(this.klOut, this.plan.klFactors.length);
       for (const v of k) kl += v;
     }
-    return { ce, count, kl, loss: ce + this.plan.config.beta * kl };
+    return { ce, count, kl, loss: ce + this.betaNow * kl };
   }
 
   readTheta(): Promise<Float32Array> {

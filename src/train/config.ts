@@ -25,6 +25,12 @@ export interface EvalSetConfig {
   limit?: number;
 }
 
+/** β from `step` on (see ExperimentConfig.adapter.betaSchedule). */
+export interface BetaScheduleEntry {
+  step: number;
+  beta: number;
+}
+
 export interface ExperimentConfig {
   schema: number;
   name: string;
@@ -50,8 +56,13 @@ export interface ExperimentConfig {
     estimator: BayesEstimator;
     bayesianAOnly: boolean;
     sigmaPrior: number;
-    /** KL weight per optimizer step; each of `gradAccum` micro-batches adds beta/gradAccum · KL */
+    /** KL weight per optimizer step; each of `gradAccum` micro-batches adds beta/gradAccum · KL. With a schedule: β before its first entry (step 1 unless the schedule starts there) */
     beta: number;
+    /**
+     * β as a schedule: each entry's β holds from its step on (steps ascending integers ≥ 1); before the first
+     * entry, `beta`. The studio's live β control appends {step: next step, beta} to it (src/train/trainer.ts setBeta).
+     */
+    betaSchedule?: BetaScheduleEntry[];
   };
   optim: {
     lr: number;
@@ -130,7 +141,50 @@ function merge<T>(base: T, over: unknown, path: string): T {
   }
   return out as T;
 }
-const OPTIONAL_KEYS = new Set(['experiment.model', 'experiment.data.trainLimit', 'experiment.adapter.layers']);
+const OPTIONAL_KEYS = new Set(['experiment.model', 'experiment.data.trainLimit', 'experiment.adapter.layers', 'experiment.adapter.betaSchedule']);
+
+/**
+ * The KL weight β of optimizer step `step` (1-based): the last schedule entry with entry.step ≤ step, else
+ * adapter.beta. 0 for LoRA (no KL term).
+ */
+export function betaAt(c: ExperimentConfig, step: number): number {
+  if (c.method !== 'blora') return 0;
+  let b = c.adapter.beta;
+  for (const e of c.adapter.betaSchedule ?? []) {
+    if (e.step <= step) b = e.beta;
+    else break;
+  }
+  return b;
+}
+
+/**
+ * The schedule with {step, beta} put in: an entry at the same step is replaced, later entries stay
+ * (a new array; the input is not changed).
+ */
+export function withBetaEntry(schedule: readonly BetaScheduleEntry[] | undefined, entry: BetaScheduleEntry): BetaScheduleEntry[] {
+  const out = (schedule ?? []).filter((e) => e.step !== entry.step);
+  out.push({ step: entry.step, beta: entry.beta });
+  return out.sort((a, b) => a.step - b.step);
+}
+
+function validateBetaSchedule(s: unknown, e: string[]): void {
+  const k = 'adapter.betaSchedule';
+  if (s === undefined) return;
+  if (!Array.isArray(s)) {
+    e.push(`${k} must be an array of {step, beta} (got ${JSON.stringify(s)})`);
+    return;
+  }
+  let prev = 0;
+  s.forEach((x: unknown, i) => {
+    if (!isObj(x)) return void e.push(`${k}[${i}] must be an object {step, beta} (got ${JSON.stringify(x)})`);
+    for (const key of Object.keys(x)) if (key !== 'step' && key !== 'beta') e.push(`${k}[${i}].${key}: unknown key`);
+    const { step, beta } = x as { step: unknown; beta: unknown };
+    if (!(typeof step === 'number' && Number.isInteger(step) && step >= 1)) e.push(`${k}[${i}].step must be an integer ≥ 1 (got ${JSON.stringify(step)})`);
+    else if (step <= prev) e.push(`${k}[${i}].step must be above the previous entry's (${prev}; steps ascending, got ${step})`);
+    else prev = step;
+    if (!(typeof beta === 'number' && Number.isFinite(beta) && beta >= 0)) e.push(`${k}[${i}].beta must be a finite number ≥ 0 (got ${JSON.stringify(beta)})`);
+  });
+}
 
 /** Parse + validate (unknown keys and bad values are errors that name the key); missing keys = defaults. */
 export function parseExperiment(json: unknown, source = 'experiment.json'): ExperimentConfig {
@@ -166,6 +220,7 @@ export function validateExperiment(c: ExperimentConfig): string[] {
   if (!['flipout', 'bbb', 'lrt'].includes(a.estimator)) e.push(`adapter.estimator must be flipout, bbb or lrt (got ${a.estimator})`);
   pos(a.sigmaPrior, 'adapter.sigmaPrior');
   nonneg(a.beta, 'adapter.beta');
+  validateBetaSchedule(a.betaSchedule, e);
   const o = c.optim;
   pos(o.lr, 'optim.lr');
   nonneg(o.weightDecay, 'optim.weightDecay');
@@ -191,6 +246,8 @@ export interface TrainRecord {
   kl: number;
   /** ce + beta·kl */
   loss: number;
+  /** the KL weight β of this step (betaAt(config, step); 0 for LoRA). Records written before the β schedule have none */
+  beta: number;
   lr: number;
   /** global L2 norm of the gradient before clipping */
   gradNorm: number;

@@ -26,7 +26,7 @@ import { pierOfTranscripts } from '../metrics/pier';
 import { computeCer, computeWer } from '../metrics/wer';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors';
 import type { WhisperAssets } from '../model/whisperModel';
-import type { EvalRecord, EvalRole, ExperimentConfig, TrainRecord } from './config';
+import { type BetaScheduleEntry, betaAt, type EvalRecord, type EvalRole, type ExperimentConfig, type TrainRecord, withBetaEntry } from './config';
 import { BatchSampler, inputLength, makeBatch, type PreparedUtterance, type SamplerState, specialTokens } from './data';
 import { learningRate } from './schedule';
 
@@ -155,9 +155,28 @@ export function adapterConfigOf(cfg: ExperimentConfig): AdapterConfig {
     layers: a.layers,
     bayesianAOnly: a.bayesianAOnly,
     sigmaPrior: a.sigmaPrior,
-    beta: cfg.method === 'blora' ? a.beta : 0,
+    // β of step 1; a β schedule changes it per step (Trainer.runStep → engine.setBeta, a uniform)
+    beta: betaAt(cfg, 1),
     seed: cfg.seed,
   };
+}
+
+/** The experiment without its β schedule (what a checkpoint must match to be restored into a run). */
+function withoutSchedule(c: ExperimentConfig): ExperimentConfig {
+  const { betaSchedule: _s, ...adapter } = c.adapter;
+  return { ...c, adapter };
+}
+
+/**
+ * The β schedule a restored run follows: the checkpoint's entries up to its step (what the run did), and
+ * after it the checkpoint's entries with the run's own ones over them (a change made after the checkpoint
+ * was written, e.g. the studio's live control before a reload). Undefined when neither has one.
+ */
+export function mergeBetaSchedules(ck: BetaScheduleEntry[] | undefined, own: BetaScheduleEntry[] | undefined, ckStep: number): BetaScheduleEntry[] | undefined {
+  if (!ck && !own) return undefined;
+  let out = (ck ?? []).map((e) => ({ ...e }));
+  for (const e of own ?? []) if (e.step > ckStep) out = withBetaEntry(out, e);
+  return out;
 }
 
 /** Fraction of |μ_A| (|A|) and |μ_B| (|B|) below `thr` over all modules. */
@@ -334,6 +353,8 @@ export class Trainer {
   lastTranscripts: Record<string, Transcript[]> = {};
   /** KL of the last step (unscaled Σ of per-factor means) */
   lastKl = 0;
+  /** the last step whose β is fixed (in flight or done): a live β change applies from the step after it */
+  private betaFixedThrough = 0;
   private lastGood: Checkpoint;
   private greedy: GreedyDecoderLike | null = null;
   private theta: Float32Array | null = null;
@@ -342,7 +363,8 @@ export class Trainer {
 
   private constructor(
     readonly deps: TrainerDeps,
-    readonly config: ExperimentConfig,
+    /** the run's experiment; its adapter.betaSchedule grows with setBeta (a new object each time) */
+    public config: ExperimentConfig,
     readonly data: TrainerData,
     readonly hooks: TrainerHooks,
     readonly engine: WhisperDecoderEngine,
@@ -421,6 +443,11 @@ export class Trainer {
     const o = cfg.optim;
     const t = this.step + 1;
     const lr = learningRate({ lr: o.lr, warmupSteps: o.warmupSteps, schedule: o.schedule, steps: o.steps }, t);
+    // β of this step from the schedule: a uniform of the KL kernels, rewritten before the step's work
+    // (synchronously, before any await: a live change arriving during this step goes to the next one)
+    const beta = betaAt(cfg, t);
+    this.betaFixedThrough = Math.max(this.betaFixedThrough, t);
+    this.engine.setBeta(beta);
     const eot = specialTokens(this.deps.assets).eot;
     const t0 = performance.now();
     let ce = 0;
@@ -449,9 +476,8 @@ export class Trainer {
     const sec = (performance.now() - t0) / 1000;
     const lastGood = t % (this.opts.checkpointInterval ?? 1) === 0 ? await this.engine.readState() : null;
     const sp = adapterSparsity(this.plan, theta);
-    const beta = cfg.method === 'blora' ? cfg.adapter.beta : 0;
     const rec: TrainRecord = {
-      kind: 'train', step: t, ce, kl, loss: ce + beta * kl, lr, gradNorm, tokens, tokensPerSec: tokens / sec,
+      kind: 'train', step: t, ce, kl, loss: ce + beta * kl, beta, lr, gradNorm, tokens, tokensPerSec: tokens / sec,
       sparsityA: sp.a, sparsityB: sp.b, elapsedS: this.elapsedS + sec, backend: 'engine',
     };
     this.pending = { rec, theta, kl, sec };
@@ -480,7 +506,22 @@ export class Trainer {
     this.sampler.state = this.lastGood.sampler;
     this.step = this.lastGood.step;
     this.theta = this.lastGood.theta;
-    throw new TrainingDivergedError(step, what, this.lastGood);
+    throw new TrainingDivergedError(step, what, { ...this.lastGood, config: this.config });
+  }
+
+  /**
+   * A live β change (the studio's Run view): β = `beta` from the next step not yet begun — the step after the
+   * one in flight, if any — on. Put into the run's config as a schedule entry (so checkpoints, the exported
+   * experiment.json and a resumed run keep it); a later entry of the schedule still applies at its step.
+   * Returns the entry and the schedule now.
+   */
+  setBeta(beta: number): { entry: BetaScheduleEntry; schedule: BetaScheduleEntry[] } {
+    if (this.config.method !== 'blora') throw new Error('β is the KL weight of BLoRA; this run is LoRA (no KL term)');
+    if (!(typeof beta === 'number' && Number.isFinite(beta) && beta >= 0)) throw new Error(`β must be a finite number ≥ 0 (got ${beta})`);
+    const entry = { step: Math.max(this.step, this.betaFixedThrough) + 1, beta };
+    const schedule = withBetaEntry(this.config.adapter.betaSchedule, entry);
+    this.config = { ...this.config, adapter: { ...this.config.adapter, betaSchedule: schedule } };
+    return { entry, schedule };
   }
 
   /**
@@ -574,21 +615,29 @@ export class Trainer {
 
   async checkpoint(): Promise<Checkpoint> {
     // The last good state is read back after every step (checkpointInterval 1): no second read-back.
-    if (this.lastGood.step === this.step) return this.lastGood;
+    if (this.lastGood.step === this.step) return { ...this.lastGood, config: this.config };
     const st = await this.engine.readState();
     return { format: 'blora-studio-checkpoint', version: CHECKPOINT_VERSION, step: this.step, ...st, sampler: this.sampler.state, config: this.config, elapsedS: this.elapsedS };
   }
 
-  /** Continue from a checkpoint of this configuration: the next trainStep() is bit-identical to the original run's. */
+  /**
+   * Continue from a checkpoint of this configuration: the next trainStep() is bit-identical to the original
+   * run's. The β schedule may differ (mergeBetaSchedules: the checkpoint's up to its step, then this run's
+   * entries over the checkpoint's); everything else must match.
+   */
   restore(ck: Checkpoint): void {
     if (ck.theta.length !== this.plan.size) throw new Error(`checkpoint has ${ck.theta.length} adapter values, this run ${this.plan.size} (another adapter configuration?)`);
-    if (JSON.stringify(ck.config) !== JSON.stringify(this.config)) throw new Error('checkpoint was written by another experiment configuration');
+    if (JSON.stringify(withoutSchedule(ck.config)) !== JSON.stringify(withoutSchedule(this.config))) throw new Error('checkpoint was written by another experiment configuration');
+    const schedule = mergeBetaSchedules(ck.config.adapter.betaSchedule, this.config.adapter.betaSchedule, ck.step);
+    const { betaSchedule: _s, ...adapter } = this.config.adapter;
+    this.config = { ...this.config, adapter: schedule ? { ...adapter, betaSchedule: schedule } : adapter };
+    this.betaFixedThrough = ck.step;
     this.engine.setState({ theta: ck.theta, m: ck.m, v: ck.v });
     this.sampler.state = ck.sampler;
     this.step = ck.step;
     this.elapsedS = ck.elapsedS;
     this.theta = ck.theta;
-    this.lastGood = ck;
+    this.lastGood = { ...ck, config: this.config };
   }
 
   /** Histogram of log10|μ| of A and B now. */
@@ -611,7 +660,7 @@ export class Trainer {
         const ts = Object.fromEntries(moduleTensors(plan, m, theta).map((x) => [x.key, new Float32Array(x.data)]));
         return { name: m.name, inFeatures: m.nIn, outFeatures: m.nOut, A: ts.A ?? ts.muA, B: ts.B ?? ts.muB, rhoA: ts.rhoA, rhoB: ts.rhoB };
       }),
-      blora: c.kind === 'blora' ? { priorSigma: c.sigmaPrior, estimator: c.estimator, bayesianAOnly: c.bayesianAOnly, beta: c.beta } : undefined,
+      blora: c.kind === 'blora' ? { priorSigma: c.sigmaPrior, estimator: c.estimator, bayesianAOnly: c.bayesianAOnly, beta: betaAt(this.config, Math.max(1, this.step)) } : undefined,
     };
     return { files: exportPeft(adapter), adapter };
   }

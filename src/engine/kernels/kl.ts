@@ -9,7 +9,7 @@
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { wgsl } from '../../gpu/shaders';
-import { bindAt, checkDims, needElems, UniformWords, uniformFrom } from './uniform-pack';
+import { bindAt, checkDims, needElems, rewriteUniform, UniformWords, uniformFrom } from './uniform-pack';
 
 export const KL_MAX_PARTIALS = 256;
 
@@ -48,7 +48,7 @@ export async function prepareKl(
   spec: KlSpec,
   bufs: KlBuffers,
   label = 'engine_kl',
-): Promise<{ run(): void; destroy(): void }> {
+): Promise<{ run(): void; setBeta(beta: number): void; destroy(): void }> {
   const { n } = spec;
   checkDims(label, { n, muOff: spec.muOff, rhoOff: spec.rhoOff, gradMuOff: spec.gradMuOff, gradRhoOff: spec.gradRhoOff, slot: spec.slot });
   if (!(spec.sigmaPrior > 0)) throw new Error(`${label}: sigmaPrior must be > 0`);
@@ -59,15 +59,13 @@ export async function prepareKl(
   const partial = await rt.pipeline(klKernel('kl_partial'));
   const finalize = await rt.pipeline(klKernel('kl_finalize'));
   const partials = rt.storage(`${label}:partials`, nwg * 4);
-  const params = uniformFrom(
-    rt,
-    `${label}:params`,
+  const words = (beta: number) =>
     new UniformWords()
       .u32(n).u32(spec.muOff).u32(spec.rhoOff).u32(spec.gradMuOff)
       .u32(spec.gradRhoOff).u32(spec.slot).u32(nwg).u32(spec.writeGrads === false ? 0 : 1)
       .f32(1 / (spec.sigmaPrior * spec.sigmaPrior)).f32(Math.log(spec.sigmaPrior))
-      .f32(n ? spec.beta / n : 0).f32(n ? 1 / n : 0),
-  );
+      .f32(n ? beta / n : 0).f32(n ? 1 / n : 0);
+  const params = uniformFrom(rt, `${label}:params`, words(spec.beta));
   const bgP = bindAt(rt, `${label}.kl_partial:bind`, partial, [[0, params], [1, bufs.theta], [2, bufs.grads], [3, partials]]);
   const bgF = bindAt(rt, `${label}.kl_finalize:bind`, finalize, [[0, params], [3, partials], [4, bufs.klOut]]);
   return {
@@ -75,6 +73,9 @@ export async function prepareKl(
       rt.dispatch(`${label}.kl_partial`, partial, bgP, [nwg, 1, 1]);
       rt.dispatch(`${label}.kl_finalize`, finalize, bgF, [1, 1, 1]);
     },
+    // β as a live value (a β schedule): the uniform is rewritten, no pipeline rebuilt. queue.writeBuffer takes
+    // effect at the next submission, so call it between steps (the decoder flushes first).
+    setBeta: (beta: number) => rewriteUniform(rt, params, words(beta)),
     destroy: () => {
       partials.destroy();
       params.destroy();
