@@ -1,6 +1,6 @@
 // Runs: start / queue (β sweep) / pause / resume / stop, records into the store, persistence in
 // IndexedDB (`runs`), resume after a reload from the worker's last checkpoint, and export.
-import type { EvalRecord, ExperimentConfig, TrainRecord } from '../train/config';
+import type { BetaScheduleEntry, EvalRecord, ExperimentConfig, TrainRecord } from '../train/config';
 import { idbAll, idbDelete, idbPut } from '../worker/idb';
 import type { EvalTranscript, FromTrain, ToTrain } from '../worker/train-protocol';
 import { runData } from './data';
@@ -125,12 +125,20 @@ function handle(m: FromTrain): void {
           : { lastCheckpointStep: k > 0 ? k : r.lastCheckpointStep }),
         train: [...r.train.filter((x) => x.step <= k && !have.has(x.step)), ...m.records].sort((a, b) => a.step - b.step),
         evals: r.evals.filter((x) => x.step < k),
+        // the β schedule the restored run follows (live changes kept in its checkpoint)
+        ...(m.type === 'resumed' && m.betaSchedule ? { config: withSchedule(r.config, m.betaSchedule) } : {}),
       }));
       persist(m.runId);
       break;
     }
     case 'checkpoint':
       updateRun(m.runId, (r) => ({ ...r, lastCheckpointStep: m.step }));
+      persist(m.runId);
+      break;
+    case 'beta':
+      // A live β change: the run's config gets the schedule (Export writes it into experiment.json; a resume sends it).
+      if (m.error) updateRun(m.runId, (r) => ({ ...r, stage: `β not changed: ${m.error}` }));
+      else updateRun(m.runId, (r) => ({ ...r, config: withSchedule(r.config, m.schedule), stage: `β = ${m.beta} from step ${m.step}` }));
       persist(m.runId);
       break;
     case 'exported':
@@ -241,6 +249,15 @@ export function resumeRun(id: string): void {
   if (!r) return;
   if (r.status === 'paused' && worker) send({ type: 'resume' });
   else launch(r, true); // e.g. paused before a reload: the worker restarts from the checkpoint
+}
+
+function withSchedule(c: ExperimentConfig, schedule: BetaScheduleEntry[]): ExperimentConfig {
+  return { ...c, adapter: { ...c.adapter, betaSchedule: schedule.map((e) => ({ step: e.step, beta: e.beta })) } };
+}
+
+/** β of the training BLoRA run `id` from its next step on (the Run view's live control); the worker answers 'beta'. */
+export function setRunBeta(id: string, beta: number): void {
+  send({ type: 'set-beta', runId: id, beta });
 }
 
 export function stopRun(id: string): void {

@@ -1,7 +1,7 @@
 // Messages between the UI thread and the training worker (src/worker/train.worker.ts). The worker owns
 // the WebGPU device (navigator.gpu inside the worker), the decoder weights, the EncoderKvCache and the
 // Trainer; the UI sends only references (encoder-cache keys + transcripts) and receives metric records.
-import type { EvalRecord, EvalRole, ExperimentConfig, TrainRecord } from '../train/config';
+import type { BetaScheduleEntry, EvalRecord, EvalRole, ExperimentConfig, TrainRecord } from '../train/config';
 import type { ModelLocation } from './protocol';
 
 /** One utterance as the training worker needs it: its encoder states are in IndexedDB under (modelId, key). */
@@ -41,6 +41,8 @@ export type ToTrain =
   | { type: 'pause' }
   | { type: 'resume' }
   | { type: 'stop' }
+  /** β (BLoRA's KL weight) of the training run `runId` from its next step on (the Run view's live control) */
+  | { type: 'set-beta'; runId: string; beta: number }
   /** tests only: the page was opened with ?test-hooks=1 — the worker then accepts 'test-fault' */
   | { type: 'test-hooks' }
   /** tests only (after 'test-hooks'): destroy the GPU device mid-step `atStep` / NaN as the loss of step `atStep` */
@@ -59,11 +61,17 @@ export type FromTrain =
   | { type: 'transcripts'; runId: string; step: number; set: string; transcripts: EvalTranscript[] }
   | { type: 'checkpoint'; runId: string; step: number }
   /**
+   * A live β change took: β = `beta` from step `step` on; `schedule` is the run's adapter.betaSchedule now (the UI
+   * puts it into the run's config: the exported experiment.json and a resume after a reload keep it). `error`: refused.
+   */
+  | { type: 'beta'; runId: string; step: number; beta: number; schedule: BetaScheduleEntry[]; error?: string }
+  /**
    * A resumed run restarts at `step` (its checkpoint's; 0 without one). `records` are its training records up
    * to that step, saved with the checkpoint: the tab may not have stored the last ones (or the checkpoint
    * itself) before a reload. The UI keeps the evaluations before `step`; the worker redoes the one at `step`.
+   * `betaSchedule`: the run's β schedule after the restore (its checkpoint's live β changes included).
    */
-  | { type: 'resumed'; runId: string; step: number; records: TrainRecord[] }
+  | { type: 'resumed'; runId: string; step: number; records: TrainRecord[]; betaSchedule?: BetaScheduleEntry[] }
   /** files by name; pruned: fraction of μ elements zeroed by the SNR threshold (0 without pruning) */
   | { type: 'exported'; id: string; files: Record<string, Uint8Array | string>; pruned: number; elements: number; prunedWer?: { set: string; role: EvalRole; wer: number; utterances: number }[] }
   | { type: 'tried'; id: string; step: number; frozen: string; adapted: string }

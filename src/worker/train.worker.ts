@@ -45,6 +45,11 @@ interface Model {
 let model: Model | null = null;
 let modelLoading: Promise<Model> | null = null;
 let trainer: { runId: string; t: Trainer } | null = null;
+/**
+ * The active run's config with its live β changes (adapter.betaSchedule): what a rebuild after a lost device
+ * starts from (its checkpoint may be older than the last change).
+ */
+let liveConfig: { runId: string; config: ExperimentConfig } | null = null;
 let control: 'run' | 'pause' | 'stop' = 'run';
 /** read through a function: TypeScript would otherwise narrow `control` across awaits */
 const ctl = () => control;
@@ -279,6 +284,7 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
   };
   control = 'run';
   trainRecords.set(runId, []);
+  liveConfig = { runId, config };
   const t = await createTrainer(runId, config, data, true, stage);
   const steps = config.optim.steps;
   const interval = config.eval.interval;
@@ -292,7 +298,8 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
       console.info(`[train-worker] ${runId} resumed from its checkpoint at step ${t.step}`);
     }
     trainRecords.set(runId, saved);
-    post({ type: 'resumed', runId, step: t.step, records: saved });
+    liveConfig = { runId, config: t.config };
+    post({ type: 'resumed', runId, step: t.step, records: saved, betaSchedule: t.config.adapter.betaSchedule });
     if (ck) post({ type: 'checkpoint', runId, step: t.step });
   }
   post({ type: 'status', runId, status: 'running', stage: `resumed at step ${t.step}` });
@@ -326,7 +333,7 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
       post({ type: 'status', runId, status: 'starting', stage: `${lost.message}; recovering (${attempt} of at most ${DEFAULT_MAX_RECOVERIES}): new device, model and cache` });
       model = null;
       trainer = null;
-      return createTrainer(runId, config, data, true, stage);
+      return createTrainer(runId, liveConfig?.runId === runId ? liveConfig.config : config, data, true, stage);
     },
     onRecovered: async (tr, r) => {
       const saved = (trainRecords.get(runId) ?? []).filter((x) => x.step <= tr.step);
@@ -364,6 +371,21 @@ self.onmessage = async (ev: MessageEvent<ToTrain>) => {
     case 'pause':
       control = 'pause';
       break;
+    case 'set-beta': {
+      // From the next step not yet begun (Trainer.setBeta): a uniform of the KL kernels, no rebuild. The entry is
+      // in the trainer's config, so every checkpoint from now on carries it; the UI keeps it in the run's config.
+      const t = trainer?.runId === msg.runId ? trainer.t : null;
+      try {
+        if (!t || activeRun !== msg.runId) throw new Error('β can be changed while the run trains (not while it starts, recovers or after it ended)');
+        const { entry, schedule } = t.setBeta(msg.beta);
+        if (liveConfig?.runId === msg.runId) liveConfig = { runId: msg.runId, config: t.config };
+        console.info(`[train-worker] ${msg.runId}: β = ${entry.beta} from step ${entry.step}`);
+        post({ type: 'beta', runId: msg.runId, step: entry.step, beta: entry.beta, schedule });
+      } catch (e) {
+        post({ type: 'beta', runId: msg.runId, step: 0, beta: msg.beta, schedule: t?.config.adapter.betaSchedule ?? [], error: (e as Error).message });
+      }
+      break;
+    }
     case 'test-hooks':
       testFaults ??= {};
       break;

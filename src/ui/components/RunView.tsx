@@ -1,12 +1,13 @@
 // The live run: progress + ETA, pause/resume/stop, streaming charts (CE, KL, β·KL, loss, lr, grad-norm,
 // tokens/s), the |μ| histogram (log-scale bins, LoRA vs BLoRA overlay) and WER on the base and
 // code-switched eval sets with forgetting (and backward gain / new-domain drop against a LoRA run).
-import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
-import type { TrainRecord } from '../../train/config';
+import { useState } from 'react';
+import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ReferenceLine, Tooltip, XAxis, YAxis } from 'recharts';
+import { betaAt, type TrainRecord } from '../../train/config';
 import type { Histogram } from '../../worker/train-protocol';
 import { definition, evalSteps, loraReference, maybePct, pct, pierAt, pts, summarize, versusLora, werAt } from '../runMetrics';
 import { useStudio, type RunState } from '../store';
-import { pauseRun, resumeRun, stopRun } from '../training';
+import { pauseRun, resumeRun, setRunBeta, stopRun } from '../training';
 import { formatBeta } from './ExperimentPanel';
 import { formatTick, formatValue } from '../format';
 
@@ -15,11 +16,17 @@ const COLORS = ['#3b6fd8', '#d8693b', '#2e9e5b', '#9b3bd8', '#c9a227'];
 
 const fmt = formatValue;
 
-function Series(props: { id: string; title: string; rows: Record<string, number>[]; keys: { key: string; name: string }[]; log?: boolean }) {
-  const { id, title, rows, keys, log } = props;
+/** A β change on the charts: a vertical line at the step β took effect. */
+interface BetaMark {
+  step: number;
+  beta: number;
+}
+
+function Series(props: { id: string; title: string; rows: Record<string, number>[]; keys: { key: string; name: string }[]; log?: boolean; marks?: BetaMark[] }) {
+  const { id, title, rows, keys, log, marks } = props;
   const latest = rows.at(-1);
   return (
-    <div className="chart" data-testid={`chart-${id}`} data-points={rows.length}>
+    <div className="chart" data-testid={`chart-${id}`} data-points={rows.length} data-beta-marks={marks?.map((m) => m.step).join(',')}>
       <h3>
         {title}{' '}
         <span className="muted small" data-testid={`latest-${id}`}>
@@ -34,6 +41,9 @@ function Series(props: { id: string; title: string; rows: Record<string, number>
         {keys.length > 1 && <Legend />}
         {keys.map((k, i) => (
           <Line key={k.key} dataKey={k.key} name={k.name} stroke={COLORS[i]} dot={{ r: 2 }} isAnimationActive={false} />
+        ))}
+        {marks?.map((m) => (
+          <ReferenceLine key={m.step} x={m.step} stroke="#9b3bd8" strokeDasharray="4 3" ifOverflow="extendDomain" label={{ value: `β ${formatBeta(m.beta)}`, position: 'insideTopRight', fontSize: 10, fill: '#9b3bd8' }} />
         ))}
       </LineChart>
     </div>
@@ -73,6 +83,58 @@ export function MuHistogram({ run, runs }: { run: RunState; runs: RunState[] }) 
   );
 }
 
+const BETA_MIN_LOG = -8;
+const BETA_MAX_LOG = 0;
+
+/**
+ * β of a training BLoRA run, changed live: log-scale slider as the Experiment panel's, applied from the next
+ * step (the worker puts {step, β} into the run's β schedule: records, charts, checkpoint and exported
+ * experiment.json keep it).
+ */
+function BetaControl({ run, next }: { run: RunState; next: number }) {
+  const now = betaAt(run.config, next);
+  const [pending, setPending] = useState<number | null>(null);
+  const shown = pending ?? now;
+  const log = Math.log10(Math.max(shown, 10 ** BETA_MIN_LOG));
+  const schedule = run.config.adapter.betaSchedule ?? [];
+  const canChange = run.status === 'running' || run.status === 'paused';
+  return (
+    <div className="row" data-testid="run-beta-control" data-beta={now}>
+      <label className="field wide">
+        <span>
+          β (KL weight) from step {next}: <b data-testid="run-beta-value">{formatBeta(shown)}</b>
+          {pending !== null && pending !== now ? <span className="muted small"> (now {formatBeta(now)})</span> : null}
+        </span>
+        <input
+          type="range"
+          min={BETA_MIN_LOG}
+          max={BETA_MAX_LOG}
+          step={0.25}
+          value={log}
+          aria-label="log10 β of the run"
+          data-testid="run-beta"
+          disabled={!canChange}
+          onChange={(e) => setPending(Number((10 ** Number(e.target.value)).toPrecision(3)))}
+        />
+      </label>
+      <button
+        data-testid="run-beta-apply"
+        disabled={!canChange || pending === null || pending === now}
+        onClick={() => {
+          if (pending === null) return;
+          setRunBeta(run.id, pending);
+          setPending(null);
+        }}
+      >
+        Apply β from the next step
+      </button>
+      <span className="muted small" data-testid="run-beta-schedule">
+        schedule: {[{ step: 1, beta: run.config.adapter.beta }, ...schedule].filter((e, i, a) => !(i === 0 && a[1]?.step === 1)).map((e) => `step ${e.step}: ${formatBeta(e.beta)}`).join(' · ')}
+      </span>
+    </div>
+  );
+}
+
 function etaText(run: RunState): string {
   const last = run.train.at(-1);
   const s = run.sessionStart;
@@ -90,8 +152,13 @@ export function RunView() {
   if (!run) return <section className="panel" data-testid="run-view"><p className="muted">No runs yet: set up data and an experiment, then start a run.</p></section>;
   const steps = run.config.optim.steps;
   const done = run.train.at(-1)?.step ?? 0;
-  const beta = run.config.method === 'blora' ? run.config.adapter.beta : 0;
-  const rows = run.train.map((t: TrainRecord) => ({ step: t.step, ce: t.ce, kl: t.kl, bkl: beta * t.kl, loss: t.loss, lr: t.lr, gn: t.gradNorm, tps: t.tokensPerSec }));
+  // β of each step: its record's (records from before the β schedule have none: the config's)
+  const rows = run.train.map((t: TrainRecord) => {
+    const beta = t.beta ?? betaAt(run.config, t.step);
+    return { step: t.step, ce: t.ce, kl: t.kl, bkl: beta * t.kl, beta, loss: t.loss, lr: t.lr, gn: t.gradNorm, tps: t.tokensPerSec };
+  });
+  // the β changes (schedule entries after step 1) as lines on the loss and KL charts
+  const marks: BetaMark[] = run.config.method === 'blora' ? (run.config.adapter.betaSchedule ?? []).filter((e) => e.step > 1) : [];
   const sets = [...new Set(run.evals.map((e) => e.set))];
   const werRows = evalSteps(run.evals).map((step) => {
     const row: Record<string, number> = { step };
@@ -141,6 +208,9 @@ export function RunView() {
           <div className="progress-fill" style={{ width: `${(done / steps) * 100}%` }} />
         </div>
       </div>
+      {run.config.method === 'blora' && (live || run.status === 'paused' || (run.config.adapter.betaSchedule?.length ?? 0) > 0) && (
+        <BetaControl key={run.id} run={run} next={Math.min(done + 1, steps)} />
+      )}
       {run.recoveries?.length ? (
         <ul className="muted small" data-testid="run-recoveries">
           {run.recoveries.map((r, i) => (
@@ -187,8 +257,8 @@ export function RunView() {
       </div>
       <div className="charts">
         <Series id="ce" title="cross-entropy" rows={rows} keys={[{ key: 'ce', name: 'CE' }]} />
-        <Series id="loss" title="loss = CE + β·KL" rows={rows} keys={[{ key: 'loss', name: 'loss' }, { key: 'bkl', name: 'β·KL' }]} />
-        <Series id="kl" title="KL (unscaled)" rows={rows} keys={[{ key: 'kl', name: 'KL' }]} />
+        <Series id="loss" title="loss = CE + β·KL" rows={rows} keys={[{ key: 'loss', name: 'loss' }, { key: 'bkl', name: 'β·KL' }]} marks={marks} />
+        <Series id="kl" title="KL (unscaled)" rows={rows} keys={[{ key: 'kl', name: 'KL' }]} marks={marks} />
         <Series id="lr" title="learning rate" rows={rows} keys={[{ key: 'lr', name: 'lr' }]} />
         <Series id="gradnorm" title="gradient norm" rows={rows} keys={[{ key: 'gn', name: '‖g‖' }]} />
         <Series id="tps" title="tokens / s" rows={rows} keys={[{ key: 'tps', name: 'tokens/s' }]} />
