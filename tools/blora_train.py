@@ -29,6 +29,8 @@ Choices (the spec leaves them open; the engine CLI is expected to make the same 
   batches for the same seed. Adapter noise and dropout: torch's RNG seeded with `seed` (the engine uses its Philox stream: same
   distribution, other draws).
 - Loss per micro-batch: CE_mb / gradAccum + (β / gradAccum)·KL, so one optimizer step sees mean CE + β·KL.
+  β of step t: adapter.betaSchedule (entries {step, beta}, β from that step on; before the first, adapter.beta),
+  as src/train/config.ts betaAt — the studio's live β changes reproduce; each train record carries its `beta`.
 - Several processes (accelerate launch, docs/scale-out.md): optim.batchSize is the GLOBAL micro-batch, split evenly
   over the processes (must divide); CE_mb is the mean over the labelled tokens of the global micro-batch (token
   counts and CE sums all-reduced), so the same experiment.json gives the same losses and adapter on 1 or N processes
@@ -92,7 +94,49 @@ def default_experiment() -> dict:
     }
 
 
-OPTIONAL_KEYS = {"experiment.model", "experiment.data.trainLimit", "experiment.adapter.layers"}
+OPTIONAL_KEYS = {"experiment.model", "experiment.data.trainLimit", "experiment.adapter.layers",
+                 "experiment.adapter.betaSchedule"}
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def beta_schedule_errors(s) -> list[str]:
+    """adapter.betaSchedule: [{step, beta}], steps ascending integers ≥ 1, β finite ≥ 0 (src/train/config.ts)."""
+    k, errs = "adapter.betaSchedule", []
+    if s is None:
+        return errs
+    if not isinstance(s, list):
+        return [f"{k} must be an array of {{step, beta}} (got {json.dumps(s)})"]
+    prev = 0
+    for i, x in enumerate(s):
+        if not isinstance(x, dict):
+            errs.append(f"{k}[{i}] must be an object {{step, beta}} (got {json.dumps(x)})")
+            continue
+        errs += [f"{k}[{i}].{key}: unknown key" for key in x if key not in ("step", "beta")]
+        st, b = x.get("step"), x.get("beta")
+        if not (_num(st) and float(st).is_integer() and st >= 1):
+            errs.append(f"{k}[{i}].step must be an integer ≥ 1 (got {json.dumps(st)})")
+        elif st <= prev:
+            errs.append(f"{k}[{i}].step must be above the previous entry's ({prev}; steps ascending, got {st})")
+        else:
+            prev = st
+        if not (_num(b) and math.isfinite(b) and b >= 0):
+            errs.append(f"{k}[{i}].beta must be a finite number ≥ 0 (got {json.dumps(b)})")
+    return errs
+
+
+def beta_at(cfg: dict, step: int) -> float:
+    """β of optimizer step `step` (1-based): the last schedule entry at or before it, else adapter.beta; 0 for LoRA."""
+    if cfg["method"] != "blora":
+        return 0.0
+    b = cfg["adapter"]["beta"]
+    for e in cfg["adapter"].get("betaSchedule") or []:
+        if e["step"] > step:
+            break
+        b = e["beta"]
+    return float(b)
 
 
 class ConfigError(Exception):
@@ -148,6 +192,7 @@ def parse_experiment(obj: dict, source: str) -> dict:
         errs.append(f"optim.schedule must be inverse_sqrt, cosine or constant (got {o['schedule']})")
     if a["beta"] < 0 or a["sigmaPrior"] <= 0 or o["lr"] <= 0:
         errs.append("adapter.beta must be ≥ 0, adapter.sigmaPrior and optim.lr > 0")
+    errs += beta_schedule_errors(a.get("betaSchedule"))
     if errs:
         raise ConfigError(f"{source}: " + "; ".join(errs))
     return c
@@ -882,7 +927,7 @@ def main(argv: list[str] | None = None) -> int:
         mine = take[rank * per_rank:(rank + 1) * per_rank]
         return [train_rows[i] for i in mine]
 
-    beta, accum = a["beta"], o["gradAccum"]
+    accum = o["gradAccum"]
     t_train0 = time.time()
     train_seconds = 0.0
     eval_steps = []
@@ -890,6 +935,7 @@ def main(argv: list[str] | None = None) -> int:
     for step in range(1, o["steps"] + 1):
         ts = time.time()
         lr = lr_at(step, o)
+        beta = beta_at(cfg, step)
         for g in opt.param_groups:
             g["lr"] = lr
         model.train()
@@ -930,7 +976,7 @@ def main(argv: list[str] | None = None) -> int:
         ce_mean = ce_sum / accum
         sp = sparsity(adapters)
         last = {"ce": ce_mean, "kl": kl_val}
-        emit({"kind": "train", "step": step, "ce": ce_mean, "kl": kl_val, "loss": ce_mean + beta * kl_val, "lr": lr,
+        emit({"kind": "train", "step": step, "ce": ce_mean, "kl": kl_val, "loss": ce_mean + beta * kl_val, "beta": beta, "lr": lr,
               "gradNorm": gnorm, "tokens": ntok, "tokensPerSec": ntok / dt,
               "sparsityA": sp["A"], "sparsityB": sp["B"], "elapsedS": time.time() - t_train0, "backend": "torch"})
         if step == 1 or step % 10 == 0 or step == o["steps"]:

@@ -1,8 +1,13 @@
 // β as a schedule (issue 17, item 3), the parts without a GPU: experiment.json validation of
 // adapter.betaSchedule (errors name the entry), β at step k (betaAt), a live change put into a schedule
-// (withBetaEntry) and the schedule a restored run follows (mergeBetaSchedules). Runs in well under a second.
+// (withBetaEntry) and the schedule a restored run follows (mergeBetaSchedules); and the PyTorch backend
+// (tools/blora_train.py parse_experiment / beta_at) reads the same schedule the same way. About 2 s.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { PYTHON, REPO } from '../support/env';
 import { betaAt, ExperimentConfigError, parseExperiment, withBetaEntry } from '../../src/train/config';
 import { adapterConfigOf, mergeBetaSchedules } from '../../src/train/trainer';
 
@@ -65,4 +70,27 @@ test('a live change goes into the schedule; a restored run keeps the checkpoint\
     mergeBetaSchedules([{ step: 3, beta: 1 }], [{ step: 2, beta: 9 }, { step: 3, beta: 1 }, { step: 6, beta: 0.5 }], 4),
     [{ step: 3, beta: 1 }, { step: 6, beta: 0.5 }],
   );
+});
+
+test('the PyTorch backend reads the schedule: same β per step, same errors', { skip: !existsSync(PYTHON) && `no Python venv at ${PYTHON}` }, () => {
+  const cfg = { ...base, adapter: { beta: 1e-4, betaSchedule: [{ step: 3, beta: 1 }, { step: 10, beta: 0 }] } };
+  const bad = { ...base, adapter: { betaSchedule: [{ step: 3, beta: 1 }, { step: 3, beta: -1 }] } };
+  const py = `
+import json, sys
+sys.path.insert(0, ${JSON.stringify(join(REPO, 'tools'))})
+import blora_train as bt
+c = bt.parse_experiment(json.loads(sys.argv[1]), "exp.json")
+out = {"betas": [bt.beta_at(c, k) for k in (1, 2, 3, 4, 9, 10, 11)], "lora": bt.beta_at({**c, "method": "lora"}, 3)}
+try:
+    bt.parse_experiment(json.loads(sys.argv[2]), "exp.json")
+except bt.ConfigError as e:
+    out["error"] = str(e)
+print(json.dumps(out))
+`;
+  const got = JSON.parse(execFileSync(PYTHON, ['-c', py, JSON.stringify(cfg), JSON.stringify(bad)], { encoding: 'utf8' }));
+  const ts = parseExperiment(cfg);
+  assert.deepEqual(got.betas, [1, 2, 3, 4, 9, 10, 11].map((k) => betaAt(ts, k)));
+  assert.equal(got.lora, 0);
+  assert.match(got.error, /^exp\.json: .*adapter\.betaSchedule\[1\]\.step must be above the previous entry's \(3; steps ascending, got 3\)/);
+  assert.match(got.error, /adapter\.betaSchedule\[1\]\.beta must be a finite number ≥ 0 \(got -1\)/);
 });
