@@ -7,16 +7,23 @@
  *      the START config (no entry at 3: what the worker's rebuild passes) keeps the schedule: its step 3 uses
  *      β 1 and gives the same record and θ bits as the uninterrupted run;
  *   3. β reaches the GPU: step 3 again from the same checkpoint with β set back to 1e-4 — the summed gradients
- *      differ by exactly (1 − 1e-4)·∂KL/∂θ (float64 CPU reference src/engine/reference/kl.ts), nothing else.
+ *      differ by exactly (1 − 1e-4)·∂KL/∂θ (float64 CPU reference src/engine/reference/kl.ts), nothing else;
+ *   4. the PyTorch backend (tools/blora_train.py) runs an experiment.json with betaSchedule [{2: 1}] (2 steps, 1 clip):
+ *      its records carry β 1e-4, 1, loss = CE + β·KL, the step-2 gradient norm is the KL's (≈ ‖∂KL‖ above), and
+ *      its step-1 KL (same seed: the engine's init) equals the engine's.
  * Measured (2 cores, gl-compat, beside a full test run): see the log line at the end.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { klRef } from '../../src/engine/reference/kl';
 import { betaAt, type TrainRecord } from '../../src/train/config';
 import type { PreparedUtterance } from '../../src/train/data';
 import { decodeCheckpoint, encodeCheckpoint, Trainer, type TrainerOptions } from '../../src/train/trainer';
-import { DEMO_DIR } from '../support/env';
+import { DEMO_DIR, PYTHON, REPO } from '../support/env';
 import { experiment, prepare, rowsOf, trainEnv, type TrainEnv } from './support';
 
 const cfg = experiment({
@@ -32,6 +39,9 @@ const cfg = experiment({
 
 const bitsEqual = (a: Float32Array, b: Float32Array) => Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 let env: TrainEnv;
+/** the engine's records and ‖∂KL/∂θ‖ at step 3 (test 1), for the torch comparison (test 2) */
+let engineRecs: TrainRecord[] = [];
+let klGradNorm = 0;
 let utts: PreparedUtterance[];
 const t0 = performance.now();
 before(async () => {
@@ -67,6 +77,7 @@ test('β changed live at step 3: records, loss, the checkpoint keeps the schedul
     assert.equal(r.loss, r.ce + r.beta * r.kl, `step ${r.step}: loss = CE + β·KL`);
     assert.ok(r.kl > 0 && Number.isFinite(r.ce));
   }
+  engineRecs = recs;
   console.log(`  records: ${recs.map((r) => `step ${r.step} β ${r.beta} ce ${r.ce.toFixed(4)} kl ${r.kl.toExponential(3)} loss ${r.loss.toFixed(4)}`).join('; ')}`);
 
   // the checkpoint of step 2 into a trainer of the start config (no entry at step 3)
@@ -107,9 +118,35 @@ test('β changed live at step 3: records, loss, the checkpoint keeps the schedul
       maxG = Math.max(maxG, Math.abs(g1[i]));
     }
     const rel = Math.sqrt(num / den);
+    klGradNorm = Math.sqrt(den) / (1 - 1e-4);
     console.log(`  grad(β 1) − grad(β 1e-4) vs (1 − 1e-4)·∂KL/∂θ: rel L2 ${rel.toExponential(2)} (‖∂KL‖ ${Math.sqrt(den).toExponential(2)}, max |g| ${maxG.toExponential(2)})`);
     assert.ok(den > 0 && rel < 1e-3, `rel ${rel}`);
   } finally {
     b.destroy();
+  }
+});
+
+test('the PyTorch backend follows the same schedule', { skip: !existsSync(PYTHON) && `no Python venv at ${PYTHON}` }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'blora-beta-torch-'));
+  try {
+    const exp = {
+      ...cfg, name: 'beta-torch', data: { train: DEMO_DIR, trainLimit: 1, eval: [] },
+      adapter: { ...cfg.adapter, betaSchedule: [{ step: 2, beta: 1 }] }, optim: { ...cfg.optim, steps: 2 },
+    };
+    writeFileSync(join(dir, 'experiment.json'), JSON.stringify(exp));
+    const t = performance.now();
+    const r = spawnSync(PYTHON, [join(REPO, 'tools/blora_train.py'), '--config', join(dir, 'experiment.json'), '--out', join(dir, 'out'), '--threads', '1', '--no-eval-before'], { encoding: 'utf8', timeout: 240_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const recs = readFileSync(join(dir, 'out/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TrainRecord).filter((x) => x.kind === 'train');
+    console.log(`  torch (${((performance.now() - t) / 1000).toFixed(1)} s): ${recs.map((x) => `step ${x.step} β ${x.beta} kl ${x.kl.toFixed(4)} |g| ${x.gradNorm.toFixed(4)}`).join('; ')}`);
+    assert.deepEqual(recs.map((x) => [x.step, x.beta]), [[1, 1e-4], [2, 1]]);
+    for (const x of recs) assert.ok(Math.abs(x.loss - (x.ce + x.beta * x.kl)) <= 1e-9 * Math.abs(x.loss), `step ${x.step}: loss = CE + β·KL`);
+    if (engineRecs.length) {
+      assert.ok(Math.abs(recs[0].kl - engineRecs[0].kl) <= 1e-4 * engineRecs[0].kl, `KL at step 1: torch ${recs[0].kl}, engine ${engineRecs[0].kl}`);
+      // with β 1 the step's gradient is mostly β·∂KL (the CE's is ~0.05 here)
+      assert.ok(Math.abs(recs[1].gradNorm - klGradNorm) <= 0.05 * klGradNorm, `|g| at step 2: torch ${recs[1].gradNorm}, ‖∂KL‖ of the engine ${klGradNorm}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
