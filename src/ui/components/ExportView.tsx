@@ -26,7 +26,7 @@ function blobLink(name: string, data: Uint8Array | string, type: string): Link {
 function metricsFiles(r: RunState): Link[] {
   const recs = [...r.train, ...r.evals].sort((a, b) => a.step - b.step || (a.kind === 'train' ? -1 : 1));
   const jsonl = recs.map((x) => JSON.stringify(x)).join('\n') + '\n';
-  const cols = ['kind', 'step', 'ce', 'kl', 'loss', 'lr', 'gradNorm', 'tokens', 'tokensPerSec', 'sparsityA', 'sparsityB', 'elapsedS', 'set', 'role', 'wer', 'cer', 'utterances'];
+  const cols = ['kind', 'step', 'ce', 'kl', 'loss', 'beta', 'lr', 'gradNorm', 'tokens', 'tokensPerSec', 'sparsityA', 'sparsityB', 'elapsedS', 'set', 'role', 'wer', 'cer', 'utterances'];
   const csv = [cols.join(','), ...recs.map((x) => cols.map((c) => String((x as unknown as Record<string, unknown>)[c] ?? '')).join(','))].join('\n') + '\n';
   return [
     blobLink('metrics.jsonl', jsonl, 'application/x-ndjson'),
