@@ -1,0 +1,169 @@
+/**
+ * The engine half of scripts/gpu-bench.sh (issue 13 item 4): the WGSL training step on random weights
+ * with the real decoder shapes of the model table (src/model/hub.ts), no model files, no encoder.
+ *
+ *   node engine-bench.mjs --shapes base,small,large-v3-turbo [--layers N] [--B 8] [--S 64] [--r 32]
+ *        [--steps 5] [--warmup 2] [--methods lora,blora] [--targets self_attn.q_proj,self_attn.v_proj]
+ *        [--json out.jsonl] [--icd system|swiftshader]
+ *
+ * Compiled into one file by scripts/gpu-bench.sh (esbuild); it reads the WGSL from ../../shaders
+ * relative to itself (src/gpu/shaders.ts) and imports the 'webgpu' addon from a node_modules above it.
+ * Per shape: random decoder weights (uniform, the writeTinyWhisper ranges) uploaded with
+ * uploadDecoderWeights, B random "encoder outputs" (1500 × C) through EncoderKvCache.add, B random token
+ * rows of S inputs (all real: no padding, tokens = B·S); per method --warmup untimed steps then --steps
+ * timed steps of forward + backward + AdamW, awaited on the device once per step; median ms.
+ * Storage: f32 only (the engine has no f16 storage yet). One JSON line per (shape, method).
+ */
+import { appendFileSync } from 'node:fs';
+import type { AdapterTarget } from '../../src/engine/adapters';
+import { EncoderKvCache, prepareDecoder } from '../../src/engine/decoder';
+import { uploadDecoderWeights } from '../../src/engine/weights';
+import { acquireDevice } from '../../src/gpu/device';
+import { GpuRuntime } from '../../src/gpu/runtime';
+import { WHISPER_MODELS } from '../../src/model/hub';
+import { SafetensorsFile, writeSafetensors } from '../../src/model/safetensors';
+
+const argv = process.argv.slice(2);
+const opt = (name: string, dflt: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
+};
+const KNOWN = ['shapes', 'layers', 'B', 'S', 'r', 'steps', 'warmup', 'methods', 'targets', 'json', 'icd'];
+for (const a of argv) if (a.startsWith('--') && !KNOWN.includes(a.slice(2))) throw new Error(`engine-bench: unknown flag ${a}`);
+const shapes = opt('shapes', 'base,small,large-v3-turbo').split(',');
+const layersOverride = Number(opt('layers', '0'));
+const B = Number(opt('B', '8'));
+const S = Number(opt('S', '64'));
+const r = Number(opt('r', '32'));
+const steps = Number(opt('steps', '5'));
+const warmup = Number(opt('warmup', '2'));
+const methods = opt('methods', 'lora,blora').split(',') as ('lora' | 'blora')[];
+const targets = opt('targets', 'self_attn.q_proj,self_attn.v_proj').split(',') as AdapterTarget[];
+const jsonOut = opt('json', '');
+const icd = opt('icd', 'system') as 'system' | 'swiftshader';
+const FRAMES = 1500;
+
+/** Fast deterministic uniform fill (xorshift32), lo..hi. */
+function fill(n: number, lo: number, hi: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let x = seed >>> 0 || 1;
+  const k = (hi - lo) / 4294967296;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    a[i] = lo + (x >>> 0) * k;
+  }
+  return a;
+}
+
+function randomDecoder(C: number, F: number, L: number, V: number, NP: number): Uint8Array {
+  let seed = 12345;
+  const t: Record<string, { shape: number[]; data: Float32Array }> = {};
+  const put = (name: string, shape: number[], lo: number, hi: number) => {
+    t[name] = { shape, data: fill(shape.reduce((a, b) => a * b, 1), lo, hi, seed++) };
+  };
+  const linear = (name: string, nOut: number, nIn: number, bias = true) => {
+    const b = 1 / Math.sqrt(nIn);
+    put(`${name}.weight`, [nOut, nIn], -b, b);
+    if (bias) put(`${name}.bias`, [nOut], -b, b);
+  };
+  const ln = (name: string) => {
+    put(`${name}.weight`, [C], 0.8, 1.2);
+    put(`${name}.bias`, [C], -0.1, 0.1);
+  };
+  put('model.decoder.embed_tokens.weight', [V, C], -0.05, 0.05); // logits std ≈ 0.05·√(C/3): CE near ln V
+  put('model.decoder.embed_positions.weight', [NP, C], -0.3, 0.3);
+  for (let l = 0; l < L; l++) {
+    const p = `model.decoder.layers.${l}`;
+    for (const a of ['self_attn', 'encoder_attn']) {
+      ln(`${p}.${a}_layer_norm`);
+      linear(`${p}.${a}.q_proj`, C, C);
+      linear(`${p}.${a}.k_proj`, C, C, false);
+      linear(`${p}.${a}.v_proj`, C, C);
+      linear(`${p}.${a}.out_proj`, C, C);
+    }
+    ln(`${p}.final_layer_norm`);
+    linear(`${p}.fc1`, F, C);
+    linear(`${p}.fc2`, C, F);
+  }
+  ln('model.decoder.layer_norm');
+  return writeSafetensors(t, { format: 'pt' });
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+const ctx = await acquireDevice({ label: 'gpu-bench', node: { backend: 'vulkan', icd } });
+const ad = ctx.caps.adapter;
+const adapterName = `${ad.vendor}/${ad.architecture} ${ad.description || ad.device}${ctx.caps.isFallbackAdapter ? ' (fallback)' : ''}`;
+const features = [...ctx.device.features].filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f));
+console.log(`engine adapter: ${adapterName}; features: ${features.join(', ') || 'none of shader-f16/subgroups/timestamp-query'}`);
+console.log('engine storage: f32 only — the engine has no f16 storage yet (issue 13 item 1), so no f16 rows');
+const rt = new GpuRuntime(ctx.device);
+
+for (const shape of shapes) {
+  const row = WHISPER_MODELS.find((m) => m.name === shape || m.name === `whisper-${shape}`);
+  if (!row) throw new Error(`engine-bench: unknown shape ${shape} (one of ${WHISPER_MODELS.map((m) => m.name).join(', ')})`);
+  const C = row.dModel;
+  const F = row.ffn;
+  const L = layersOverride > 0 ? layersOverride : row.decoderLayers;
+  const V = row.vocab;
+  const H = row.heads;
+  const t0 = performance.now();
+  const bytes = randomDecoder(C, F, L, V, row.maxTargetPositions);
+  const weights = uploadDecoderWeights(rt, new SafetensorsFile(bytes, `random:${shape}`), H);
+  await rt.sync();
+  const cache = new EncoderKvCache(rt, weights);
+  const keys: string[] = [];
+  for (let b = 0; b < B; b++) {
+    const key = `rand${b}`;
+    await cache.add(key, fill(FRAMES * C, -1, 1, 777 + b));
+    keys.push(key);
+  }
+  const cacheRt = (cache as unknown as { rt: GpuRuntime }).rt;
+  await cacheRt.sync();
+  console.log(`  ${shape}: ${L} layers × C ${C}, F ${F}, H ${H}, V ${V}: weights + ${B} cached utterances in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  // random tokens (not the special ones), every position real and scored
+  const ids = new Int32Array(B * (S + 1));
+  const rnd = fill(B * (S + 1), 0, 1, 4242);
+  for (let i = 0; i < ids.length; i++) ids[i] = Math.floor(rnd[i] * 50000);
+  const inputIds = new Int32Array(B * S);
+  const labels = new Int32Array(B * S);
+  for (let b = 0; b < B; b++) {
+    for (let s = 0; s < S; s++) {
+      inputIds[b * S + s] = ids[b * (S + 1) + s];
+      labels[b * S + s] = ids[b * (S + 1) + s + 1];
+    }
+  }
+  const batch = { inputIds, labels, lengths: Array(B).fill(S), utterances: keys };
+  for (const method of methods) {
+    rt.resetPeak();
+    const dec = await prepareDecoder(rt, weights, { B, S }, { kind: method, estimator: 'flipout', r, alpha: 2 * r, dropout: 0.05, seed: 1, targets }, cache, { maxGradNorm: 1, label: `gpu-bench-${method}` });
+    const drt = (dec as unknown as { rt: GpuRuntime }).rt;
+    dec.setBatch(batch);
+    const times: number[] = [];
+    let loss = NaN;
+    for (let s = 1; s <= warmup + steps; s++) {
+      const ts = performance.now();
+      dec.forward(s);
+      dec.backward(s);
+      dec.optimizerStep(s);
+      await drt.sync();
+      const ms = performance.now() - ts;
+      if (s > warmup) times.push(ms);
+      if (s === warmup + steps) loss = (await dec.readLoss()).loss;
+    }
+    const ms = median(times);
+    const rec = {
+      side: 'engine', shape: row.name, method: method === 'lora' ? 'lora' : 'blora-flipout', storage: 'f32',
+      C, F, L, V, H, B, S, r, targets, tokens: B * S, ms, times, loss, peakMiB: rt.memory().peakBytes / 2 ** 20, adapter: adapterName, features,
+    };
+    console.log(`    engine ${rec.method}: ${ms.toFixed(1)} ms/step (median of ${steps}), ${((B * S) / (ms / 1000)).toFixed(0)} tokens/s, loss ${loss.toFixed(3)}, peak ${rec.peakMiB.toFixed(0)} MiB`);
+    if (jsonOut) appendFileSync(jsonOut, JSON.stringify(rec) + '\n');
+    dec.destroy();
+  }
+  (cache as unknown as { destroy?: () => void }).destroy?.();
+  weights.destroy();
+  await rt.sync();
+}
+await ctx.destroy();
