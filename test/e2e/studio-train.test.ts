@@ -160,6 +160,13 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
       }
     };
     page.on('console', onCheckpoint);
+    // Listening from the start: the new tab's worker can resume (and log it) before the poll above sees the
+    // reload, when the old page is slow to answer under load — a listener attached after it missed the line.
+    let resumedAt: number | null = null;
+    page.on('console', (msg) => {
+      const m = /^\[train-worker\] (\S+) resumed from its checkpoint at step (\d+)$/.exec(msg.text());
+      if (m && m[1] === blora) resumedAt = Number(m[2]);
+    });
     await page.getByTestId('start-run').click();
     await page.getByTestId('run-view').waitFor();
     blora = (await page.getByTestId('run-view').getAttribute('data-run')) ?? '';
@@ -171,11 +178,6 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     lap('step 1 + checkpoint');
     // No screenshot here: while a step runs, software WebGPU keeps Chromium's GPU process (which also
     // composites the page) busy, so screenshots and clicks wait for it; the views are shot when idle.
-    let resumedAt: number | null = null;
-    page.on('console', (msg) => {
-      const m = /^\[train-worker\] (\S+) resumed from its checkpoint at step (\d+)$/.exec(msg.text());
-      if (m && m[1] === blora) resumedAt = Number(m[2]);
-    });
     await reload;
     lap('reloaded');
     // The new tab's worker resumes the run from its IndexedDB checkpoint (its log says from which step);
