@@ -11,6 +11,9 @@ import { useStudio } from '../store';
 const BETA_MIN_LOG = -8;
 const BETA_MAX_LOG = 0;
 
+/** The β of a log10 slider position, to 3 significant digits (the Experiment panel's and the Run view's). */
+export const betaFromSlider = (log10: string): number => Number((10 ** Number(log10)).toPrecision(3));
+
 export function formatBeta(b: number): string {
   return b === 0 ? '0' : b.toExponential(1).replace('e', 'e').replace('.0e', 'e');
 }
@@ -95,7 +98,7 @@ export function ExperimentPanel() {
               value={betaLog}
               aria-label="log10 β"
               data-testid="exp-beta"
-              onChange={(e) => up((c) => (c.adapter.beta = Number((10 ** Number(e.target.value)).toPrecision(3))))}
+              onChange={(e) => up((c) => (c.adapter.beta = betaFromSlider(e.target.value)))}
             />
             <span className="muted small">log scale, 1e{BETA_MIN_LOG} … 1e{BETA_MAX_LOG}</span>
           </label>

@@ -8,7 +8,7 @@ import type { Histogram } from '../../worker/train-protocol';
 import { definition, evalSteps, loraReference, maybePct, pct, pierAt, pts, summarize, versusLora, werAt } from '../runMetrics';
 import { useStudio, type RunState } from '../store';
 import { pauseRun, resumeRun, setRunBeta, stopRun } from '../training';
-import { formatBeta } from './ExperimentPanel';
+import { betaFromSlider, formatBeta } from './ExperimentPanel';
 import { formatTick, formatValue } from '../format';
 
 const W = 340, H = 190;
@@ -114,7 +114,7 @@ function BetaControl({ run, next }: { run: RunState; next: number }) {
           aria-label="log10 β of the run"
           data-testid="run-beta"
           disabled={!canChange}
-          onChange={(e) => setPending(Number((10 ** Number(e.target.value)).toPrecision(3)))}
+          onChange={(e) => setPending(betaFromSlider(e.target.value))}
         />
       </label>
       <button
