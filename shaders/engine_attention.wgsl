@@ -44,8 +44,12 @@ struct AttnParams {
 
 @group(0) @binding(0) var<uniform> ap: AttnParams;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> K: array<f32>;
-@group(0) @binding(3) var<storage, read> V: array<f32>;
+// Storage type (src/gpu/wgsl-variants.ts rewrites the alias to f16 for f16 storage; math stays f32).
+alias KVStore = f32; // K and V (f16: the cross-attention K/V cache)
+@group(0) @binding(2) var<storage, read> K: array<KVStore>;
+@group(0) @binding(3) var<storage, read> V: array<KVStore>;
+fn ldK(i: u32) -> f32 { return f32(K[i]); }
+fn ldV(i: u32) -> f32 { return f32(V[i]); }
 @group(0) @binding(4) var<storage, read> MASK: array<u32>;
 @group(0) @binding(5) var<storage, read_write> O: array<f32>;
 @group(0) @binding(6) var<storage, read_write> STATS: array<f32>;
@@ -108,7 +112,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
       let ko = qk_index(b, j, h, ap.Skv);
       var dot = 0.0;
       for (var d = 0u; d < D; d++) {
-        dot = fma(row_a[d], K[ko + d], dot);
+        dot = fma(row_a[d], ldK(ko + d), dot);
       }
       s = dot;
     }
@@ -140,7 +144,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
         for (var jj = 0u; jj < cn; jj++) {
           let pj = ch_a[jj];
           if (pj != 0.0) {
-            a = fma(pj, V[qk_index(b, c0 + jj, h, ap.Skv) + d], a);
+            a = fma(pj, ldV(qk_index(b, c0 + jj, h, ap.Skv) + d), a);
           }
         }
         acc[u] = a;
@@ -210,8 +214,8 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
       var s = 0.0;
       var dp = 0.0;
       for (var d = 0u; d < D; d++) {
-        s = fma(row_a[d], K[ko + d], s);
-        dp = fma(row_b[d], V[ko + d], dp);
+        s = fma(row_a[d], ldK(ko + d), s);
+        dp = fma(row_b[d], ldV(ko + d), dp);
       }
       let p = exp(s - m) * inv_l;
       ds = p * (dp - drow);
@@ -226,7 +230,7 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
         for (var jj = 0u; jj < cn; jj++) {
           let w = ch_a[jj];
           if (w != 0.0) {
-            a = fma(w, K[qk_index(b, c0 + jj, h, ap.Skv) + d], a);
+            a = fma(w, ldK(qk_index(b, c0 + jj, h, ap.Skv) + d), a);
           }
         }
         acc[u] = a;
@@ -251,8 +255,8 @@ fn backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   let D = ap.D;
   let ko = qk_index(b, j, h, ap.Skv);
   for (var d = lid; d < D; d += WG) {
-    row_a[d] = K[ko + d];
-    row_b[d] = V[ko + d];
+    row_a[d] = ldK(ko + d);
+    row_b[d] = ldV(ko + d);
   }
   workgroupBarrier();
   let kvalid = key_ok(b, j);
@@ -439,10 +443,10 @@ fn forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
       var s3 = vec4<f32>(0.0);
       for (var d = 0u; d < D; d++) {
         let qv = qs[d * 4u + qg];
-        s0 = fma(qv, vec4<f32>(K[k0 + d]), s0);
-        s1 = fma(qv, vec4<f32>(K[k1 + d]), s1);
-        s2 = fma(qv, vec4<f32>(K[k2 + d]), s2);
-        s3 = fma(qv, vec4<f32>(K[k3 + d]), s3);
+        s0 = fma(qv, vec4<f32>(ldK(k0 + d)), s0);
+        s1 = fma(qv, vec4<f32>(ldK(k1 + d)), s1);
+        s2 = fma(qv, vec4<f32>(ldK(k2 + d)), s2);
+        s3 = fma(qv, vec4<f32>(ldK(k3 + d)), s3);
       }
       let jl = 4u * kg; // key index inside the tile
       pt[jl * 4u + qg] = select(neg, s0, vis4(b, nkq, j, cend));
@@ -486,7 +490,7 @@ fn forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
       var vo = row0 + c0 * HD;
       for (var jj = 0u; jj < cn; jj++) {
         let p = pt[jj * 4u + qg];
-        let vv = vec4<f32>(V[vo + dof.x], V[vo + dof.y], V[vo + dof.z], V[vo + dof.w]);
+        let vv = vec4<f32>(ldV(vo + dof.x), ldV(vo + dof.y), ldV(vo + dof.z), ldV(vo + dof.w));
         a0 = fma(vec4<f32>(p.x), vv, a0);
         a1 = fma(vec4<f32>(p.y), vv, a1);
         a2 = fma(vec4<f32>(p.z), vv, a2);
@@ -614,14 +618,14 @@ fn backward_dq_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
       for (var d = 0u; d < D; d++) {
         let qv = qs[d * 4u + qg];
         let gv = gs[d * 4u + qg];
-        s0 = fma(qv, vec4<f32>(K[k0 + d]), s0);
-        s1 = fma(qv, vec4<f32>(K[k1 + d]), s1);
-        s2 = fma(qv, vec4<f32>(K[k2 + d]), s2);
-        s3 = fma(qv, vec4<f32>(K[k3 + d]), s3);
-        p0 = fma(gv, vec4<f32>(V[k0 + d]), p0);
-        p1 = fma(gv, vec4<f32>(V[k1 + d]), p1);
-        p2 = fma(gv, vec4<f32>(V[k2 + d]), p2);
-        p3 = fma(gv, vec4<f32>(V[k3 + d]), p3);
+        s0 = fma(qv, vec4<f32>(ldK(k0 + d)), s0);
+        s1 = fma(qv, vec4<f32>(ldK(k1 + d)), s1);
+        s2 = fma(qv, vec4<f32>(ldK(k2 + d)), s2);
+        s3 = fma(qv, vec4<f32>(ldK(k3 + d)), s3);
+        p0 = fma(gv, vec4<f32>(ldV(k0 + d)), p0);
+        p1 = fma(gv, vec4<f32>(ldV(k1 + d)), p1);
+        p2 = fma(gv, vec4<f32>(ldV(k2 + d)), p2);
+        p3 = fma(gv, vec4<f32>(ldV(k3 + d)), p3);
       }
       let jl = 4u * kg;
       // select() (not arithmetic) drops exp's inf/NaN of invisible keys (e.g. m = −3e38 of empty rows).
@@ -636,7 +640,7 @@ fn backward_dq_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
       var ko = row0 + c0 * HD;
       for (var jj = 0u; jj < cend - c0; jj++) {
         let w = pt[jj * 4u + qg];
-        let kv = vec4<f32>(K[ko + dof.x], K[ko + dof.y], K[ko + dof.z], K[ko + dof.w]);
+        let kv = vec4<f32>(ldK(ko + dof.x), ldK(ko + dof.y), ldK(ko + dof.z), ldK(ko + dof.w));
         a0 = fma(vec4<f32>(w.x), kv, a0);
         a1 = fma(vec4<f32>(w.y), kv, a1);
         a2 = fma(vec4<f32>(w.z), kv, a2);
@@ -688,7 +692,7 @@ fn forward_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
     let ko = qk_index(b, j, h, ap.Skv);
     var s = 0.0;
     for (var d = 0u; d < D; d++) {
-      s = fma(q[d], K[ko + d], s);
+      s = fma(q[d], ldK(ko + d), s);
     }
     if (s > m) {
       // new running max: rescale what this thread has summed so far
@@ -702,7 +706,7 @@ fn forward_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
     let p = exp(s - m);
     l = l + p;
     for (var d = 0u; d < D; d++) {
-      acc[d] = fma(p, V[ko + d], acc[d]);
+      acc[d] = fma(p, ldV(ko + d), acc[d]);
     }
   }
   ch_a[t] = m;

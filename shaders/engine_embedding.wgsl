@@ -34,8 +34,12 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> TOK: array<u32>;       // (T,)
 @group(0) @binding(2) var<storage, read> POS: array<u32>;       // (T,)
-@group(0) @binding(3) var<storage, read> E: array<f32>;         // (nv, C) rows v0.. of (V, C)
-@group(0) @binding(4) var<storage, read> P: array<f32>;         // (NP, C)
+// Storage type (src/gpu/wgsl-variants.ts rewrites the alias to f16 for f16 storage; math stays f32).
+alias EStore = f32; // frozen E and P
+@group(0) @binding(3) var<storage, read> E: array<EStore>; // (nv, C) rows v0.. of (V, C)
+@group(0) @binding(4) var<storage, read> P: array<EStore>; // (NP, C)
+fn ldE(i: u32) -> f32 { return f32(E[i]); }
+fn ldP(i: u32) -> f32 { return f32(P[i]); }
 @group(0) @binding(5) var<storage, read_write> X: array<f32>;   // (T, C)
 
 const WG: u32 = 256u;
@@ -56,13 +60,13 @@ fn embedding_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   if (params.first != 0u) {
     var x = 0.0;
     if (valid) {
-      x = P[pos * C + c];
+      x = ldP(pos * C + c);
       if (in_range) {
-        x = E[(tok - params.v0) * C + c] + x;
+        x = ldE((tok - params.v0) * C + c) + x;
       }
     }
     X[i] = x;
   } else if (in_range) {
-    X[i] = E[(tok - params.v0) * C + c] + X[i];
+    X[i] = ldE((tok - params.v0) * C + c) + X[i];
   }
 }

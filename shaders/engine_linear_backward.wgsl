@@ -27,7 +27,10 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> DY: array<f32>;       // (M, N)
-@group(0) @binding(2) var<storage, read> W: array<f32>;        // (N, K)
+// Storage type (src/gpu/wgsl-variants.ts rewrites the alias to f16 for f16 storage; math stays f32).
+alias WStore = f32; // frozen weights W
+@group(0) @binding(2) var<storage, read> W: array<WStore>; // (N, K)
+fn ldW(i: u32) -> f32 { return f32(W[i]); }
 @group(0) @binding(3) var<storage, read_write> DX: array<f32>; // (M, K)
 
 const BM: u32 = 64u;
@@ -82,7 +85,7 @@ fn main(
       for (var j = 0u; j < 4u; j++) {
         let c = col0 + 4u * wq + j;
         if (c < K) {
-          wv[j] = W[wrow * K + c];
+          wv[j] = ldW(wrow * K + c);
         }
       }
     }
@@ -184,10 +187,10 @@ fn main_rt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
   var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
   for (var n = 0u; n < N; n++) {
     let wo = n * K;
-    let w0 = vec4<f32>(W[wo + wc0], W[wo + wc1], W[wo + wc2], W[wo + wc3]);
-    let w1 = vec4<f32>(W[wo + wc4], W[wo + wc5], W[wo + wc6], W[wo + wc7]);
-    let w2 = vec4<f32>(W[wo + wc8], W[wo + wc9], W[wo + wc10], W[wo + wc11]);
-    let w3 = vec4<f32>(W[wo + wc12], W[wo + wc13], W[wo + wc14], W[wo + wc15]);
+    let w0 = vec4<f32>(ldW(wo + wc0), ldW(wo + wc1), ldW(wo + wc2), ldW(wo + wc3));
+    let w1 = vec4<f32>(ldW(wo + wc4), ldW(wo + wc5), ldW(wo + wc6), ldW(wo + wc7));
+    let w2 = vec4<f32>(ldW(wo + wc8), ldW(wo + wc9), ldW(wo + wc10), ldW(wo + wc11));
+    let w3 = vec4<f32>(ldW(wo + wc12), ldW(wo + wc13), ldW(wo + wc14), ldW(wo + wc15));
     let y0 = vec4<f32>(DY[yr0 + n]);
     a0_0 = fma(y0, w0, a0_0); a0_1 = fma(y0, w1, a0_1); a0_2 = fma(y0, w2, a0_2); a0_3 = fma(y0, w3, a0_3);
     let y1 = vec4<f32>(DY[yr1 + n]);

@@ -29,7 +29,9 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>; // (M, K/4)
-@group(0) @binding(2) var<storage, read> W: array<vec4<f32>>; // (N, K/4) — K must be a multiple of 4
+// Storage type (src/gpu/wgsl-variants.ts rewrites the alias to f16 for f16 storage; math stays f32).
+alias WStore = f32; // frozen weights W
+@group(0) @binding(2) var<storage, read> W: array<vec4<WStore>>; // (N, K/4) — K must be a multiple of 4
 @group(0) @binding(3) var<storage, read> B: array<f32>;       // (N,) or dummy
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>; // (M, N)
 
@@ -50,7 +52,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     }
     let wo = n * K4;
     for (var c = 0u; c < K4; c++) {
-      let w = W[wo + c];
+      let w = vec4<f32>(W[wo + c]); // f16 storage: widened here
       for (var i = 0u; i < MR; i++) {
         if (m0 + i < M) {
           let x = X[(m0 + i) * K4 + c];

@@ -49,7 +49,10 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> H: array<f32>;             // (T, C)
-@group(0) @binding(2) var<storage, read> ET: array<f32>;            // (n, C) rows v0.. of E (V, C)
+// Storage type (src/gpu/wgsl-variants.ts rewrites the alias to f16 for f16 storage; math stays f32).
+alias EStore = f32; // frozen E (tied output projection)
+@group(0) @binding(2) var<storage, read> ET: array<EStore>; // (n, C) rows v0.. of E (V, C)
+fn ldE(i: u32) -> f32 { return f32(ET[i]); }
 @group(0) @binding(3) var<storage, read_write> L: array<f32>;       // (T, n) logits / dlogits tile
 @group(0) @binding(4) var<storage, read> TGT: array<i32>;           // (T,) target id, <0 = padding
 @group(0) @binding(5) var<storage, read> LSE2: array<f32>;          // (T, 2) (M, log S) from forward
@@ -118,7 +121,7 @@ fn logits_tile(
         }
         let c = col0 + 4u * sq + i;
         if (c < N) {
-          wv[i] = ET[c * K + gk];
+          wv[i] = ldE(c * K + gk);
         }
       }
     }
@@ -337,7 +340,7 @@ fn dh_tile(
       for (var i = 0u; i < 4u; i++) {
         let c = col0 + 4u * eq + i;
         if (c < N) {
-          wv[i] = ET[k * N + c];
+          wv[i] = ldE(k * N + c);
         }
       }
     }
@@ -458,10 +461,10 @@ fn logits_tile_rt(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
   var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
   var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
   for (var k = 0u; k < K; k++) {
-    let w0 = vec4<f32>(ET[wr0 + k], ET[wr1 + k], ET[wr2 + k], ET[wr3 + k]);
-    let w1 = vec4<f32>(ET[wr4 + k], ET[wr5 + k], ET[wr6 + k], ET[wr7 + k]);
-    let w2 = vec4<f32>(ET[wr8 + k], ET[wr9 + k], ET[wr10 + k], ET[wr11 + k]);
-    let w3 = vec4<f32>(ET[wr12 + k], ET[wr13 + k], ET[wr14 + k], ET[wr15 + k]);
+    let w0 = vec4<f32>(ldE(wr0 + k), ldE(wr1 + k), ldE(wr2 + k), ldE(wr3 + k));
+    let w1 = vec4<f32>(ldE(wr4 + k), ldE(wr5 + k), ldE(wr6 + k), ldE(wr7 + k));
+    let w2 = vec4<f32>(ldE(wr8 + k), ldE(wr9 + k), ldE(wr10 + k), ldE(wr11 + k));
+    let w3 = vec4<f32>(ldE(wr12 + k), ldE(wr13 + k), ldE(wr14 + k), ldE(wr15 + k));
     let x0 = vec4<f32>(H[xr0 + k]);
     a0_0 = fma(x0, w0, a0_0); a0_1 = fma(x0, w1, a0_1); a0_2 = fma(x0, w2, a0_2); a0_3 = fma(x0, w3, a0_3);
     let x1 = vec4<f32>(H[xr1 + k]);
@@ -607,10 +610,10 @@ fn dh_tile_rt(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l
   var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
   for (var k = kbeg; k < kend; k++) {
     let eo = k * N;
-    let w0 = vec4<f32>(ET[eo + ec0], ET[eo + ec1], ET[eo + ec2], ET[eo + ec3]);
-    let w1 = vec4<f32>(ET[eo + ec4], ET[eo + ec5], ET[eo + ec6], ET[eo + ec7]);
-    let w2 = vec4<f32>(ET[eo + ec8], ET[eo + ec9], ET[eo + ec10], ET[eo + ec11]);
-    let w3 = vec4<f32>(ET[eo + ec12], ET[eo + ec13], ET[eo + ec14], ET[eo + ec15]);
+    let w0 = vec4<f32>(ldE(eo + ec0), ldE(eo + ec1), ldE(eo + ec2), ldE(eo + ec3));
+    let w1 = vec4<f32>(ldE(eo + ec4), ldE(eo + ec5), ldE(eo + ec6), ldE(eo + ec7));
+    let w2 = vec4<f32>(ldE(eo + ec8), ldE(eo + ec9), ldE(eo + ec10), ldE(eo + ec11));
+    let w3 = vec4<f32>(ldE(eo + ec12), ldE(eo + ec13), ldE(eo + ec14), ldE(eo + ec15));
     let x0 = vec4<f32>(G[gr0 + k]);
     a0_0 = fma(x0, w0, a0_0); a0_1 = fma(x0, w1, a0_1); a0_2 = fma(x0, w2, a0_2); a0_3 = fma(x0, w3, a0_3);
     let x1 = vec4<f32>(G[gr1 + k]);

@@ -29,9 +29,13 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> X: array<f32>;       // (M, K)
-@group(0) @binding(2) var<storage, read> W: array<f32>;       // (N, K)
+// Storage types (src/gpu/wgsl-variants.ts rewrites these to f16 for f16 storage; math stays f32).
+alias WStore = f32; // frozen weights W
+alias YStore = f32; // output Y (f16 only for the cross-attention K/V cache)
+@group(0) @binding(2) var<storage, read> W: array<WStore>;    // (N, K)
 @group(0) @binding(3) var<storage, read> B: array<f32>;       // (N,) or dummy
-@group(0) @binding(4) var<storage, read_write> Y: array<f32>; // (M, N)
+@group(0) @binding(4) var<storage, read_write> Y: array<YStore>; // (M, N)
+fn ldW(i: u32) -> f32 { return f32(W[i]); }
 
 const BM: u32 = 64u;  // rows of Y per workgroup  (= 4 · WG)
 const BN: u32 = 64u;  // cols of Y per workgroup  (= 4 · WG)
@@ -50,7 +54,7 @@ fn load4(is_x: bool, base_row: u32, limit: u32, k: u32, K: u32) -> vec4<f32> {
       if (is_x) {
         v[i] = X[r * K + k];
       } else {
-        v[i] = W[r * K + k];
+        v[i] = ldW(r * K + k);
       }
     }
   }
@@ -120,7 +124,7 @@ fn main(
       let o = (r + i) * N + c;
       for (var j = 0u; j < 4u; j++) {
         if (c + j < N) {
-          Y[o + j] = rows[i][j];
+          Y[o + j] = YStore(rows[i][j]);
         }
       }
     }
@@ -196,10 +200,10 @@ fn main_rt(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid:
   var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
   var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
   for (var k = 0u; k < K; k++) {
-    let w0 = vec4<f32>(W[wr0 + k], W[wr1 + k], W[wr2 + k], W[wr3 + k]);
-    let w1 = vec4<f32>(W[wr4 + k], W[wr5 + k], W[wr6 + k], W[wr7 + k]);
-    let w2 = vec4<f32>(W[wr8 + k], W[wr9 + k], W[wr10 + k], W[wr11 + k]);
-    let w3 = vec4<f32>(W[wr12 + k], W[wr13 + k], W[wr14 + k], W[wr15 + k]);
+    let w0 = vec4<f32>(ldW(wr0 + k), ldW(wr1 + k), ldW(wr2 + k), ldW(wr3 + k));
+    let w1 = vec4<f32>(ldW(wr4 + k), ldW(wr5 + k), ldW(wr6 + k), ldW(wr7 + k));
+    let w2 = vec4<f32>(ldW(wr8 + k), ldW(wr9 + k), ldW(wr10 + k), ldW(wr11 + k));
+    let w3 = vec4<f32>(ldW(wr12 + k), ldW(wr13 + k), ldW(wr14 + k), ldW(wr15 + k));
     let x0 = vec4<f32>(X[xr0 + k]);
     a0_0 = fma(x0, w0, a0_0); a0_1 = fma(x0, w1, a0_1); a0_2 = fma(x0, w2, a0_2); a0_3 = fma(x0, w3, a0_3);
     let x1 = vec4<f32>(X[xr1 + k]);
@@ -264,8 +268,19 @@ fn store_rt(row: u32, c: u32, M: u32, N: u32, v: array<vec4<f32>, 4>) {
   if (row < M) {
     for (var j = 0u; j < 16u; j++) {
       if (c + j < N) {
-        Y[row * N + c + j] = v[j / 4u][j % 4u];
+        Y[row * N + c + j] = YStore(v[j / 4u][j % 4u]);
       }
     }
+  }
+}
+
+// Element-type conversion Y[i] = YStore(W[i]) for i < params.M (the f16 K/V cache widened into f32
+// batch buffers when encoder_attn k/v carry adapters: src/gpu/kernels/matmul.ts prepareConvert).
+// A 2-D grid of 256-thread workgroups: i = global x + global y · (256 · workgroups in x).
+@compute @workgroup_size(256)
+fn convert(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = g.x + g.y * nwg.x * 256u;
+  if (i < params.M) {
+    Y[i] = YStore(ldW(i));
   }
 }

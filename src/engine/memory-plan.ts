@@ -10,9 +10,11 @@
  * (uniforms, reduction partials, 4-byte dummies: a few KB per layer) is estimated.
  * test/engine/memory-plan.test.ts checks plan vs GpuRuntime's measured peak (≤ 10 %).
  *
- * Storage type: 'f32' is what the engine does today. 'f16' (issue 13 item 1, in progress elsewhere)
- * halves the frozen weights, the K/V cache and the batch's cross K/V copies; activations, adapter
- * state and gradients stay f32. The f16 numbers are a plan, not yet measured.
+ * Storage type (issue 13 item 1; weights.ts, decoder.ts EncoderKvCache): 'f16' stores the frozen weight
+ * matrices (E, P, every Linear W) and the cross-attention K/V (cache and the batch's shared copies) as
+ * f16; biases and layer-norm vectors stay f32 (small), and so do the per-utterance encoder states (the
+ * input of adapted encoder_attn k/v), activations, adapter state, gradients. A decoder with adapted
+ * encoder_attn k/v widens the cached K/V into f32 per-layer batch buffers. Measured: memory-plan.test.ts.
  */
 import { type AdapterConfig, type AdapterTarget, planAdapters } from './adapters';
 import { logitsCeLayout } from './kernels/logits_ce';
@@ -82,26 +84,37 @@ export function crossKvShared(targets: readonly AdapterTarget[]): boolean {
 
 /** K/V cache bytes per utterance: encoder states + K and V of every layer, (2L + 1)·E·C values. */
 export function kvCacheBytesPerUtterance(dims: Pick<WhisperDecoderDims, 'C' | 'L'>, frames = FRAMES, storage: StorageType = 'f32'): number {
-  return (2 * dims.L + 1) * frames * dims.C * STORAGE_BYTES[storage];
+  // 2L K/V tensors in the storage type + the encoder states (E, C), always f32
+  return (2 * dims.L * STORAGE_BYTES[storage] + 4) * frames * dims.C;
 }
 
 /** Frozen decoder tensors the engine uploads (weights.ts): name and element count. */
-export function decoderWeightSpecs(dims: WhisperDecoderDims, kBias = false): BufferSpec[] {
+/** One GPU buffer per tensor (weights.ts); `vector`: a bias / layer-norm vector, f32 in every storage type. */
+export function decoderWeightSpecs(dims: WhisperDecoderDims, kBias = false): (BufferSpec & { vector?: boolean })[] {
   const { C, F, L, V, NP } = dims;
-  const out: BufferSpec[] = [];
-  const t = (label: string, elems: number) => out.push({ key: label, label, elems });
+  const out: (BufferSpec & { vector?: boolean })[] = [];
+  const t = (label: string, elems: number, vector = false) => out.push({ key: label, label, elems, ...(vector ? { vector } : {}) });
+  const ln = (label: string) => {
+    t(`${label}.weight`, C, true);
+    t(`${label}.bias`, C, true);
+  };
   t('embed_tokens (V,C)', V * C);
   t('embed_positions (NP,C)', NP * C);
   for (let l = 0; l < L; l++) {
     for (const a of ['self_attn', 'encoder_attn']) {
-      t(`L${l}.${a}_layer_norm`, 2 * C);
-      for (const p of ['q', 'k', 'v', 'out']) t(`L${l}.${a}.${p}_proj`, C * C + (p !== 'k' || kBias ? C : 0));
+      ln(`L${l}.${a}_layer_norm`);
+      for (const p of ['q', 'k', 'v', 'out']) {
+        t(`L${l}.${a}.${p}_proj.weight`, C * C);
+        if (p !== 'k' || kBias) t(`L${l}.${a}.${p}_proj.bias`, C, true);
+      }
     }
-    t(`L${l}.final_layer_norm`, 2 * C);
-    t(`L${l}.fc1`, F * C + F);
-    t(`L${l}.fc2`, C * F + C);
+    ln(`L${l}.final_layer_norm`);
+    t(`L${l}.fc1.weight`, F * C);
+    t(`L${l}.fc1.bias`, F, true);
+    t(`L${l}.fc2.weight`, C * F);
+    t(`L${l}.fc2.bias`, C, true);
   }
-  t('layer_norm', 2 * C);
+  ln('layer_norm');
   return out;
 }
 
@@ -240,7 +253,7 @@ function planOnce(inp: MemoryPlanInput): Omit<MemoryPlan, 'fits' | 'problems' | 
   // frozen weights (the embedding is bound in vocab tiles, every other tensor whole)
   let weightsBytes = 0;
   for (const w of decoderWeightSpecs(dims, inp.kBias)) {
-    const bytes = pad(w.elems * sb);
+    const bytes = pad(w.elems * (w.vector ? 4 : sb));
     weightsBytes += bytes;
     big.push({ label: w.label, bytes, tiled: w.key.startsWith('embed_tokens') });
   }
@@ -270,16 +283,17 @@ function planOnce(inp: MemoryPlanInput): Omit<MemoryPlan, 'fits' | 'problems' | 
   acts += 3 * f32(T * C) + 2 * f32(T); // x_L, hF, tmp; meanF, rstdF
   acts += L * 2 * f32(B * H * S); // attention backward's per-row D (self + cross)
   big.push({ label: 'f1 (T,F)', bytes: f32(T * F) });
-  const crossPair = pad(B * E * C * sb);
   const shared = crossKvShared(plan.config.targets);
-  // shared: one K, V pair; adapted k/v: a pair per layer + enc batch (storage type) + dK2, dV2, dEnc (f32)
-  const crossBatchBytes = shared ? 2 * crossPair : 2 * L * crossPair + crossPair + 3 * f32(B * E * C);
+  // shared: one K, V pair copied from the cache (storage type); adapted k/v: an f32 pair per layer
+  // (the adapters add into them) + enc batch + dK2, dV2, dEnc (all f32)
+  const crossPair = shared ? pad(B * E * C * sb) : f32(B * E * C);
+  const crossBatchBytes = shared ? 2 * crossPair : 2 * L * crossPair + 4 * f32(B * E * C);
   big.push({ label: 'cross K (B·E,C)', bytes: crossPair });
   if (!shared) big.push({ label: 'dK2 (B·E,C)', bytes: f32(B * E * C) });
   const activationBytes = acts + crossBatchBytes + adapterScratch;
 
   // vocabulary tiles (logits_ce: the same layout function the kernel uses)
-  const tileLim: VocabTileLimits = { maxBindingBytes: limits.maxStorageBufferBindingSize, offsetAlignment: limits.minStorageBufferOffsetAlignment };
+  const tileLim: VocabTileLimits = { maxBindingBytes: limits.maxStorageBufferBindingSize, offsetAlignment: limits.minStorageBufferOffsetAlignment, elemBytes: sb };
   const ce = logitsCeLayout({ T, C, V }, tileLim);
   const vocabTileBytes = f32(ce.scratchElems) + f32(ce.partialElems) + 7 * f32(T); // + running (T,3), argmax, rowLoss, lse2 (T,2)
   big.push({ label: 'logits tile scratch (T,R)', bytes: f32(ce.scratchElems) }, { label: 'dh partials (S,T,C)', bytes: f32(ce.partialElems) });

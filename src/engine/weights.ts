@@ -1,9 +1,14 @@
 /**
  * Frozen Whisper decoder weights on the GPU for the WGSL training engine.
  *
- * Read from model.safetensors (tools/prepare_model.py stores float16, Hugging Face names), widened
- * to f32 exactly (fp16 → f32 is lossless) and uploaded once, one GPUBuffer per tensor, each labelled
- * with its HF name. Frozen: no gradient buffers, never written after the upload.
+ * Read from model.safetensors (tools/prepare_model.py stores float16, Hugging Face names) and uploaded
+ * once, one GPUBuffer per tensor, each labelled with its HF name. Frozen: no gradient buffers, never
+ * written after the upload. Storage type (`storage`, issue 13 item 1):
+ *   'f32'  every tensor widened to f32 (fp16 → f32 is lossless).
+ *   'f16'  the matrices E, P and every Linear W stored as f16 (exact for fp16 checkpoints; other
+ *          sources are rounded to nearest even), tagged so each kernel picks its f16 variant
+ *          (src/gpu/wgsl-variants.ts); biases and layer-norm vectors stay f32 (small: 0.2 % of base).
+ *   Needs the device feature 'shader-f16'; chooseStorage() picks f16 when the device has it.
  *
  *   model.decoder.embed_tokens.weight      E  (V, C)   also the output projection (tied: proj_out = E)
  *   model.decoder.embed_positions.weight   P  (NP, C)  learned positions (448 rows)
@@ -23,7 +28,40 @@
  * Total ≈ 207 MB f32 for base.
  */
 import type { GpuRuntime } from '../gpu/runtime';
+import { type StorageType, uploadAs } from '../gpu/wgsl-variants';
 import type { TensorSource } from '../model/safetensors';
+
+export type { StorageType } from '../gpu/wgsl-variants';
+
+/** Why a storage type was chosen, for the Compute panel / logs. */
+export interface StorageChoice {
+  storage: StorageType;
+  /** e.g. 'f16 (shader-f16)', 'f32 — this adapter has no shader-f16', 'f32 (asked for)' */
+  reason: string;
+}
+
+/**
+ * Storage type for a device: `requested` ('f16' | 'f32') if given, else f16 where the device has the
+ * 'shader-f16' feature and f32 otherwise. Asking for f16 on a device without it is an error.
+ */
+export function chooseStorage(device: GPUDevice, requested?: StorageType | 'auto'): StorageChoice {
+  const hasF16 = device.features.has('shader-f16');
+  if (requested === 'f16') {
+    if (!hasF16) throw new Error("storage 'f16' asked for, but this adapter has no 'shader-f16' feature (use 'f32' or 'auto')");
+    return { storage: 'f16', reason: 'f16 (shader-f16, asked for)' };
+  }
+  if (requested === 'f32') return { storage: 'f32', reason: hasF16 ? 'f32 (asked for; the adapter has shader-f16)' : 'f32 — this adapter has no shader-f16' };
+  if (requested !== undefined && requested !== 'auto') throw new Error(`storage must be 'f16', 'f32' or 'auto', got '${String(requested)}'`);
+  return hasF16 ? { storage: 'f16', reason: 'f16 (shader-f16)' } : { storage: 'f32', reason: 'f32 — this adapter has no shader-f16' };
+}
+
+/** The storage type of the env (BLORA_STORAGE=f16|f32|auto, for tests and `npm run bench`), or undefined. */
+export function storageFromEnv(): StorageType | 'auto' | undefined {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.BLORA_STORAGE;
+  if (v === undefined || v === '') return undefined;
+  if (v !== 'f16' && v !== 'f32' && v !== 'auto') throw new Error(`BLORA_STORAGE must be f16, f32 or auto, got '${v}'`);
+  return v;
+}
 
 export interface WhisperDecoderDims {
   /** d_model */
@@ -86,6 +124,8 @@ export interface DecoderWeights {
   layerNorm: LayerNormWeights;
   /** bytes uploaded */
   bytes: number;
+  /** element type of E, P and the Linear W matrices (biases, layer norms: f32) */
+  storage: StorageType;
   destroy(): void;
 }
 
@@ -105,22 +145,24 @@ export function decoderDims(st: TensorSource, heads: number): WhisperDecoderDims
 }
 
 /**
- * Upload the frozen decoder weights (f32) from a parsed model.safetensors (or the decoder tensors alone).
- * `heads` = config.json decoder_attention_heads (8 for Whisper base).
+ * Upload the frozen decoder weights from a parsed model.safetensors (or the decoder tensors alone).
+ * `heads` = config.json decoder_attention_heads (8 for Whisper base). `opts.storage`: 'f32' | 'f16' |
+ * 'auto' (default: BLORA_STORAGE, else 'auto' = f16 where the device has shader-f16; see chooseStorage).
  */
-export function uploadDecoderWeights(rt: GpuRuntime, st: TensorSource, heads: number): DecoderWeights {
+export function uploadDecoderWeights(rt: GpuRuntime, st: TensorSource, heads: number, opts: { storage?: StorageType | 'auto' } = {}): DecoderWeights {
+  const storage = chooseStorage(rt.device, opts.storage ?? storageFromEnv()).storage;
   const dims = decoderDims(st, heads);
   const owned: GPUBuffer[] = [];
   let bytes = 0;
-  const tensor = (name: string, shape: number[]): GPUBuffer => {
+  const tensor = (name: string, shape: number[], matrix = shape.length === 2): GPUBuffer => {
     const info = st.info(name);
     if (info.shape.length !== shape.length || info.shape.some((s, i) => s !== shape[i])) {
       throw new Error(`${name}: shape [${info.shape}] ≠ expected [${shape}]`);
     }
     const data = st.float32(name);
-    const buf = rt.upload(name, data);
+    const buf = uploadAs(rt, name, data, matrix ? storage : 'f32');
     owned.push(buf);
-    bytes += data.byteLength;
+    bytes += buf.size;
     return buf;
   };
   const { C, F, L, V, NP } = dims;
@@ -161,6 +203,7 @@ export function uploadDecoderWeights(rt: GpuRuntime, st: TensorSource, heads: nu
     layers,
     layerNorm,
     bytes,
+    storage,
     destroy: () => owned.forEach((b) => b.destroy()),
   };
 }

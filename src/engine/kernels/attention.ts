@@ -10,13 +10,15 @@
  * CPU reference: src/engine/reference/attention.ts. Test: test/engine/attention.test.ts.
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
-import { wgsl } from '../../gpu/shaders';
+import { bufferStorage, type StorageType, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
 import { bindAt, checkDims, needElems, UniformWords, uniformFrom } from './uniform-pack';
 
 type Entry = 'forward' | 'backward_dq' | 'backward_dkv' | 'forward_tiled' | 'backward_dq_tiled' | 'forward_decode';
 
-export function attentionKernel(entry: Entry): KernelSpec {
-  return { label: `engine_attention.${entry}`, code: wgsl('engine_attention'), entryPoint: entry };
+/** kv: element type of K and V (f16: the cross-attention K/V cache under f16 storage). */
+export function attentionKernel(entry: Entry, kv: StorageType = 'f32'): KernelSpec {
+  const aliases = { KVStore: kv };
+  return { label: `engine_attention.${entry}${variantSuffix(aliases)}`, code: wgslVariant('engine_attention', aliases), entryPoint: entry };
 }
 
 export const ATTN_MAX_D = 256;
@@ -77,6 +79,8 @@ export async function prepareAttention(
   needElems(label, bufs.o, B * S * H * D, 'O (B,S,H·D)');
   needElems(label, bufs.stats, B * H * S * 2, 'STATS (B,H,S,2)');
   if (bufs.mask) needElems(label, bufs.mask, B * Skv, 'MASK (B,Skv)');
+  const kv = bufferStorage(bufs.k);
+  if (bufferStorage(bufs.v) !== kv) throw new Error(`${label}: K is ${kv} but V is ${bufferStorage(bufs.v)} (one storage type for both)`);
   const scale = spec.scale ?? 1 / Math.sqrt(D);
   const params = uniformFrom(
     rt,
@@ -92,7 +96,7 @@ export async function prepareAttention(
   const tiled = D <= ATTN_TILED_MAX_D && S > 1;
   const qGroups = tiled ? Math.ceil(S / ATTN_TILE_Q) : S;
   const decode = S === 1 && D <= ATTN_TILED_MAX_D;
-  const fwd = await rt.pipeline(attentionKernel(tiled ? 'forward_tiled' : decode ? 'forward_decode' : 'forward'));
+  const fwd = await rt.pipeline(attentionKernel(tiled ? 'forward_tiled' : decode ? 'forward_decode' : 'forward', kv));
   const bgF = bindAt(rt, `${label}.forward:bind`, fwd, [[0, params], [1, bufs.q], [2, bufs.k], [3, bufs.v], [4, mask], [5, bufs.o], [6, bufs.stats]]);
   let bw: { dq: () => void; dkv: () => void } | null = null;
   if (bufs.dO && bufs.dq) {
@@ -100,7 +104,7 @@ export async function prepareAttention(
     needElems(label, bufs.dq, B * S * H * D, 'dQ (B,S,H·D)');
     const drow = rt.storage(`${label}:drow`, B * H * S * 4);
     owned.push(drow);
-    const pq = await rt.pipeline(attentionKernel(tiled ? 'backward_dq_tiled' : 'backward_dq'));
+    const pq = await rt.pipeline(attentionKernel(tiled ? 'backward_dq_tiled' : 'backward_dq', kv));
     const bgQ = bindAt(rt, `${label}.backward_dq:bind`, pq, [
       [0, params], [1, bufs.q], [2, bufs.k], [3, bufs.v], [4, mask], [7, bufs.o], [8, bufs.dO], [9, bufs.dq], [10, drow], [13, bufs.stats],
     ]);
@@ -110,7 +114,7 @@ export async function prepareAttention(
     if (bufs.dk && bufs.dv) {
       needElems(label, bufs.dk, B * Skv * H * D, 'dK (B,Skv,H·D)');
       needElems(label, bufs.dv, B * Skv * H * D, 'dV (B,Skv,H·D)');
-      const pkv = await rt.pipeline(attentionKernel('backward_dkv'));
+      const pkv = await rt.pipeline(attentionKernel('backward_dkv', kv));
       const bgKV = bindAt(rt, `${label}.backward_dkv:bind`, pkv, [
         [0, params], [1, bufs.q], [2, bufs.k], [3, bufs.v], [4, mask], [8, bufs.dO], [11, bufs.dk], [12, bufs.dv], [13, bufs.stats], [14, drow],
       ]);

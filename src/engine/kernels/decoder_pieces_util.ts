@@ -4,6 +4,7 @@
  * points gives each entry point its own 'auto' layout holding only the bindings it uses), grid
  * sizes for 1-D work larger than 65,535 workgroups, and argument checks.
  */
+import { bufferElemBytes } from '../../gpu/wgsl-variants';
 import type { GpuRuntime } from '../../gpu/runtime';
 
 export type Resource = GPUBuffer | GPUBufferBinding;
@@ -42,10 +43,12 @@ export function checkDims(label: string, dims: Record<string, number>): void {
   }
 }
 
-/** Throws unless `buf` holds at least `elems` 4-byte elements. */
+/** Throws unless `buf` holds at least `elems` elements of its storage type (4 bytes, 2 for f16). */
 export function needElems(label: string, buf: GPUBuffer, elems: number, what: string): void {
-  if (buf.size < elems * 4) {
-    throw new Error(`${label}: ${what} buffer '${buf.label}' has ${buf.size} B < ${elems * 4} B`);
+  // f16 buffers (tagged by src/gpu/wgsl-variants.ts: frozen weights, the K/V cache) hold 2-byte elements
+  const eb = bufferElemBytes(buf);
+  if (buf.size < elems * eb) {
+    throw new Error(`${label}: ${what} buffer '${buf.label}' (${eb === 2 ? 'f16' : 'f32'}) has ${buf.size} B < ${elems * eb} B`);
   }
 }
 

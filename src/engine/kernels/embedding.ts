@@ -9,14 +9,16 @@
  * CPU reference: src/engine/reference/embedding.ts. Test: test/engine/embedding.test.ts.
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
-import { wgsl } from '../../gpu/shaders';
+import { bufferElemBytes, bufferStorage, type StorageType, uploadAs, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
 import { bindGroupAt, checkDims, grid1d, needElems, type PreparedCall } from './decoder_pieces_util';
 import { deviceTileLimits, planVocabTiles, type VocabTile } from './vocab_tiles';
 
 const WG = 256;
 
-export function embeddingKernel(): KernelSpec {
-  return { label: 'engine_embedding.embedding_forward', code: wgsl('engine_embedding'), entryPoint: 'embedding_forward' };
+/** storage: of E and P (both frozen tables, one type). */
+export function embeddingKernel(storage: StorageType = 'f32'): KernelSpec {
+  const aliases = { EStore: storage };
+  return { label: `engine_embedding.embedding_forward${variantSuffix(aliases)}`, code: wgslVariant('engine_embedding', aliases), entryPoint: 'embedding_forward' };
 }
 
 export interface EmbeddingShape {
@@ -48,10 +50,12 @@ export async function prepareEmbedding(
   needElems(label, b.E, V * C, 'E (V,C)');
   needElems(label, b.P, NP * C, 'P (NP,C)');
   needElems(label, b.x, T * C, 'X (T,C)');
-  const lim = deviceTileLimits(rt.device, opts.maxBindingBytes);
-  if (NP * C * 4 > lim.maxBindingBytes) throw new Error(`${label}: P (${NP}×${C}) exceeds one binding`);
+  const storage = bufferStorage(b.E);
+  if (bufferStorage(b.P) !== storage) throw new Error(`${label}: E is ${storage} but P is ${bufferStorage(b.P)} (one storage type for both tables)`);
+  const lim = deviceTileLimits(rt.device, opts.maxBindingBytes, bufferElemBytes(b.E));
+  if (NP * C * bufferElemBytes(b.P) > lim.maxBindingBytes) throw new Error(`${label}: P (${NP}×${C}) exceeds one binding`);
   const tiles = planVocabTiles(V, C, lim);
-  const pipeline = await rt.pipeline(embeddingKernel());
+  const pipeline = await rt.pipeline(embeddingKernel(storage));
   const wg = grid1d(Math.ceil((T * C) / WG), rt.device.limits.maxComputeWorkgroupsPerDimension);
   const uniforms: GPUBuffer[] = [];
   const groups = tiles.map((tile, k) => {
@@ -86,13 +90,13 @@ export async function embeddingForward(
   E: Float32Array,
   P: Float32Array,
   shape: EmbeddingShape,
-  opts: EmbeddingOptions = {},
+  opts: EmbeddingOptions & { storage?: StorageType } = {},
 ): Promise<{ x: Float32Array; tiles: VocabTile[] }> {
   const { T, C } = shape;
   const tok = rt.upload('embedding:tokens', tokens);
   const pos = rt.upload('embedding:positions', positions);
-  const e = rt.upload('embedding:E', E);
-  const p = rt.upload('embedding:P', P);
+  const e = uploadAs(rt, 'embedding:E', E, opts.storage ?? 'f32');
+  const p = uploadAs(rt, 'embedding:P', P, opts.storage ?? 'f32');
   const x = rt.storage('embedding:X', T * C * 4);
   try {
     const call = await prepareEmbedding(rt, shape, { tokens: tok, positions: pos, E: e, P: p, x }, opts);

@@ -7,7 +7,7 @@
  * CPU reference: src/gpu/reference/matmul.ts (float64). Test: test/engine/linear_rows.test.ts.
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
-import { wgsl } from '../../gpu/shaders';
+import { bufferStorage, STORAGE_BYTES, type StorageType, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
 import { bindGroupAt, checkDims, needElems, type PreparedCall, type Resource } from './decoder_pieces_util';
 
 export const LINEAR_ROWS_WG = 64;
@@ -21,12 +21,13 @@ export function linearRowsMR(M: number): number {
   return LINEAR_ROWS_MAX_MR;
 }
 
-export function linearRowsKernel(mr: number): KernelSpec {
+export function linearRowsKernel(mr: number, w: StorageType = 'f32'): KernelSpec {
   if (![1, 2, 4, 8].includes(mr)) throw new Error(`engine_linear_rows: MR must be 1, 2, 4 or 8 (got ${mr})`);
-  const src = wgsl('engine_linear_rows');
+  const aliases = { WStore: w };
+  const src = wgslVariant('engine_linear_rows', aliases);
   const line = 'const MR: u32 = 8u;';
   if (!src.includes(line)) throw new Error(`engine_linear_rows.wgsl: the line '${line}' (substituted per MR) is missing`);
-  return { label: `engine_linear_rows.mr${mr}`, code: src.replace(line, `const MR: u32 = ${mr}u;`) };
+  return { label: `engine_linear_rows.mr${mr}${variantSuffix(aliases)}`, code: src.replace(line, `const MR: u32 = ${mr}u;`) };
 }
 
 /** Workgroups for (M, N). */
@@ -48,17 +49,18 @@ export async function prepareLinearRows(
   checkDims(label, { M, N, K, MK: M * K, NK: N * K, MN: M * N });
   if (K % 4 !== 0) throw new Error(`${label}: K=${K} must be a multiple of 4 (X, W are read as vec4)`);
   const size = (r: Resource) => ('buffer' in r ? (r.size ?? r.buffer.size - (r.offset ?? 0)) : r.size);
-  const need = (r: Resource, elems: number, what: string) => {
-    if (size(r) < elems * 4) throw new Error(`${label}: ${what} binding of '${('buffer' in r ? r.buffer : r).label}' has ${size(r)} B < ${elems * 4} B`);
+  const wStorage = bufferStorage('buffer' in b.w ? b.w.buffer : b.w);
+  const need = (r: Resource, elems: number, what: string, eb = 4) => {
+    if (size(r) < elems * eb) throw new Error(`${label}: ${what} binding of '${('buffer' in r ? r.buffer : r).label}' has ${size(r)} B < ${elems * eb} B`);
   };
   needElems(label, b.x, M * K, 'X (M,K)');
-  need(b.w, N * K, 'W (N,K)');
+  need(b.w, N * K, 'W (N,K)', STORAGE_BYTES[wStorage]);
   need(b.y, M * N, 'Y (M,N)');
   if (b.bias) need(b.bias, N, 'b (N,)');
   const wg = linearRowsWorkgroups(M, N);
   const max = rt.device.limits.maxComputeWorkgroupsPerDimension;
   if (wg[0] > max || wg[1] > max) throw new Error(`${label}: N=${N} or M=${M} needs more than ${max} workgroups per dimension`);
-  const pipeline = await rt.pipeline(linearRowsKernel(linearRowsMR(M)));
+  const pipeline = await rt.pipeline(linearRowsKernel(linearRowsMR(M), wStorage));
   const params = rt.uniform(`${label}:params`, new Uint32Array([M, N, K, b.bias ? 1 : 0]));
   const dummy = b.bias ? null : rt.storage(`${label}:no_bias`, 4);
   const bg = bindGroupAt(rt, `${label}:bind`, pipeline, [[0, params], [1, b.x], [2, b.w], [3, b.bias ?? dummy!], [4, b.y]]);

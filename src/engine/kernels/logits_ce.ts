@@ -17,14 +17,16 @@
  * E is frozen: no dE. CPU reference: src/engine/reference/logits_ce.ts. Test: test/engine/logits_ce.test.ts.
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
-import { wgsl } from '../../gpu/shaders';
+import { bufferElemBytes, bufferStorage, type StorageType, uploadAs, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
 import { bindGroupAt, checkDims, grid1d, needElems } from './decoder_pieces_util';
 import { deviceTileLimits, planVocabTiles, vocabTileRows, type VocabTile, type VocabTileLimits } from './vocab_tiles';
 
 type Entry = 'logits_tile' | 'ce_tile_stats' | 'ce_finalize' | 'dh_tile' | 'dh_reduce' | 'logits_tile_rt' | 'dh_tile_rt';
 
-export function logitsCeKernel(entry: Entry): KernelSpec {
-  return { label: `engine_logits_ce.${entry}`, code: wgsl('engine_logits_ce'), entryPoint: entry };
+/** storage: element type of E (f16 storage: the variant reads it through ldE and widens to f32). */
+export function logitsCeKernel(entry: Entry, storage: StorageType = 'f32'): KernelSpec {
+  const aliases = { EStore: storage };
+  return { label: `engine_logits_ce.${entry}${variantSuffix(aliases)}`, code: wgslVariant('engine_logits_ce', aliases), entryPoint: entry };
 }
 
 const TILE = 64; // output tile of the two matmuls
@@ -142,7 +144,7 @@ export async function prepareLogitsCe(
   needElems(label, b.E, V * C, 'E (V,C)');
   needElems(label, b.targets, T, 'targets (T,)');
   if (b.dh) needElems(label, b.dh, T * C, 'dH (T,C)');
-  const lim = deviceTileLimits(rt.device, opts.maxBindingBytes);
+  const lim = deviceTileLimits(rt.device, opts.maxBindingBytes, bufferElemBytes(b.E));
   if (T * C * 4 > lim.maxBindingBytes) throw new Error(`${label}: H (${T}×${C}) exceeds one binding`);
   const { R, tiles, splits } = logitsCeLayout(shape, lim, opts);
   const maxDim = rt.device.limits.maxComputeWorkgroupsPerDimension;
@@ -152,7 +154,7 @@ export async function prepareLogitsCe(
     ((opts.registerTiled ?? rt.softwareAdapter)
       ? (['logits_tile_rt', 'ce_tile_stats', 'ce_finalize', 'dh_tile_rt', 'dh_reduce'] as const)
       : (['logits_tile', 'ce_tile_stats', 'ce_finalize', 'dh_tile', 'dh_reduce'] as const)
-    ).map((e) => rt.pipeline(logitsCeKernel(e))),
+    ).map((e) => rt.pipeline(logitsCeKernel(e, bufferStorage(b.E)))),
   );
 
   const owned: GPUBuffer[] = [];
@@ -306,11 +308,11 @@ export async function logitsCrossEntropy(
   E: Float32Array,
   targets: Int32Array,
   shape: LogitsCeShape,
-  opts: LogitsCeOptions & { withGrad?: boolean } = {},
+  opts: LogitsCeOptions & { withGrad?: boolean; storage?: StorageType } = {},
 ): Promise<LogitsCeResult> {
   const { T, C } = shape;
   const h = rt.upload('logits_ce:H', H);
-  const e = rt.upload('logits_ce:E', E);
+  const e = uploadAs(rt, 'logits_ce:E', E, opts.storage ?? 'f32');
   const tg = rt.upload('logits_ce:targets', targets);
   const dh = opts.withGrad ? rt.storage('logits_ce:dH', T * C * 4) : undefined;
   try {

@@ -3,6 +3,7 @@
  * attention, linear_backward): uniform packing, 1-D grids folded into 2-D, bind groups with
  * explicit (sparse) binding numbers, 64-bit seeds as two u32 words.
  */
+import { bufferElemBytes } from '../../gpu/wgsl-variants';
 import type { GpuRuntime } from '../../gpu/runtime';
 
 /** Packs u32 / f32 words in declaration order (every field 4 bytes; pad to 16 B at the end). */
@@ -77,7 +78,11 @@ export function checkDims(label: string, dims: Record<string, number>): void {
   }
 }
 
-/** Throws unless `buf` holds at least `elems` 4-byte elements. */
+/** Throws unless `buf` holds at least `elems` elements of its storage type (4 bytes, 2 for f16). */
 export function needElems(label: string, buf: GPUBuffer, elems: number, what: string): void {
-  if (buf.size < elems * 4) throw new Error(`${label}: ${what} buffer '${buf.label}' has ${buf.size} B < ${elems * 4} B`);
+  // f16 buffers (tagged by src/gpu/wgsl-variants.ts: frozen weights, the K/V cache) hold 2-byte elements
+  const eb = bufferElemBytes(buf);
+  if (buf.size < elems * eb) {
+    throw new Error(`${label}: ${what} buffer '${buf.label}' (${eb === 2 ? 'f16' : 'f32'}) has ${buf.size} B < ${elems * eb} B`);
+  }
 }
