@@ -3,7 +3,8 @@
  *
  *   npm run bench -- [--B 4] [--steps 2] [--warmup 1] [--clips N] [--r 32] [--methods lora,blora]
  *                    [--targets self_attn.q_proj,self_attn.v_proj] [--model DIR] [--out docs/benchmarks.md]
- *                    [--no-write]
+ *                    [--no-write] [--storage auto|f16|f32]   (frozen weights + K/V cache; default BLORA_STORAGE, else auto:
+ *                                                              f16 where the adapter has shader-f16)
  *
  * Device: BLORA_WEBGPU_BACKEND (vulkan | gl-compat) if set, else a hardware GPU through the system
  * Vulkan driver when there is one, else gl-compat (Mesa llvmpipe). The adapter is printed and recorded.
@@ -24,7 +25,7 @@ import { WhisperEncoder } from '../src/encoder/encoder';
 import type { AdapterTarget } from '../src/engine/adapters';
 import { EncoderKvCache, prepareDecoder } from '../src/engine/decoder';
 import { WgslGreedyDecoder } from '../src/engine/generate';
-import { uploadDecoderWeights } from '../src/engine/weights';
+import { chooseStorage, uploadDecoderWeights } from '../src/engine/weights';
 import { LogMelExtractor } from '../src/features/logmel';
 import { acquireDevice, type GpuContext, type NodeBackend } from '../src/gpu/device';
 import { GpuRuntime } from '../src/gpu/runtime';
@@ -40,7 +41,7 @@ const opt = (name: string, dflt: string): string => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
 };
-const KNOWN = ['B', 'steps', 'warmup', 'clips', 'r', 'methods', 'targets', 'model', 'out', 'no-write'];
+const KNOWN = ['B', 'steps', 'warmup', 'clips', 'r', 'methods', 'targets', 'model', 'out', 'no-write', 'storage'];
 for (const a of argv) {
   if (a.startsWith('--') && !KNOWN.includes(a.slice(2))) throw new Error(`bench-engine: unknown flag ${a} (known: ${KNOWN.map((k) => '--' + k).join(' ')})`);
 }
@@ -89,7 +90,9 @@ const rt = new GpuRuntime(ctx.device);
 let t = performance.now();
 const assets = await loadWhisperAssets(new FsModelSource(model));
 const st = new SafetensorsFile(new Uint8Array(readFileSync(join(model, 'model.safetensors'))), join(model, 'model.safetensors'));
-const weights = uploadDecoderWeights(rt, st, assets.config.decoder_attention_heads);
+const storageOpt = opt('storage', process.env.BLORA_STORAGE || 'auto') as 'auto' | 'f16' | 'f32';
+const weights = uploadDecoderWeights(rt, st, assets.config.decoder_attention_heads, { storage: storageOpt });
+log(`storage: ${chooseStorage(rt.device, storageOpt).reason}`);
 await rt.sync();
 const weightsMs = performance.now() - t;
 const weightBytes = rt.memory().liveBytes;

@@ -28,7 +28,8 @@
  * buffers (B·E, C): one shared pair re-filled per layer from the cache when encoder_attn k/v carry no
  * adapter, else one pair per layer.
  */
-import { prepareMatmulBias } from '../gpu/kernels/matmul';
+import { convertCall, convertKernel, prepareMatmulBias } from '../gpu/kernels/matmul';
+import { STORAGE_BYTES, type StorageType, tagStorage } from '../gpu/wgsl-variants';
 import type { GpuRuntime } from '../gpu/runtime';
 import { type AdamHyper, prepareAdamW, prepareGradNorm } from './kernels/adamw';
 import { prepareAttention, type AttentionCall } from './kernels/attention';
@@ -70,15 +71,20 @@ export function batching(rt: GpuRuntime): BatchingRuntime {
  * V = enc·Wvᵀ + bv (E, C) — (2L + 1)·E·C floats, 39 MB for Whisper base. Several decoders (e.g.
  * different adapter configs) can share one cache. `capacity` bounds the utterances kept (least
  * recently used evicted first; a batch needs all its utterances present).
+ * Storage: K and V in the weights' storage type (f16 storage: the matmul stores f16, 2 bytes each —
+ * 21 MB per utterance for base); enc stays f32 (it is the input of adapted encoder_attn k/v).
  */
 export class EncoderKvCache {
   private readonly entries = new Map<string, { enc: GPUBuffer; k: GPUBuffer[]; v: GPUBuffer[] }>();
   private readonly rt: BatchingRuntime;
   readonly frames: number;
   readonly capacity: number;
+  /** element type of the cached K and V (= the weights' storage type) */
+  readonly storage: StorageType;
 
   constructor(rt: GpuRuntime, readonly weights: DecoderWeights, opts: { frames?: number; capacity?: number } = {}) {
     this.rt = batching(rt);
+    this.storage = weights.storage;
     this.frames = opts.frames ?? WHISPER_ENCODER_FRAMES;
     this.capacity = opts.capacity ?? Infinity;
     if (!(this.capacity >= 1)) throw new Error(`EncoderKvCache: capacity must be ≥ 1`);
@@ -90,7 +96,7 @@ export class EncoderKvCache {
 
   /** Bytes held per utterance. */
   get bytesPerUtterance(): number {
-    return kvCacheBytesPerUtterance(this.weights.dims, this.frames, 'f32');
+    return kvCacheBytesPerUtterance(this.weights.dims, this.frames, this.storage);
   }
 
   get size(): number {
@@ -128,7 +134,7 @@ export class EncoderKvCache {
     for (let l = 0; l < L; l++) {
       const ca = this.weights.layers[l].crossAttn;
       for (const [lin, out] of [[ca.k, k], [ca.v, v]] as const) {
-        const y = rt.storage(`${lin.name}[${key}] (E,C)`, E * C * 4);
+        const y = tagStorage(rt.storage(`${lin.name}[${key}] (E,C)`, E * C * STORAGE_BYTES[this.storage]), this.storage);
         out.push(y);
         const call = await prepareMatmulBias(rt, { M: E, N: C, K: C }, { x: enc, w: lin.w, bias: lin.b, y }, `${lin.name}[${key}]`);
         call.run();
@@ -304,8 +310,8 @@ export class WhisperDecoderEngine {
     this.crossShared = crossKvShared(t);
   }
 
-  private buf(name: string, elems: number): GPUBuffer {
-    const b = this.rt.storage(`${this.label}:${name}`, elems * 4);
+  private buf(name: string, elems: number, storage: StorageType = 'f32'): GPUBuffer {
+    const b = tagStorage(this.rt.storage(`${this.label}:${name}`, elems * STORAGE_BYTES[storage]), storage);
     this.owned.push(b);
     return b;
   }
@@ -362,8 +368,12 @@ export class WhisperDecoderEngine {
       for (const sp of actSpecs) a[sp.key] = this.buf(`L${l}.${sp.label}`, sp.elems);
       return a;
     };
-    const sharedK = this.crossShared ? this.buf('cross K (B·E,C)', B * E * C) : null;
-    const sharedV = this.crossShared ? this.buf('cross V (B·E,C)', B * E * C) : null;
+    // shared (no adapter on encoder_attn k/v): byte copies of the cache, in its storage type; adapted:
+    // f32 per layer (the adapters add into them), widened from an f16 cache by prepareConvert
+    const kvs = this.cache.storage;
+    if (kvs !== 'f32' && !this.crossShared) this.widenPipeline = await rt.pipeline(convertKernel(kvs, 'f32'));
+    const sharedK = this.crossShared ? this.buf('cross K (B·E,C)', B * E * C, kvs) : null;
+    const sharedV = this.crossShared ? this.buf('cross V (B·E,C)', B * E * C, kvs) : null;
     for (let l = 0; l < L; l++) {
       const a = acts(l);
       a.kc = sharedK ?? this.buf(`L${l}.cross K (B·E,C)`, B * E * C);
@@ -559,14 +569,45 @@ export class WhisperDecoderEngine {
   /** Copy the batch's cached cross K/V of layer l (and its encoder states) into the batch buffers. */
   private fillCross(l: number, withEnc: boolean): void {
     const { C } = this.weights.dims;
-    const bytes = this.cache.frames * C * 4;
+    const n = this.cache.frames * C;
+    const bytes = n * 4;
     const a = this.acts[l];
+    const widen = this.cache.storage !== 'f32' && !this.crossShared;
+    const kvBytes = widen ? bytes : n * STORAGE_BYTES[this.cache.storage];
     this.batch!.utterances.forEach((u, b) => {
       const e = this.cache.get(u);
-      this.rt.copy(e.k[l], 0, a.kc, b * bytes, bytes);
-      this.rt.copy(e.v[l], 0, a.vc, b * bytes, bytes);
+      if (widen) {
+        // f16 cache → the f32 per-layer buffers the encoder_attn k/v adapters add into
+        this.widen(e.k[l], a.kc, b, n);
+        this.widen(e.v[l], a.vc, b, n);
+      } else {
+        this.rt.copy(e.k[l], 0, a.kc, b * kvBytes, kvBytes);
+        this.rt.copy(e.v[l], 0, a.vc, b * kvBytes, kvBytes);
+      }
       if (withEnc && this.encB) this.rt.copy(e.enc, 0, this.encB, b * bytes, bytes);
     });
+  }
+
+  /**
+   * f16 cache → f32 row b of dst (adapted encoder_attn k/v under f16 storage). Bind groups per (dst, row)
+   * are kept and rebuilt when the row's source changes (another utterance); the pipeline is compiled in
+   * prepare().
+   */
+  private readonly widenCalls = new Map<string, { src: GPUBuffer; call: Call }>();
+  private widenPipeline: GPUComputePipeline | null = null;
+  private widen(src: GPUBuffer, dst: GPUBuffer, b: number, n: number): void {
+    const key = `${dst.label}#${b}`;
+    let hit = this.widenCalls.get(key);
+    if (!hit || hit.src !== src) {
+      if (hit) {
+        this.rt.flush(); // its uniform may still be used by recorded work
+        hit.call.destroy();
+      }
+      const call = convertCall(this.rt, this.widenPipeline!, n, src, { buffer: dst, offset: b * n * 4, size: n * 4 }, `${this.label}:widen ${key}`);
+      hit = { src, call };
+      this.widenCalls.set(key, hit);
+    }
+    hit.call.run();
   }
 
   /**
@@ -768,6 +809,7 @@ export class WhisperDecoderEngine {
   destroy(): void {
     this.rt.flush();
     this.calls.forEach((c) => c.destroy());
+    this.widenCalls.forEach((w) => w.call.destroy());
     this.ce.destroy();
     this.adamw.destroy();
     this.owned.forEach((b) => b.destroy());

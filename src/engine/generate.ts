@@ -51,6 +51,7 @@ import { englishOnlyLanguage, languageToken } from '../decoder/generate';
 import type { WhisperAssets } from '../model/whisperModel';
 import type { AdapterPlan, AdapterTarget } from './adapters';
 import { moduleTensors } from './adapters';
+import { bufferElemBytes, bufferStorage, halfBitsToFloat, STORAGE_BYTES, tagStorage } from '../gpu/wgsl-variants';
 import { mergeLora } from './merge';
 import { BatchingRuntime, prepareAdd } from './batch';
 import { batching, type EncoderKvCache } from './decoder';
@@ -185,10 +186,10 @@ export class WgslGreedyDecoder {
       this.kc.push(buf(`L${l}.self-attn K cache (maxLen,B,C)`, this.maxLen * B * C));
       this.vc.push(buf(`L${l}.self-attn V cache (maxLen,B,C)`, this.maxLen * B * C));
     }
-    // Vocab tiles for the logits: E rows [v0, v0+rows) bound at v0·C·4, the logits tile at B·v0·4;
-    // rows a multiple of 64 (and of the E offset alignment) keeps both offsets aligned.
-    const lim = deviceTileLimits(rt.device);
-    const rowBytes = C * 4;
+    // Vocab tiles for the logits: E rows [v0, v0+rows) bound at v0·C·eb (eb = 2 under f16 storage), the
+    // logits tile at B·v0·4; rows a multiple of 64 (and of the E offset alignment) keeps both offsets aligned.
+    const lim = deviceTileLimits(rt.device, undefined, bufferElemBytes(weights.embedTokens));
+    const rowBytes = C * bufferElemBytes(weights.embedTokens);
     let R = vocabTileRows(C, { ...lim, scratchBytesPerRow: 4 * B, maxRows: 8192 });
     const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
     const rowAlign = lim.offsetAlignment / gcd(rowBytes, lim.offsetAlignment);
@@ -198,7 +199,7 @@ export class WgslGreedyDecoder {
     this.tiles = [];
     for (let v0 = 0; v0 < V; v0 += R) {
       const rows = Math.min(R, V - v0);
-      this.tiles.push({ v0, rows, offsetBytes: v0 * rowBytes, sizeBytes: rows * rowBytes });
+      this.tiles.push({ v0, rows, offsetBytes: v0 * rowBytes, sizeBytes: Math.ceil((rows * rowBytes) / 4) * 4 });
     }
   }
 
@@ -279,7 +280,7 @@ export class WgslGreedyDecoder {
         const Bm = t.find((x) => x.key === 'B' || x.key === 'muB')!.data; // μ_B (nOut, r)
         let W = this.frozenCpu.get(lin.name);
         if (!W) {
-          W = await rt.readF32(lin.w, lin.nOut * lin.nIn);
+          W = await readWeightF32(rt, lin.w, lin.nOut * lin.nIn); // f16 storage: widened exactly
           this.frozenCpu.set(lin.name, W);
         }
         const merged = mergeLora(W, A, Bm, s, lin.nOut, lin.nIn, r);
@@ -457,7 +458,9 @@ export class WgslGreedyDecoder {
             const key = `${which}:${b}:${l}`;
             let y = this.crossAdapted.get(key);
             if (!y) {
-              y = rt.storage(`${this.label}:row ${b} L${l}.cross ${which.toUpperCase()} (E,C) merged`, E * C * 4);
+              // same element type as the cache (attention reads K and V as one type)
+              const st = bufferStorage(e.k[l]);
+              y = tagStorage(rt.storage(`${this.label}:row ${b} L${l}.cross ${which.toUpperCase()} (E,C) merged`, E * C * STORAGE_BYTES[st]), st);
               this.crossAdapted.set(key, y);
             }
             const call = await prepareMatmulBias(rt, { M: E, N: C, K: C }, { x: e.enc, w: m, bias: lin.b, y }, `${this.label}:row ${b} ${lin.name}(merged)`);
@@ -602,3 +605,11 @@ export class WgslGreedyDecoder {
 }
 
 export { mergeLora } from './merge';
+
+/** The f32 values of a frozen weight buffer (f16 storage: each element widened exactly). */
+async function readWeightF32(rt: GpuRuntime, buf: GPUBuffer, n: number): Promise<Float32Array> {
+  if (bufferStorage(buf) === 'f32') return rt.readF32(buf, n);
+  const words = await rt.readF32(buf, Math.ceil(n / 2));
+  const bits = new Uint16Array(words.buffer, words.byteOffset, n);
+  return Float32Array.from(bits, halfBitsToFloat);
+}

@@ -28,31 +28,19 @@
  * Total ≈ 207 MB f32 for base.
  */
 import type { GpuRuntime } from '../gpu/runtime';
+import { chooseStorageFor, type StorageChoice } from '../gpu/storage-choice';
 import { type StorageType, uploadAs } from '../gpu/wgsl-variants';
 import type { TensorSource } from '../model/safetensors';
 
 export type { StorageType } from '../gpu/wgsl-variants';
-
-/** Why a storage type was chosen, for the Compute panel / logs. */
-export interface StorageChoice {
-  storage: StorageType;
-  /** e.g. 'f16 (shader-f16)', 'f32 — this adapter has no shader-f16', 'f32 (asked for)' */
-  reason: string;
-}
+export { chooseStorageFor, type StorageChoice } from '../gpu/storage-choice';
 
 /**
  * Storage type for a device: `requested` ('f16' | 'f32') if given, else f16 where the device has the
  * 'shader-f16' feature and f32 otherwise. Asking for f16 on a device without it is an error.
  */
 export function chooseStorage(device: GPUDevice, requested?: StorageType | 'auto'): StorageChoice {
-  const hasF16 = device.features.has('shader-f16');
-  if (requested === 'f16') {
-    if (!hasF16) throw new Error("storage 'f16' asked for, but this adapter has no 'shader-f16' feature (use 'f32' or 'auto')");
-    return { storage: 'f16', reason: 'f16 (shader-f16, asked for)' };
-  }
-  if (requested === 'f32') return { storage: 'f32', reason: hasF16 ? 'f32 (asked for; the adapter has shader-f16)' : 'f32 — this adapter has no shader-f16' };
-  if (requested !== undefined && requested !== 'auto') throw new Error(`storage must be 'f16', 'f32' or 'auto', got '${String(requested)}'`);
-  return hasF16 ? { storage: 'f16', reason: 'f16 (shader-f16)' } : { storage: 'f32', reason: 'f32 — this adapter has no shader-f16' };
+  return chooseStorageFor(device.features.has('shader-f16'), requested);
 }
 
 /** The storage type of the env (BLORA_STORAGE=f16|f32|auto, for tests and `npm run bench`), or undefined. */

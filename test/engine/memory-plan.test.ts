@@ -9,8 +9,9 @@
  *   large-v3-turbo width   1280  20  5120  51866   2 (4)     200   2×10   LoRA, self q, v, fc1
  *
  * Fewer layers / frames for the random shapes as in shape-parity.test.ts: layer COUNT and E enter the plan
- * linearly; the width and vocabulary are what matter for the biggest buffers. Only f32 storage is
- * measured (f16 storage does not exist yet); the CPU table checks the f16 plan halves what it should.
+ * linearly; the width and vocabulary are what matter for the biggest buffers. f32 storage is measured
+ * here (this adapter has no shader-f16); the f16 plan vs measured peak is in f16-decoder.test.ts (base on
+ * lavapipe-bpo), and the CPU table below checks what the f16 plan halves and what it keeps f32.
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -123,8 +124,10 @@ test('plan table: per-size numbers, limits, fixes (no GPU)', () => {
     assert.ok(Math.abs(kvCacheBytesPerUtterance(d) - kv) < 0.1e6, `${name}: K/V ${kvCacheBytesPerUtterance(d)}`);
     const f32 = planMemory({ dims: d, adapters: { kind: 'blora', r: 8 }, batch: 8, tokens: 64, storage: 'f32' });
     const f16 = planMemory({ dims: d, adapters: { kind: 'blora', r: 8 }, batch: 8, tokens: 64, storage: 'f16' });
-    assert.equal(f16.weightsBytes * 2, f32.weightsBytes, `${name}: f16 halves the weights`);
-    assert.equal(f16.kvBytesPerUtterance * 2, f32.kvBytesPerUtterance);
+    // f16 halves the matrices; biases and layer norms (≈ 0.1–0.2 % of the weights) stay f32
+    assert.ok(f16.weightsBytes > f32.weightsBytes / 2 && f16.weightsBytes < 0.502 * f32.weightsBytes, `${name}: f16 weights ${f16.weightsBytes} vs f32 ${f32.weightsBytes}`);
+    // K/V: 2L tensors halve, the encoder states (E, C) stay f32
+    assert.equal(f16.kvBytesPerUtterance, (2 * d.L * 2 + 4) * 1500 * d.C);
     assert.equal(f16.adapterStateBytes, f32.adapterStateBytes, 'adapter state stays f32');
     assert.equal(f32.limits.source, WEBGPU_DEFAULT_LIMITS.source);
   }
@@ -144,5 +147,7 @@ test('plan table: per-size numbers, limits, fixes (no GPU)', () => {
   const wide = planMemory({ dims: dims('whisper-large-v3-turbo'), adapters: { kind: 'lora', r: 8 }, batch: 32, tokens: 32, storage: 'f32', limits: { ...WEBGPU_DEFAULT_LIMITS, budgetBytes: 64 * 2 ** 30 } });
   assert.equal(wide.fits, false, formatPlan(wide));
   assert.ok(wide.fixes.includes('smaller batch: 17'), wide.fixes.join('; '));
-  assert.ok(wide.fixes.some((f) => f.startsWith('f16')), wide.fixes.join('; ')); // f16 K/V copies: 123 MB
+  // the default targets adapt encoder_attn k/v: those per-layer cross K/V batch buffers are f32 in f16 storage
+  // too (the adapters add into them), so f16 alone is no fix here — fewer targets or a smaller batch are
+  assert.ok(!wide.fixes.some((f) => f.startsWith('f16')), wide.fixes.join('; '));
 });

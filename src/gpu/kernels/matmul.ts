@@ -113,11 +113,29 @@ export async function prepareConvert(
   label = 'convert',
 ): Promise<{ run(): void; destroy(): void }> {
   const dstBuf = 'buffer' in dst ? dst.buffer : dst;
-  const aliases = { WStore: bufferStorage(src), YStore: bufferStorage(dstBuf) };
+  const pipeline = await rt.pipeline(convertKernel(bufferStorage(src), bufferStorage(dstBuf)));
+  return convertCall(rt, pipeline, n, src, dst, label);
+}
+
+/** The `convert` kernel from `from` to `to` elements. */
+export function convertKernel(from: StorageType, to: StorageType): KernelSpec {
+  const aliases = { WStore: from, YStore: to };
+  return { label: `matmul_bias.convert${variantSuffix(aliases)}→${to}`, code: wgslVariant('matmul_bias', aliases), entryPoint: 'convert' };
+}
+
+/** prepareConvert on an already compiled convertKernel pipeline (synchronous: bind group + uniform). */
+export function convertCall(
+  rt: GpuRuntime,
+  pipeline: GPUComputePipeline,
+  n: number,
+  src: GPUBuffer,
+  dst: GPUBuffer | GPUBufferBinding,
+  label = 'convert',
+): { run(): void; destroy(): void } {
+  const dstBuf = 'buffer' in dst ? dst.buffer : dst;
   if (src.size < n * bufferElemBytes(src)) throw new Error(`${label}: source '${src.label}' has ${src.size} B < ${n} elements`);
   const dstSize = 'buffer' in dst ? (dst.size ?? dstBuf.size - (dst.offset ?? 0)) : dst.size;
   if (dstSize < n * bufferElemBytes(dstBuf)) throw new Error(`${label}: destination '${dstBuf.label}' has ${dstSize} B < ${n} elements`);
-  const pipeline = await rt.pipeline({ label: `matmul_bias.convert${variantSuffix(aliases)}→${aliases.YStore}`, code: wgslVariant('matmul_bias', aliases), entryPoint: 'convert' });
   const params = rt.uniform(`${label}:params`, new Uint32Array([n, 0, 0, 0]));
   const bg = rt.device.createBindGroup({
     label: `${label}:bind`,

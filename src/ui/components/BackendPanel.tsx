@@ -1,4 +1,5 @@
 // Which compute the studio got: the WebGPU adapter (and its limits/features) or the wasm fallback.
+import { chooseStorageFor } from '../../gpu/storage-choice';
 import { useStudio } from '../store';
 
 export function BackendPanel() {
@@ -20,6 +21,11 @@ export function BackendPanel() {
             {caps.featureLevel} · max storage binding {(caps.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB · workgroup storage{' '}
             {caps.limits.maxComputeWorkgroupStorageSize} B · f16 {caps.hasF16 ? 'yes' : 'no'} · subgroups {caps.hasSubgroups ? 'yes' : 'no'} · timestamps{' '}
             {caps.hasTimestamps ? 'yes' : 'no'}
+          </p>
+          {/* the engine's choice (src/engine/weights.ts chooseStorage) is this function of shader-f16 */}
+          <p className="small" data-testid="storage" data-storage={chooseStorageFor(caps.hasF16).storage}>
+            storage: {chooseStorageFor(caps.hasF16).reason}
+            <span className="muted"> (frozen weights and cross-attention K/V; math, adapters and optimizer state in f32)</span>
           </p>
         </>
       )}
