@@ -69,7 +69,7 @@ if [ ! -f "$LVP_DIR/lvp_icd.json" ] || [ ! -f "$LVP_LIB" ]; then
   if [ -n "$missing" ]; then
     deps=$(apt-cache show mesa-vulkan-drivers/bookworm-backports 2>/dev/null | sed -n 's/^Depends: //p' | head -1 | tr ',' '\n' | sed -E 's/\(.*\)//; s/\|.*//; s/ //g' | grep -v '^libdrm' )
     echo "lavapipe-bpo needs: $missing — installing its bookworm dependencies: $deps"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $deps >/dev/null || die "apt-get install of lavapipe's dependencies failed"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-upgrade $deps >/dev/null || die "apt-get install of lavapipe's dependencies failed"
   fi
   sed -E "s#\"library_path\": *\"[^\"]*\"#\"library_path\": \"$LVP_LIB\"#" "$LVP_DIR/root/usr/share/vulkan/icd.d/lvp_icd.json" > "$LVP_DIR/lvp_icd.json"
   echo "unpacked $(basename "$deb") → $LVP_DIR"

@@ -15,11 +15,15 @@ import type { OracleClip } from '../support/oracle';
 
 export const TOK = { SOT: 50258, EOT: 50257, TRANSCRIBE: 50359, NO_TIMESTAMPS: 50363, LANG: { en: 50259, es: 50262 } as Record<string, number> };
 
-/** Frozen decoder weights of the prepared model (storage: default BLORA_STORAGE, else f16 where the device has shader-f16). */
-export function loadDecoderWeights(rt: GpuRuntime, modelDir: string, storage?: 'f16' | 'f32' | 'auto'): DecoderWeights {
+/**
+ * Frozen decoder weights of the prepared model. storage: default BLORA_STORAGE, else f32 — the parity tests'
+ * bounds are f32 ones, so a test adapter with shader-f16 (a real GPU) does not silently switch them to f16;
+ * the f16 tests ask for 'f16' (f16-decoder.test.ts).
+ */
+export function loadDecoderWeights(rt: GpuRuntime, modelDir: string, storage: 'f16' | 'f32' | 'auto' = (process.env.BLORA_STORAGE as 'f16' | 'f32' | 'auto' | undefined) || 'f32'): DecoderWeights {
   const cfg = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8'));
   const st = new SafetensorsFile(new Uint8Array(readFileSync(join(modelDir, 'model.safetensors'))), 'model.safetensors');
-  return uploadDecoderWeights(rt, st, cfg.decoder_attention_heads, storage ? { storage } : {});
+  return uploadDecoderWeights(rt, st, cfg.decoder_attention_heads, { storage });
 }
 
 export interface TokenBatch {

@@ -44,10 +44,7 @@ describe('storage choice (adapter without shader-f16)', () => {
     assert.deepEqual(c, { storage: 'f32', reason: 'f32 — this adapter has no shader-f16' });
     assert.throws(() => chooseStorage(ctx.device, 'f16'), /no 'shader-f16'/);
     writeTinyWhisper(dir, { d_model: 64, heads: 2, ffn: 128, layers: 1, vocab: 300, positions: 16 }, 5);
-    const saved = process.env.BLORA_STORAGE;
-    delete process.env.BLORA_STORAGE;
-    const w = loadDecoderWeights(rt, dir);
-    if (saved !== undefined) process.env.BLORA_STORAGE = saved;
+    const w = loadDecoderWeights(rt, dir, 'auto'); // the engine's default choice
     assert.equal(w.storage, 'f32');
     assert.equal(bufferStorage(w.embedTokens), 'f32');
     assert.equal(bufferStorage(w.layers[0].fc1.w), 'f32');
