@@ -26,7 +26,7 @@ export const PLAN_HELP = `
       --method          lora | blora (default blora)          --targets  comma list (default ${DEFAULT_TARGETS.join(',')})
       --r N             adapter rank (default 32)              --batch N  sequences per batch (default 8)
       --tokens N        longest token sequence (default 64)    --utterances N  train + eval utterances cached (default: batch)
-      --storage         f32 | f16 storage of weights and K/V (default f32; f16 is a plan until the f16 engine lands)
+      --storage         f32 | f16 storage of weights and K/V (default f32; the engine uses f16 where the adapter has shader-f16)
       --budget GIB      device-memory budget (default ${DEFAULT_BUDGET_BYTES / 2 ** 30}; WebGPU does not report the GPU's memory)
       --limits          adapter (this machine's Dawn adapter; WebGPU defaults if none) | defaults (WebGPU's:
                         256 MiB per buffer, 128 MiB per binding; no GPU touched). Default: adapter, or defaults with --json

@@ -1,6 +1,7 @@
 // The memory plan of the studio's next run (src/engine/memory-plan.ts) from what the UI knows before
 // the training worker starts: the model's config (ModelInfo), the experiment, the datasets (utterances
 // the K/V cache will hold, longest transcript) and the adapter's limits from the WebGPU probe.
+import { chooseStorageFor } from '../gpu/storage-choice';
 import type { AdapterTarget } from '../engine/adapters';
 import { DEFAULT_BUDGET_BYTES, decoderDimsFromConfig, type MemoryPlan, planMemory, type PlanLimits, WEBGPU_DEFAULT_LIMITS } from '../engine/memory-plan';
 import type { ExperimentConfig } from '../train/config';
@@ -57,7 +58,7 @@ export function studioPlan(s: Pick<StudioState, 'model' | 'datasets' | 'gpu'>, c
     adapters: { kind: cfg.method, r: Math.max(1, Math.floor(cfg.adapter.r) || 1), targets: cfg.adapter.targets as AdapterTarget[], estimator: cfg.adapter.estimator, bayesianAOnly: cfg.adapter.bayesianAOnly },
     batch,
     tokens: longestTokens(s, dims.NP),
-    storage: 'f32', // the engine's only storage type today (f16: issue 13, item 1)
+    storage: chooseStorageFor(caps?.hasF16 ?? false).storage, // what the worker's engine picks (weights.ts chooseStorage)
     utterances: Math.max(batch, count(['train']) + evalUtts),
     eval: evalUtts ? { batch: Math.min(8, evalUtts), maxNewTokens: cfg.eval.maxNewTokens, multilingual: sum.multilingual } : null,
     limits,
