@@ -2,6 +2,8 @@
  * f16 storage on the assembled decoder with the REAL Whisper base (issue 13 item 1), on a shader-f16
  * adapter (lavapipe 25 from bookworm-backports, test/support/node-gpu.ts nodeF16Gpu), f16 vs f32 storage
  * on the same device, encoder states of two demo clips from the baseline oracle cache:
+ *  (a0) as (a) below, with adapters on self_attn q and fc1 only: the shared cross K/V batch buffers are f16
+ *      byte copies of the cache;
  *  (a) training-engine loss (eval forward, teacher forcing on the oracle transcripts) with an adapter on
  *      self_attn q and encoder_attn v (so the adapted cross-V path widens the f16 cache to f32) and random
  *      non-zero values: |CE_f16 − CE_f32| ≤ 1e-3·CE_f32; then one training step (forward + backward +
@@ -15,7 +17,7 @@
  * variants are checked against the float64 references in f16-storage.test.ts. (The *_rt kernels are
  * bit-identical to the tiled ones; compiling both sets on lavapipe would double this file's time.)
  * Cost: cross K/V of 2 clips twice (EncoderKvCache.add) + ~25 greedy steps twice + 4 forwards, 2 backwards;
- * ≈ 105 s alone on the 2-core machine, most of it LLVM compiling ~60 pipelines.
+ * ≈ 107 s alone on the shared 2-core machine, most of it LLVM compiling ~60 pipelines.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -95,9 +97,10 @@ describe('f16 vs f32 storage, real Whisper base (shader-f16 adapter)', { skip },
     console.log(`K/V cache per utterance: f16 ${measured} B, f32 ${model.f32.cache.bytesPerUtterance} B`);
   });
 
-  test('(a) loss f16 vs f32 within 1e-3 relative (eval forward, then one training step each)', async () => {
+  /** Eval CE, one training step, eval CE again — f32 then f16 storage — and the f16/f32 agreement (≤ 1e-3 rel). */
+  async function lossPair(adapters: AdapterConfig, measure: boolean): Promise<void> {
     const batch = tokenBatch(clips);
-    const plan = planAdapters(model.f32.weights.dims, ADAPTERS);
+    const plan = planAdapters(model.f32.weights.dims, adapters);
     const theta = uniformTestTheta(plan, 77, { bScale: 0.05, rhoB: 'uniform' });
     const losses: Record<string, number[]> = {};
     for (const st of ['f32', 'f16'] as const) {
@@ -105,7 +108,7 @@ describe('f16 vs f32 storage, real Whisper base (shader-f16 adapter)', { skip },
       await rt.sync();
       const live0 = rt.memory().liveBytes;
       rt.resetPeak();
-      const eng = await WhisperDecoderEngine.create(rt, weights, { B: batch.B, S: batch.S }, ADAPTERS, cache, { theta, label: `f16test-engine[${st}]` });
+      const eng = await WhisperDecoderEngine.create(rt, weights, { B: batch.B, S: batch.S }, adapters, cache, { theta, label: `f16test-engine[${st}]` });
       try {
         eng.setBatch(batch);
         const t = performance.now();
@@ -118,9 +121,9 @@ describe('f16 vs f32 storage, real Whisper base (shader-f16 adapter)', { skip },
         const l1 = await eng.readLoss();
         await eng.readGradNorm();
         await eng.readState(); // a checkpoint's readback staging, as memory-plan.test.ts
-        if (st === 'f16') f16EnginePeak = rt.memory().peakBytes - live0;
+        if (st === 'f16' && measure) f16EnginePeak = rt.memory().peakBytes - live0;
         losses[st] = [l0.ce, l1.ce];
-        console.log(`${st}: CE ${l0.ce.toFixed(6)} (N=${l0.count}), after one step ${l1.ce.toFixed(6)} — ${((performance.now() - t) / 1000).toFixed(1)} s`);
+        console.log(`${st} [${adapters.targets!.join(', ')}]: CE ${l0.ce.toFixed(6)} (N=${l0.count}), after one step ${l1.ce.toFixed(6)} — ${((performance.now() - t) / 1000).toFixed(1)} s`);
       } finally {
         eng.destroy();
       }
@@ -131,7 +134,15 @@ describe('f16 vs f32 storage, real Whisper base (shader-f16 adapter)', { skip },
       assert.ok(rel <= 1e-3, `loss ${i}: f16 ${losses.f16[i]} vs f32 ${losses.f32[i]} (rel ${rel})`);
     }
     assert.ok(losses.f32[1] !== losses.f32[0], 'the training step changed nothing');
+  }
 
+  test('(a0) loss f16 vs f32, shared cross K/V (byte copies of the f16 cache): adapters on self_attn q, fc1', async () => {
+    await lossPair({ ...ADAPTERS, targets: ['self_attn.q_proj', 'fc1'] }, false);
+  });
+
+  test('(a) loss f16 vs f32 within 1e-3 relative, adapted encoder_attn v (f16 cache widened to f32); f16 plan vs peak', async () => {
+    await lossPair(ADAPTERS, true);
+    const batch = tokenBatch(clips);
     // memory plan (f16) vs measured: weights + K/V of the 2 utterances (allocated in before()) + the engine's peak
     const { weights } = model.f16;
     const measured = model.f16.bytes + f16EnginePeak;
