@@ -13,13 +13,13 @@ const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx
 
 test('plan --json for the table sizes and the prepared base', () => {
   const cases: [string[], (j: Record<string, any>) => void][] = [
-    [['--model', 'random:large-v3-turbo', '--json'], (j) => {
-      assert.equal(j.kvBytesPerUtterance, 9 * 1500 * 1280 * 4); // (2·4 + 1)·E·C f32
+    [['--model', 'random:large-v3-turbo', '--targets', 'self_attn.q_proj,self_attn.v_proj', '--json'], (j) => {
+      assert.equal(j.kvBytesPerUtterance, 9 * 1500 * 1280 * 4); // (2·4 + 1)·E·C f32 (self-attention targets: the cross K/V cache is shared)
       assert.equal(j.fits, true);
       assert.equal(j.limits.maxBufferSize, 256 * 2 ** 20);
       assert.equal(j.limits.source, 'WebGPU defaults');
     }],
-    [['--model', 'random:large-v3-turbo', '--storage', 'f16', '--json'], (j) => assert.equal(j.kvBytesPerUtterance, 9 * 1500 * 1280 * 2)],
+    [['--model', 'random:large-v3-turbo', '--targets', 'self_attn.q_proj,self_attn.v_proj', '--storage', 'f16', '--json'], (j) => assert.equal(j.kvBytesPerUtterance, (2 * 4 * 2 + 4) * 1500 * 1280)], // 2L K/V rows f16, the encoder states f32
     [['--model', requireModel(), '--json', '--batch', '4'], (j) => {
       assert.equal(j.dims.C, 512);
       assert.equal(j.batch, 4);
