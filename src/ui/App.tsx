@@ -4,7 +4,8 @@ import { BackendPanel } from './components/BackendPanel';
 import { CompareView } from './components/CompareView';
 import { DataPanel } from './components/DataPanel';
 import { DemoClips } from './components/DemoClips';
-import { ExperimentPanel } from './components/ExperimentPanel';
+import { ExperimentPanel, StartPanel } from './components/ExperimentPanel';
+import { DemoButton } from './components/DemoButton';
 import { ExportView } from './components/ExportView';
 import { ModelPanel } from './components/ModelPanel';
 import { RunView } from './components/RunView';
@@ -60,12 +61,30 @@ export function App() {
         </p>
       )}
       {/* Setup stays mounted (hidden) so dataset inputs and their progress survive tab switches. */}
-      <div hidden={view !== 'setup'}>
-        <BackendPanel />
-        <ModelPanel />
-        <DataPanel />
-        <ExperimentPanel />
-        <DemoClips />
+      <div hidden={view !== 'setup'} className="setup" data-testid="setup-steps">
+        <DemoButton />
+        {/* The steps a person takes, in order: model → data → experiment → start. */}
+        <div className="step" data-step="model">
+          <h2 className="step-title">1 · Model <span className="muted small">the Whisper to adapt; it loads in the background</span></h2>
+          <BackendPanel />
+          <ModelPanel />
+        </div>
+        <div className="step" data-step="data">
+          <h2 className="step-title">2 · Data <span className="muted small">code-switched clips to train on, a new-domain and a base-domain eval set</span></h2>
+          <DataPanel />
+        </div>
+        <div className="step" data-step="experiment">
+          <h2 className="step-title">3 · Experiment <span className="muted small">LoRA or BLoRA and its settings</span></h2>
+          <ExperimentPanel />
+        </div>
+        <div className="step" data-step="start">
+          <h2 className="step-title">4 · Start <span className="muted small">how long it will take, then go</span></h2>
+          <StartPanel />
+        </div>
+        <details className="panel" data-testid="demo-clips">
+          <summary>Demo clips: listen to a shipped clip and transcribe it with the frozen model</summary>
+          <DemoClips />
+        </details>
       </div>
       {view === 'run' && <RunView />}
       {view === 'compare' && <CompareView />}

@@ -100,6 +100,8 @@ export interface StudioState {
   runs: RunState[];
   activeRun?: string;
   view: View;
+  /** the one-click demo (src/ui/demo.ts): its size, what it is doing, its runs */
+  demo?: { size: string; stage: string; runIds: string[] };
   /** why a run could not be started (no data, …) */
   setupError?: string;
   set: (partial: Partial<StudioState>) => void;

@@ -6,6 +6,7 @@ import type { EvalTranscript, FromTrain, ToTrain } from '../worker/train-protoco
 import { runData } from './data';
 import { useStudio, type RunState } from './store';
 import { studioPlan } from './memoryPlan';
+import { adapterName, measureSpeed, saveSpeed, speedKey, studioShape, studioSpeed, type EstimateInputs } from './estimate';
 
 export interface PersistedRun extends RunState {
   transcripts?: Record<string, Record<number, EvalTranscript[]>>;
@@ -25,7 +26,7 @@ function getWorker(): Worker {
   // Tests only: with ?test-hooks=1 the worker accepts injected faults (test/e2e/studio-faults.test.ts).
   if (testHooksEnabled()) {
     worker.postMessage({ type: 'test-hooks' } satisfies ToTrain);
-    (globalThis as { __bloraTrainFault?: unknown }).__bloraTrainFault = (fault: 'device-loss' | 'nan', atStep: number) =>
+    (globalThis as { __bloraTrainFault?: unknown }).__bloraTrainFault = (fault: 'device-loss' | 'nan' | 'pause', atStep: number) =>
       worker?.postMessage({ type: 'test-fault', fault, atStep } satisfies ToTrain);
   }
   worker.onerror = (ev) => {
@@ -72,7 +73,32 @@ function persistSoon(id: string): void {
   }, 300);
 }
 
+/** Launch time of runs that started from step 0 in this tab and were not paused: their wall time measures the adapter. */
+const launchedAt = new Map<string, number>();
+
+/** The run's inputs as the estimator sees them (its own utterances, the model loaded now). */
+function estimateInputs(r: RunState): EstimateInputs {
+  const s = useStudio.getState();
+  return { model: s.model, gpu: s.gpu, datasets: [{ role: 'train', utts: r.data.train }, ...r.data.eval.map((e) => ({ role: e.role, utts: e.utts }))] };
+}
+
+/** A finished run's speed on this adapter, stored for the next estimate (src/ui/estimate.ts). */
+function recordSpeed(id: string): void {
+  const r = useStudio.getState().runs.find((x) => x.id === id);
+  const info = useStudio.getState().model.info;
+  const t0 = launchedAt.get(id);
+  launchedAt.delete(id);
+  if (!r || !info || info.modelId !== r.data.modelId) return;
+  const inputs = estimateInputs(r);
+  const shape = studioShape(inputs, r.config);
+  if (!shape) return;
+  const speed = measureSpeed(shape, r.train, t0 !== undefined ? (performance.now() - t0) / 1000 : null, studioSpeed(inputs));
+  if (speed) saveSpeed(speedKey(adapterName(inputs), info.modelId), speed);
+}
+
 function finish(id: string, patch: Partial<RunState>): void {
+  if (patch.status === 'done') recordSpeed(id);
+  else launchedAt.delete(id);
   useStudio.getState().updateRun(id, (r) => ({ ...r, ...patch }));
   persist(id);
   startNextQueued();
@@ -84,6 +110,7 @@ function handle(m: FromTrain): void {
     case 'status':
       if (m.status === 'done' || m.status === 'stopped' || m.status === 'error') finish(m.runId, { status: m.status, stage: undefined, error: m.error });
       else {
+        if (m.status === 'paused') launchedAt.delete(m.runId); // its wall time now includes the pause
         updateRun(m.runId, (r) => ({
           ...r,
           status: m.status,
@@ -192,6 +219,8 @@ function newRun(cfg: ExperimentConfig, name?: string): RunState | string {
 
 function launch(saved: RunState, resume: boolean): void {
   const run = withModelFiles(saved);
+  if (resume) launchedAt.delete(run.id);
+  else launchedAt.set(run.id, performance.now());
   useStudio.getState().updateRun(run.id, (r) => ({ ...r, status: 'starting', error: undefined, stage: resume ? 'resuming from the last checkpoint' : 'starting' }));
   useStudio.getState().set({ activeRun: run.id, view: 'run' });
   send({ type: 'start', runId: run.id, config: run.config, data: run.data, resume });
@@ -233,6 +262,18 @@ export function queueSweep(cfg: ExperimentConfig, betas: string): string | null 
   }
   enqueue(runs);
   return runs[0].id;
+}
+
+/** Runs of the given experiments, queued in order (the demo's LoRA + BLoRA runs); null when one cannot start. */
+export function queueRuns(cfgs: ExperimentConfig[]): string[] | null {
+  const runs: RunState[] = [];
+  for (const c of cfgs) {
+    const r = newRun(c, c.name);
+    if (typeof r === 'string') return reportSetupError(r);
+    runs.push({ ...r, id: `${r.id}-${runs.length}` });
+  }
+  enqueue(runs);
+  return runs.map((r) => r.id);
 }
 
 function reportSetupError(msg: string): null {

@@ -45,8 +45,11 @@ export type ToTrain =
   | { type: 'set-beta'; runId: string; beta: number }
   /** tests only: the page was opened with ?test-hooks=1 — the worker then accepts 'test-fault' */
   | { type: 'test-hooks' }
-  /** tests only (after 'test-hooks'): destroy the GPU device mid-step `atStep` / NaN as the loss of step `atStep` */
-  | { type: 'test-fault'; fault: 'device-loss' | 'nan'; atStep: number }
+  /**
+   * tests only (after 'test-hooks'): destroy the GPU device mid-step `atStep` / NaN as the loss of step `atStep` /
+   * pause before step `atStep` begins (as the Pause button, at a boundary the test can rely on)
+   */
+  | { type: 'test-fault'; fault: 'device-loss' | 'nan' | 'pause'; atStep: number }
   /** adapter export of a run's last checkpoint; snr > 0 zeroes μ elements with |μ|/σ below it first; measure: decode the eval sets with the pruned adapter */
   | { type: 'export'; id: string; runId: string; config: ExperimentConfig; data: RunData; snr: number; measure?: boolean }
   /** Try it: one clip (encoder states in IndexedDB under (modelId, key)) by the frozen model and by the run's adapter */

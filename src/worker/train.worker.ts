@@ -62,7 +62,7 @@ let gpuChain: Promise<unknown> = Promise.resolve();
  * Faults the E2E test injects (test/e2e/studio-faults.test.ts): null — every 'test-fault' refused — unless the
  * page was opened with ?test-hooks=1 and said so ('test-hooks' message). Never set in normal use.
  */
-let testFaults: (TrainerTestFaults & { destroyAtStep?: number }) | null = null;
+let testFaults: (TrainerTestFaults & { destroyAtStep?: number; pauseBeforeStep?: number }) | null = null;
 
 function gpuTask<T>(f: () => Promise<T>): Promise<T> {
   const p = gpuChain.then(f);
@@ -310,12 +310,18 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
   await trainWithRecovery(t, steps, {
     maxRecoveries: DEFAULT_MAX_RECOVERIES,
     shouldContinue: async (tr) => {
+      if (testFaults?.pauseBeforeStep === tr.step + 1) {
+        testFaults.pauseBeforeStep = undefined; // once
+        control = 'pause';
+      }
       if (ctl() === 'pause') {
         await saveCheckpoint(runId, await tr.checkpoint());
         post({ type: 'status', runId, status: 'paused' });
         await new Promise<void>((res) => (wake = res));
         if (ctl() === 'run') post({ type: 'status', runId, status: 'running' });
       }
+      // A line per step: the studio E2E acts on it (the tab's DOM can lag a whole step behind on a software adapter).
+      if (ctl() !== 'stop') console.info(`[train-worker] ${runId}: step ${tr.step + 1} begins`);
       return ctl() !== 'stop';
     },
     shouldSave: (tr) => isEvalStep(tr.step) || (performance.now() - lastSave) / 1000 >= CHECKPOINT_EVERY_S,
@@ -397,6 +403,7 @@ self.onmessage = async (ev: MessageEvent<ToTrain>) => {
       }
       const f = testFaults;
       if (msg.fault === 'nan') f.nanLossAtStep = msg.atStep;
+      else if (msg.fault === 'pause') f.pauseBeforeStep = msg.atStep;
       else {
         f.destroyAtStep = msg.atStep;
         f.afterBackward = (step) => {

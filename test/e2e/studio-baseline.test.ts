@@ -50,6 +50,7 @@ describe('studio E2E: baseline transcription in headless Chromium', { timeout: 2
 
   test(`a demo clip (${CLIP}) is transcribed on WebGPU, as Python transformers does`, async () => {
     const row = page.getByTestId(`clip-${CLIP}`);
+    await page.locator('[data-testid=demo-clips] > summary').click(); // the Setup tab shows the demo clips collapsed
     const t0 = Date.now();
     await row.getByTestId('transcribe').click();
     await row.locator('[data-testid=transcript], [data-testid=clip-error]').waitFor({ timeout: 15 * 60_000 });

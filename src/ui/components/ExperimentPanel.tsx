@@ -7,6 +7,7 @@ import { formatPlan } from '../../engine/memory-plan';
 import { memoryBudgetGiB, setMemoryBudgetGiB, studioPlan } from '../memoryPlan';
 import { queueSweep, startRun } from '../training';
 import { useStudio } from '../store';
+import { assumedSpeed, describeEstimate, estimateRun, studioEstimate, studioShape } from '../estimate';
 
 const BETA_MIN_LOG = -8;
 const BETA_MAX_LOG = 0;
@@ -44,17 +45,6 @@ export function ExperimentPanel() {
     set({ experiment: c });
   };
   const errors = validateExperiment({ ...cfg, data: { ...cfg.data, train: 'studio' } });
-  // the memory plan of this run (re-planned on every change; refused at Start when it cannot fit)
-  const [budget, setBudget] = useState(memoryBudgetGiB);
-  const model = useStudio((s) => s.model);
-  const datasets = useStudio((s) => s.datasets);
-  const gpu = useStudio((s) => s.gpu);
-  let plan: ReturnType<typeof studioPlan> = null;
-  try {
-    plan = errors.length ? null : studioPlan({ model, datasets, gpu }, cfg, budget > 0 ? budget : memoryBudgetGiB());
-  } catch {
-    plan = null; // a config the validator let through but the planner cannot shape: Start reports it
-  }
   const blora = cfg.method === 'blora';
   const betaLog = Math.log10(Math.max(cfg.adapter.beta, 10 ** BETA_MIN_LOG));
   return (
@@ -137,6 +127,36 @@ export function ExperimentPanel() {
         </div>
       </fieldset>
       {errors.length > 0 && <p className="error">{errors.join('; ')}</p>}
+    </section>
+  );
+}
+
+/** Step 4: the memory plan and the estimated time of the run, then Start (or a β sweep). */
+export function StartPanel() {
+  const cfg = useStudio((s) => s.experiment);
+  const sweep = useStudio((s) => s.sweep);
+  const set = useStudio((s) => s.set);
+  const errors = validateExperiment({ ...cfg, data: { ...cfg.data, train: 'studio' } });
+  const blora = cfg.method === 'blora';
+  // the memory plan of this run (re-planned on every change; refused at Start when it cannot fit)
+  const [budget, setBudget] = useState(memoryBudgetGiB);
+  const model = useStudio((s) => s.model);
+  const datasets = useStudio((s) => s.datasets);
+  const gpu = useStudio((s) => s.gpu);
+  useStudio((s) => s.runs.filter((r) => r.status === 'done').length); // a finished run measures the speed: re-estimate
+  let plan: ReturnType<typeof studioPlan> = null;
+  try {
+    plan = errors.length ? null : studioPlan({ model, datasets, gpu }, cfg, budget > 0 ? budget : memoryBudgetGiB());
+  } catch {
+    plan = null; // a config the validator let through but the planner cannot shape: Start reports it
+  }
+  const est = errors.length ? null : studioEstimate({ model, gpu, datasets }, cfg);
+  // a CPU behind the adapter (well under a GPU's rate): say what a laptop GPU would take too
+  const shape = est && est.speed.train < 50e9 ? studioShape({ model, gpu, datasets }, cfg) : null;
+  const laptop = shape ? estimateRun(shape, assumedSpeed('laptop-gpu')) : undefined;
+  return (
+    <section className="panel" data-testid="start-panel">
+      <h2>Start</h2>
       <div className="row">
         <Num
           label="GPU memory budget (GiB)"
@@ -151,6 +171,15 @@ export function ExperimentPanel() {
           testid="exp-memory-budget"
         />
       </div>
+      {est ? (
+        <p className="small" data-testid="run-estimate" data-kind={est.speed.source === 'measured' ? 'measured' : 'estimate'} data-seconds={Math.round(est.seconds)}>
+          <b>{est.speed.source === 'measured' ? 'Time (measured on this adapter):' : 'Time (estimate):'}</b> {describeEstimate(est, laptop)}
+        </p>
+      ) : (
+        <p className="small muted" data-testid="run-estimate" data-kind="none">
+          Time: estimated once a model is loaded and a training set is encoded.
+        </p>
+      )}
       {plan && (
         <p className={plan.fits ? 'small muted' : 'error'} data-testid="memory-plan">
           Memory plan: {formatPlan(plan)}
