@@ -4,6 +4,7 @@ import { CartesianGrid, LabelList, Legend, Line, LineChart, Scatter, ScatterChar
 import { deleteRun } from '../training';
 import { definition, loraReference, maybePct, pct, pierAt, pts, summarize, versusLora } from '../runMetrics';
 import { useStudio } from '../store';
+import { compareSentence } from '../summary';
 import { formatBeta } from './ExperimentPanel';
 
 export function CompareView() {
@@ -37,6 +38,7 @@ export function CompareView() {
     <section className="panel" data-testid="compare-view">
       <h2>Compare runs</h2>
       {!runs.length && <p className="muted">No runs yet.</p>}
+      {compareSentence(runs) && <p data-testid="compare-summary"><b>{compareSentence(runs)}</b></p>}
       <table data-testid="compare-table">
         <thead>
           <tr>

@@ -10,6 +10,7 @@ import { useStudio, type RunState } from '../store';
 import { pauseRun, resumeRun, setRunBeta, stopRun } from '../training';
 import { betaFromSlider, formatBeta } from './ExperimentPanel';
 import { formatTick, formatValue } from '../format';
+import { runSentence } from '../summary';
 
 const W = 340, H = 190;
 const COLORS = ['#3b6fd8', '#d8693b', '#2e9e5b', '#9b3bd8', '#c9a227'];
@@ -265,6 +266,7 @@ export function RunView() {
         <Series id="wer" title="WER % per eval set" rows={werRows} keys={sets.map((s) => ({ key: s, name: `${s} (${run.evals.find((e) => e.set === s)?.role})` }))} />
       </div>
       <MuHistogram run={run} runs={runs} />
+      {runSentence(run) && <p data-testid="run-summary">{runSentence(run)}</p>}
       <p className="muted small">
         WER base now {pct(werAt(run.evals, 'base', sum.step))}; evaluation uses the posterior means (greedy decoding on the WGSL engine).
       </p>
