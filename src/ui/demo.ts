@@ -2,7 +2,7 @@
 // prepared by scripts/setup.sh and served as /demo-corpus), queues LoRA and BLoRA at two β values in the regime
 // where LoRA forgets (docs/results.md: lr 3e-3, no weight decay, self-attention q,k,v,o + fc1, fc2, r 32,
 // over-trained on few clips — fewer steps and clips here, for a browser), and lands on the Compare view when
-// the last run is done. `?demo-size=tiny` is a reduced size (a few clips, 2 steps) for quick checks.
+// the last run is done. `?demo-size=tiny` is a reduced size (one clip each, 1 step) for the E2E (test/e2e/studio-faults.test.ts).
 import type { AdapterTarget } from '../engine/adapters';
 import type { ExperimentConfig } from '../train/config';
 import { addDatasets, removeDataset } from './data';
@@ -15,8 +15,8 @@ export interface DemoSize {
   /** clips of the corpus split, in its order (the generator alternates es-en and de-en) */
   train: number;
   newEval: number;
-  /** base-domain clips per language (en, es, de) */
-  basePerLanguage: number;
+  /** base-domain clips, in the split's order (it interleaves en, es, de: 6 = 2 per language) */
+  base: number;
   steps: number;
   batch: number;
   r: number;
@@ -29,8 +29,8 @@ const FORGETTING_TARGETS: AdapterTarget[] = ['self_attn.q_proj', 'self_attn.k_pr
 
 export const DEMO_SIZES: Record<DemoSize['name'], DemoSize> = {
   // 16 clips, 40 steps of 4 = 10 epochs (docs/results.md: 7.5 epochs on 32 clips made LoRA forget 17 points)
-  demo: { name: 'demo', train: 16, newEval: 8, basePerLanguage: 3, steps: 40, batch: 4, r: 32, targets: FORGETTING_TARGETS, betas: [1e-2, 1], maxNewTokens: 48 },
-  tiny: { name: 'tiny', train: 2, newEval: 1, basePerLanguage: 1, steps: 2, batch: 2, r: 4, targets: ['self_attn.q_proj', 'self_attn.v_proj'], betas: [1e-2, 1], maxNewTokens: 24 },
+  demo: { name: 'demo', train: 16, newEval: 8, base: 9, steps: 40, batch: 4, r: 32, targets: FORGETTING_TARGETS, betas: [1e-2, 1], maxNewTokens: 48 },
+  tiny: { name: 'tiny', train: 1, newEval: 1, base: 1, steps: 1, batch: 1, r: 2, targets: ['self_attn.q_proj', 'self_attn.v_proj'], betas: [1e-2, 1], maxNewTokens: 16 },
 };
 
 /** The size the page asks for: ?demo-size=tiny, else the demo. */
@@ -54,21 +54,10 @@ export function demoExperiments(base: ExperimentConfig, size: DemoSize): Experim
   return [common('lora', 0, `demo LoRA`), ...size.betas.map((b) => common('blora', b, `demo BLoRA β=${b}`))];
 }
 
-/** Rows of an audiofolder metadata.csv (header kept), picked by file name: the first `n`, or the first `n` per language prefix. */
-export function pickRows(csv: string, n: number, perLanguage = false): { header: string; rows: { file: string; line: string }[] } {
+/** The first `n` rows of an audiofolder metadata.csv (header kept; quoted fields with commas are kept whole: only the file name is parsed). */
+export function pickRows(csv: string, n: number): { header: string; rows: { file: string; line: string }[] } {
   const [header, ...lines] = csv.split('\n').filter((l) => l.trim());
-  const rows = lines.map((line) => ({ file: line.slice(0, line.indexOf(',')), line }));
-  if (!perLanguage) return { header, rows: rows.slice(0, n) };
-  const count = new Map<string, number>();
-  return {
-    header,
-    rows: rows.filter((r) => {
-      const lang = r.file.split('-')[0];
-      const k = count.get(lang) ?? 0;
-      count.set(lang, k + 1);
-      return k < n;
-    }),
-  };
+  return { header, rows: lines.slice(0, n).map((line) => ({ file: line.slice(0, line.indexOf(',')), line })) };
 }
 
 const CORPUS = '/demo-corpus';
@@ -79,8 +68,8 @@ async function fetchOk(url: string): Promise<Response> {
   return r;
 }
 
-async function split(dir: string, name: string, n: number, perLanguage: boolean) {
-  const { header, rows } = pickRows(await (await fetchOk(`${CORPUS}/${dir}/metadata.csv`)).text(), n, perLanguage);
+async function split(dir: string, name: string, n: number) {
+  const { header, rows } = pickRows(await (await fetchOk(`${CORPUS}/${dir}/metadata.csv`)).text(), n);
   const files = new Map<string, Blob>([['metadata.csv', new Blob([[header, ...rows.map((r) => r.line)].join('\n') + '\n'])]]);
   for (const r of rows) files.set(r.file, await (await fetchOk(`${CORPUS}/${dir}/${r.file}`)).blob());
   return { name, files };
@@ -89,9 +78,9 @@ async function split(dir: string, name: string, n: number, perLanguage: boolean)
 /** The demo's datasets replace the studio's list (their encoder states stay cached: adding them again is quick). */
 export async function loadDemoCorpus(size: DemoSize): Promise<void> {
   const sets = [
-    await split('train', `demo corpus: code-switched train (${size.train})`, size.train, false),
-    await split('test', `demo corpus: code-switched eval (${size.newEval})`, size.newEval, false),
-    await split('base-test', `demo corpus: monolingual base eval (${size.basePerLanguage}/language)`, size.basePerLanguage, true),
+    await split('train', `demo corpus: code-switched train (${size.train})`, size.train),
+    await split('test', `demo corpus: code-switched eval (${size.newEval})`, size.newEval),
+    await split('base-test', `demo corpus: monolingual base eval (${size.base})`, size.base),
   ];
   for (const d of useStudio.getState().datasets) removeDataset(d.id);
   const roles: DatasetRole[] = ['train', 'new', 'base'];
@@ -134,7 +123,7 @@ export function demoEstimate(s: Pick<EstimateInputs, 'model' | 'gpu'>, size: Dem
   const datasets = [
     { role: 'train', utts: utts(size.train, CS_CHARS) },
     { role: 'new', utts: utts(size.newEval, CS_CHARS) },
-    { role: 'base', utts: utts(3 * size.basePerLanguage, BASE_CHARS) },
+    { role: 'base', utts: utts(size.base, BASE_CHARS) },
   ];
   const parts = { prep: 0, train: 0, eval: 0 };
   for (const [i, cfg] of demoExperiments(baseForEstimate(), size).entries()) {

@@ -9,6 +9,8 @@
 //      already uses): the first checkpoint of a new run cannot be stored — the run stops with the message
 //      that says what to delete, and the earlier runs' checkpoints in IndexedDB still verify (read back from
 //      the page, decoded with their checksum).
+//   4. β changed live while paused before step 2; 5. the demo button at ?demo-size=tiny (its estimate, three
+//      runs, the Compare view with its sentence); every Start asserts the time estimate shown before it.
 // The prepared default model (Whisper base), one demo clip with a short transcript, BLoRA r 2, B 1, every
 // step an eval step (no eval sets: a checkpoint per step, nothing to decode).
 // Measured on the 2-core machine at load average ~12 (other test runs beside it): 308 s — model + data 33 s,
@@ -40,6 +42,8 @@ describe('studio E2E: device loss, NaN and a full quota during training', { time
   const points = async (id: string) => Number((await page.getByTestId(`chart-${id}`).getAttribute('data-points').catch(() => '0')) ?? 0);
   const runError = async () => (await page.getByTestId('run-error').textContent().catch(() => null)) ?? '';
   const runs: string[] = [];
+  /** seconds shown before each Start */
+  const estimates: number[] = [];
 
   before(async () => {
     data = mkdtempSync(join(tmpdir(), 'blora-e2e-faults-'));
@@ -60,10 +64,18 @@ describe('studio E2E: device loss, NaN and a full quota during training', { time
   });
 
   /** Start a run of `steps` steps; `fault` is armed once the worker exists (before its first step). */
-  async function start(name: string, steps: number, fault?: ['device-loss' | 'nan', number]): Promise<string> {
+  async function start(name: string, steps: number, fault?: ['device-loss' | 'nan' | 'pause', number]): Promise<string> {
     await page.getByTestId('tab-setup').click();
     await page.getByTestId('exp-name').fill(name);
     await page.getByTestId('exp-steps').fill(String(steps));
+    // the time before Start: an estimate until a run of this adapter has finished, then measured
+    const est = page.getByTestId('run-estimate');
+    const kind = await est.getAttribute('data-kind');
+    assert.equal(kind, estimates.length === 0 ? 'estimate' : 'measured', (await est.textContent()) ?? '');
+    const seconds = Number(await est.getAttribute('data-seconds'));
+    assert.ok(seconds > 0, `estimate ${seconds} s`);
+    estimates.push(seconds);
+    console.log(`  estimate before Start of ${name}: ${kind} ${seconds} s — ${await est.textContent()}`);
     const before = await runId();
     await page.getByTestId('start-run').click();
     await waitFor(page, `run ${name} to start`, async () => (await runId()) !== null && (await runId()) !== before, 60_000);
@@ -74,7 +86,7 @@ describe('studio E2E: device loss, NaN and a full quota during training', { time
   }
 
   test('the default model and one clip through the folder input', async () => {
-    await page.goto(`${server.url}/?encoder=wasm&test-hooks=1`);
+    await page.goto(`${server.url}/?encoder=wasm&test-hooks=1&demo-size=tiny`);
     await page.locator('[data-testid=model-status]', { hasText: /ready|error/ }).waitFor({ timeout: 5 * 60_000 });
     assert.equal(await page.getByTestId('model-status').textContent(), 'ready');
     await page.getByTestId('data-folder-input').setInputFiles(join(data, 'faults-train'));
@@ -108,6 +120,31 @@ describe('studio E2E: device loss, NaN and a full quota during training', { time
     assert.match((await page.getByTestId('run-checkpoint').textContent()) ?? '', /step 1/);
     assert.equal(await points('ce'), 1);
     lap('NaN stopped the run');
+  });
+
+  test('β changed live (paused before step 2): the next step takes it, the schedule and the charts show it', async () => {
+    const lines: string[] = [];
+    const onLine = (msg: { text(): string }) => void lines.push(msg.text());
+    page.on('console', onLine);
+    await start('faults beta', 2, ['pause', 2]);
+    await waitFor(page, 'the run to pause before step 2', async () => ['paused', 'done', 'error'].includes((await status()) ?? ''), 6 * 60_000);
+    assert.equal(await status(), 'paused', await runError());
+    assert.equal(await points('ce'), 1);
+    await page.getByTestId('run-beta').fill('-2'); // log10 β
+    assert.equal(await page.getByTestId('run-beta-value').textContent(), '1e-2');
+    await page.getByTestId('run-beta-apply').click();
+    await waitFor(page, 'the worker to take the new β', async () => /step 2: 1e-2/.test((await page.getByTestId('run-beta-schedule').textContent()) ?? ''), 60_000);
+    await page.getByTestId('resume').click();
+    await waitFor(page, 'the run to finish', async () => ['done', 'error', 'stopped'].includes((await status()) ?? ''), 6 * 60_000);
+    page.off('console', onLine);
+    assert.equal(await status(), 'done', await runError());
+    assert.ok(lines.some((l) => /: β = 0\.01 from step 2$/.test(l)), 'the worker logs the change');
+    // β of the step after the last is the changed one; the loss and KL charts mark step 2
+    assert.equal(Number(await page.getByTestId('run-beta-control').getAttribute('data-beta')), 0.01);
+    assert.equal(await page.getByTestId('chart-loss').getAttribute('data-beta-marks'), '2');
+    assert.equal(await page.getByTestId('chart-kl').getAttribute('data-beta-marks'), '2');
+    assert.equal(await points('ce'), 2);
+    lap('live β change');
   });
 
   test('storage quota exceeded: the message says what to delete, the stored checkpoints still verify', async () => {
@@ -149,12 +186,39 @@ describe('studio E2E: device loss, NaN and a full quota during training', { time
       }
       return out;
     })(${JSON.stringify(runs)})`)) as Record<string, string | null>;
-    const [device, nan, quota] = runs;
+    const [device, nan, beta, quota] = runs;
     const step = (k: string) => decodeCheckpoint(new Uint8Array(Buffer.from(stored[k]!, 'base64')), k).step;
     assert.equal(step(device), 2);
     assert.equal(step(`${device}|prev`), 1);
     assert.equal(step(nan), 1);
-    assert.equal(stored[quota], null, 'no half-written checkpoint');
+    assert.equal(step(beta), 2);
+    assert.ok(stored[quota] === null, 'no half-written checkpoint');
     lap('quota');
+  });
+
+  test('the demo button (reduced size): its estimate, three runs, the Compare view with the summary sentence', async () => {
+    await page.getByTestId('tab-setup').click();
+    assert.equal(await page.getByTestId('demo-cta').getAttribute('data-size'), 'tiny');
+    const est = page.getByTestId('demo-estimate');
+    const seconds = Number(await est.getAttribute('data-seconds'));
+    assert.ok(seconds > 0, `demo estimate: ${await est.textContent()}`);
+    // the earlier runs finished on this adapter: the demo's time comes from their measured speed
+    assert.match((await est.textContent()) ?? '', /Time for the three runs: .*measured/);
+    const t = Date.now();
+    await page.getByTestId('demo-run').click();
+    await waitFor(page, 'the demo to land on the Compare view', async () => (await page.getByTestId('demo-status').getAttribute('data-stage').catch(() => null)) === 'done', 12 * 60_000);
+    const took = (Date.now() - t) / 1000;
+    await page.getByTestId('compare-view').waitFor();
+    const sentence = (await page.getByTestId('compare-summary').textContent()) ?? '';
+    assert.match(sentence, /LoRA/);
+    assert.match(sentence, /BLoRA β/);
+    for (const n of ['demo LoRA', 'demo BLoRA β=0.01', 'demo BLoRA β=1']) {
+      assert.equal(await page.locator('[data-testid=compare-row]', { hasText: n }).count(), 1, `a compare row for ${n}`);
+    }
+    await page.getByTestId('tab-setup').click();
+    const roles = await page.locator('[data-testid=dataset]').evaluateAll((els) => els.map((e) => e.getAttribute('data-role')));
+    assert.deepEqual(roles, ['train', 'new', 'base'], 'the demo replaced the datasets: train, code-switched eval, base eval');
+    console.log(`  demo (tiny) in ${took.toFixed(0)} s, estimated ${seconds} s: ${sentence}`);
+    lap('demo button');
   });
 });

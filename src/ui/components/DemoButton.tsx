@@ -34,7 +34,7 @@ export function DemoButton() {
           See BLoRA forget less
         </button>
         <span className="small">
-          one click: loads the demo corpus ({size.train} code-switched clips to train on, {size.newEval} code-switched and {3 * size.basePerLanguage} monolingual clips to
+          one click: loads the demo corpus ({size.train} code-switched clips to train on, {size.newEval} code-switched and {size.base} monolingual clips to
           evaluate), trains LoRA and BLoRA at β {size.betas.join(' and ')} for {size.steps} steps each — over-trained on purpose, so that LoRA forgets the base
           domain — and shows the comparison. The datasets listed below are replaced.
         </span>
