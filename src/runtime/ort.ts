@@ -26,8 +26,8 @@ export function configureOrt(opts: { wasmPaths?: string; threads?: number } = {}
 
 /** Which backend to use: WebGPU when the browser has an adapter, else wasm. */
 export async function pickBackend(prefer: OrtBackend | 'auto' = 'auto'): Promise<{ backend: OrtBackend; reason: string }> {
-  if (prefer === 'wasm') return { backend: 'wasm', reason: 'wasm requested' };
-  if (isNode) return { backend: 'wasm', reason: 'onnxruntime-web has no WebGPU backend in Node' };
+  if (isNode) return { backend: 'wasm', reason: prefer === 'wasm' ? 'wasm requested' : 'onnxruntime-web has no WebGPU backend in Node' };
+  if (prefer === 'wasm') return { backend: 'wasm', reason: `wasm requested${await probeNote()}` };
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) return { backend: 'wasm', reason: 'this browser has no WebGPU (navigator.gpu missing)' };
   const best = await requestBestAdapter(gpu);
@@ -53,6 +53,19 @@ export async function pickBackend(prefer: OrtBackend | 'auto' = 'auto'): Promise
   // Hand onnxruntime-web the adapter we chose, so it does not request a different one.
   (ort.env.webgpu as { adapter?: unknown }).adapter = adapter;
   return { backend: 'webgpu', reason: `WebGPU adapter ${info?.vendor || '(vendor not disclosed)'} ${info?.architecture || ''} (${level}${isFallbackAdapter(adapter) ? ', software' : ''})`.replace(/\s+/g, ' ') };
+}
+
+/**
+ * With wasm requested the encoder needs no adapter, but the training engine still runs on it: where the browser
+ * hides the vendor, the probe's times go into the reason, so the run estimate (src/ui/estimate.ts) reads this
+ * adapter's speed instead of assuming one.
+ */
+async function probeNote(): Promise<string> {
+  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+  const best = gpu ? await requestBestAdapter(gpu).catch(() => null) : null;
+  if (!best || best.adapter.info?.vendor) return '';
+  const probe = await probeCpuLike(best.level).catch(() => null);
+  return probe ? ` (WGSL matmul probe: GPU tiles ${probe.msMain.toFixed(1)} ms, CPU-tuned ${probe.msRegisterTiled.toFixed(1)} ms)` : '';
 }
 
 /**

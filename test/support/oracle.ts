@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { CACHE, REPO, requireModel, requirePython } from './env';
 
 export interface OracleClip {
@@ -55,7 +55,15 @@ export function baselineOracle(manifest: string, model: string = requireModel())
       renameSync(tmp, dir);
     }
   }
-  return { dir, ...JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) };
+  // The cache is keyed by content, not location: a clip's audio path is resolved against this manifest,
+  // not taken from the index (a clone elsewhere reuses a cache written from another checkout).
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as Omit<OracleIndex, 'dir'>;
+  const audioOf = new Map<string, string>();
+  for (const line of readFileSync(manifest, 'utf8').split('\n').filter(Boolean)) {
+    const file = resolve(dirname(manifest), JSON.parse(line).audio_filepath as string);
+    audioOf.set(basename(file).replace(/\.[^.]+$/, ''), file);
+  }
+  return { dir, ...index, clips: index.clips.map((c) => ({ ...c, audio: audioOf.get(c.id) ?? c.audio })) };
 }
 
 export function readF32(path: string): Float32Array {

@@ -39,7 +39,7 @@ export function DemoButton() {
           domain — and shows the comparison. The datasets listed below are replaced.
         </span>
       </div>
-      <p className="small muted" data-testid="demo-estimate" data-seconds={est ? Math.round(est.seconds) : undefined}>
+      <p className="small muted" data-testid="demo-estimate" data-seconds={est ? Math.ceil(est.seconds) : undefined}>
         {est ? <>Time for the three runs: {describeEstimate(est)}{laptop ? `; on a laptop GPU about ${formatDuration(laptop.seconds)} (${laptop.speed.note})` : ''}.</> : 'Time: estimated once the model is loaded.'}
       </p>
       {demo && (

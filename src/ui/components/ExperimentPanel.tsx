@@ -172,7 +172,7 @@ export function StartPanel() {
         />
       </div>
       {est ? (
-        <p className="small" data-testid="run-estimate" data-kind={est.speed.source === 'measured' ? 'measured' : 'estimate'} data-seconds={Math.round(est.seconds)}>
+        <p className="small" data-testid="run-estimate" data-kind={est.speed.source === 'measured' ? 'measured' : 'estimate'} data-seconds={Math.ceil(est.seconds)}>
           <b>{est.speed.source === 'measured' ? 'Time (measured on this adapter):' : 'Time (estimate):'}</b> {describeEstimate(est, laptop)}
         </p>
       ) : (
