@@ -22,7 +22,7 @@ else
   # Slowest first (by their time alone on the idle 2-core machine), then the rest in name order: with two
   # files at a time, the long ones overlap the short ones instead of running last on their own.
   slow=(test/e2e/studio-train.test.ts test/engine/shape-parity.test.ts test/train/overfit.test.ts
-        test/e2e/studio-baseline.test.ts test/e2e/studio-faults.test.ts test/cli/hub-train.test.ts test/model/tiny-en.test.ts
+        test/e2e/studio-baseline.test.ts test/e2e/studio-faults.test.ts test/e2e/studio-export-load.test.ts test/cli/hub-train.test.ts test/model/tiny-en.test.ts
         test/cli/train.test.ts test/experiment/experiment.test.ts test/engine/decoder-parity.test.ts
         test/train/repro.test.ts test/pipeline/baseline-parity.test.ts test/engine/generate.test.ts
         test/model/hub-source.test.ts test/export/merged.test.ts test/train/faults.test.ts test/engine/memory-plan.test.ts test/experiment/multiproc.test.ts

@@ -26,6 +26,8 @@ export const CONFIG_FILES = [
 ];
 
 export { mergeF64 } from '../engine/merge';
+import { EXPORT_NOTE, exportNote, noteBytes } from './note';
+export { EXPORT_NOTE, type ExportNote, parseExportNote } from './note';
 
 /** Round a float64 to the nearest float16 (ties to even), as bits. One rounding: no detour through f32. */
 export function f64ToHalfBits(x: number): number {
@@ -159,6 +161,7 @@ export async function exportTransformers(source: ModelSource, adapter: AdapterEx
   const files: ExportFiles = {};
   await copyConfigFiles(source, files);
   files['model.safetensors'] = writeSafetensorsRaw(tensors, { ...st.metadata, format: 'pt' });
+  files[EXPORT_NOTE] = noteBytes(exportNote(adapter, 'hf'));
   return { files, report };
 }
 
@@ -256,6 +259,7 @@ export async function exportTransformersJs(source: ModelSource, adapter: Adapter
     const hf = await exportTransformers(source, adapter, merged);
     files['model.safetensors'] = hf.files['model.safetensors'];
   }
+  files[EXPORT_NOTE] = noteBytes(exportNote(adapter, 'transformersjs'));
   return { files, report };
 }
 

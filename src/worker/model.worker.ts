@@ -3,6 +3,7 @@
 import '../runtime/transformersEnv.browser';
 import type { ModelSource } from '../model/source';
 import { Transcriber } from '../pipeline/transcriber';
+import { EXPORT_NOTE, parseExportNote } from '../export/note';
 import { configureOrt } from '../runtime/ort';
 import { encoderCacheKey, idbHas, idbPut } from './idb';
 import { planDecoderFetch } from '../model/decoder-weights';
@@ -41,10 +42,12 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
       transcriber = await Transcriber.load(source, { backend: msg.backend, onProgress: (progress) => post({ type: 'progress', progress }) });
       const { assets, backend } = transcriber;
       modelId = idOf(msg.location, source.label);
+      const note = (await source.has(EXPORT_NOTE)) ? parseExportNote(await source.read(EXPORT_NOTE), source.label) : null;
+      const exportOf = note ? { baseModel: note.base_model, format: note.format, method: note.method, r: note.r, modules: note.modules } : undefined;
       post({
         type: 'loaded',
         info: { label: source.label, modelId, location: msg.location, summary: assets.summary, encoderBackend: backend.encoder, decoderBackend: backend.decoder, backendReason: backend.reason, hasSafetensors: assets.hasSafetensors,
-          decoderConfig: { heads: assets.config.decoder_attention_heads, ffn: assets.config.decoder_ffn_dim, positions: assets.config.max_target_positions } },
+          decoderConfig: { heads: assets.config.decoder_attention_heads, ffn: assets.config.decoder_ffn_dim, positions: assets.config.max_target_positions }, exportOf },
       });
       post({ type: 'trainability', modelId, trainability: await trainability(msg.location, assets, source) });
     } catch (e) {

@@ -47,6 +47,8 @@ export interface ModelInfo {
   hasSafetensors: boolean;
   /** filled after the load: headers of the weights are read (a few KB), not the weights */
   trainability?: Trainability;
+  /** a merged export of blora-studio (its blora-export.json): the base it was merged into */
+  exportOf?: { baseModel: string; format: string; method: string; r: number; modules: number };
   /** decoder config.json fields the memory plan needs beyond the summary (src/engine/memory-plan.ts) */
   decoderConfig?: { heads: number; ffn: number; positions: number };
 }

@@ -76,6 +76,12 @@ export function ModelPanel() {
           {model.info.summary.melBins} mel bins · {model.info.summary.multilingual ? `multilingual (${model.info.summary.languages} languages)` : 'English only'}
         </p>
       )}
+      {model.info?.exportOf && (
+        <p className="small" data-testid="model-export-of">
+          A merged export of <b>{model.info.exportOf.baseModel}</b> by blora-studio ({model.info.exportOf.method === 'blora' ? 'BLoRA means' : 'LoRA'}, r {model.info.exportOf.r},{' '}
+          {model.info.exportOf.modules} modules): <i>Try it</i> compares it with its base.
+        </p>
+      )}
       {model.info && (
         <p className={`small ${t?.trainable === false ? 'error' : ''}`} data-testid="model-trainable" data-trainable={t ? String(t.trainable) : 'checking'}>
           {!t

@@ -5,6 +5,9 @@ import { useRef, useState } from 'react';
 import { loadAudio16k } from '../../audio';
 import { utteranceKey } from '../../encoder/encoder';
 import { getClient } from '../actions';
+import { baseLocationFor, loadBase, transcribeWithBase } from '../exportBase';
+import type { LoadProgress } from '../../pipeline/transcriber';
+import { ProgressBar } from './ProgressBar';
 import { transcripts, tryClip } from '../training';
 import { useStudio, type RunState } from '../store';
 
@@ -37,7 +40,7 @@ function Words({ text, marks, cls }: { text: string; marks: boolean[]; cls: stri
   );
 }
 
-function Compare({ reference, frozen, adapted, testid = 'try' }: { reference?: string; frozen: string; adapted: string; testid?: string }) {
+function Compare({ reference, frozen, adapted, testid = 'try', labels = ['base (frozen)', 'adapted'] }: { reference?: string; frozen: string; adapted: string; testid?: string; labels?: [string, string] }) {
   const d = wordDiff(frozen, adapted);
   return (
     <table>
@@ -49,13 +52,13 @@ function Compare({ reference, frozen, adapted, testid = 'try' }: { reference?: s
           </tr>
         )}
         <tr>
-          <th>base (frozen)</th>
+          <th>{labels[0]}</th>
           <td data-testid={`${testid}-base`}>
             <Words text={frozen} marks={d.del} cls="diff-del" />
           </td>
         </tr>
         <tr>
-          <th>adapted</th>
+          <th>{labels[1]}</th>
           <td data-testid={`${testid}-adapted`}>
             <Words text={adapted} marks={d.ins} cls="diff-ins" />
           </td>
@@ -148,6 +151,93 @@ function OwnClip({ run }: { run: RunState }) {
   );
 }
 
+type BaseState = { status: 'idle' } | { status: 'loading'; progress?: LoadProgress; startedAt: number } | { status: 'ready' } | { status: 'error'; message: string };
+type ExportClip = { status: 'idle' } | { status: 'busy'; message: string } | { status: 'done'; name: string; base: string; exported: string } | { status: 'error'; message: string };
+
+/** The loaded model is a merged export (its blora-export.json): load its base beside it and transcribe a clip with both. */
+function ExportVsBase() {
+  const info = useStudio((s) => s.model.info);
+  const ready = useStudio((s) => s.model.status === 'ready');
+  const [baseState, setBase] = useState<BaseState>({ status: 'idle' });
+  const [clip, setClip] = useState<ExportClip>({ status: 'idle' });
+  const [language, setLanguage] = useState('en');
+  const note = info?.exportOf;
+  if (!note || !ready) return null;
+  const base = baseLocationFor(note.baseModel);
+  const languages = info.summary.multilingual ? ['en', 'es', 'de', 'fr'] : ['en'];
+  const loadIt = async () => {
+    if (!base) return;
+    const startedAt = performance.now();
+    setBase({ status: 'loading', startedAt });
+    try {
+      await loadBase(base.location, (progress) => setBase({ status: 'loading', progress, startedAt }));
+      setBase({ status: 'ready' });
+    } catch (e) {
+      setBase({ status: 'error', message: `${base.label}: ${(e as Error).message}` });
+    }
+  };
+  const go = async (name: string, bytes: ArrayBuffer) => {
+    try {
+      setClip({ status: 'busy', message: `decoding ${name}` });
+      const samples = await loadAudio16k(bytes, name);
+      if (samples.length > 30 * 16000) throw new Error(`${name}: ${(samples.length / 16000).toFixed(1)} s is longer than Whisper's 30-s window`);
+      setClip({ status: 'busy', message: 'transcribing with this export' });
+      const exported = await getClient().transcribe(samples, language);
+      setClip({ status: 'busy', message: `transcribing with its base (${base?.label})` });
+      const b = await transcribeWithBase(samples, language);
+      setClip({ status: 'done', name, base: b.text, exported: exported.text });
+    } catch (e) {
+      setClip({ status: 'error', message: (e as Error).message });
+    }
+  };
+  return (
+    <div data-testid="try-export">
+      <h3>This export vs its base</h3>
+      <p className="small">
+        The model loaded now is a merged {note.format === 'hf' ? 'transformers' : 'transformers.js'} export ({note.method === 'blora' ? 'BLoRA posterior means' : 'LoRA'}, r {note.r},{' '}
+        {note.modules} modules) of <b>{note.baseModel}</b>.{' '}
+        {base ? <>Its base: {base.label}{base.where === 'hub' ? ' (downloaded from the Hub once, then cached)' : ''}.</> : <span className="error">No known source for this base: load it in the Model panel to compare by hand.</span>}
+      </p>
+      {base && (
+        <div className="row">
+          <button data-testid="try-export-load-base" disabled={baseState.status === 'loading' || baseState.status === 'ready'} onClick={() => void loadIt()}>
+            {baseState.status === 'ready' ? 'Base loaded' : 'Load the base to compare'}
+          </button>
+          <span data-testid="try-export-base-status" data-status={baseState.status} className="small muted">
+            {baseState.status === 'error' ? '' : baseState.status === 'ready' ? 'ready' : baseState.status === 'loading' ? 'loading…' : 'not loaded (a second copy of the model in memory)'}
+          </span>
+        </div>
+      )}
+      {baseState.status === 'loading' && baseState.progress && <ProgressBar label={baseState.progress.message} loaded={baseState.progress.loaded} total={baseState.progress.total} startedAt={baseState.startedAt} />}
+      {baseState.status === 'error' && <p className="error" data-testid="try-export-base-error">{baseState.message}</p>}
+      {baseState.status === 'ready' && (
+        <div className="row">
+          <input type="file" accept="audio/*,.wav,.flac,.mp3,.ogg,.webm" disabled={clip.status === 'busy'} data-testid="try-export-clip-input" onChange={async (e) => {
+            const f = e.target.files?.[0];
+            if (f) await go(f.name, await f.arrayBuffer());
+          }} />
+          <label className="small">
+            language{' '}
+            <select value={language} onChange={(e) => setLanguage(e.target.value)} data-testid="try-export-language">
+              {languages.map((l) => (
+                <option key={l}>{l}</option>
+              ))}
+            </select>
+          </label>
+        </div>
+      )}
+      {clip.status === 'busy' && <p className="muted">{clip.message}…</p>}
+      {clip.status === 'error' && <p className="error" data-testid="try-export-error">{clip.message}</p>}
+      {clip.status === 'done' && (
+        <>
+          <p className="muted small">{clip.name}: greedy decoding, both on onnxruntime-web</p>
+          <Compare frozen={clip.base} adapted={clip.exported} testid="try-export" labels={[`base (${note.baseModel})`, 'this export']} />
+        </>
+      )}
+    </div>
+  );
+}
+
 export function TryView() {
   const runs = useStudio((s) => s.runs);
   const activeId = useStudio((s) => s.activeRun);
@@ -166,6 +256,7 @@ export function TryView() {
   return (
     <section className="panel" data-testid="try-view">
       <h2>Try it</h2>
+      <ExportVsBase />
       {!cur ? (
         <p className="muted">Transcripts appear here after a run has evaluated its eval sets (before training and at the eval steps).</p>
       ) : (
