@@ -16,7 +16,7 @@
  * Buffer copies (copyBufferToBuffer) are recorded between compute passes with copy().
  */
 import { GpuRuntime, type KernelSpec } from '../gpu/runtime';
-import { bindAt, checkDims, needElems, grid1d } from './kernels/uniform-pack';
+import { bindAt, checkDims, needElems, grid1d } from './kernels/kernel-util';
 
 export class BatchingRuntime extends GpuRuntime {
   private enc: GPUCommandEncoder | null = null;

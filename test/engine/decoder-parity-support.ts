@@ -10,7 +10,7 @@ import { SafetensorsFile, writeSafetensors } from '../../src/model/safetensors';
 import { uploadDecoderWeights, type DecoderWeights } from '../../src/engine/weights';
 import { drawAdapterTheta, mulberry32, type AdapterPlan } from '../../src/engine/adapters';
 import { materializeAdapterNoise } from '../../src/engine/reference/lora';
-import { splitSeed } from '../../src/engine/kernels/uniform-pack';
+import { splitSeed } from '../../src/engine/kernels/kernel-util';
 import type { OracleClip } from '../support/oracle';
 
 export const TOK = { SOT: 50258, EOT: 50257, TRANSCRIBE: 50359, NO_TIMESTAMPS: 50363, LANG: { en: 50259, es: 50262 } as Record<string, number> };

@@ -12,7 +12,8 @@
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { wgsl } from '../../gpu/shaders';
 import { adamScalars, type AdamHyper } from '../reference/adamw';
-import { bindAt, checkDims, grid1d, needElems, rewriteUniform, UniformWords, uniformFrom } from './uniform-pack';
+import { rewriteUniform, UniformWords, uniformFrom } from './uniform-pack';
+import { bindAt, checkDims, grid1d, needElems } from './kernel-util';
 
 export type { AdamHyper } from '../reference/adamw';
 

@@ -11,7 +11,8 @@
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { bufferStorage, type StorageType, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
-import { bindAt, checkDims, needElems, UniformWords, uniformFrom } from './uniform-pack';
+import { UniformWords, uniformFrom } from './uniform-pack';
+import { bindAt, checkDims, needElems } from './kernel-util';
 
 type Entry = 'forward' | 'backward_dq' | 'backward_dkv' | 'forward_tiled' | 'backward_dq_tiled' | 'forward_decode';
 

@@ -10,7 +10,7 @@
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { bufferElemBytes, bufferStorage, type StorageType, uploadAs, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
-import { bindGroupAt, checkDims, grid1d, needElems, type PreparedCall } from './decoder_pieces_util';
+import { bindGroupAt, checkDims, grid1d, needElems, type PreparedCall } from './kernel-util';
 import { deviceTileLimits, planVocabTiles, type VocabTile } from './vocab_tiles';
 
 const WG = 256;
@@ -56,7 +56,7 @@ export async function prepareEmbedding(
   if (NP * C * bufferElemBytes(b.P) > lim.maxBindingBytes) throw new Error(`${label}: P (${NP}×${C}) exceeds one binding`);
   const tiles = planVocabTiles(V, C, lim);
   const pipeline = await rt.pipeline(embeddingKernel(storage));
-  const wg = grid1d(Math.ceil((T * C) / WG), rt.device.limits.maxComputeWorkgroupsPerDimension);
+  const wg = grid1d(T * C, WG, rt.device.limits.maxComputeWorkgroupsPerDimension);
   const uniforms: GPUBuffer[] = [];
   const groups = tiles.map((tile, k) => {
     const u = rt.uniform(

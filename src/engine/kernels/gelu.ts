@@ -10,7 +10,7 @@
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { wgsl } from '../../gpu/shaders';
-import { bindGroupAt, checkDims, grid1d, needElems, type PreparedCall } from './decoder_pieces_util';
+import { bindGroupAt, checkDims, grid1d, needElems, type PreparedCall } from './kernel-util';
 
 const WG = 256;
 type Entry = 'gelu_forward' | 'gelu_backward' | 'erf_probe';
@@ -31,7 +31,7 @@ async function prepare(
   const pipeline = await rt.pipeline(geluKernel(entry));
   const params = rt.uniform(`${label}:params`, new Uint32Array([n, 0, 0, 0]));
   const bg = bindGroupAt(rt, `${label}:bind`, pipeline, [[0, params], ...bindings]);
-  const wg = grid1d(Math.ceil(n / WG), maxWorkgroupsPerDim);
+  const wg = grid1d(n, WG, maxWorkgroupsPerDim);
   return { run: () => rt.dispatch(label, pipeline, bg, wg), destroy: () => params.destroy() };
 }
 

@@ -9,7 +9,8 @@
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { wgsl } from '../../gpu/shaders';
-import { bindAt, checkDims, needElems, rewriteUniform, UniformWords, uniformFrom } from './uniform-pack';
+import { rewriteUniform, UniformWords, uniformFrom } from './uniform-pack';
+import { bindAt, checkDims, needElems } from './kernel-util';
 
 export const KL_MAX_PARTIALS = 256;
 

@@ -12,7 +12,7 @@
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { wgsl } from '../../gpu/shaders';
 import { LAYERNORM_EPS } from '../reference/layernorm';
-import { bindGroupAt, checkDims, grid1d, needElems, type PreparedCall } from './decoder_pieces_util';
+import { bindGroupAt, checkDims, grid1d, needElems, type PreparedCall } from './kernel-util';
 
 type Entry = 'layernorm_forward' | 'layernorm_backward';
 
@@ -61,7 +61,7 @@ export async function prepareLayernormForward(
     [5, b.mean],
     [6, b.rstd],
   ]);
-  const wg = grid1d(T, opts.maxWorkgroupsPerDim ?? rt.device.limits.maxComputeWorkgroupsPerDimension);
+  const wg = grid1d(T, 1, opts.maxWorkgroupsPerDim ?? rt.device.limits.maxComputeWorkgroupsPerDimension);
   return { run: () => rt.dispatch(label, pipeline, bg, wg), destroy: () => p.destroy() };
 }
 
@@ -93,7 +93,7 @@ export async function prepareLayernormBackward(
     [9, b.mean],
     [10, b.rstd],
   ]);
-  const wg = grid1d(T, opts.maxWorkgroupsPerDim ?? rt.device.limits.maxComputeWorkgroupsPerDimension);
+  const wg = grid1d(T, 1, opts.maxWorkgroupsPerDim ?? rt.device.limits.maxComputeWorkgroupsPerDimension);
   return { run: () => rt.dispatch(label, pipeline, bg, wg), destroy: () => p.destroy() };
 }
 

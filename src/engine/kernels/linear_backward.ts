@@ -5,7 +5,7 @@
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { bufferStorage, type StorageType, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
-import { checkDims, needElems } from './uniform-pack';
+import { checkDims, needElems } from './kernel-util';
 
 export const LINEAR_BWD_TILE_M = 64;
 export const LINEAR_BWD_TILE_K = 64;

@@ -8,7 +8,7 @@
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { bufferStorage, STORAGE_BYTES, type StorageType, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
-import { bindGroupAt, checkDims, needElems, type PreparedCall, type Resource } from './decoder_pieces_util';
+import { bindGroupAt, checkDims, needElems, type PreparedCall, type Resource } from './kernel-util';
 
 export const LINEAR_ROWS_WG = 64;
 /** cap on column workgroups (threads loop over columns beyond): llvmpipe pays per workgroup */

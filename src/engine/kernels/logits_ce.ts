@@ -18,7 +18,7 @@
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { bufferElemBytes, bufferStorage, type StorageType, uploadAs, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
-import { bindGroupAt, checkDims, grid1d, needElems } from './decoder_pieces_util';
+import { bindGroupAt, checkDims, grid1d, needElems } from './kernel-util';
 import { deviceTileLimits, planVocabTiles, vocabTileRows, type VocabTile, type VocabTileLimits } from './vocab_tiles';
 
 type Entry = 'logits_tile' | 'ce_tile_stats' | 'ce_finalize' | 'dh_tile' | 'dh_reduce' | 'logits_tile_rt' | 'dh_tile_rt';
@@ -172,7 +172,7 @@ export async function prepareLogitsCe(
 
   const eTile = (t: VocabTile): GPUBufferBinding => ({ buffer: b.E, offset: t.offsetBytes, size: t.sizeBytes });
   const lTile = (t: VocabTile): GPUBufferBinding => ({ buffer: scratch, offset: 0, size: Math.max(4, T * t.rows * 4) });
-  const rowGrid = grid1d(T, maxDim);
+  const rowGrid = grid1d(T, 1, maxDim);
 
   // forward: per tile (logits mode 0, stats), then finalize
   const fwd = tiles.map((tile, k) => {
@@ -253,7 +253,7 @@ export async function prepareLogitsCe(
         [14, b.dh],
       ])
     : null;
-  const reduceGrid = grid1d(Math.ceil((T * C) / 256), maxDim);
+  const reduceGrid = grid1d(T * C, 256, maxDim);
 
   return {
     tiles,

@@ -21,7 +21,8 @@ import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { wgsl } from '../../gpu/shaders';
 import { dropThreshold } from '../reference/rng';
 import { LORA_MODE_ID, type LoraMode } from '../reference/lora';
-import { bindAt, checkDims, grid1d, needElems, rewriteUniform, splitSeed, UniformWords, uniformFrom } from './uniform-pack';
+import { rewriteUniform, UniformWords, uniformFrom } from './uniform-pack';
+import { bindAt, checkDims, grid1d, needElems, splitSeed } from './kernel-util';
 
 export type { LoraMode } from '../reference/lora';
 

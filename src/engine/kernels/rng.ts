@@ -9,7 +9,8 @@
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { wgsl } from '../../gpu/shaders';
-import { bindAt, grid1d, splitSeed, UniformWords, uniformFrom } from './uniform-pack';
+import { UniformWords, uniformFrom } from './uniform-pack';
+import { bindAt, grid1d, splitSeed } from './kernel-util';
 
 /** WGSL of the RNG library (for kernels that prepend it). */
 export const rngLibrary = (): string => wgsl('engine_rng');
