@@ -38,28 +38,7 @@
 //   sample:      1-D over n_out·n_in, 256 threads;   dispatch folded (x, y)
 // Reference: src/engine/reference/lora.ts. Test: test/engine/lora.test.ts.
 
-struct LoraParams {
-  T: u32,
-  n_in: u32,
-  n_out: u32,
-  mode: u32,
-  seed_lo: u32,
-  seed_hi: u32,
-  step: u32,
-  tensor: u32,
-  mu_off: u32,
-  rho_off: u32,
-  gmu_off: u32,
-  grho_off: u32,
-  drop_thresh: u32,   // ceil(p·2²⁴); 0 = no dropout
-  accumulate: u32,    // forward: Y +=; backward_dx: DX +=; backward_dw: grads +=
-  _pad0: u32,
-  _pad1: u32,
-  drop_scale: f32,    // 1 / (1 − p)
-  out_scale: f32,     // forward: s for factor B, 1 for A
-  g_scale: f32,       // backward: s for factor B, 1 for A
-  _pad2: f32,
-}
+// @uniform LoraParams   (generated from LORA_PARAMS in src/engine/kernels/lora.ts)
 
 const MODE_DET: u32 = 0u;
 const MODE_BBB: u32 = 1u;

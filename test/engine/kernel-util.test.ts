@@ -16,3 +16,17 @@ test('grid1d: ceil(items / per) workgroups, x ≤ maxDim, x·y covers them; chec
   assert.throws(() => checkDims('k', { T: -1 }), /bad T=-1/);
   checkDims('k', { T: 0, C: 2 ** 32 - 1 });
 });
+
+test('UniformStruct: the WGSL struct and the packed words come from one table, values by name', async () => {
+  const { UniformStruct } = await import('../../src/engine/kernels/uniform-pack');
+  const s = new UniformStruct('P', [['n', 'u32', 'rows'], ['scale', 'f32']] as const);
+  assert.equal(s.wgsl(), 'struct P {\n  n: u32,     // rows\n  scale: f32,\n  _tail0: u32,\n  _tail1: u32,\n}');
+  const words = new DataView(s.pack({ n: 7, scale: 0.5 }).bytes());
+  assert.equal(words.byteLength, 16);
+  assert.equal(words.getUint32(0, true), 7);
+  assert.equal(words.getFloat32(4, true), 0.5);
+  assert.throws(() => s.pack({ n: 1 } as never), /P: scale not given/);
+  assert.throws(() => s.pack({ n: 1, scale: 1, extra: 2 } as never), /unknown field\(s\) extra/);
+  assert.throws(() => s.inject('fn main() {}', 'x.wgsl'), /x\.wgsl: no '\/\/ @uniform P' line/);
+  assert.match(s.inject('// @uniform P  (from a table)\nfn f() {}', 'x.wgsl'), /^struct P \{[^]*\}\nfn f/);
+});

@@ -21,14 +21,27 @@ import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { wgsl } from '../../gpu/shaders';
 import { dropThreshold } from '../reference/rng';
 import { LORA_MODE_ID, type LoraMode } from '../reference/lora';
-import { rewriteUniform, UniformWords, uniformFrom } from './uniform-pack';
+import { rewriteUniform, UniformStruct, UniformWords, uniformFrom } from './uniform-pack';
 import { bindAt, checkDims, grid1d, needElems, splitSeed } from './kernel-util';
 
 export type { LoraMode } from '../reference/lora';
 
 type Entry = 'forward' | 'backward_dx' | 'backward_dw' | 'sample';
 
-const loraCode = (): string => [wgsl('engine_rng'), wgsl('engine_blora_sigma'), wgsl('engine_lora')].join('\n');
+/** engine_lora.wgsl's uniforms, by name (the shader's struct is generated from this table). */
+export const LORA_PARAMS = new UniformStruct('LoraParams', [
+  ['T', 'u32'], ['n_in', 'u32'], ['n_out', 'u32'], ['mode', 'u32'],
+  ['seed_lo', 'u32'], ['seed_hi', 'u32'], ['step', 'u32'], ['tensor', 'u32'],
+  ['mu_off', 'u32'], ['rho_off', 'u32'], ['gmu_off', 'u32'], ['grho_off', 'u32'],
+  ['drop_thresh', 'u32', 'ceil(p·2²⁴); 0 = no dropout'],
+  ['accumulate', 'u32', 'forward: Y +=; backward_dx: DX +=; backward_dw: grads +='],
+  ['_pad0', 'u32'], ['_pad1', 'u32'], // the f32 block starts on a 16-byte row, as the struct always had it
+  ['drop_scale', 'f32', '1 / (1 − p)'],
+  ['out_scale', 'f32', 'forward: s for factor B, 1 for A'],
+  ['g_scale', 'f32', 'backward: s for factor B, 1 for A'],
+] as const);
+
+const loraCode = (): string => [wgsl('engine_rng'), wgsl('engine_blora_sigma'), LORA_PARAMS.inject(wgsl('engine_lora'), 'shaders/engine_lora.wgsl')].join('\n');
 
 export function loraKernel(entry: Entry): KernelSpec {
   return { label: `engine_lora.${entry}`, code: loraCode(), entryPoint: entry };
@@ -101,12 +114,11 @@ export async function prepareLoraFactor(
   const p = spec.dropout ?? 0;
   const thresh = p > 0 ? dropThreshold(p) : 0;
   const words = (step: number, accumulate: boolean, outScale: number, gScale: number): UniformWords =>
-    new UniformWords()
-      .u32(T).u32(nIn).u32(nOut).u32(LORA_MODE_ID[mode])
-      .u32(seedLo).u32(seedHi).u32(step >>> 0).u32(spec.tensor)
-      .u32(spec.muOff).u32(bayes ? spec.rhoOff : 0).u32(spec.gradMuOff).u32(bayes ? spec.gradRhoOff : 0)
-      .u32(thresh).u32(accumulate ? 1 : 0).u32(0).u32(0)
-      .f32(thresh ? 1 / (1 - p) : 1).f32(outScale).f32(gScale).f32(0);
+    LORA_PARAMS.pack({
+      T, n_in: nIn, n_out: nOut, mode: LORA_MODE_ID[mode], seed_lo: seedLo, seed_hi: seedHi, step: step >>> 0, tensor: spec.tensor,
+      mu_off: spec.muOff, rho_off: bayes ? spec.rhoOff : 0, gmu_off: spec.gradMuOff, grho_off: bayes ? spec.gradRhoOff : 0,
+      drop_thresh: thresh, accumulate, _pad0: 0, _pad1: 0, drop_scale: thresh ? 1 / (1 - p) : 1, out_scale: outScale, g_scale: gScale,
+    });
 
   // A separate 4-byte dummy per unused slot: one buffer in two writable bindings is invalid.
   const owned: GPUBuffer[] = [];
