@@ -67,12 +67,10 @@ DEFAULT_MODEL = CACHE / "models" / "whisper-base"
 SAMPLE_RATE = 16000
 SPARSITY_THRESHOLD = 1e-3
 
-# The engine's order of adapter targets within a layer (src/engine/adapters.ts ADAPTER_TARGETS).
-ADAPTER_TARGETS = [
-    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj",
-    "encoder_attn.q_proj", "encoder_attn.k_proj", "encoder_attn.v_proj", "encoder_attn.out_proj",
-    "fc1", "fc2",
-]
+# The engine's adapter targets in its order within a layer, and the default: one table, src/engine/adapter-targets.json.
+_TARGETS_TABLE = json.loads((ROOT / "src" / "engine" / "adapter-targets.json").read_text())
+ADAPTER_TARGETS = [t["name"] for t in _TARGETS_TABLE["targets"]]
+DEFAULT_TARGETS = list(_TARGETS_TABLE["default"])
 
 
 def log(msg: str) -> None:
@@ -86,7 +84,7 @@ def default_experiment() -> dict:
     """Mirror of defaultExperiment() in src/train/config.ts."""
     return {
         "schema": 1, "name": "blora", "data": {"train": "", "eval": []}, "method": "blora",
-        "adapter": {"targets": ["self_attn.q_proj", "self_attn.v_proj"], "r": 32, "alpha": 64, "dropout": 0.05,
+        "adapter": {"targets": list(DEFAULT_TARGETS), "r": 32, "alpha": 64, "dropout": 0.05,
                     "estimator": "flipout", "bayesianAOnly": False, "sigmaPrior": 0.01, "beta": 1e-4},
         "optim": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weightDecay": 5e-4, "maxGradNorm": 1.0,
                   "warmupSteps": 10, "schedule": "inverse_sqrt", "steps": 100, "batchSize": 8, "gradAccum": 1},

@@ -16,22 +16,21 @@
 import type { LoraMode } from './reference/lora';
 import type { WhisperDecoderDims } from './weights';
 
+import TABLE from './adapter-targets.json';
+
+/** The literal names, for the type; their order and shapes come from adapter-targets.json (checked below). */
 export const ADAPTER_TARGETS = [
-  'self_attn.q_proj',
-  'self_attn.k_proj',
-  'self_attn.v_proj',
-  'self_attn.out_proj',
-  'encoder_attn.q_proj',
-  'encoder_attn.k_proj',
-  'encoder_attn.v_proj',
-  'encoder_attn.out_proj',
-  'fc1',
-  'fc2',
+  'self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.out_proj',
+  'encoder_attn.q_proj', 'encoder_attn.k_proj', 'encoder_attn.v_proj', 'encoder_attn.out_proj',
+  'fc1', 'fc2',
 ] as const;
 export type AdapterTarget = (typeof ADAPTER_TARGETS)[number];
+if (TABLE.targets.map((t) => t.name).join() !== ADAPTER_TARGETS.join()) {
+  throw new Error(`src/engine/adapter-targets.json lists ${TABLE.targets.map((t) => t.name).join(', ')}; src/engine/adapters.ts knows ${ADAPTER_TARGETS.join(', ')}`);
+}
 export type BayesEstimator = 'flipout' | 'bbb' | 'lrt';
 
-export const DEFAULT_TARGETS: AdapterTarget[] = ['self_attn.q_proj', 'self_attn.v_proj'];
+export const DEFAULT_TARGETS: AdapterTarget[] = TABLE.default as AdapterTarget[];
 
 export interface AdapterConfig {
   kind: 'lora' | 'blora';
@@ -83,9 +82,10 @@ export interface AdapterPlan {
 }
 
 export function targetShape(dims: WhisperDecoderDims, t: AdapterTarget): { nIn: number; nOut: number } {
-  if (t === 'fc1') return { nIn: dims.C, nOut: dims.F };
-  if (t === 'fc2') return { nIn: dims.F, nOut: dims.C };
-  return { nIn: dims.C, nOut: dims.C };
+  const row = TABLE.targets[ADAPTER_TARGETS.indexOf(t)];
+  if (!row) throw new Error(`unknown adapter target ${t}`);
+  const width = (w: string) => (w === 'F' ? dims.F : dims.C);
+  return { nIn: width(row.in), nOut: width(row.out) };
 }
 
 export function planAdapters(dims: WhisperDecoderDims, cfg: AdapterConfig): AdapterPlan {

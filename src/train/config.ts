@@ -6,7 +6,7 @@
  *
  * Metric records (JSONL, one object per line) are shared too: see TrainRecord / EvalRecord below.
  */
-import { ADAPTER_TARGETS, type AdapterTarget, type BayesEstimator } from '../engine/adapters';
+import { ADAPTER_TARGETS, type AdapterTarget, type BayesEstimator, DEFAULT_TARGETS } from '../engine/adapters';
 
 export const EXPERIMENT_SCHEMA_VERSION = 1;
 
@@ -97,7 +97,7 @@ export function defaultExperiment(): ExperimentConfig {
     data: { train: '', eval: [] },
     method: 'blora',
     adapter: {
-      targets: ['self_attn.q_proj', 'self_attn.v_proj'],
+      targets: [...DEFAULT_TARGETS],
       r: 32,
       alpha: 64,
       dropout: 0.05,
