@@ -140,8 +140,9 @@ fn main(
 // (CPU time of the process): llvmpipe 0.38 → 1.3 GFLOP/s, SwiftShader 0.25 → 0.66 GFLOP/s.
 // Sums run over k in the same order as `main` (results are bit-identical).
 // Workgroup 4×4 threads = the same 64×64 output tile, so the dispatch grid is unchanged.
-// Rows/cols past M/N read a clamped (valid) element and are never stored. Written out in full
-// (named accumulators): a private array here was 2× slower on llvmpipe (not kept in registers).
+// Rows/cols past M/N read a clamped (valid) element and are never stored. Unrolled by the
+// `@microtile16` directives (src/gpu/microtile.ts expands them when the shader loads)
+// into named accumulators: a private array here was 2× slower on llvmpipe (not kept in registers).
 @compute @workgroup_size(4, 4, 1)
 fn main_rt(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let M = params.M;
@@ -151,91 +152,11 @@ fn main_rt(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid:
   let c = wid.x * BN + 16u * lid.x;
   let rm = max(M, 1u) - 1u;
   let cm = max(N, 1u) - 1u;
-  let xr0 = min(r + 0u, rm) * K;
-  let xr1 = min(r + 1u, rm) * K;
-  let xr2 = min(r + 2u, rm) * K;
-  let xr3 = min(r + 3u, rm) * K;
-  let xr4 = min(r + 4u, rm) * K;
-  let xr5 = min(r + 5u, rm) * K;
-  let xr6 = min(r + 6u, rm) * K;
-  let xr7 = min(r + 7u, rm) * K;
-  let xr8 = min(r + 8u, rm) * K;
-  let xr9 = min(r + 9u, rm) * K;
-  let xr10 = min(r + 10u, rm) * K;
-  let xr11 = min(r + 11u, rm) * K;
-  let xr12 = min(r + 12u, rm) * K;
-  let xr13 = min(r + 13u, rm) * K;
-  let xr14 = min(r + 14u, rm) * K;
-  let xr15 = min(r + 15u, rm) * K;
-  let wr0 = min(c + 0u, cm) * K;
-  let wr1 = min(c + 1u, cm) * K;
-  let wr2 = min(c + 2u, cm) * K;
-  let wr3 = min(c + 3u, cm) * K;
-  let wr4 = min(c + 4u, cm) * K;
-  let wr5 = min(c + 5u, cm) * K;
-  let wr6 = min(c + 6u, cm) * K;
-  let wr7 = min(c + 7u, cm) * K;
-  let wr8 = min(c + 8u, cm) * K;
-  let wr9 = min(c + 9u, cm) * K;
-  let wr10 = min(c + 10u, cm) * K;
-  let wr11 = min(c + 11u, cm) * K;
-  let wr12 = min(c + 12u, cm) * K;
-  let wr13 = min(c + 13u, cm) * K;
-  let wr14 = min(c + 14u, cm) * K;
-  let wr15 = min(c + 15u, cm) * K;
-  var a0_0 = vec4<f32>(0.0); var a0_1 = vec4<f32>(0.0); var a0_2 = vec4<f32>(0.0); var a0_3 = vec4<f32>(0.0);
-  var a1_0 = vec4<f32>(0.0); var a1_1 = vec4<f32>(0.0); var a1_2 = vec4<f32>(0.0); var a1_3 = vec4<f32>(0.0);
-  var a2_0 = vec4<f32>(0.0); var a2_1 = vec4<f32>(0.0); var a2_2 = vec4<f32>(0.0); var a2_3 = vec4<f32>(0.0);
-  var a3_0 = vec4<f32>(0.0); var a3_1 = vec4<f32>(0.0); var a3_2 = vec4<f32>(0.0); var a3_3 = vec4<f32>(0.0);
-  var a4_0 = vec4<f32>(0.0); var a4_1 = vec4<f32>(0.0); var a4_2 = vec4<f32>(0.0); var a4_3 = vec4<f32>(0.0);
-  var a5_0 = vec4<f32>(0.0); var a5_1 = vec4<f32>(0.0); var a5_2 = vec4<f32>(0.0); var a5_3 = vec4<f32>(0.0);
-  var a6_0 = vec4<f32>(0.0); var a6_1 = vec4<f32>(0.0); var a6_2 = vec4<f32>(0.0); var a6_3 = vec4<f32>(0.0);
-  var a7_0 = vec4<f32>(0.0); var a7_1 = vec4<f32>(0.0); var a7_2 = vec4<f32>(0.0); var a7_3 = vec4<f32>(0.0);
-  var a8_0 = vec4<f32>(0.0); var a8_1 = vec4<f32>(0.0); var a8_2 = vec4<f32>(0.0); var a8_3 = vec4<f32>(0.0);
-  var a9_0 = vec4<f32>(0.0); var a9_1 = vec4<f32>(0.0); var a9_2 = vec4<f32>(0.0); var a9_3 = vec4<f32>(0.0);
-  var a10_0 = vec4<f32>(0.0); var a10_1 = vec4<f32>(0.0); var a10_2 = vec4<f32>(0.0); var a10_3 = vec4<f32>(0.0);
-  var a11_0 = vec4<f32>(0.0); var a11_1 = vec4<f32>(0.0); var a11_2 = vec4<f32>(0.0); var a11_3 = vec4<f32>(0.0);
-  var a12_0 = vec4<f32>(0.0); var a12_1 = vec4<f32>(0.0); var a12_2 = vec4<f32>(0.0); var a12_3 = vec4<f32>(0.0);
-  var a13_0 = vec4<f32>(0.0); var a13_1 = vec4<f32>(0.0); var a13_2 = vec4<f32>(0.0); var a13_3 = vec4<f32>(0.0);
-  var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
-  var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
+  // @microtile16 rows xr = min(r + {i}u, rm) * K
+  // @microtile16 cols wr = min(c + {i}u, cm) * K
+  // @microtile16 acc
   for (var k = 0u; k < K; k++) {
-    let w0 = vec4<f32>(ldW(wr0 + k), ldW(wr1 + k), ldW(wr2 + k), ldW(wr3 + k));
-    let w1 = vec4<f32>(ldW(wr4 + k), ldW(wr5 + k), ldW(wr6 + k), ldW(wr7 + k));
-    let w2 = vec4<f32>(ldW(wr8 + k), ldW(wr9 + k), ldW(wr10 + k), ldW(wr11 + k));
-    let w3 = vec4<f32>(ldW(wr12 + k), ldW(wr13 + k), ldW(wr14 + k), ldW(wr15 + k));
-    let x0 = vec4<f32>(X[xr0 + k]);
-    a0_0 = fma(x0, w0, a0_0); a0_1 = fma(x0, w1, a0_1); a0_2 = fma(x0, w2, a0_2); a0_3 = fma(x0, w3, a0_3);
-    let x1 = vec4<f32>(X[xr1 + k]);
-    a1_0 = fma(x1, w0, a1_0); a1_1 = fma(x1, w1, a1_1); a1_2 = fma(x1, w2, a1_2); a1_3 = fma(x1, w3, a1_3);
-    let x2 = vec4<f32>(X[xr2 + k]);
-    a2_0 = fma(x2, w0, a2_0); a2_1 = fma(x2, w1, a2_1); a2_2 = fma(x2, w2, a2_2); a2_3 = fma(x2, w3, a2_3);
-    let x3 = vec4<f32>(X[xr3 + k]);
-    a3_0 = fma(x3, w0, a3_0); a3_1 = fma(x3, w1, a3_1); a3_2 = fma(x3, w2, a3_2); a3_3 = fma(x3, w3, a3_3);
-    let x4 = vec4<f32>(X[xr4 + k]);
-    a4_0 = fma(x4, w0, a4_0); a4_1 = fma(x4, w1, a4_1); a4_2 = fma(x4, w2, a4_2); a4_3 = fma(x4, w3, a4_3);
-    let x5 = vec4<f32>(X[xr5 + k]);
-    a5_0 = fma(x5, w0, a5_0); a5_1 = fma(x5, w1, a5_1); a5_2 = fma(x5, w2, a5_2); a5_3 = fma(x5, w3, a5_3);
-    let x6 = vec4<f32>(X[xr6 + k]);
-    a6_0 = fma(x6, w0, a6_0); a6_1 = fma(x6, w1, a6_1); a6_2 = fma(x6, w2, a6_2); a6_3 = fma(x6, w3, a6_3);
-    let x7 = vec4<f32>(X[xr7 + k]);
-    a7_0 = fma(x7, w0, a7_0); a7_1 = fma(x7, w1, a7_1); a7_2 = fma(x7, w2, a7_2); a7_3 = fma(x7, w3, a7_3);
-    let x8 = vec4<f32>(X[xr8 + k]);
-    a8_0 = fma(x8, w0, a8_0); a8_1 = fma(x8, w1, a8_1); a8_2 = fma(x8, w2, a8_2); a8_3 = fma(x8, w3, a8_3);
-    let x9 = vec4<f32>(X[xr9 + k]);
-    a9_0 = fma(x9, w0, a9_0); a9_1 = fma(x9, w1, a9_1); a9_2 = fma(x9, w2, a9_2); a9_3 = fma(x9, w3, a9_3);
-    let x10 = vec4<f32>(X[xr10 + k]);
-    a10_0 = fma(x10, w0, a10_0); a10_1 = fma(x10, w1, a10_1); a10_2 = fma(x10, w2, a10_2); a10_3 = fma(x10, w3, a10_3);
-    let x11 = vec4<f32>(X[xr11 + k]);
-    a11_0 = fma(x11, w0, a11_0); a11_1 = fma(x11, w1, a11_1); a11_2 = fma(x11, w2, a11_2); a11_3 = fma(x11, w3, a11_3);
-    let x12 = vec4<f32>(X[xr12 + k]);
-    a12_0 = fma(x12, w0, a12_0); a12_1 = fma(x12, w1, a12_1); a12_2 = fma(x12, w2, a12_2); a12_3 = fma(x12, w3, a12_3);
-    let x13 = vec4<f32>(X[xr13 + k]);
-    a13_0 = fma(x13, w0, a13_0); a13_1 = fma(x13, w1, a13_1); a13_2 = fma(x13, w2, a13_2); a13_3 = fma(x13, w3, a13_3);
-    let x14 = vec4<f32>(X[xr14 + k]);
-    a14_0 = fma(x14, w0, a14_0); a14_1 = fma(x14, w1, a14_1); a14_2 = fma(x14, w2, a14_2); a14_3 = fma(x14, w3, a14_3);
-    let x15 = vec4<f32>(X[xr15 + k]);
-    a15_0 = fma(x15, w0, a15_0); a15_1 = fma(x15, w1, a15_1); a15_2 = fma(x15, w2, a15_2); a15_3 = fma(x15, w3, a15_3);
+    // @microtile16 fma w = ldW(wr{i} + k); x = X[xr{i} + k]
   }
   var bias = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
   if (params.has_bias != 0u) {
@@ -245,22 +166,7 @@ fn main_rt(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid:
       }
     }
   }
-  store_rt(r + 0u, c, M, N, array<vec4<f32>, 4>(a0_0 + bias[0], a0_1 + bias[1], a0_2 + bias[2], a0_3 + bias[3]));
-  store_rt(r + 1u, c, M, N, array<vec4<f32>, 4>(a1_0 + bias[0], a1_1 + bias[1], a1_2 + bias[2], a1_3 + bias[3]));
-  store_rt(r + 2u, c, M, N, array<vec4<f32>, 4>(a2_0 + bias[0], a2_1 + bias[1], a2_2 + bias[2], a2_3 + bias[3]));
-  store_rt(r + 3u, c, M, N, array<vec4<f32>, 4>(a3_0 + bias[0], a3_1 + bias[1], a3_2 + bias[2], a3_3 + bias[3]));
-  store_rt(r + 4u, c, M, N, array<vec4<f32>, 4>(a4_0 + bias[0], a4_1 + bias[1], a4_2 + bias[2], a4_3 + bias[3]));
-  store_rt(r + 5u, c, M, N, array<vec4<f32>, 4>(a5_0 + bias[0], a5_1 + bias[1], a5_2 + bias[2], a5_3 + bias[3]));
-  store_rt(r + 6u, c, M, N, array<vec4<f32>, 4>(a6_0 + bias[0], a6_1 + bias[1], a6_2 + bias[2], a6_3 + bias[3]));
-  store_rt(r + 7u, c, M, N, array<vec4<f32>, 4>(a7_0 + bias[0], a7_1 + bias[1], a7_2 + bias[2], a7_3 + bias[3]));
-  store_rt(r + 8u, c, M, N, array<vec4<f32>, 4>(a8_0 + bias[0], a8_1 + bias[1], a8_2 + bias[2], a8_3 + bias[3]));
-  store_rt(r + 9u, c, M, N, array<vec4<f32>, 4>(a9_0 + bias[0], a9_1 + bias[1], a9_2 + bias[2], a9_3 + bias[3]));
-  store_rt(r + 10u, c, M, N, array<vec4<f32>, 4>(a10_0 + bias[0], a10_1 + bias[1], a10_2 + bias[2], a10_3 + bias[3]));
-  store_rt(r + 11u, c, M, N, array<vec4<f32>, 4>(a11_0 + bias[0], a11_1 + bias[1], a11_2 + bias[2], a11_3 + bias[3]));
-  store_rt(r + 12u, c, M, N, array<vec4<f32>, 4>(a12_0 + bias[0], a12_1 + bias[1], a12_2 + bias[2], a12_3 + bias[3]));
-  store_rt(r + 13u, c, M, N, array<vec4<f32>, 4>(a13_0 + bias[0], a13_1 + bias[1], a13_2 + bias[2], a13_3 + bias[3]));
-  store_rt(r + 14u, c, M, N, array<vec4<f32>, 4>(a14_0 + bias[0], a14_1 + bias[1], a14_2 + bias[2], a14_3 + bias[3]));
-  store_rt(r + 15u, c, M, N, array<vec4<f32>, 4>(a15_0 + bias[0], a15_1 + bias[1], a15_2 + bias[2], a15_3 + bias[3]));
+  // @microtile16 store store_rt(r + {i}u, c, M, N, array<vec4<f32>, 4>({acc})) | acc = a{i}_{q} + bias[{q}]
 }
 
 // One row of main_rt's micro-tile: Y[row, c .. c+15] (bounds-checked).

@@ -14,8 +14,11 @@
  * The glob is relative to this file (not to Vite's root), so it keeps working whatever `root` a
  * vite config picks, as long as `server.fs.allow` covers the repo (Vite's default: the workspace).
  *
- * Usage: `wgsl('matmul_bias')` → contents of `shaders/matmul_bias.wgsl`.
+ * Usage: `wgsl('matmul_bias')` → contents of `shaders/matmul_bias.wgsl`, its `// @microtile16` directives
+ * expanded (src/gpu/microtile.ts).
  */
+
+import { expandMicroTiles } from './microtile';
 
 function viteShaders(): Record<string, string> | undefined {
   try {
@@ -65,6 +68,7 @@ export function wgsl(name: string): string {
   } else {
     src = readFromDisk(name);
   }
+  src = expandMicroTiles(src, `shaders/${name}.wgsl`); // the _rt entry points' unrolled 16×16 micro-tiles
   cache.set(name, src);
   return src;
 }
