@@ -26,7 +26,7 @@ else
         test/cli/train.test.ts test/experiment/experiment.test.ts test/engine/decoder-parity.test.ts
         test/train/repro.test.ts test/pipeline/baseline-parity.test.ts test/engine/generate.test.ts
         test/model/hub-source.test.ts test/export/merged.test.ts test/train/faults.test.ts test/engine/memory-plan.test.ts test/experiment/multiproc.test.ts
-        test/engine/f16-decoder.test.ts test/engine/f16-storage.test.ts)
+        test/engine/f16-decoder.test.ts test/engine/f16-storage.test.ts test/engine/buffer-limits.test.ts)
   mapfile -t rest < <(find test -name '*.test.ts' | sort | grep -vxF -f <(printf '%s\n' "${slow[@]}"))
   files=("${slow[@]}" "${rest[@]}")
 fi

@@ -188,18 +188,22 @@ export class WgslGreedyDecoder {
     }
     // Vocab tiles for the logits: E rows [v0, v0+rows) bound at v0·C·eb (eb = 2 under f16 storage), the
     // logits tile at B·v0·4; rows a multiple of 64 (and of the E offset alignment) keeps both offsets aligned.
-    const lim = deviceTileLimits(rt.device, undefined, bufferElemBytes(weights.embedTokens));
-    const rowBytes = C * bufferElemBytes(weights.embedTokens);
+    const emb = weights.embedTokens;
+    const lim = deviceTileLimits(rt.device, undefined, STORAGE_BYTES[emb.storage]);
+    const rowBytes = C * STORAGE_BYTES[emb.storage];
     let R = vocabTileRows(C, { ...lim, scratchBytesPerRow: 4 * B, maxRows: 8192 });
     const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
     const rowAlign = lim.offsetAlignment / gcd(rowBytes, lim.offsetAlignment);
     const align = (rowAlign * TILE_ALIGN_ROWS) / gcd(rowAlign, TILE_ALIGN_ROWS);
     R -= R % align;
     if (R < 1) throw new Error(`${this.label}: no vocab tile of a multiple of ${align} rows fits a binding of ${lim.maxBindingBytes} B`);
+    // tiles inside each row part of E (one part unless E is over maxBufferSize; parts start at multiples of 256 rows)
     this.tiles = [];
-    for (let v0 = 0; v0 < V; v0 += R) {
-      const rows = Math.min(R, V - v0);
-      this.tiles.push({ v0, rows, offsetBytes: v0 * rowBytes, sizeBytes: Math.ceil((rows * rowBytes) / 4) * 4 });
+    for (const part of emb.parts) {
+      for (let r = 0; r < part.rows; r += R) {
+        const rows = Math.min(R, part.rows - r);
+        this.tiles.push({ v0: part.r0 + r, rows, offsetBytes: r * rowBytes, sizeBytes: Math.ceil((rows * rowBytes) / 4) * 4, buffer: part.buffer });
+      }
     }
   }
 
@@ -368,7 +372,7 @@ export class WgslGreedyDecoder {
             { M: B, N: t.rows, K: C },
             {
               x: bufs.h,
-              w: { buffer: weights.embedTokens, offset: t.offsetBytes, size: t.sizeBytes },
+              w: { buffer: t.buffer!, offset: t.offsetBytes, size: t.sizeBytes },
               bias: null,
               y: { buffer: bufs.logits, offset: B * t.v0 * 4, size: B * t.rows * 4 },
             },

@@ -19,7 +19,7 @@
 import { type AdapterConfig, type AdapterTarget, planAdapters } from './adapters';
 import { logitsCeLayout } from './kernels/logits_ce';
 import { loraAdapterBufferElems } from './kernels/lora';
-import type { VocabTileLimits } from './kernels/vocab_tiles';
+import { rowSplitRows, type VocabTileLimits } from './kernels/vocab_tiles';
 import type { WhisperDecoderDims } from './weights';
 
 export type StorageType = 'f32' | 'f16';
@@ -255,7 +255,10 @@ function planOnce(inp: MemoryPlanInput): Omit<MemoryPlan, 'fits' | 'problems' | 
   for (const w of decoderWeightSpecs(dims, inp.kBias)) {
     const bytes = pad(w.elems * (w.vector ? 4 : sb));
     weightsBytes += bytes;
-    big.push({ label: w.label, bytes, tiled: w.key.startsWith('embed_tokens') });
+    // E is uploaded in row parts of at most one buffer and one binding (vocab_tiles.ts uploadRowSplit)
+    const embed = w.key.startsWith('embed_tokens');
+    const part = embed ? Math.min(bytes, pad(rowSplitRows(C, sb, Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize)) * C * sb)) : bytes;
+    big.push({ label: embed && part < bytes ? `${w.label} row part` : w.label, bytes: part, tiled: embed });
   }
   const kvBytesPerUtterance = kvCacheBytesPerUtterance(dims, E, inp.storage);
   big.push({ label: 'K/V cache layer (E,C)', bytes: pad(E * C * sb) });

@@ -31,6 +31,7 @@ import type { GpuRuntime } from '../gpu/runtime';
 import { chooseStorageFor, type StorageChoice } from '../gpu/storage-choice';
 import { type StorageType, uploadAs } from '../gpu/wgsl-variants';
 import type { TensorSource } from '../model/safetensors';
+import { type RowSplit, uploadRowSplit } from './kernels/vocab_tiles';
 
 export type { StorageType } from '../gpu/wgsl-variants';
 export { chooseStorageFor, type StorageChoice } from '../gpu/storage-choice';
@@ -103,8 +104,8 @@ export interface DecoderLayerWeights {
 
 export interface DecoderWeights {
   dims: WhisperDecoderDims;
-  /** E (V, C): token embedding and tied output projection */
-  embedTokens: GPUBuffer;
+  /** E (V, C): token embedding and tied output projection, in row parts where it is over maxBufferSize */
+  embedTokens: RowSplit;
   /** P (NP, C) */
   embedPositions: GPUBuffer;
   layers: DecoderLayerWeights[];
@@ -168,7 +169,15 @@ export function uploadDecoderWeights(rt: GpuRuntime, st: TensorSource, heads: nu
     v: linear(`${name}.v_proj`, C, C),
     out: linear(`${name}.out_proj`, C, C),
   });
-  const embedTokens = tensor(`${PREFIX}embed_tokens.weight`, [V, C]);
+  // E: the one tensor that outgrows a buffer (large-v3: 253 MiB in f32; phones allow less): row parts
+  const eName = `${PREFIX}embed_tokens.weight`;
+  const eInfo = st.info(eName);
+  if (eInfo.shape.length !== 2 || eInfo.shape[0] !== V || eInfo.shape[1] !== C) throw new Error(`${eName}: shape [${eInfo.shape}] ≠ expected [${V},${C}]`);
+  const embedTokens = uploadRowSplit(rt, eName, st.float32(eName), V, C, storage);
+  for (const p of embedTokens.parts) {
+    owned.push(p.buffer);
+    bytes += p.buffer.size;
+  }
   const embedPositions = tensor(`${PREFIX}embed_positions.weight`, [NP, C]);
   const layers: DecoderLayerWeights[] = [];
   for (let l = 0; l < L; l++) {

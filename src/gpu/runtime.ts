@@ -57,6 +57,24 @@ interface MemoryAccount {
 const accounts = new WeakMap<GPUDevice, MemoryAccount>();
 /** softwareAdapter decided for a device by setSoftwareAdapter (shared by all its GpuRuntimes). */
 const softwareByDevice = new WeakMap<GPUDevice, boolean>();
+/** A lower cap on buffer and binding sizes for a device (GpuRuntime.capBufferBytes). */
+const capByDevice = new WeakMap<GPUDevice, number>();
+
+/** The buffer limits the engine plans with: the device's, lowered by GpuRuntime.capBufferBytes if set. */
+export interface BufferLimits {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+  minStorageBufferOffsetAlignment: number;
+}
+
+export function bufferLimits(device: GPUDevice): BufferLimits {
+  const cap = capByDevice.get(device) ?? Infinity;
+  return {
+    maxBufferSize: Math.min(device.limits.maxBufferSize, cap),
+    maxStorageBufferBindingSize: Math.min(device.limits.maxStorageBufferBindingSize, cap),
+    minStorageBufferOffsetAlignment: device.limits.minStorageBufferOffsetAlignment,
+  };
+}
 
 export class GpuRuntime {
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
@@ -108,6 +126,28 @@ export class GpuRuntime {
 
   private adapterInfo(): (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined {
     return (this.device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
+  }
+
+  /**
+   * Plan every buffer and binding of this device as if it allowed at most `bytes` (null: the device's own
+   * limits). WebGPU cannot request limits below the defaults, so this is how the engine is run as on a
+   * phone or an integrated GPU (tests force 16 MiB): tensors over it are split (src/engine/weights.ts
+   * row parts) and any buffer created over it throws, naming it.
+   */
+  capBufferBytes(bytes: number | null): void {
+    if (bytes === null) capByDevice.delete(this.device);
+    else capByDevice.set(this.device, bytes);
+  }
+
+  /** The buffer limits in force (bufferLimits of the device). */
+  get limits(): BufferLimits {
+    return bufferLimits(this.device);
+  }
+
+  /** A buffer over maxBufferSize fails later, as a validation error that names no tensor: refuse it here. */
+  private checkSize(label: string, size: number): void {
+    const max = this.limits.maxBufferSize;
+    if (size > max) throw new Error(`${label}: a buffer of ${size} bytes is over this device's maxBufferSize (${max} bytes); the tensor must be split`);
   }
 
   /** Count `buf` as live until its destroy() (which is wrapped to uncount it, once). */
@@ -194,6 +234,7 @@ export class GpuRuntime {
   /** Storage buffer initialised with `data` (COPY_SRC|COPY_DST too, for readback and reuse). */
   upload(label: string, data: ArrayBufferView, extraUsage = 0): GPUBuffer {
     const size = padBytes(data.byteLength);
+    this.checkSize(label, size);
     const buf = this.track(
       this.device.createBuffer({
         label,
@@ -209,6 +250,7 @@ export class GpuRuntime {
 
   /** Uninitialised (zeroed) storage buffer of `byteLength` bytes. */
   storage(label: string, byteLength: number, extraUsage = 0): GPUBuffer {
+    this.checkSize(label, padBytes(byteLength));
     return this.track(
       this.device.createBuffer({
         label,

@@ -83,7 +83,7 @@ describe('f16 vs f32 storage, real Whisper base (shader-f16 adapter)', { skip },
     const { weights, cache } = model.f16;
     assert.equal(weights.storage, 'f16');
     assert.equal(model.f32.weights.storage, 'f32');
-    assert.equal(bufferStorage(weights.embedTokens), 'f16');
+    assert.equal(bufferStorage(weights.embedTokens.parts[0].buffer), 'f16');
     assert.equal(bufferStorage(weights.layers[0].fc1.w), 'f16');
     assert.equal(bufferStorage(weights.layers[0].fc1.b!), 'f32');
     const planned = decoderWeightSpecs(weights.dims).reduce((s, w) => s + Math.max(4, Math.ceil((w.elems * (w.vector ? 4 : 2)) / 4) * 4), 0);

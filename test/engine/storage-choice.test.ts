@@ -46,7 +46,7 @@ describe('storage choice (adapter without shader-f16)', () => {
     writeTinyWhisper(dir, { d_model: 64, heads: 2, ffn: 128, layers: 1, vocab: 300, positions: 16 }, 5);
     const w = loadDecoderWeights(rt, dir, 'auto'); // the engine's default choice
     assert.equal(w.storage, 'f32');
-    assert.equal(bufferStorage(w.embedTokens), 'f32');
+    assert.equal(bufferStorage(w.embedTokens.parts[0].buffer), 'f32');
     assert.equal(bufferStorage(w.layers[0].fc1.w), 'f32');
     const cache = new EncoderKvCache(rt, w, { frames: 8 });
     await cache.add('u', randomF32(8 * 64, 3));

@@ -4,14 +4,15 @@
  *   X (T, C) = E[tok] + P[pos]      tok, pos: (T,) u32   E: (V, C)   P: (NP, C)
  *
  * E is bound as vocab tiles (src/engine/kernels/vocab_tiles.ts) so V·C·4 may exceed
- * maxStorageBufferBindingSize; one dispatch per tile, bit-exact result either way.
+ * maxStorageBufferBindingSize, and may be a RowSplit (row parts in separate buffers) so it may exceed
+ * maxBufferSize; one dispatch per tile, bit-exact result either way.
  * tok ≥ V or pos ≥ NP → zero row. No backward: the tables are frozen and carry no adapter.
  * CPU reference: src/engine/reference/embedding.ts. Test: test/engine/embedding.test.ts.
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
-import { bufferElemBytes, bufferStorage, type StorageType, uploadAs, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
+import { bufferElemBytes, bufferStorage, STORAGE_BYTES, type StorageType, uploadAs, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
 import { bindGroupAt, checkDims, grid1d, needElems, type PreparedCall } from './kernel-util';
-import { deviceTileLimits, planVocabTiles, type VocabTile } from './vocab_tiles';
+import { asRowSplit, deviceTileLimits, planSplitTiles, type RowSplit, type VocabTile } from './vocab_tiles';
 
 const WG = 256;
 
@@ -38,7 +39,7 @@ export interface EmbeddingOptions {
 export async function prepareEmbedding(
   rt: GpuRuntime,
   shape: EmbeddingShape,
-  b: { tokens: GPUBuffer; positions: GPUBuffer; E: GPUBuffer; P: GPUBuffer; x: GPUBuffer },
+  b: { tokens: GPUBuffer; positions: GPUBuffer; E: GPUBuffer | RowSplit; P: GPUBuffer; x: GPUBuffer },
   opts: EmbeddingOptions = {},
 ): Promise<PreparedCall & { tiles: VocabTile[] }> {
   const label = opts.label ?? 'embedding';
@@ -47,14 +48,15 @@ export async function prepareEmbedding(
   if (C < 1 || V < 1 || NP < 1) throw new Error(`${label}: C, V, NP must be ≥ 1`);
   needElems(label, b.tokens, T, 'tokens (T,)');
   needElems(label, b.positions, T, 'positions (T,)');
-  needElems(label, b.E, V * C, 'E (V,C)');
+  const E = asRowSplit(b.E, V, C);
+  for (const part of E.parts) needElems(label, part.buffer, part.rows * C, `E rows [${part.r0}, ${part.r0 + part.rows}) (V,C)`);
   needElems(label, b.P, NP * C, 'P (NP,C)');
   needElems(label, b.x, T * C, 'X (T,C)');
-  const storage = bufferStorage(b.E);
+  const storage = E.storage;
   if (bufferStorage(b.P) !== storage) throw new Error(`${label}: E is ${storage} but P is ${bufferStorage(b.P)} (one storage type for both tables)`);
-  const lim = deviceTileLimits(rt.device, opts.maxBindingBytes, bufferElemBytes(b.E));
+  const lim = deviceTileLimits(rt.device, opts.maxBindingBytes, STORAGE_BYTES[storage]);
   if (NP * C * bufferElemBytes(b.P) > lim.maxBindingBytes) throw new Error(`${label}: P (${NP}×${C}) exceeds one binding`);
-  const tiles = planVocabTiles(V, C, lim);
+  const tiles = planSplitTiles(E, lim);
   const pipeline = await rt.pipeline(embeddingKernel(storage));
   const wg = grid1d(T * C, WG, rt.device.limits.maxComputeWorkgroupsPerDimension);
   const uniforms: GPUBuffer[] = [];
@@ -68,7 +70,7 @@ export async function prepareEmbedding(
       [0, u],
       [1, b.tokens],
       [2, b.positions],
-      [3, { buffer: b.E, offset: tile.offsetBytes, size: tile.sizeBytes }],
+      [3, { buffer: tile.buffer!, offset: tile.offsetBytes, size: tile.sizeBytes }],
       [4, b.P],
       [5, b.x],
     ]);

@@ -17,9 +17,9 @@
  * E is frozen: no dE. CPU reference: src/engine/reference/logits_ce.ts. Test: test/engine/logits_ce.test.ts.
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
-import { bufferElemBytes, bufferStorage, type StorageType, uploadAs, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
+import { STORAGE_BYTES, type StorageType, uploadAs, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
 import { bindGroupAt, checkDims, grid1d, needElems } from './kernel-util';
-import { deviceTileLimits, planVocabTiles, vocabTileRows, type VocabTile, type VocabTileLimits } from './vocab_tiles';
+import { asRowSplit, deviceTileLimits, planSplitTiles, planVocabTiles, uploadRowSplit, vocabTileRows, type RowSplit, type VocabTile, type VocabTileLimits } from './vocab_tiles';
 
 type Entry = 'logits_tile' | 'ce_tile_stats' | 'ce_finalize' | 'dh_tile' | 'dh_reduce' | 'logits_tile_rt' | 'dh_tile_rt';
 
@@ -107,12 +107,13 @@ function paramsWords(
 export function logitsCeLayout(
   shape: LogitsCeShape,
   lim: VocabTileLimits,
-  opts: Pick<LogitsCeOptions, 'maxTileRows' | 'splitK'> = {},
+  opts: Pick<LogitsCeOptions, 'maxTileRows' | 'splitK'> & { E?: RowSplit } = {},
 ): { R: number; tiles: VocabTile[]; splits: number; scratchElems: number; partialElems: number } {
   const { T, C, V } = shape;
   const tileLim = { ...lim, scratchBytesPerRow: 4 * T, maxRows: opts.maxTileRows ?? 8192 };
   const R = vocabTileRows(C, tileLim);
-  const tiles = planVocabTiles(V, C, tileLim);
+  // E in row parts (over maxBufferSize): tiles inside each part
+  const tiles = opts.E ? planSplitTiles(opts.E, tileLim) : planVocabTiles(V, C, tileLim);
   const dhGrid2 = Math.ceil(C / TILE) * Math.ceil(T / TILE);
   const splits = opts.splitK ?? Math.max(
     1,
@@ -133,7 +134,7 @@ export function logitsCeLayout(
 export async function prepareLogitsCe(
   rt: GpuRuntime,
   shape: LogitsCeShape,
-  b: { h: GPUBuffer; E: GPUBuffer; targets: GPUBuffer; dh?: GPUBuffer },
+  b: { h: GPUBuffer; E: GPUBuffer | RowSplit; targets: GPUBuffer; dh?: GPUBuffer },
   opts: LogitsCeOptions = {},
 ): Promise<LogitsCeCall> {
   const label = opts.label ?? 'logits_ce';
@@ -141,12 +142,13 @@ export async function prepareLogitsCe(
   checkDims(label, { T, C, V, TC: T * C, VC: V * C });
   if (T < 1 || C < 1 || V < 1) throw new Error(`${label}: T, C, V must be ≥ 1`);
   needElems(label, b.h, T * C, 'H (T,C)');
-  needElems(label, b.E, V * C, 'E (V,C)');
+  const E = asRowSplit(b.E, V, C);
+  for (const part of E.parts) needElems(label, part.buffer, part.rows * C, `E rows [${part.r0}, ${part.r0 + part.rows}) (V,C)`);
   needElems(label, b.targets, T, 'targets (T,)');
   if (b.dh) needElems(label, b.dh, T * C, 'dH (T,C)');
-  const lim = deviceTileLimits(rt.device, opts.maxBindingBytes, bufferElemBytes(b.E));
+  const lim = deviceTileLimits(rt.device, opts.maxBindingBytes, STORAGE_BYTES[E.storage]);
   if (T * C * 4 > lim.maxBindingBytes) throw new Error(`${label}: H (${T}×${C}) exceeds one binding`);
-  const { R, tiles, splits } = logitsCeLayout(shape, lim, opts);
+  const { R, tiles, splits } = logitsCeLayout(shape, lim, { ...opts, E });
   const maxDim = rt.device.limits.maxComputeWorkgroupsPerDimension;
   if (Math.ceil(T / TILE) > maxDim || Math.ceil(R / TILE) > maxDim) throw new Error(`${label}: T or tile rows too large`);
 
@@ -154,7 +156,7 @@ export async function prepareLogitsCe(
     ((opts.registerTiled ?? rt.softwareAdapter)
       ? (['logits_tile_rt', 'ce_tile_stats', 'ce_finalize', 'dh_tile_rt', 'dh_reduce'] as const)
       : (['logits_tile', 'ce_tile_stats', 'ce_finalize', 'dh_tile', 'dh_reduce'] as const)
-    ).map((e) => rt.pipeline(logitsCeKernel(e, bufferStorage(b.E)))),
+    ).map((e) => rt.pipeline(logitsCeKernel(e, E.storage))),
   );
 
   const owned: GPUBuffer[] = [];
@@ -170,7 +172,7 @@ export async function prepareLogitsCe(
   };
   let lossScale = opts.lossScale ?? 1;
 
-  const eTile = (t: VocabTile): GPUBufferBinding => ({ buffer: b.E, offset: t.offsetBytes, size: t.sizeBytes });
+  const eTile = (t: VocabTile): GPUBufferBinding => ({ buffer: t.buffer!, offset: t.offsetBytes, size: t.sizeBytes });
   const lTile = (t: VocabTile): GPUBufferBinding => ({ buffer: scratch, offset: 0, size: Math.max(4, T * t.rows * 4) });
   const rowGrid = grid1d(T, 1, maxDim);
 
@@ -308,11 +310,13 @@ export async function logitsCrossEntropy(
   E: Float32Array,
   targets: Int32Array,
   shape: LogitsCeShape,
-  opts: LogitsCeOptions & { withGrad?: boolean; storage?: StorageType } = {},
+  opts: LogitsCeOptions & { withGrad?: boolean; storage?: StorageType; rowParts?: boolean } = {},
 ): Promise<LogitsCeResult> {
-  const { T, C } = shape;
+  const { T, C, V } = shape;
   const h = rt.upload('logits_ce:H', H);
-  const e = uploadAs(rt, 'logits_ce:E', E, opts.storage ?? 'f32');
+  // rowParts: E in row parts of at most the device's buffer limits (rt.capBufferBytes lowers them), as the decoder uploads it
+  const split = opts.rowParts ? uploadRowSplit(rt, 'logits_ce:E', E, V, C, opts.storage ?? 'f32') : null;
+  const e = split ?? uploadAs(rt, 'logits_ce:E', E, opts.storage ?? 'f32');
   const tg = rt.upload('logits_ce:targets', targets);
   const dh = opts.withGrad ? rt.storage('logits_ce:dH', T * C * 4) : undefined;
   try {
@@ -333,6 +337,6 @@ export async function logitsCrossEntropy(
     call.destroy();
     return res;
   } finally {
-    for (const buf of [h, e, tg, dh]) buf?.destroy();
+    for (const buf of [h, tg, dh, ...(split ? split.parts.map((q) => q.buffer) : [e as GPUBuffer])]) buf?.destroy();
   }
 }

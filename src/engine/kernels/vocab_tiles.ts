@@ -12,7 +12,14 @@
  * R (rows per tile) is the largest multiple of rowAlign that keeps every binding of the kernel
  * ≤ maxBindingBytes, where rowAlign makes each offset a multiple of minStorageBufferOffsetAlignment
  * (256 by default): rowAlign = align / gcd(C·eb, align) (1 when C·eb is a multiple of 256, e.g. C=512).
+ *
+ * Where E is larger than one buffer may be (maxBufferSize: 256 MiB by default, less on phones and integrated
+ * GPUs; large-v3's E is 253 MiB in f32), it is uploaded as row parts, each its own GPUBuffer (RowSplit,
+ * uploadRowSplit), and the tiles are planned inside each part (planSplitTiles): a tile never crosses two
+ * buffers, and `buffer` names the one it binds.
  */
+import { bufferLimits, type GpuRuntime } from '../../gpu/runtime';
+import { bufferStorage, STORAGE_BYTES, type StorageType, uploadAs } from '../../gpu/wgsl-variants';
 
 export interface VocabTile {
   /** first vocabulary row of the tile */
@@ -22,6 +29,64 @@ export interface VocabTile {
   /** byte offset and size of the tile's binding of E */
   offsetBytes: number;
   sizeBytes: number;
+  /** the buffer the tile binds (a row part of a RowSplit); absent: the one buffer E */
+  buffer?: GPUBuffer;
+}
+
+/** A (rows, cols) matrix stored as consecutive row ranges, each in its own buffer (one part when it fits). */
+export interface RowSplit {
+  rows: number;
+  cols: number;
+  storage: StorageType;
+  parts: { buffer: GPUBuffer; r0: number; rows: number }[];
+}
+
+/**
+ * Rows per part so that a part fits one buffer and one binding (every tile then fits the binding too): a
+ * multiple of 256 rows where one fits, so a tile starting at a part keeps the row alignment the kernels need
+ * (offset alignment / gcd(row bytes, 256) and generate.ts's 64-row logits tiles both divide 256).
+ */
+export function rowSplitRows(cols: number, elemBytes: number, maxBytes: number): number {
+  const R = Math.floor(maxBytes / (cols * elemBytes));
+  if (R < 1) throw new Error(`a row of ${cols} × ${elemBytes} B is over the ${maxBytes} B a buffer may hold`);
+  return R >= PART_ROW_ALIGN ? R - (R % PART_ROW_ALIGN) : R;
+}
+const PART_ROW_ALIGN = 256;
+
+/** Upload `data` (rows, cols) as `storage` in as few parts as the device's buffer and binding limits allow. */
+export function uploadRowSplit(rt: GpuRuntime, label: string, data: Float32Array, rows: number, cols: number, storage: StorageType): RowSplit {
+  const lim = rt.limits;
+  const R = rowSplitRows(cols, STORAGE_BYTES[storage], Math.min(lim.maxBufferSize, lim.maxStorageBufferBindingSize));
+  const parts: RowSplit['parts'] = [];
+  try {
+    for (let r0 = 0; r0 < rows; r0 += R) {
+      const n = Math.min(R, rows - r0);
+      const name = rows <= R ? label : `${label} rows [${r0}, ${r0 + n})`;
+      parts.push({ buffer: uploadAs(rt, name, data.subarray(r0 * cols, (r0 + n) * cols), storage), r0, rows: n });
+    }
+  } catch (e) {
+    parts.forEach((p) => p.buffer.destroy());
+    throw e;
+  }
+  return { rows, cols, storage, parts };
+}
+
+/** A single buffer (V, C) as a one-part RowSplit (kernel tests and one-shot helpers pass plain buffers). */
+export function asRowSplit(E: GPUBuffer | RowSplit, rows: number, cols: number): RowSplit {
+  if (!(E as RowSplit).parts) return { rows, cols, storage: bufferStorage(E as GPUBuffer), parts: [{ buffer: E as GPUBuffer, r0: 0, rows }] };
+  const s = E as RowSplit;
+  if (s.rows !== rows || s.cols !== cols) throw new Error(`row-split tensor is (${s.rows}, ${s.cols}), expected (${rows}, ${cols})`);
+  return s;
+}
+
+/** Bytes of every part (what the split tensor holds on the GPU). */
+export function rowSplitBytes(s: RowSplit): number {
+  return s.parts.reduce((a, p) => a + p.buffer.size, 0);
+}
+
+/** The tiles of planVocabTiles inside each part, with rows and v0 of the whole matrix and `buffer` set. */
+export function planSplitTiles(E: RowSplit, lim: VocabTileLimits): VocabTile[] {
+  return E.parts.flatMap((p) => planVocabTiles(p.rows, E.cols, lim).map((t) => ({ ...t, v0: t.v0 + p.r0, buffer: p.buffer })));
 }
 
 export interface VocabTileLimits {
@@ -73,10 +138,11 @@ export function planVocabTiles(V: number, C: number, lim: VocabTileLimits): Voca
 
 /** Limits from a device, optionally capped lower (tests use a small cap to force many tiles). */
 export function deviceTileLimits(device: GPUDevice, maxBindingBytes?: number, elemBytes = 4): VocabTileLimits {
-  const devMax = device.limits.maxStorageBufferBindingSize;
+  const l = bufferLimits(device);
+  const devMax = l.maxStorageBufferBindingSize;
   return {
     maxBindingBytes: Math.min(devMax, maxBindingBytes ?? devMax),
-    offsetAlignment: device.limits.minStorageBufferOffsetAlignment,
+    offsetAlignment: l.minStorageBufferOffsetAlignment,
     elemBytes,
   };
 }
