@@ -30,22 +30,13 @@ import { FsModelSource } from '../../src/model/source';
 import { DEMO_DIR, MODEL_DIR } from '../support/env';
 import { baselineOracle, readF32, type OracleClip } from '../support/oracle';
 import { describeAdapter, nodeTestGpu } from '../support/node-gpu';
-import { loadDecoderWeights, tokenBatch, uniformTestTheta } from './decoder-parity-support';
+import { loadDecoderWeights, lossAroundOneStep, tokenBatch, uniformTestTheta } from './decoder-parity-support';
+import { randomF32 } from '../support/random';
 
 const MiB = 2 ** 20;
 const CAP = 16 * MiB;
 const CLIPS = ['en_01', 'es_02'];
 const ADAPTERS: AdapterConfig = { kind: 'lora', r: 4, alpha: 8, dropout: 0, seed: 3, targets: ['self_attn.q_proj', 'fc1'], layers: [0, 5] };
-
-function randn(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 describe('no buffer over the limits: a 16 MiB cap', () => {
   let ctx: GpuContext;
@@ -62,7 +53,7 @@ describe('no buffer over the limits: a 16 MiB cap', () => {
 
   test('(a) embedding and logits + CE over E in row parts (several tiles per part) = one buffer', async () => {
     const V = 3001, C = 64, T = 5, NP = 8;
-    const E = randn(V * C, 1), P = randn(NP * C, 2), H = randn(T * C, 3);
+    const E = randomF32(V * C, 1), P = randomF32(NP * C, 2), H = randomF32(T * C, 3);
     const tokens = new Uint32Array([0, 255, 256, 2999, 3000]);
     const positions = new Uint32Array([0, 1, 2, 3, 7]);
     const targets = new Int32Array([3000, 7, 256, 1500, -100]);
@@ -165,14 +156,7 @@ describe('no buffer over the limits: a 16 MiB cap', () => {
           const { weights, cache } = model[k];
           const eng = await WhisperDecoderEngine.create(rt, weights, { B: batch.B, S: batch.S }, ADAPTERS, cache, { theta, label: `limits-engine[${k}]` });
           try {
-            eng.setBatch(batch);
-            eng.forward(0, { eval: true });
-            const l0 = await eng.readLoss();
-            eng.forward(1);
-            eng.backward(1);
-            eng.optimizerStep(1);
-            eng.forward(0, { eval: true });
-            const l1 = await eng.readLoss();
+            const [l0, l1] = await lossAroundOneStep(eng, batch);
             if (k === 'capped') {
               const mem = rt.memory(400);
               const over = mem.top.filter((b) => b.bytes > CAP && !b.label.startsWith(`${model.whole.weights.embedTokens.parts[0].buffer.label}`));

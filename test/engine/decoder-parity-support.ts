@@ -12,6 +12,20 @@ import { drawAdapterTheta, mulberry32, type AdapterPlan } from '../../src/engine
 import { materializeAdapterNoise } from '../../src/engine/reference/lora';
 import { splitSeed } from '../../src/engine/kernels/kernel-util';
 import type { OracleClip } from '../support/oracle';
+import type { WhisperDecoderEngine } from '../../src/engine/decoder';
+
+/** Eval CE, one training step (forward + backward + AdamW on micro-batch 1), eval CE again: the loss pair the f16 and buffer-limit tests compare. */
+export async function lossAroundOneStep(eng: WhisperDecoderEngine, batch: TokenBatch): Promise<[LossRead, LossRead]> {
+  eng.setBatch(batch);
+  eng.forward(0, { eval: true });
+  const l0 = await eng.readLoss();
+  eng.forward(1);
+  eng.backward(1);
+  eng.optimizerStep(1);
+  eng.forward(0, { eval: true });
+  return [l0, await eng.readLoss()];
+}
+type LossRead = Awaited<ReturnType<WhisperDecoderEngine['readLoss']>>;
 
 export const TOK = { SOT: 50258, EOT: 50257, TRANSCRIBE: 50359, NO_TIMESTAMPS: 50363, LANG: { en: 50259, es: 50262 } as Record<string, number> };
 

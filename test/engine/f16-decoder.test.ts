@@ -35,7 +35,7 @@ import { FsModelSource } from '../../src/model/source';
 import { DEMO_DIR, MODEL_DIR } from '../support/env';
 import { baselineOracle, readF32, type OracleClip } from '../support/oracle';
 import { describeAdapter, nodeF16Gpu } from '../support/node-gpu';
-import { loadDecoderWeights, tokenBatch, uniformTestTheta } from './decoder-parity-support';
+import { loadDecoderWeights, lossAroundOneStep, tokenBatch, uniformTestTheta } from './decoder-parity-support';
 
 const CLIPS = ['en_01', 'es_02'];
 const ADAPTERS: AdapterConfig = { kind: 'lora', r: 4, alpha: 8, dropout: 0, seed: 3, targets: ['self_attn.q_proj', 'encoder_attn.v_proj'], layers: [0, 5] };
@@ -110,15 +110,8 @@ describe('f16 vs f32 storage, real Whisper base (shader-f16 adapter)', { skip },
       rt.resetPeak();
       const eng = await WhisperDecoderEngine.create(rt, weights, { B: batch.B, S: batch.S }, adapters, cache, { theta, label: `f16test-engine[${st}]` });
       try {
-        eng.setBatch(batch);
         const t = performance.now();
-        eng.forward(0, { eval: true });
-        const l0 = await eng.readLoss();
-        eng.forward(1);
-        eng.backward(1);
-        eng.optimizerStep(1);
-        eng.forward(0, { eval: true });
-        const l1 = await eng.readLoss();
+        const [l0, l1] = await lossAroundOneStep(eng, batch);
         await eng.readGradNorm();
         await eng.readState(); // a checkpoint's readback staging, as memory-plan.test.ts
         if (st === 'f16' && measure) f16EnginePeak = rt.memory().peakBytes - live0;
