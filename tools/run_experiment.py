@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-report", action="store_true", help="run, do not write the markdown report")
     ap.add_argument("--markdown", help="report path (default: the sweep's report.markdown)")
     ap.add_argument("--limit-runs", type=int, help="only the first N runs of the expansion")
+    ap.add_argument("--seeds", help="override the sweep's seeds, e.g. 0,1,2")
     ap.add_argument("--launcher", help='how to start the torch trainer, e.g. "accelerate launch --num_processes 8" '
                     "(default: this Python)")
     args = ap.parse_args(argv)
@@ -244,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     sweep_path = Path(args.config)
     sweep = expand_vars(json.loads(sweep_path.read_text(encoding="utf-8")))
     backend = args.backend or sweep.get("backend", "torch")
+    if args.seeds:
+        try:
+            sweep["seeds"] = [int(x) for x in args.seeds.split(",") if x.strip()]
+        except ValueError:
+            raise SystemExit(f"--seeds {args.seeds!r}: expected whole numbers separated by commas, e.g. 0,1,2")
     import shlex
 
     # The launcher first: a wrong one is reported before anything is created or run.

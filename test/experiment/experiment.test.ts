@@ -221,4 +221,12 @@ test('engine backend (blora-studio train) agrees with the torch backend on the C
   }
   const md = readFileSync(join(REPO, 'test-results/experiment/ci-engine-results.md'), 'utf8');
   assert.match(md, /\| LoRA \| engine \| 1 \|/, 'the report names the engine backend');
+  // tools/compare_backends.py (docs/demo-backends.md) reads the same two run folders and must find the same steps.
+  const cmp = spawnSync(requirePython(), [join(REPO, 'tools/compare_backends.py'), torchDir, join(engOut, 'runs', 'lora-s0')], { encoding: 'utf8' });
+  assert.equal(cmp.status, 0, cmp.stderr);
+  const worst = /Largest relative CE difference over (\d+) steps: (\S+)\./.exec(cmp.stdout);
+  assert.ok(worst, cmp.stdout);
+  assert.equal(Number(worst[1]), rows.length);
+  assert.ok(Number(worst[2]) <= CE_TOL * 1.01, `compare_backends: ${worst[2]}`);
+  assert.match(cmp.stdout, /\| 1 \| \d\.\d{4} \| \d\.\d{4} \|/);
 });
