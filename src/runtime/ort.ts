@@ -103,12 +103,25 @@ export async function createSession(bytes: Uint8Array, backend: OrtBackend, labe
   }
 }
 
-/** The training kernels' variant probe on a device of its own (an adapter can hand out one device). */
-async function probeCpuLike(level: 'core' | 'compatibility'): Promise<VariantProbe> {
-  const ctx = await acquireDevice({ featureLevel: level, label: 'encoder-backend-probe' });
-  try {
-    return await probeRegisterTiled(new GpuRuntime(ctx.device));
-  } finally {
-    await ctx.destroy();
+/**
+ * The training kernels' variant probe on a device of its own (an adapter can hand out one device). The page keeps
+ * one adapter, so the answer is kept per feature level: a second model load does not open a device and time it
+ * again (about 1 s on a software adapter). A failed probe is not kept, so the next load tries again.
+ */
+const probes = new Map<'core' | 'compatibility', Promise<VariantProbe>>();
+function probeCpuLike(level: 'core' | 'compatibility'): Promise<VariantProbe> {
+  let p = probes.get(level);
+  if (!p) {
+    p = (async () => {
+      const ctx = await acquireDevice({ featureLevel: level, label: 'encoder-backend-probe' });
+      try {
+        return await probeRegisterTiled(new GpuRuntime(ctx.device));
+      } finally {
+        await ctx.destroy();
+      }
+    })();
+    p.catch(() => probes.delete(level));
+    probes.set(level, p);
   }
+  return p;
 }
