@@ -2,7 +2,7 @@
 evaluations, and the transcripts utterance by utterance. Used on experiments/demo-dropout0.json, where no random
 numbers are drawn, so the two backends must give the same adapter (docs/demo-backends.md).
 
-  python tools/compare_backends.py RUN_DIR_A RUN_DIR_B [--md OUT.md]
+  python tools/compare_backends.py RUN_DIR_A RUN_DIR_B
 
 A run folder is what tools/run_experiment.py writes per run (metrics.jsonl; transcripts in transcripts.jsonl from
 the engine, hyps-<set>-step<N>.jsonl from torch).
@@ -10,13 +10,10 @@ the engine, hyps-<set>-step<N>.jsonl from torch).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-
-def read_jsonl(p: Path) -> list[dict]:
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
+from experiment_report import final_evals, read_jsonl
 
 
 def load_run(d: Path) -> dict:
@@ -25,8 +22,8 @@ def load_run(d: Path) -> dict:
         sys.exit(f"{d}: no metrics.jsonl (not a run folder, or the run did not start)")
     recs = read_jsonl(m)
     train = {r["step"]: r for r in recs if r.get("kind", "train") == "train" and "ce" in r}
-    evals = [r for r in recs if r.get("kind") == "eval"]
-    last = max((r["step"] for r in evals), default=None)
+    evals = final_evals(recs)
+    last = evals[0]["step"] if evals else None
     hyps: dict[tuple[str, str], str] = {}
     if (d / "transcripts.jsonl").exists():  # engine: every evaluation in one file
         for r in read_jsonl(d / "transcripts.jsonl"):
@@ -38,7 +35,7 @@ def load_run(d: Path) -> dict:
             hyps[(s, r["id"].removesuffix(".wav"))] = r["hypothesis"]
     backend = next((r["backend"] for r in recs if r.get("backend")), d.name)
     return {"dir": d, "backend": backend, "train": train,
-            "evals": {r["set"]: r for r in evals if r["step"] == last}, "last": last, "hyps": hyps}
+            "evals": {r["set"]: r for r in evals}, "last": last, "hyps": hyps}
 
 
 def rel(a: float, b: float) -> float:
@@ -49,7 +46,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("a", type=Path)
     ap.add_argument("b", type=Path)
-    ap.add_argument("--md", type=Path, help="also write the tables to this markdown file")
     args = ap.parse_args()
     A, B = load_run(args.a), load_run(args.b)
     na, nb = A["backend"], B["backend"]
@@ -73,10 +69,7 @@ def main() -> None:
     for k in keys:
         if A["hyps"][k] != B["hyps"][k]:
             out.append(f"- {k[0]}/{k[1]}: {na} “{A['hyps'][k]}” · {nb} “{B['hyps'][k]}”")
-    text = "\n".join(out) + "\n"
-    print(text, end="")
-    if args.md:
-        args.md.write_text(text)
+    print("\n".join(out))
 
 
 if __name__ == "__main__":
