@@ -4,8 +4,11 @@
               the language and task given, no timestamps, num_beams 1 (as tools/oracle_baseline.py)
   --ct2 DIR   ctranslate2.models.Whisper.generate on transformers' log-mel features of the clip (the model
               compared alone: same features as --hf), greedy (beam_size 1), CPU float32, prompt
-              <|startoftranscript|> <|lang|> <|transcribe|> <|notimestamps|>; and faster-whisper WhisperModel on CPU (compute_type float32), beam_size 1, temperature 0, the
-              language given, without_timestamps, no conditioning, no VAD — one segment per clip
+              <|startoftranscript|> <|lang|> <|transcribe|> <|notimestamps|>; and faster-whisper WhisperModel.transcribe
+              on CPU (compute_type float32), beam_size 1, temperature 0, the language given, without_timestamps,
+              no conditioning, no VAD, no no-speech skip, the generation config's suppress_tokens — one segment
+              per clip — twice: with its own log-mel (faster_whisper) and with transformers' log-mel swapped
+              into its feature extractor (faster_whisper_hf_features: the export compared alone)
   --base DIR  optionally a second transformers model (e.g. the source) for a bit-identity check of a
               zero-B export: every tensor of --hf equal to --base's
 Clips: --clip ID=PATH:LANG (repeatable). Prints one JSON object: {hf: {id: {tokens, text}}, ct2: {...}, ...}.
@@ -82,17 +85,39 @@ def main() -> None:
             res[cid] = {"tokens": ids, "text": tok.decode(ids, skip_special_tokens=True).strip()}
         out["ct2"] = res
         out["ct2_s"] = time.time() - t0
-        t0 = time.time()
         from faster_whisper import WhisperModel
         m = WhisperModel(str(a.ct2), device="cpu", compute_type="float32", cpu_threads=2)
-        res = {}
-        for cid, samples, lang in clips:
-            segs, _ = m.transcribe(samples, language=lang, task="transcribe", beam_size=1, best_of=1, temperature=0.0,
-                                   without_timestamps=True, condition_on_previous_text=False, vad_filter=False)
-            segs = list(segs)
-            res[cid] = {"tokens": [t for s in segs for t in s.tokens], "text": "".join(s.text for s in segs).strip()}
-        out["faster_whisper"] = res
-        out["faster_whisper_s"] = time.time() - t0
+        own_fe = m.feature_extractor
+        # the ct2 folder has no generation config: take the transformers export's list (what the engine and
+        # --hf suppress), else faster-whisper's default (-1: the tokenizer's non-speech tokens)
+        gen_cfg = [d / "generation_config.json" for d in (a.ct2, a.hf) if d and (d / "generation_config.json").exists()]
+        suppress = json.loads(gen_cfg[0].read_text())["suppress_tokens"] if gen_cfg else [-1]
+
+        class TransformersFeatures:
+            """faster-whisper's FeatureExtractor with transformers' log-mel (audio zero-padded to 30 s before the
+            STFT, as the studio and --hf do; faster-whisper pads the log-mel instead, which changes the frames
+            past the speech and the dynamic-range floor). One frame more than 3000, because transcribe()
+            counts content frames as shape[-1] - 1."""
+
+            def __getattr__(self, name):
+                return getattr(own_fe, name)
+
+            def __call__(self, waveform, padding=160, chunk_length=None):
+                f = fe(waveform, sampling_rate=16000, return_tensors="np").input_features[0].astype(np.float32)
+                return np.concatenate([f, f[:, -1:]], axis=1)
+
+        for key, extractor in (("faster_whisper", own_fe), ("faster_whisper_hf_features", TransformersFeatures())):
+            t0 = time.time()
+            m.feature_extractor = extractor
+            res = {}
+            for cid, samples, lang in clips:
+                segs, _ = m.transcribe(samples, language=lang, task="transcribe", beam_size=1, best_of=1, temperature=0.0,
+                                       without_timestamps=True, condition_on_previous_text=False, vad_filter=False,
+                                       no_speech_threshold=None, suppress_tokens=list(suppress), suppress_blank=True)
+                segs = list(segs)
+                res[cid] = {"tokens": [t for s in segs for t in s.tokens], "text": "".join(s.text for s in segs).strip()}
+            out[key] = res
+            out[key + "_s"] = time.time() - t0
     print(json.dumps(out))
 
 
