@@ -212,7 +212,7 @@ describe('studio E2E: device loss, NaN and a full quota during training', { time
     const sentence = (await page.getByTestId('compare-summary').textContent()) ?? '';
     assert.match(sentence, /LoRA/);
     assert.match(sentence, /BLoRA β/);
-    for (const n of ['demo LoRA', 'demo BLoRA β=0.01', 'demo BLoRA β=1']) {
+    for (const n of ['demo LoRA', 'demo BLoRA β=1', 'demo BLoRA β=10']) {
       assert.equal(await page.locator('[data-testid=compare-row]', { hasText: n }).count(), 1, `a compare row for ${n}`);
     }
     await page.getByTestId('tab-setup').click();

@@ -6,7 +6,7 @@
  * would cost minutes and prove nothing more about the export. Proofs:
  *  (a) a LoRA whose B is zero exports a model bit-identical to the base: every tensor of the hf
  *      model.safetensors, and the transformers.js decoder ONNX file byte for byte;
- *  (b) on demo eval clips, the greedy transcripts of the engine's merged model (WgslGreedyDecoder with
+ *  (b) on all 12 demo clips, the greedy transcripts of the engine's merged model (WgslGreedyDecoder with
  *      the adapter, encoder states from the baseline oracle) are reproduced by: transformers on the hf
  *      export, CTranslate2 on the ct2 export (same transformers features), the studio's ONNX Transcriber
  *      on the transformers.js export, transformers.js' pipeline (onnxruntime-node) on it — token for token.
@@ -43,8 +43,8 @@ import { loadDecoderWeights } from '../engine/decoder-parity-support';
 process.env.BLORA_WEBGPU_BACKEND ??= 'gl-compat';
 
 const MODEL = requireModel();
-/** demo eval clips: the code-switched eval clip and base-domain clips of both languages */
-const CLIPS = ['cs_03', 'en_01', 'es_02'];
+/** every demo clip (public/demo: 9 base-domain clips in en and es, 3 code-switched) */
+const CLIPS = readFileSync(join(DEMO_DIR, 'manifest.jsonl'), 'utf8').trim().split('\n').map((l) => basename(JSON.parse(l).audio_filepath, '.wav'));
 const B_SCALE = 0.04;
 const ADAPTER: AdapterConfig = {
   kind: 'lora', r: 8, alpha: 16, dropout: 0.05, seed: 7,

@@ -118,11 +118,14 @@ describe('plain-language summaries', () => {
     assert.equal(runSentence(run('l', 'lora', 0, 0.5, 0.51)), 'LoRA: base-domain WER 33 → 50 % (forgot 17 points); new-domain WER 98 → 51 %.');
   });
 
-  test('the Compare view sentence: BLoRA forgot less and learned as well; LoRA did not forget; no LoRA run', () => {
+  test('the Compare view sentence: BLoRA forgot less and learned as well; learned less; neither learned; LoRA did not forget; no LoRA run', () => {
     const s = compareSentence([run('l', 'lora', 0, 0.5, 0.51), run('b', 'blora', 0.01, 0.38, 0.52)]);
     assert.ok(s?.endsWith('BLoRA β 0.01 forgot 12 points less than LoRA, and it learned the new domain as well.'), s ?? 'null');
     const worse = compareSentence([run('l', 'lora', 0, 0.5, 0.3), run('b', 'blora', 0.01, 0.38, 0.6)]);
     assert.ok(worse?.includes('but learned the new domain less (60 vs 30 %)'), worse ?? 'null');
+    // the demo's case: LoRA forgot and got worse on the new domain, BLoRA kept both where they were
+    const neither = compareSentence([run('l', 'lora', 0, 0.5, 1.05), run('b', 'blora', 10, 0.33, 0.98)]);
+    assert.ok(neither?.endsWith('BLoRA β 10 forgot 17 points less than LoRA; neither learned the new domain here (new-domain WER 98 % frozen, 105 % LoRA, 98 % BLoRA β 10): few training clips show the forgetting, not the learning.'), neither ?? 'null');
     const none = compareSentence([run('l', 'lora', 0, 0.33, 0.5), run('b', 'blora', 0.01, 0.33, 0.5)]);
     assert.ok(none?.includes('LoRA did not forget here'), none ?? 'null');
     assert.equal(compareSentence([run('b', 'blora', 0.01, 0.38, 0.52)]), null);
