@@ -85,7 +85,8 @@ def default_experiment() -> dict:
     return {
         "schema": 1, "name": "blora", "data": {"train": "", "eval": []}, "method": "blora",
         "adapter": {"targets": list(DEFAULT_TARGETS), "r": 32, "alpha": 64, "dropout": 0.05,
-                    "estimator": "flipout", "bayesianAOnly": False, "sigmaPrior": 0.01, "beta": 1e-4},
+                    "estimator": "flipout", "bayesianAOnly": False, "sigmaPrior": 0.01, "rhoBInit": "constant",
+                    "beta": 1e-4},
         "optim": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weightDecay": 5e-4, "maxGradNorm": 1.0,
                   "warmupSteps": 10, "schedule": "inverse_sqrt", "steps": 100, "batchSize": 8, "gradAccum": 1},
         "seed": 0, "eval": {"interval": 0, "maxNewTokens": 128},
@@ -186,6 +187,8 @@ def parse_experiment(obj: dict, source: str) -> dict:
                  ("optim.gradAccum", o["gradAccum"])):
         if not (isinstance(v, int) and v >= 1):
             errs.append(f"{k} must be an integer ≥ 1 (got {v})")
+    if a["rhoBInit"] not in ("constant", "uniform"):
+        errs.append(f"adapter.rhoBInit must be constant or uniform (got {json.dumps(a['rhoBInit'])})")
     if o["schedule"] not in ("inverse_sqrt", "cosine", "constant"):
         errs.append(f"optim.schedule must be inverse_sqrt, cosine or constant (got {o['schedule']})")
     if a["beta"] < 0 or a["sigmaPrior"] <= 0 or o["lr"] <= 0:
@@ -414,9 +417,10 @@ def engine_module_order(adapters: dict) -> list[str]:
     return sorted(adapters, key=key)
 
 
-def engine_init(adapters: dict, seed: int) -> None:
+def engine_init(adapters: dict, seed: int, rho_b_init: str = "constant") -> None:
     """initAdapterTheta(plan, seed) of src/engine/adapters.ts: per module in engine order, μ_A (or A) then ρ_A
-    from one mulberry32 stream as f32(lo + (hi − lo)·u); B, μ_B = 0; ρ_B = −50."""
+    from one mulberry32 stream as f32(lo + (hi − lo)·u); B, μ_B = 0; ρ_B = −50 ("constant") or, from the same
+    stream after ρ_A, U(−5.5, −4.5) ("uniform")."""
     import torch
 
     rnd = mulberry32(seed)
@@ -436,7 +440,10 @@ def engine_init(adapters: dict, seed: int) -> None:
                 ad.A.rho.copy_(uniform(ad.A.rho.shape, -5.5, -4.5))
                 if ad.B is not None:
                     ad.B.mu.zero_()
-                    ad.B.rho.fill_(-50.0)
+                    if rho_b_init == "uniform":
+                        ad.B.rho.copy_(uniform(ad.B.rho.shape, -5.5, -4.5))
+                    else:
+                        ad.B.rho.fill_(-50.0)
                 else:
                     ad.B_det.zero_()
             else:
@@ -881,7 +888,7 @@ def main(argv: list[str] | None = None) -> int:
         adapters.update(attach_blora(model, targets=a["targets"], layer_filter=pre, r=a["r"], alpha=a["alpha"],
                                      dropout=a["dropout"], bayesian=cfg["method"] == "blora",
                                      bayesian_a_only=a["bayesianAOnly"], estimator=a["estimator"]))
-    engine_init(adapters, cfg["seed"])
+    engine_init(adapters, cfg["seed"], a["rhoBInit"])
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     n_params = sum(p.numel() for p in params)

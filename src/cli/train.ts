@@ -35,7 +35,7 @@ export class TrainUsageError extends Error {}
 
 export const TRAIN_FLAGS = [
   'config', 'model', 'weights', 'train', 'train-limit', 'eval-new', 'eval-base', 'eval-limit', 'language', 'name',
-  'method', 'targets', 'layers', 'r', 'alpha', 'dropout', 'beta', 'sigma-prior', 'estimator', 'bayesian-a-only',
+  'method', 'targets', 'layers', 'r', 'alpha', 'dropout', 'beta', 'sigma-prior', 'estimator', 'rho-b-init', 'bayesian-a-only',
   'lr', 'weight-decay', 'max-grad-norm', 'steps', 'batch', 'grad-accum', 'warmup', 'schedule', 'seed',
   'eval-interval', 'max-new-tokens', 'out',
 ] as const;
@@ -70,6 +70,7 @@ Options (train):
   --dropout P          adapter input dropout (default 0.05)
   --beta X             KL weight β (default 1e-4)  --sigma-prior X  prior σ_p (default 0.01)
   --estimator E        flipout|bbb|lrt (default flipout)
+  --rho-b-init I       constant|uniform: initial ρ_B −50 (B noiseless at first) or U(−5.5, −4.5) like ρ_A (default constant)
   --bayesian-a-only true|false   only A is Bayesian (default false)
   --lr X               AdamW learning rate (default 1e-3)
   --weight-decay X     (default 5e-4)             --max-grad-norm X  global-norm clip, 0 = off (default 1)
@@ -168,6 +169,7 @@ export function resolveConfig(opts: Opts): ExperimentConfig {
   flag('beta', ['adapter', 'beta']);
   flag('sigma-prior', ['adapter', 'sigmaPrior']);
   flag('estimator', ['adapter', 'estimator'], String);
+  flag('rho-b-init', ['adapter', 'rhoBInit'], String);
   flag('bayesian-a-only', ['adapter', 'bayesianAOnly'], (v) => {
     if (v !== 'true' && v !== 'false') throw new TrainUsageError(`--bayesian-a-only must be true or false, got "${v}"`);
     return v === 'true';
@@ -430,7 +432,7 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
     }, { baseModel: model, label: 'train' });
     let trainer = await makeTrainer({ trainUtts, evalData });
     ensureOut();
-    log(`${cfg.method} ${cfg.adapter.targets.join(',')} r=${cfg.adapter.r}: ${trainer.plan.size} adapter values; ${trainUtts.length} training utterances, B=${cfg.optim.batchSize} × S=${trainer.S} tokens, ${cfg.optim.gradAccum} micro-batch(es) per step`);
+    log(`${cfg.method}${cfg.method === 'blora' ? ` (ρ_B init ${trainer.plan.config.rhoBInit})` : ''} ${cfg.adapter.targets.join(',')} r=${cfg.adapter.r}: ${trainer.plan.size} adapter values; ${trainUtts.length} training utterances, B=${cfg.optim.batchSize} × S=${trainer.S} tokens, ${cfg.optim.gradAccum} micro-batch(es) per step`);
     const evaluate = async () => {
       const recs = await trainer.evaluate();
       for (const [set, ts] of Object.entries(trainer.lastTranscripts)) {
@@ -506,7 +508,7 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
       backend: 'engine',
       webgpuAdapter: adapterName,
       model,
-      adapter: `${cfg.method === 'blora' ? `BLoRA (${c.estimator}${c.bayesianAOnly ? ', A only' : ''}, β ${c.beta}, σ_p ${c.sigmaPrior})` : 'LoRA'} r=${c.r} α=${c.alpha} on ${c.targets.join(',')} of layers ${trainer.plan.config.layers.join(',')}; ${trainer.plan.size} values`,
+      adapter: `${cfg.method === 'blora' ? `BLoRA (${c.estimator}${c.bayesianAOnly ? ', A only' : ''}, β ${c.beta}, σ_p ${c.sigmaPrior}, ρ_B init ${c.rhoBInit})` : 'LoRA'} r=${c.r} α=${c.alpha} on ${c.targets.join(',')} of layers ${trainer.plan.config.layers.join(',')}; ${trainer.plan.size} values`,
       steps: trainer.step,
       seed: cfg.seed,
       eval: sets,

@@ -48,6 +48,8 @@ export interface AdapterConfig {
   bayesianAOnly?: boolean;
   /** Prior σ_p (default 0.01). */
   sigmaPrior?: number;
+  /** BLoRA: initial ρ_B (default 'constant'); see RhoBInit. */
+  rhoBInit?: RhoBInit;
   /** KL weight β (default 1e-4). */
   beta?: number;
   /** 64-bit RNG seed of the noise (Philox key). */
@@ -105,6 +107,7 @@ export function planAdapters(dims: WhisperDecoderDims, cfg: AdapterConfig): Adap
     layers: [...new Set(layers)].sort((a, b) => a - b),
     bayesianAOnly: cfg.bayesianAOnly ?? false,
     sigmaPrior: cfg.sigmaPrior ?? 0.01,
+    rhoBInit: cfg.rhoBInit ?? 'constant',
     beta: cfg.beta ?? 1e-4,
     seed: cfg.seed,
   };
@@ -152,9 +155,18 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-/** The spec's initialization of theta (see the header). */
+/**
+ * Initial ρ_B of BLoRA (μ_B is 0 either way). 'constant': −50, so σ_B ≈ 2e-22 and B carries no noise until ρ_B
+ * is trained up (enesyugan/continual-asr loras/bnn_lora.py:536, added by commit 46826e7 of 2025-10-31). 'uniform':
+ * drawn as ρ_A, U(−5.5, −4.5), so B's noise is live from step 0 (before that commit ρ_B kept the draw of
+ * reset_parameters, bnn_lora.py:148, uniform_(log_sigma, init_log_sigma, init_log_sigma + 1), init −5.5; issue 14).
+ */
+export type RhoBInit = 'constant' | 'uniform';
+export const RHO_B_INITS: readonly RhoBInit[] = ['constant', 'uniform'];
+
+/** The spec's initialization of theta (see the header); ρ_B as plan.config.rhoBInit says. */
 export function initAdapterTheta(plan: AdapterPlan, seed: number): Float32Array {
-  return drawAdapterTheta(plan, seed, { muB: 'zero', rhoB: -50 }); // μ_B = B = 0; σ_B ≈ 0
+  return drawAdapterTheta(plan, seed, { muB: 'zero', rhoB: plan.config.rhoBInit === 'uniform' ? 'uniform' : -50 }); // μ_B = B = 0
 }
 
 /**

@@ -6,7 +6,7 @@
  *
  * Metric records (JSONL, one object per line) are shared too: see TrainRecord / EvalRecord below.
  */
-import { ADAPTER_TARGETS, type AdapterTarget, type BayesEstimator, DEFAULT_TARGETS } from '../engine/adapters';
+import { ADAPTER_TARGETS, type AdapterTarget, type BayesEstimator, DEFAULT_TARGETS, RHO_B_INITS, type RhoBInit } from '../engine/adapters';
 
 export const EXPERIMENT_SCHEMA_VERSION = 1;
 
@@ -56,6 +56,8 @@ export interface ExperimentConfig {
     estimator: BayesEstimator;
     bayesianAOnly: boolean;
     sigmaPrior: number;
+    /** initial ρ_B: 'constant' (−50: B noiseless at first) or 'uniform' (U(−5.5, −4.5), as ρ_A); src/engine/adapters.ts RhoBInit */
+    rhoBInit: RhoBInit;
     /** KL weight per optimizer step; each of `gradAccum` micro-batches adds beta/gradAccum · KL. With a schedule: β before its first entry (step 1 unless the schedule starts there) */
     beta: number;
     /**
@@ -104,6 +106,7 @@ export function defaultExperiment(): ExperimentConfig {
       estimator: 'flipout',
       bayesianAOnly: false,
       sigmaPrior: 0.01,
+      rhoBInit: 'constant',
       beta: 1e-4,
     },
     optim: {
@@ -219,6 +222,7 @@ export function validateExperiment(c: ExperimentConfig): string[] {
   if (!(a.dropout >= 0 && a.dropout < 1)) e.push(`adapter.dropout must be in [0, 1) (got ${a.dropout})`);
   if (!['flipout', 'bbb', 'lrt'].includes(a.estimator)) e.push(`adapter.estimator must be flipout, bbb or lrt (got ${a.estimator})`);
   pos(a.sigmaPrior, 'adapter.sigmaPrior');
+  if (!RHO_B_INITS.includes(a.rhoBInit)) e.push(`adapter.rhoBInit must be ${RHO_B_INITS.join(' or ')} (got ${JSON.stringify(a.rhoBInit)})`);
   nonneg(a.beta, 'adapter.beta');
   validateBetaSchedule(a.betaSchedule, e);
   const o = c.optim;

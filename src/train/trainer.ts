@@ -155,6 +155,7 @@ export function adapterConfigOf(cfg: ExperimentConfig): AdapterConfig {
     layers: a.layers,
     bayesianAOnly: a.bayesianAOnly,
     sigmaPrior: a.sigmaPrior,
+    rhoBInit: a.rhoBInit,
     // β of step 1; a β schedule changes it per step (Trainer.runStep → engine.setBeta, a uniform)
     beta: betaAt(cfg, 1),
     seed: cfg.seed,

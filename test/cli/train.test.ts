@@ -27,7 +27,7 @@ describe('blora-studio train', () => {
   test('--help documents every train flag', () => {
     const r = cli('--help');
     assert.equal(r.status, 0);
-    for (const f of ['--config', '--train', '--eval-new', '--eval-base', '--method', '--targets', '--r', '--alpha', '--beta', '--sigma-prior', '--estimator', '--lr', '--steps', '--batch', '--grad-accum', '--warmup', '--schedule', '--seed', '--eval-interval', '--out', 'BLORA_WEBGPU_BACKEND']) {
+    for (const f of ['--config', '--train', '--eval-new', '--eval-base', '--method', '--targets', '--r', '--alpha', '--beta', '--sigma-prior', '--estimator', '--rho-b-init', '--lr', '--steps', '--batch', '--grad-accum', '--warmup', '--schedule', '--seed', '--eval-interval', '--out', 'BLORA_WEBGPU_BACKEND']) {
       assert.match(r.stdout, new RegExp(`${f}\\b`), f);
     }
   });
@@ -39,6 +39,7 @@ describe('blora-studio train', () => {
       [['train', '--train', DEMO_DIR, '--eval-base', join(tmp, 'gone')], /--eval-base .*gone: no such file or folder/],
       [['train', '--train', DEMO_DIR, '--lr', 'fast'], /--lr must be a number, got "fast"/],
       [['train', '--train', DEMO_DIR, '--method', 'qlora'], /method must be "lora" or "blora"/],
+      [['train', '--train', DEMO_DIR, '--rho-b-init', 'zero'], /adapter\.rhoBInit must be constant or uniform \(got "zero"\)/],
       [['train', '--train', DEMO_DIR, '--model', join(tmp, 'no-model')], /--model .*no-model: no such folder/],
       [['train', '--config', join(tmp, 'missing.json')], /--config .*missing\.json: no such file/],
     ];
@@ -60,13 +61,15 @@ describe('blora-studio train', () => {
       'train', '--train', DEMO_DIR, '--train-limit', '2', '--eval-new', DEMO_DIR, '--eval-limit', '2',
       '--method', 'blora', '--targets', 'self_attn.q_proj,self_attn.v_proj', '--layers', '4,5', '--r', '4', '--alpha', '8',
       '--lr', '1e-2', '--warmup', '0', '--schedule', 'constant', '--steps', '2', '--batch', '2', '--seed', '3',
-      '--max-new-tokens', '40', '--out', out,
+      '--max-new-tokens', '40', '--rho-b-init', 'uniform', '--out', out,
     );
     const cliS = (performance.now() - t0) / 1000;
     console.log(r.stdout.trim());
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /WebGPU adapter gl-compat/);
     assert.match(r.stderr, /train 2\/2 100% elapsed \S+ ETA/);
+    assert.match(r.stdout + r.stderr, /ρ_B init uniform/);
+    assert.equal(JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')).adapter.rhoBInit, 'uniform');
 
     // metrics.jsonl: eval before, 2 train steps, eval after
     const recs = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));

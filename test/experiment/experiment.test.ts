@@ -60,9 +60,12 @@ test('the torch trainer starts from the engine init and draws the engine batches
   const cases = [
     { kind: 'lora' as const, seed: 7, r: 4, layers: [0, 5], targets: ['self_attn.q_proj', 'self_attn.v_proj'] },
     { kind: 'blora' as const, seed: 11, r: 2, layers: [3], targets: ['self_attn.v_proj', 'fc1'] },
+    // adapter.rhoBInit 'uniform' (issue 14: ρ_B drawn as ρ_A, the authors' code at the paper's date)
+    { kind: 'blora' as const, seed: 13, r: 2, layers: [1], targets: ['self_attn.q_proj', 'fc2'], rhoBInit: 'uniform' as const },
   ];
   for (const c of cases) {
-    const plan = planAdapters(dims, { kind: c.kind, r: c.r, alpha: 2 * c.r, dropout: 0, seed: c.seed, layers: c.layers, targets: c.targets as never });
+    const rhoBInit = 'rhoBInit' in c ? c.rhoBInit : 'constant';
+    const plan = planAdapters(dims, { kind: c.kind, r: c.r, alpha: 2 * c.r, dropout: 0, seed: c.seed, layers: c.layers, targets: c.targets as never, rhoBInit });
     const theta = initAdapterTheta(plan, c.seed);
     const py = execFileSync(requirePython(), ['-c', `
 import sys, json, torch, torch.nn as nn
@@ -76,7 +79,7 @@ for l in c["layers"]:
     for t in c["targets"]:
         i, o = shape.get(t, (512, 512))
         ads[f"model.decoder.layers.{l}.{t}"] = BLoRALinear(nn.Linear(i, o), r=c["r"], alpha=2 * c["r"], bayesian=c["kind"] == "blora")
-bt.engine_init(ads, c["seed"])
+bt.engine_init(ads, c["seed"], c.get("rhoBInit", "constant"))
 flat = []
 for n in bt.engine_module_order(ads):
     a = ads[n]
@@ -89,7 +92,12 @@ print(json.dumps({"theta": flat, "batches": [s.next() for _ in range(4)]}))
     assert.equal(got.theta.length, theta.length, `${c.kind}: theta size`);
     let diff = 0;
     for (let i = 0; i < theta.length; i++) if (got.theta[i] !== theta[i]) diff++;
-    assert.equal(diff, 0, `${c.kind}: ${diff} of ${theta.length} initial values differ from initAdapterTheta`);
+    assert.equal(diff, 0, `${c.kind} (ρ_B ${rhoBInit}): ${diff} of ${theta.length} initial values differ from initAdapterTheta`);
+    if (c.kind === 'blora') {
+      const rhoB = plan.modules.flatMap((m) => Array.from(theta.subarray(m.off.rhoB, m.off.rhoB + m.nOut * c.r)));
+      if (rhoBInit === 'uniform') assert.ok(rhoB.every((v) => v >= -5.5 && v <= -4.5) && new Set(rhoB).size > rhoB.length / 2, 'ρ_B not drawn from U(−5.5, −4.5)');
+      else assert.ok(rhoB.every((v) => v === -50), 'ρ_B not −50');
+    }
     const s = new BatchSampler(10, 4, c.seed);
     assert.deepEqual(got.batches, [s.next(), s.next(), s.next(), s.next()], `${c.kind}: batches differ from BatchSampler`);
   }

@@ -13,6 +13,8 @@ test('missing keys take the defaults; given keys override', () => {
   assert.deepEqual(c.optim.betas, d.optim.betas);
   assert.equal(c.data.train, 'public/demo');
   assert.deepEqual(c.adapter.targets, ['self_attn.q_proj', 'self_attn.v_proj']);
+  assert.equal(c.adapter.rhoBInit, 'constant');
+  assert.equal(parseExperiment({ data: { train: 'x' }, adapter: { rhoBInit: 'uniform' } }).adapter.rhoBInit, 'uniform');
 });
 
 test('errors name the key', () => {
@@ -27,6 +29,7 @@ test('errors name the key', () => {
     [{ data: { train: 'x' }, seed: -2 }, /seed must be an integer ≥ 0/],
     [{ data: { train: 'x' }, method: 'qlora' }, /method must be "lora" or "blora"/],
     [{ data: { train: 'x' }, adapter: 5 }, /experiment\.adapter: expected an object/],
+    [{ data: { train: 'x' }, adapter: { rhoBInit: 'random' } }, /adapter\.rhoBInit must be constant or uniform \(got "random"\)/],
   ];
   for (const [json, re] of bad) {
     assert.throws(() => parseExperiment(json, 'my.json'), (e: Error) => e instanceof ExperimentConfigError && /^my\.json: /.test(e.message) && re.test(e.message), JSON.stringify(json));

@@ -1,6 +1,6 @@
 // The experiment: method, adapter targets, r, α, β (log-scale slider), σ_p, estimator, lr, steps,
 // batch, seed, eval interval — an experiment.json (src/train/config.ts) edited in place.
-import { ADAPTER_TARGETS, type AdapterTarget, type BayesEstimator } from '../../engine/adapters';
+import { ADAPTER_TARGETS, type AdapterTarget, type BayesEstimator, type RhoBInit } from '../../engine/adapters';
 import { validateExperiment, type ExperimentConfig } from '../../train/config';
 import { useState } from 'react';
 import { formatPlan } from '../../engine/memory-plan';
@@ -99,6 +99,13 @@ export function ExperimentPanel() {
               <option value="flipout">flipout</option>
               <option value="bbb">Bayes by backprop</option>
               <option value="lrt">local reparameterization</option>
+            </select>
+          </label>
+          <label className="field" title="initial ρ_B (σ = softplus(ρ)): −50 leaves B without noise until training raises ρ_B (the authors' code today); U(−5.5, −4.5) draws it as ρ_A, so B's noise is live from the first step (their code at the paper's date)">
+            <span>ρ_B at start</span>
+            <select value={cfg.adapter.rhoBInit} onChange={(e) => up((c) => (c.adapter.rhoBInit = e.target.value as RhoBInit))} data-testid="exp-rho-b-init">
+              <option value="constant">−50 (B noiseless at first)</option>
+              <option value="uniform">U(−5.5, −4.5), as ρ_A</option>
             </select>
           </label>
           <label className="field">
