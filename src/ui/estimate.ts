@@ -63,12 +63,15 @@ export interface Speed {
 }
 
 /**
- * Share of the probe's matmul rate each kind of work reaches, calibrated on this repo's Mesa llvmpipe numbers
- * (docs/benchmarks.md, `npm run bench`): a B=4×S=14 step (13 GFLOP by trainStepFlops) ≈ 12 s; cross K/V
- * preparation 18.9 s per utterance (9.4 GFLOP); greedy decoding 1.28 s per token at batch 1 (0.12 GFLOP,
- * latency-bound); the probe's CPU-tuned matmul ≈ 20 ms (67 MFLOP, 3.4 GFLOP/s).
+ * Share of the probe's matmul rate each kind of work reaches, calibrated on this repo's Mesa llvmpipe numbers.
+ * train (docs/benchmarks.md, `npm run bench`): a B=4×S=14 step (13 GFLOP by trainStepFlops) ≈ 12 s, with the
+ * probe's CPU-tuned matmul ≈ 20 ms (67 MFLOP, 3.4 GFLOP/s). prep and decode from the demo's headless run
+ * (experiments/demo.json on the engine, 2026-12-07; the browser's probe 11.2 ms): 22 clips prepared (encoder +
+ * cross K/V, 9.4 GFLOP by prepFlops each) in 75 s = 3.4 s a clip, and two evaluations of 10 clips (batched) in
+ * about 29 s a run (its 225 s less preparation, 111 s of training and ~10 s of start-up). The earlier prep 0.15 / decode 0.027 came from one cold utterance at batch 1 (34 s prep,
+ * 1.28 s a token) and made the demo's estimate 25 min for a run that took 9 min 22 s.
  */
-export const PROBE_EFFICIENCY = { train: 0.32, prep: 0.15, decode: 0.027 } as const;
+export const PROBE_EFFICIENCY = { train: 0.32, prep: 0.46, decode: 0.15 } as const;
 
 /** Probe matmul (src/gpu/probe-variant.ts's default shape): 2·M·N·K FLOPs. */
 const PROBE_FLOPS = 2 * 128 * 512 * 512;
