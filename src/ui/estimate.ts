@@ -68,8 +68,9 @@ export interface Speed {
  * probe's CPU-tuned matmul ≈ 20 ms (67 MFLOP, 3.4 GFLOP/s). prep and decode from the demo's headless run
  * (experiments/demo.json on the engine, 2026-12-07; the browser's probe 11.2 ms): 22 clips prepared (encoder +
  * cross K/V, 9.4 GFLOP by prepFlops each) in 75 s = 3.4 s a clip, and two evaluations of 10 clips (batched) in
- * about 29 s a run (its 225 s less preparation, 111 s of training and ~10 s of start-up). The earlier prep 0.15 / decode 0.027 came from one cold utterance at batch 1 (34 s prep,
- * 1.28 s a token) and made the demo's estimate 25 min for a run that took 9 min 22 s.
+ * about 29 s a run (its 225 s less preparation, 111 s of training and ~10 s of start-up). The earlier prep 0.15
+ * and decode 0.027 came from one cold utterance at batch 1 (34 s prep, 1.28 s a token) and made the demo's
+ * estimate 25 min for a run that took 9 min 22 s.
  */
 export const PROBE_EFFICIENCY = { train: 0.32, prep: 0.46, decode: 0.15 } as const;
 
