@@ -7,6 +7,8 @@
 //   dρ_i   += β/n · (σ_i·sigmoid(ρ_i)/σ_p² − sigmoid(ρ_i)/σ_i)                  (accumulated)
 // For ρ < −20 (spec): σ = exp(ρ), log σ = ρ, and sigmoid(ρ)/σ = 1/(1 + exp(ρ)) (no 1/σ overflow
 // and no 0·∞ when exp(ρ) underflows).
+// log_eps = ε > 0 (the authors' code): log(σ + ε) in place of log σ and sigmoid(ρ)/(σ + ε) in ∂/∂ρ; σ + ε ≥ ε,
+// so no special case.
 //
 // Two passes (a reduction that works for any n):
 //   kl_partial:  grid-stride over the n elements with P = nwg·256 threads; each workgroup writes
@@ -16,20 +18,7 @@
 // Every term is ≥ 0 (KL of one Gaussian pair), so the f32 sums have no cancellation.
 // Reference: src/engine/reference/kl.ts. Test: test/engine/kl.test.ts.
 
-struct KlParams {
-  n: u32,
-  mu_off: u32,
-  rho_off: u32,
-  gmu_off: u32,
-  grho_off: u32,
-  slot: u32,
-  n_partials: u32,
-  write_grads: u32,
-  inv_var_p: f32,   // 1 / σ_p²
-  log_sigma_p: f32, // log σ_p
-  grad_scale: f32,  // β / n
-  inv_n: f32,       // 1 / n
-}
+// @uniform KlParams (generated from KL_PARAMS in src/engine/kernels/kl.ts)
 
 @group(0) @binding(0) var<uniform> kp: KlParams;
 @group(0) @binding(1) var<storage, read> theta: array<f32>;
@@ -62,7 +51,10 @@ fn kl_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     var log_sigma = rho;
     var sig_over_sigma: f32;
     let sig = sigmoid_stable(rho);
-    if (rho < -20.0) {
+    if (kp.log_eps > 0.0) {
+      log_sigma = rng_ln(sigma + kp.log_eps);
+      sig_over_sigma = sig / (sigma + kp.log_eps);
+    } else if (rho < -20.0) {
       sig_over_sigma = 1.0 / (1.0 + exp(rho));
     } else {
       log_sigma = rng_ln(sigma);

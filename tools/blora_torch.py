@@ -29,10 +29,12 @@ def log_sigma_stable(rho: torch.Tensor) -> torch.Tensor:
     return torch.where(rho < -20, rho, torch.log(F.softplus(rho)))
 
 
-def kl_factor(mu: torch.Tensor, rho: torch.Tensor, sigma_p: float) -> torch.Tensor:
-    """Mean over elements of KL(N(μ,σ²) ‖ N(0,σ_p²)) = log(σ_p/σ) + (σ²+μ²)/(2σ_p²) − 1/2."""
+def kl_factor(mu: torch.Tensor, rho: torch.Tensor, sigma_p: float, log_eps: float = 0.0) -> torch.Tensor:
+    """Mean over elements of KL(N(μ,σ²) ‖ N(0,σ_p²)) = log(σ_p/σ) + (σ²+μ²)/(2σ_p²) − 1/2; log_eps > 0: log(σ + ε)
+    for log σ, as the authors' kl_loss (continual-asr loras/bnn_lora.py, eps = 1e-6)."""
     sigma = softplus_stable(rho)
-    kl = math.log(sigma_p) - log_sigma_stable(rho) + (sigma * sigma + mu * mu) / (2 * sigma_p * sigma_p) - 0.5
+    log_sigma = torch.log(sigma + log_eps) if log_eps > 0 else log_sigma_stable(rho)
+    kl = math.log(sigma_p) - log_sigma + (sigma * sigma + mu * mu) / (2 * sigma_p * sigma_p) - 0.5
     return kl.mean()
 
 
@@ -125,12 +127,12 @@ class BLoRALinear(nn.Module):
                 self.lora_A.uniform_(-bound, bound, generator=generator)
                 self.lora_B.zero_()
 
-    def kl(self, sigma_p: float) -> torch.Tensor:
+    def kl(self, sigma_p: float, log_eps: float = 0.0) -> torch.Tensor:
         if not self.bayesian:
             return torch.zeros(())
-        total = kl_factor(self.A.mu, self.A.rho, sigma_p)
+        total = kl_factor(self.A.mu, self.A.rho, sigma_p, log_eps)
         if self.B is not None:
-            total = total + kl_factor(self.B.mu, self.B.rho, sigma_p)
+            total = total + kl_factor(self.B.mu, self.B.rho, sigma_p, log_eps)
         return total
 
     def delta_weight_mean(self) -> torch.Tensor:
@@ -172,6 +174,6 @@ def attach_blora(model: nn.Module, targets: list[str], layer_filter: str = "mode
     return wrapped
 
 
-def total_kl(adapters: dict[str, BLoRALinear], sigma_p: float) -> torch.Tensor:
+def total_kl(adapters: dict[str, BLoRALinear], sigma_p: float, log_eps: float = 0.0) -> torch.Tensor:
     """KL = sum over all factor matrices of all adapted modules of the per-factor mean."""
-    return sum((a.kl(sigma_p) for a in adapters.values()), torch.zeros(()))
+    return sum((a.kl(sigma_p, log_eps) for a in adapters.values()), torch.zeros(()))

@@ -86,7 +86,7 @@ def default_experiment() -> dict:
         "schema": 1, "name": "blora", "data": {"train": "", "eval": []}, "method": "blora",
         "adapter": {"targets": list(DEFAULT_TARGETS), "r": 32, "alpha": 64, "dropout": 0.05,
                     "estimator": "flipout", "bayesianAOnly": False, "sigmaPrior": 0.01, "rhoBInit": "constant",
-                    "beta": 1e-4},
+                    "beta": 1e-4, "klLogEps": 0.0, "freezeRho": False},
         "optim": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weightDecay": 5e-4, "maxGradNorm": 1.0,
                   "warmupSteps": 10, "schedule": "inverse_sqrt", "steps": 100, "batchSize": 8, "gradAccum": 1},
         "seed": 0, "eval": {"interval": 0, "maxNewTokens": 128},
@@ -94,7 +94,29 @@ def default_experiment() -> dict:
 
 
 OPTIONAL_KEYS = {"experiment.model", "experiment.data.trainLimit", "experiment.adapter.layers",
-                 "experiment.adapter.betaSchedule"}
+                 "experiment.adapter.betaSchedule", "experiment.adapter.klScale"}
+
+KL_SCALE_DEFAULT = 1e-4  # the authors' -kl_scale default (continual-asr whisper/train_bnnlora.py:58)
+
+
+def resolve_beta(c: dict, obj: dict, errs: list[str]) -> None:
+    """β = klScale / gradAccum (the authors' kl_scale, train_bnnlora.py:255); as resolveBeta in src/train/config.ts."""
+    a, ga = c["adapter"], c["optim"]["gradAccum"]
+    given = isinstance(obj, dict) and isinstance(obj.get("adapter"), dict) and "beta" in obj["adapter"]
+    ks = a.get("klScale")
+    if ks is None:
+        if not given and isinstance(ga, int) and ga >= 1:
+            a["beta"] = KL_SCALE_DEFAULT / ga
+        return
+    if not (_num(ks) and math.isfinite(ks) and ks >= 0):
+        errs.append(f"adapter.klScale must be ≥ 0 (got {json.dumps(ks)})")
+        return
+    beta = ks / ga
+    if given and not abs(a["beta"] - beta) <= 1e-12 * max(1.0, abs(beta)):
+        errs.append(f"adapter.beta {a['beta']} and adapter.klScale {ks} disagree: klScale is the authors' kl_scale, "
+                    f"β = klScale / optim.gradAccum = {beta}; give one of them")
+        return
+    a["beta"] = beta
 
 
 def _num(v) -> bool:
@@ -164,6 +186,7 @@ def parse_experiment(obj: dict, source: str) -> dict:
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
     errs = []
+    resolve_beta(c, obj, errs)
     if c["schema"] != 1:
         errs.append(f"schema {c['schema']} is not 1")
     if c["method"] not in ("lora", "blora"):
@@ -193,10 +216,33 @@ def parse_experiment(obj: dict, source: str) -> dict:
         errs.append(f"optim.schedule must be inverse_sqrt, cosine or constant (got {o['schedule']})")
     if a["beta"] < 0 or a["sigmaPrior"] <= 0 or o["lr"] <= 0:
         errs.append("adapter.beta must be ≥ 0, adapter.sigmaPrior and optim.lr > 0")
+    if not (_num(a["klLogEps"]) and 0 <= a["klLogEps"] <= 1e-2):
+        errs.append(f"adapter.klLogEps must be in [0, 0.01] (the authors' 1e-6; got {json.dumps(a['klLogEps'])})")
+    if not isinstance(a["freezeRho"], bool):
+        errs.append(f"adapter.freezeRho must be true or false (got {json.dumps(a['freezeRho'])})")
     errs += beta_schedule_errors(a.get("betaSchedule"))
     if errs:
         raise ConfigError(f"{source}: " + "; ".join(errs))
     return c
+
+
+def make_optimizer(params: list, adapters: dict, a: dict, o: dict) -> torch.optim.Optimizer:
+    """AdamW over the trainable values; adapter.freezeRho: ρ in its own group at lr 0 without weight decay (as the
+    engine's frozen AdamW runs), so ρ keeps its initial values bit for bit while its gradient still counts in the
+    clipping norm and is zeroed each step."""
+    import torch
+
+    rho_ids = {id(f.rho) for ad in adapters.values() for f in (getattr(ad, "A", None), getattr(ad, "B", None))
+               if f is not None and getattr(f, "rho", None) is not None} if a.get("freezeRho") else set()
+    groups = [{"params": [p for p in params if id(p) not in rho_ids]}]
+    if rho_ids:
+        groups.append({"params": [p for p in params if id(p) in rho_ids], "lr": 0.0, "weight_decay": 0.0, "frozen": True})
+    return torch.optim.AdamW(groups, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"], weight_decay=o["weightDecay"])
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for g in opt.param_groups:
+        g["lr"] = 0.0 if g.get("frozen") else lr
 
 
 def lr_at(step: int, o: dict) -> float:
@@ -907,7 +953,7 @@ def main(argv: list[str] | None = None) -> int:
     enc.ensure(train_rows, "train")
     evals_before = [] if args.no_eval_before else run_eval(0, None)
 
-    opt = torch.optim.AdamW(params, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"], weight_decay=o["weightDecay"])
+    opt = make_optimizer(params, adapters, a, o)
     if accelerator is not None:
         model, opt = accelerator.prepare(model, opt)
     world = accelerator.num_processes if accelerator else 1
@@ -941,8 +987,7 @@ def main(argv: list[str] | None = None) -> int:
         ts = time.time()
         lr = lr_at(step, o)
         beta = beta_at(cfg, step)
-        for g in opt.param_groups:
-            g["lr"] = lr
+        set_lr(opt, lr)
         model.train()
         ce_sum, kl_val, ntok = 0.0, 0.0, 0
         for _ in range(accum):
@@ -960,7 +1005,7 @@ def main(argv: list[str] | None = None) -> int:
             ce_tok = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
                                                        ignore_index=-100, reduction="sum")
             ce = ce_tok / n_global * world
-            kl = total_kl(adapters, a["sigmaPrior"]).to(ce.device) if cfg["method"] == "blora" else torch.zeros((), device=ce.device)
+            kl = total_kl(adapters, a["sigmaPrior"], a["klLogEps"]).to(ce.device) if cfg["method"] == "blora" else torch.zeros((), device=ce.device)
             loss = ce / accum + (beta / accum) * kl
             if accelerator is not None:
                 accelerator.backward(loss)
@@ -997,7 +1042,7 @@ def main(argv: list[str] | None = None) -> int:
     sp = sparsity(adapters)
     edges = [10.0 ** (e / 4) for e in range(-28, 1)]  # 1e-7 … 1
     hist = abs_mu_histogram(adapters, edges)
-    kl_final = float(total_kl(adapters, a["sigmaPrior"])) if cfg["method"] == "blora" else 0.0
+    kl_final = float(total_kl(adapters, a["sigmaPrior"], a["klLogEps"])) if cfg["method"] == "blora" else 0.0
     if is_main:
         export_adapter(adapters, cfg, out / "adapter", str(model_dir))
         result = {

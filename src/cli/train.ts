@@ -35,7 +35,7 @@ export class TrainUsageError extends Error {}
 
 export const TRAIN_FLAGS = [
   'config', 'model', 'weights', 'train', 'train-limit', 'eval-new', 'eval-base', 'eval-limit', 'language', 'name',
-  'method', 'targets', 'layers', 'r', 'alpha', 'dropout', 'beta', 'sigma-prior', 'estimator', 'rho-b-init', 'bayesian-a-only',
+  'method', 'targets', 'layers', 'r', 'alpha', 'dropout', 'beta', 'sigma-prior', 'estimator', 'rho-b-init', 'kl-scale', 'kl-log-eps', 'freeze-rho', 'bayesian-a-only',
   'lr', 'weight-decay', 'max-grad-norm', 'steps', 'batch', 'grad-accum', 'warmup', 'schedule', 'seed',
   'eval-interval', 'max-new-tokens', 'out',
 ] as const;
@@ -68,7 +68,10 @@ Options (train):
   --layers LIST        comma list of decoder layers carrying adapters (default: all)
   --r N                rank (default 32)          --alpha X        scaling α, s = α/r (default 64)
   --dropout P          adapter input dropout (default 0.05)
-  --beta X             KL weight β (default 1e-4)  --sigma-prior X  prior σ_p (default 0.01)
+  --beta X             KL weight β on the mean CE (default 1e-4 / grad-accum)  --sigma-prior X  prior σ_p (default 0.01)
+  --kl-scale X         the authors' kl_scale instead of --beta: β = X / grad-accum (continual-asr default 1e-4)
+  --kl-log-eps X       ε in the KL's log(σ + ε): 0 = exact (default), the authors' code 1e-6
+  --freeze-rho true|false  ρ (σ) not trained, μ only (default false; the authors' bf16 adapters never move ρ)
   --estimator E        flipout|bbb|lrt (default flipout)
   --rho-b-init I       constant|uniform: initial ρ_B −50 (B noiseless at first) or U(−5.5, −4.5) like ρ_A (default constant)
   --bayesian-a-only true|false   only A is Bayesian (default false)
@@ -166,7 +169,17 @@ export function resolveConfig(opts: Opts): ExperimentConfig {
   flag('r', ['adapter', 'r']);
   flag('alpha', ['adapter', 'alpha']);
   flag('dropout', ['adapter', 'dropout']);
+  // --beta and --kl-scale are two spellings of one value: a flag replaces the config's other spelling
+  if (one('beta') !== undefined && json.adapter) delete json.adapter.klScale;
+  if (one('kl-scale') !== undefined && json.adapter) delete json.adapter.beta;
+  if (one('beta') !== undefined && one('kl-scale') !== undefined) throw new TrainUsageError('give --beta or --kl-scale, not both (β = kl-scale / grad-accum)');
   flag('beta', ['adapter', 'beta']);
+  flag('kl-scale', ['adapter', 'klScale']);
+  flag('kl-log-eps', ['adapter', 'klLogEps']);
+  flag('freeze-rho', ['adapter', 'freezeRho'], (v) => {
+    if (v !== 'true' && v !== 'false') throw new TrainUsageError(`--freeze-rho must be true or false, got "${v}"`);
+    return v === 'true';
+  });
   flag('sigma-prior', ['adapter', 'sigmaPrior']);
   flag('estimator', ['adapter', 'estimator'], String);
   flag('rho-b-init', ['adapter', 'rhoBInit'], String);
@@ -432,7 +445,7 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
     }, { baseModel: model, label: 'train' });
     let trainer = await makeTrainer({ trainUtts, evalData });
     ensureOut();
-    log(`${cfg.method}${cfg.method === 'blora' ? ` (ρ_B init ${trainer.plan.config.rhoBInit})` : ''} ${cfg.adapter.targets.join(',')} r=${cfg.adapter.r}: ${trainer.plan.size} adapter values; ${trainUtts.length} training utterances, B=${cfg.optim.batchSize} × S=${trainer.S} tokens, ${cfg.optim.gradAccum} micro-batch(es) per step`);
+    log(`${cfg.method}${cfg.method === 'blora' ? ` (ρ_B init ${trainer.plan.config.rhoBInit}${trainer.plan.config.freezeRho ? ', ρ frozen' : ''}${trainer.plan.config.klLogEps ? `, KL log(σ + ${trainer.plan.config.klLogEps})` : ''})` : ''} ${cfg.adapter.targets.join(',')} r=${cfg.adapter.r}: ${trainer.plan.size} adapter values; ${trainUtts.length} training utterances, B=${cfg.optim.batchSize} × S=${trainer.S} tokens, ${cfg.optim.gradAccum} micro-batch(es) per step`);
     const evaluate = async () => {
       const recs = await trainer.evaluate();
       for (const [set, ts] of Object.entries(trainer.lastTranscripts)) {
@@ -508,7 +521,7 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
       backend: 'engine',
       webgpuAdapter: adapterName,
       model,
-      adapter: `${cfg.method === 'blora' ? `BLoRA (${c.estimator}${c.bayesianAOnly ? ', A only' : ''}, β ${c.beta}, σ_p ${c.sigmaPrior}, ρ_B init ${c.rhoBInit})` : 'LoRA'} r=${c.r} α=${c.alpha} on ${c.targets.join(',')} of layers ${trainer.plan.config.layers.join(',')}; ${trainer.plan.size} values`,
+      adapter: `${cfg.method === 'blora' ? `BLoRA (${c.estimator}${c.bayesianAOnly ? ', A only' : ''}, β ${c.beta}, σ_p ${c.sigmaPrior}, ρ_B init ${c.rhoBInit}${c.freezeRho ? ', ρ frozen' : ''}${c.klLogEps ? `, KL log(σ + ${c.klLogEps})` : ''})` : 'LoRA'} r=${c.r} α=${c.alpha} on ${c.targets.join(',')} of layers ${trainer.plan.config.layers.join(',')}; ${trainer.plan.size} values`,
       steps: trainer.step,
       seed: cfg.seed,
       eval: sets,

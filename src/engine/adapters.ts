@@ -52,6 +52,10 @@ export interface AdapterConfig {
   rhoBInit?: RhoBInit;
   /** KL weight β (default 1e-4). */
   beta?: number;
+  /** BLoRA: ε in the KL's log(σ + ε) (default 0 = exact; the authors' code 1e-6). */
+  klLogEps?: number;
+  /** BLoRA: ρ not updated by AdamW (σ stays at its initial value; ρ's gradient still counts in the clip norm). */
+  freezeRho?: boolean;
   /** 64-bit RNG seed of the noise (Philox key). */
   seed: number | bigint;
 }
@@ -109,6 +113,8 @@ export function planAdapters(dims: WhisperDecoderDims, cfg: AdapterConfig): Adap
     sigmaPrior: cfg.sigmaPrior ?? 0.01,
     rhoBInit: cfg.rhoBInit ?? 'constant',
     beta: cfg.beta ?? 1e-4,
+    klLogEps: cfg.klLogEps ?? 0,
+    freezeRho: cfg.freezeRho ?? false,
     seed: cfg.seed,
   };
   const bayes = cfg.kind === 'blora';
@@ -141,6 +147,30 @@ export function planAdapters(dims: WhisperDecoderDims, cfg: AdapterConfig): Adap
     }
   }
   return { config, modules, size: p, klFactors };
+}
+
+/**
+ * AdamW's parameter groups over theta: [offset, offset + n) runs in theta order, `frozen` for the ρ of the
+ * Bayesian factors when plan.config.freezeRho (adjacent runs of one kind merged). Without freezeRho: one run.
+ */
+export function optimizerRuns(plan: AdapterPlan): { offset: number; n: number; frozen: boolean }[] {
+  if (!plan.config.freezeRho || !plan.klFactors.length) return [{ offset: 0, n: plan.size, frozen: false }];
+  const rho = plan.klFactors.map((f) => [f.rhoOff, f.n] as const).sort((a, b) => a[0] - b[0]);
+  const runs: { offset: number; n: number; frozen: boolean }[] = [];
+  const push = (offset: number, n: number, frozen: boolean) => {
+    if (n <= 0) return;
+    const last = runs[runs.length - 1];
+    if (last && last.frozen === frozen && last.offset + last.n === offset) last.n += n;
+    else runs.push({ offset, n, frozen });
+  };
+  let p = 0;
+  for (const [off, n] of rho) {
+    push(p, off - p, false);
+    push(off, n, true);
+    p = off + n;
+  }
+  push(p, plan.size - p, false);
+  return runs;
 }
 
 /** mulberry32: a small seeded uniform generator in [0, 1) for initialization. */

@@ -41,7 +41,7 @@ import { prepareLinearBackward } from './kernels/linear_backward';
 import { prepareLogitsCe, type LogitsCeCall } from './kernels/logits_ce';
 import { prepareLoraAdapter, type LoraAdapterCall } from './kernels/lora';
 import { BatchingRuntime, prepareAdd } from './batch';
-import { type AdapterConfig, type AdapterPlan, type AdapterTarget, initAdapterTheta, planAdapters } from './adapters';
+import { type AdapterConfig, type AdapterPlan, type AdapterTarget, initAdapterTheta, optimizerRuns, planAdapters } from './adapters';
 import { type ActGradKey, activationGradSpecs, crossKvShared, kvCacheBytesPerUtterance, layerActivationSpecs } from './memory-plan';
 import type { DecoderWeights, LinearWeights } from './weights';
 
@@ -512,7 +512,7 @@ export class WhisperDecoderEngine {
         const call = this.own(
           await prepareKl(
             rt,
-            { n: f.n, muOff: f.muOff, rhoOff: f.rhoOff, gradMuOff: f.muOff, gradRhoOff: f.rhoOff, slot, sigmaPrior: cfg.sigmaPrior, beta: cfg.beta / this.gradAccum, writeGrads },
+            { n: f.n, muOff: f.muOff, rhoOff: f.rhoOff, gradMuOff: f.muOff, gradRhoOff: f.rhoOff, slot, sigmaPrior: cfg.sigmaPrior, logEps: plan.config.klLogEps, beta: cfg.beta / this.gradAccum, writeGrads },
             { theta: this.theta, grads: this.grads, klOut: this.klOut },
             `${this.label}:kl[${slot}]${writeGrads ? '' : '(value)'}`,
           ),
@@ -528,12 +528,29 @@ export class WhisperDecoderEngine {
     this.clip = clip;
     const maxNorm = opts.maxGradNorm && opts.maxGradNorm > 0 ? opts.maxGradNorm : 0;
     this.gradNorm = this.own(await prepareGradNorm(rt, { n: P, offset: 0, maxNorm }, { grad: this.grads, clip }, `${this.label}:gradnorm`));
-    this.adamw = await prepareAdamW(
-      rt,
-      { n: P, offset: 0, hyper: opts.hyper ?? SPEC_ADAMW, zeroGrad: true },
-      { param: this.theta, grad: this.grads, m: this.m, v: this.v, clip },
-      `${this.label}:adamw`,
+    // One AdamW group over theta, or (freezeRho) groups of μ runs and ρ runs; a ρ run steps with lr 0 and no
+    // weight decay, so ρ stays bit-exact while its gradient is still zeroed (and counted in the norm above).
+    const hyper = opts.hyper ?? SPEC_ADAMW;
+    const runs = optimizerRuns(plan);
+    const groups = await Promise.all(
+      runs.map(async (g, i) => ({
+        frozen: g.frozen,
+        call: await prepareAdamW(
+          rt,
+          { n: g.n, offset: g.offset, hyper: g.frozen ? { ...hyper, lr: 0, weightDecay: 0 } : hyper, zeroGrad: true },
+          { param: this.theta, grad: this.grads, m: this.m, v: this.v, clip },
+          runs.length === 1 ? `${this.label}:adamw` : `${this.label}:adamw[${i}${g.frozen ? ', ρ frozen' : ''}]`,
+        ),
+      })),
     );
+    this.adamw = {
+      step: (t, lr) => {
+        for (const g of groups) g.call.step(t, g.frozen ? 0 : lr);
+      },
+      destroy: () => {
+        for (const g of groups) g.call.destroy();
+      },
+    };
     await rt.sync();
   }
 

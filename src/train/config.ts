@@ -58,8 +58,31 @@ export interface ExperimentConfig {
     sigmaPrior: number;
     /** initial ρ_B: 'constant' (−50: B noiseless at first) or 'uniform' (U(−5.5, −4.5), as ρ_A); src/engine/adapters.ts RhoBInit */
     rhoBInit: RhoBInit;
-    /** KL weight per optimizer step; each of `gradAccum` micro-batches adds beta/gradAccum · KL. With a schedule: β before its first entry (step 1 unless the schedule starts there) */
+    /**
+     * KL weight per optimizer step; each of `gradAccum` micro-batches adds beta/gradAccum · KL (and CE/gradAccum), so the
+     * step's loss is mean CE + β·KL. With a schedule: β before its first entry (step 1 unless the schedule starts there).
+     * Default: klScale 1e-4 in the authors' meaning, i.e. 1e-4 / gradAccum.
+     */
     beta: number;
+    /**
+     * The authors' `-kl_scale` (continual-asr whisper/train_bnnlora.py:58 default 1e-4, :255 model.kl_scale =
+     * kl_scale / gradient_accumulation, memory_efficient_whisper.py:448 loss = ce + kl·model.kl_scale per
+     * micro-batch): β = klScale / gradAccum on the mean CE. Give beta or klScale; parseExperiment sets beta from it
+     * (both given: they must agree). The record keeps it, so an exported experiment.json reads back the same.
+     */
+    klScale?: number;
+    /**
+     * The authors' KL uses log(σ + ε) with ε = 1e-6 (loras/bnn_lora.py:325 kl_loss); 0 (default) is the exact
+     * log σ. With ε the KL value of a noiseless factor (ρ_B −50) is ~9 nats an element instead of ~45, and its
+     * ∂/∂ρ is ~0 instead of −1/n (the exact term pushes a tiny σ up).
+     */
+    klLogEps: number;
+    /**
+     * Freeze ρ (σ stays at its initial value; μ trains): the authors cast the adapters to bf16, where an AdamW
+     * step of 1e-3 is below half a ulp at |ρ| ≈ 5, so their ρ never moves (train_bnnlora.py:175 torch_dtype bf16).
+     * ρ's gradients still count in the clipping norm, as theirs do.
+     */
+    freezeRho: boolean;
     /**
      * β as a schedule: each entry's β holds from its step on (steps ascending integers ≥ 1); before the first
      * entry, `beta`. The studio's live β control appends {step: next step, beta} to it (src/train/trainer.ts setBeta).
@@ -107,7 +130,9 @@ export function defaultExperiment(): ExperimentConfig {
       bayesianAOnly: false,
       sigmaPrior: 0.01,
       rhoBInit: 'constant',
-      beta: 1e-4,
+      beta: 1e-4, // replaced by KL_SCALE_DEFAULT / gradAccum in parseExperiment unless beta or klScale is given
+      klLogEps: 0,
+      freezeRho: false,
     },
     optim: {
       lr: 1e-3,
@@ -144,7 +169,30 @@ function merge<T>(base: T, over: unknown, path: string): T {
   }
   return out as T;
 }
-const OPTIONAL_KEYS = new Set(['experiment.model', 'experiment.data.trainLimit', 'experiment.adapter.layers', 'experiment.adapter.betaSchedule']);
+const OPTIONAL_KEYS = new Set(['experiment.model', 'experiment.data.trainLimit', 'experiment.adapter.layers', 'experiment.adapter.betaSchedule', 'experiment.adapter.klScale']);
+
+/** The authors' default -kl_scale (continual-asr whisper/train_bnnlora.py:58). */
+export const KL_SCALE_DEFAULT = 1e-4;
+
+/**
+ * β from the authors' kl_scale (or the default): β = klScale / gradAccum. Given both, they must agree (a record the
+ * studio or CLI wrote has both). Mutates cfg; errors go to e.
+ */
+function resolveBeta(cfg: ExperimentConfig, json: unknown, e: string[]): void {
+  const a = cfg.adapter;
+  const given = isObj(json) && isObj(json.adapter) && 'beta' in json.adapter;
+  const ga = cfg.optim.gradAccum;
+  if (a.klScale === undefined) {
+    if (!given && Number.isInteger(ga) && ga >= 1) a.beta = KL_SCALE_DEFAULT / ga;
+    return;
+  }
+  if (!(typeof a.klScale === 'number' && Number.isFinite(a.klScale) && a.klScale >= 0)) return void e.push(`adapter.klScale must be ≥ 0 (got ${JSON.stringify(a.klScale)})`);
+  const beta = a.klScale / ga;
+  if (given && !(Math.abs(a.beta - beta) <= 1e-12 * Math.max(1, Math.abs(beta)))) {
+    return void e.push(`adapter.beta ${a.beta} and adapter.klScale ${a.klScale} disagree: klScale is the authors' kl_scale, β = klScale / optim.gradAccum = ${beta}; give one of them`);
+  }
+  a.beta = beta;
+}
 
 /**
  * The KL weight β of optimizer step `step` (1-based): the last schedule entry with entry.step ≤ step, else
@@ -197,7 +245,9 @@ export function parseExperiment(json: unknown, source = 'experiment.json'): Expe
   } catch (e) {
     throw new ExperimentConfigError(`${source}: ${(e as Error).message}`);
   }
-  const errs = validateExperiment(cfg);
+  const errs: string[] = [];
+  resolveBeta(cfg, json, errs);
+  errs.push(...validateExperiment(cfg));
   if (errs.length) throw new ExperimentConfigError(`${source}: ${errs.join('; ')}`);
   return cfg;
 }
@@ -224,6 +274,8 @@ export function validateExperiment(c: ExperimentConfig): string[] {
   pos(a.sigmaPrior, 'adapter.sigmaPrior');
   if (!RHO_B_INITS.includes(a.rhoBInit)) e.push(`adapter.rhoBInit must be ${RHO_B_INITS.join(' or ')} (got ${JSON.stringify(a.rhoBInit)})`);
   nonneg(a.beta, 'adapter.beta');
+  if (!(typeof a.klLogEps === 'number' && a.klLogEps >= 0 && a.klLogEps <= 1e-2)) e.push(`adapter.klLogEps must be in [0, 0.01] (the authors' 1e-6; got ${JSON.stringify(a.klLogEps)})`);
+  if (typeof a.freezeRho !== 'boolean') e.push(`adapter.freezeRho must be true or false (got ${JSON.stringify(a.freezeRho)})`);
   validateBetaSchedule(a.betaSchedule, e);
   const o = c.optim;
   pos(o.lr, 'optim.lr');

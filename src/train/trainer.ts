@@ -156,6 +156,8 @@ export function adapterConfigOf(cfg: ExperimentConfig): AdapterConfig {
     bayesianAOnly: a.bayesianAOnly,
     sigmaPrior: a.sigmaPrior,
     rhoBInit: a.rhoBInit,
+    klLogEps: a.klLogEps,
+    freezeRho: a.freezeRho,
     // β of step 1; a β schedule changes it per step (Trainer.runStep → engine.setBeta, a uniform)
     beta: betaAt(cfg, 1),
     seed: cfg.seed,

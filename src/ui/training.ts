@@ -255,6 +255,7 @@ export function queueSweep(cfg: ExperimentConfig, betas: string): string | null 
     const c = structuredClone(cfg);
     c.method = 'blora';
     c.adapter.beta = beta;
+    delete c.adapter.klScale; // the sweep's β is the value (klScale would be another spelling of a different one)
     c.name = `${cfg.name} β=${beta}`;
     const r = newRun(c, c.name);
     if (typeof r === 'string') return reportSetupError(r);

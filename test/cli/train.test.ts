@@ -15,7 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { exportAdapter, importAdapter } from '../../src/export/peft';
+import { initAdapterTheta, planAdapters } from '../../src/engine/adapters';
 import { parseExperiment } from '../../src/train/config';
+import { adapterConfigOf } from '../../src/train/trainer';
 import { DEMO_DIR, REPO, requireModel, requirePython } from '../support/env';
 
 const tmp = mkdtempSync(join(tmpdir(), 'blora-train-cli-'));
@@ -27,7 +29,7 @@ describe('blora-studio train', () => {
   test('--help documents every train flag', () => {
     const r = cli('--help');
     assert.equal(r.status, 0);
-    for (const f of ['--config', '--train', '--eval-new', '--eval-base', '--method', '--targets', '--r', '--alpha', '--beta', '--sigma-prior', '--estimator', '--rho-b-init', '--lr', '--steps', '--batch', '--grad-accum', '--warmup', '--schedule', '--seed', '--eval-interval', '--out', 'BLORA_WEBGPU_BACKEND']) {
+    for (const f of ['--config', '--train', '--eval-new', '--eval-base', '--method', '--targets', '--r', '--alpha', '--beta', '--sigma-prior', '--estimator', '--rho-b-init', '--kl-scale', '--kl-log-eps', '--freeze-rho', '--lr', '--steps', '--batch', '--grad-accum', '--warmup', '--schedule', '--seed', '--eval-interval', '--out', 'BLORA_WEBGPU_BACKEND']) {
       assert.match(r.stdout, new RegExp(`${f}\\b`), f);
     }
   });
@@ -40,6 +42,9 @@ describe('blora-studio train', () => {
       [['train', '--train', DEMO_DIR, '--lr', 'fast'], /--lr must be a number, got "fast"/],
       [['train', '--train', DEMO_DIR, '--method', 'qlora'], /method must be "lora" or "blora"/],
       [['train', '--train', DEMO_DIR, '--rho-b-init', 'zero'], /adapter\.rhoBInit must be constant or uniform \(got "zero"\)/],
+      [['train', '--train', DEMO_DIR, '--freeze-rho', 'yes'], /--freeze-rho must be true or false, got "yes"/],
+      [['train', '--train', DEMO_DIR, '--beta', '1e-3', '--kl-scale', '1e-4'], /give --beta or --kl-scale, not both/],
+      [['train', '--train', DEMO_DIR, '--kl-log-eps', '1'], /adapter\.klLogEps must be in \[0, 0\.01\]/],
       [['train', '--train', DEMO_DIR, '--model', join(tmp, 'no-model')], /--model .*no-model: no such folder/],
       [['train', '--config', join(tmp, 'missing.json')], /--config .*missing\.json: no such file/],
     ];
@@ -61,15 +66,16 @@ describe('blora-studio train', () => {
       'train', '--train', DEMO_DIR, '--train-limit', '2', '--eval-new', DEMO_DIR, '--eval-limit', '2',
       '--method', 'blora', '--targets', 'self_attn.q_proj,self_attn.v_proj', '--layers', '4,5', '--r', '4', '--alpha', '8',
       '--lr', '1e-2', '--warmup', '0', '--schedule', 'constant', '--steps', '2', '--batch', '2', '--seed', '3',
-      '--max-new-tokens', '40', '--rho-b-init', 'uniform', '--out', out,
+      '--max-new-tokens', '40', '--rho-b-init', 'uniform', '--freeze-rho', 'true', '--kl-log-eps', '1e-6', '--out', out,
     );
     const cliS = (performance.now() - t0) / 1000;
     console.log(r.stdout.trim());
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /WebGPU adapter gl-compat/);
     assert.match(r.stderr, /train 2\/2 100% elapsed \S+ ETA/);
-    assert.match(r.stdout + r.stderr, /ρ_B init uniform/);
-    assert.equal(JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')).adapter.rhoBInit, 'uniform');
+    assert.match(r.stdout + r.stderr, /ρ_B init uniform, ρ frozen, KL log\(σ \+ 0\.000001\)/);
+    const written = JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')).adapter;
+    assert.deepEqual([written.rhoBInit, written.freezeRho, written.klLogEps], ['uniform', true, 1e-6]);
 
     // metrics.jsonl: eval before, 2 train steps, eval after
     const recs = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
@@ -106,6 +112,15 @@ describe('blora-studio train', () => {
     const imp = importAdapter(files);
     assert.equal(imp.method, 'blora');
     assert.equal(imp.modules.length, 4);
+    // --freeze-rho: every ρ is the initial draw, bit for bit (initAdapterTheta of the run's plan), while μ trained
+    const plan = planAdapters({ C: 512, F: 2048, L: 6 } as never, adapterConfigOf(exp));
+    const theta0 = initAdapterTheta(plan, exp.seed);
+    for (const m of plan.modules) {
+      const got = imp.modules.find((x) => x.name === m.name)!;
+      assert.deepEqual(got.rhoA, theta0.subarray(m.off.rhoA, m.off.rhoA + got.rhoA!.length), `${m.name} ρ_A moved`);
+      assert.deepEqual(got.rhoB, theta0.subarray(m.off.rhoB, m.off.rhoB + got.rhoB!.length), `${m.name} ρ_B moved`);
+      assert.ok(got.B.some((v) => v !== 0), `${m.name} μ_B did not train`);
+    }
     const again = exportAdapter(imp);
     for (const f of Object.keys(files)) assert.deepEqual(again[f], files[f], `${f} re-exported differently`);
 

@@ -57,8 +57,26 @@ describe('engine kl', () => {
     assert.ok(Math.abs(sigmoidRef(-50) / softplusRef(-50) - 1) < 1e-15);
   });
 
-  for (const n of [1, 1000, 300_001]) {
-    test(`GPU vs float64 reference, n=${n}`, async () => {
+  test('FD check of the float64 reference with log(σ + ε), ε = 1e-6 (the authors\' KL)', () => {
+    const mu = Float64Array.from(randomF32(40, 3, -0.05, 0.05));
+    const rho = Float64Array.from(randomF32(40, 4, -9, 2));
+    rho[2] = -13; // σ ≈ 2e-6 ~ ε: both terms of σ + ε matter
+    rho[6] = -50; // σ ≪ ε: log(σ + ε) ≈ log ε, and ∂/∂ρ of it ≈ 0 (the exact term's is −1/n)
+    const eps = 1e-6;
+    const an = klRef(mu, rho, SIGMA_P, eps);
+    const loss = (): number => klRef(mu, rho, SIGMA_P, eps).kl;
+    for (const r of [fdCheck('dμ ε=1e-6', mu, an.dmu, loss, 1e-6), fdCheck('dρ ε=1e-6', rho, an.drho, loss, 1e-6)]) {
+      console.log(r.line);
+      assert.ok(r.rel < 1e-6, r.line);
+    }
+    const exact = klRef(mu, rho, SIGMA_P);
+    // the noiseless element: ~50 − 13.8 nats less, and its ρ gradient from the log term gone
+    assert.ok(Math.abs((exact.kl - an.kl) * 40 - (50 + Math.log(eps))) < 0.5, `KL difference ${(exact.kl - an.kl) * 40}`);
+    assert.ok(Math.abs(an.drho[6]) < 1e-12 && Math.abs(exact.drho[6] + 1 / 40) < 1e-9, `dρ at −50: ${an.drho[6]} vs exact ${exact.drho[6]}`);
+  });
+
+  for (const [n, eps] of [[1, 0], [1000, 0], [300_001, 0], [1000, 1e-6]] as const) {
+    test(`GPU vs float64 reference, n=${n}${eps ? `, log(σ + ${eps})` : ''}`, async () => {
       const mu = randomF32(n, 10 + n, -0.05, 0.05);
       const rho = rhoValues(n, 20 + n);
       // Layout: ρ before μ, odd offsets; gradient slots prefilled (accumulation).
@@ -75,13 +93,15 @@ describe('engine kl', () => {
         grads: rt.upload('kl-test:grads', grads0),
         klOut: rt.upload('kl-test:out', new Float32Array([7, 7, 7])),
       };
-      const call = await prepareKl(rt, { n, muOff, rhoOff, gradMuOff, gradRhoOff, slot: 1, sigmaPrior: SIGMA_P, beta: BETA }, b);
+      const call = await prepareKl(rt, { n, muOff, rhoOff, gradMuOff, gradRhoOff, slot: 1, sigmaPrior: SIGMA_P, beta: BETA, logEps: eps }, b);
       call.run();
       const [out, grads] = await Promise.all([rt.readF32(b.klOut, 3), rt.readF32(b.grads, 2 * n + 1)]);
       call.destroy();
       Object.values(b).forEach((x) => x.destroy());
 
-      const ref = klRef(mu, rho, SIGMA_P);
+      const ref = klRef(mu, rho, SIGMA_P, eps);
+      const logS = (r: number) => (eps ? Math.log(softplusRef(r) + eps) : logSoftplusRef(r));
+      const sigOverS = (r: number) => (eps ? sigmoidRef(r) / (softplusRef(r) + eps) : sigmoidOverSoftplusRef(r));
       // KL bound: every term is a sum of O(1) pieces |log σ_p| + |log σ| + (σ²+μ²)/(2σ_p²) + ½,
       // each evaluated to a few ulp (own ln, softplus via exp + atanh series); then the f32 sums
       // (≤ n/P grid-stride terms per thread, 8 tree levels, ≤ 256 partials + 8 levels) on
@@ -90,7 +110,7 @@ describe('engine kl', () => {
       const vp = SIGMA_P * SIGMA_P;
       for (let i = 0; i < n; i++) {
         const s = softplusRef(rho[i]);
-        pieces += Math.abs(Math.log(SIGMA_P)) + Math.abs(logSoftplusRef(rho[i])) + (s * s + mu[i] * mu[i]) / (2 * vp) + 0.5;
+        pieces += Math.abs(Math.log(SIGMA_P)) + Math.abs(logS(rho[i])) + (s * s + mu[i] * mu[i]) / (2 * vp) + 0.5;
       }
       const P = Math.min(Math.ceil(n / 256), 256) * 256;
       const klBound = ((16 + Math.ceil(n / P) + 16 + 256) * U32 * pieces) / n;
@@ -107,7 +127,7 @@ describe('engine kl', () => {
       const grho = compare('β·dρ + g0', grads.subarray(gradRhoOff, gradRhoOff + n), ref.drho.map((v, i) => grads0[gradRhoOff + i] + BETA * v), (i) => {
         const r = rho[i];
         const pieceA = (softplusRef(r) * sigmoidRef(r)) / vp;
-        const pieceB = sigmoidOverSoftplusRef(r);
+        const pieceB = sigOverS(r);
         return (16 + 4 * Math.abs(r)) * U32 * (BETA / n) * (pieceA + pieceB) + 2 * U32 * Math.abs(grads0[gradRhoOff + i]);
       });
       for (const r of [gmu, grho]) {

@@ -26,9 +26,10 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { initAdapterTheta, planAdapters, mulberry32 } from '../../src/engine/adapters';
+import { klRef } from '../../src/engine/reference/kl';
 import { adapterSparsity, backwardGain, domainWer, forgetting, newDomainDrop } from '../../src/metrics/experiment';
 import { SafetensorsFile } from '../../src/model/safetensors';
-import type { EvalRecord, TrainRecord } from '../../src/train/config';
+import { type EvalRecord, parseExperiment, type TrainRecord } from '../../src/train/config';
 import { BatchSampler } from '../../src/train/data';
 import { CACHE, REPO, requireModel, requirePython } from '../support/env';
 
@@ -102,6 +103,66 @@ print(json.dumps({"theta": flat, "batches": [s.next() for _ in range(4)]}))
     assert.deepEqual(got.batches, [s.next(), s.next(), s.next(), s.next()], `${c.kind}: batches differ from BatchSampler`);
   }
   assert.ok(mulberry32(1)() >= 0);
+});
+
+test("the torch trainer reads klScale, klLogEps and freezeRho as the engine does (issue 14 item 2)", () => {
+  // β from the authors' kl_scale, the KL with log(σ + ε) and its gradient, and AdamW with ρ frozen — each
+  // computed by tools/blora_train.py / blora_torch.py and compared with the TypeScript side
+  const mu = Array.from({ length: 12 }, (_, i) => 0.01 * Math.sin(i + 1));
+  const rho = [-50, -25, -13, -8, -5.5, -5, -4.5, -1, 0, 0.5, 2, -20.5];
+  const cases = [
+    { optim: { gradAccum: 2 } },
+    { adapter: { klScale: 1e-3 }, optim: { gradAccum: 4 } },
+    { adapter: { beta: 0.5 }, optim: { gradAccum: 3 } },
+  ].map((c) => ({ data: { train: 'x' }, ...c }));
+  const py = execFileSync(requirePython(), ['-c', `
+import sys, json, torch, torch.nn as nn
+sys.path.insert(0, ${JSON.stringify(join(REPO, 'tools'))})
+import blora_train as bt
+from blora_torch import BLoRALinear, kl_factor
+inp = json.loads(sys.argv[1])
+betas = [bt.parse_experiment(c, "c.json")["adapter"]["beta"] for c in inp["cases"]]
+try:
+    bt.parse_experiment({"data": {"train": "x"}, "adapter": {"klScale": 1e-3, "beta": 1e-3}, "optim": {"gradAccum": 4}}, "c.json")
+    err = ""
+except bt.ConfigError as e:
+    err = str(e)
+kl = {}
+for eps in (0.0, 1e-6):
+    m = torch.tensor(inp["mu"], dtype=torch.float64, requires_grad=True)
+    r = torch.tensor(inp["rho"], dtype=torch.float64, requires_grad=True)
+    v = kl_factor(m, r, 0.01, eps)
+    v.backward()
+    kl[str(eps)] = {"kl": float(v), "dmu": m.grad.tolist(), "drho": r.grad.tolist()}
+torch.manual_seed(0)
+ad = BLoRALinear(nn.Linear(8, 8), r=2, alpha=4, bayesian=True)
+bt.engine_init({"model.decoder.layers.0.self_attn.q_proj": ad}, 3, "uniform")
+params = [p for p in ad.parameters() if p.requires_grad]
+before = {n: p.detach().clone() for n, p in ad.named_parameters() if p.requires_grad}
+opt = bt.make_optimizer(params, {"m": ad}, {"freezeRho": True}, {"lr": 1e-2, "betas": [0.9, 0.999], "eps": 1e-8, "weightDecay": 0.1})
+for step in range(3):
+    bt.set_lr(opt, 1e-2)
+    (ad(torch.randn(4, 8)).pow(2).sum() + ad.kl(0.01)).backward()
+    opt.step(); opt.zero_grad(set_to_none=True)
+moved = {n: bool((p.detach() != before[n]).any()) for n, p in ad.named_parameters() if p.requires_grad}
+print(json.dumps({"betas": betas, "err": err, "kl": kl, "moved": moved}))
+`, JSON.stringify({ cases, mu, rho })], { encoding: 'utf8' });
+  const got = JSON.parse(py);
+  assert.deepEqual(got.betas, cases.map((c) => parseExperiment(c).adapter.beta));
+  assert.deepEqual(got.betas, [5e-5, 2.5e-4, 0.5]);
+  assert.match(got.err, /adapter\.beta 0\.001 and adapter\.klScale 0\.001 disagree/);
+  for (const eps of [0, 1e-6]) {
+    const ref = klRef(mu, rho, 0.01, eps);
+    const t = got.kl[eps ? '1e-06' : '0.0'];
+    const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1e-300, Math.abs(b));
+    assert.ok(rel(t.kl, ref.kl) < 1e-12, `KL ε=${eps}: torch ${t.kl} vs reference ${ref.kl}`);
+    t.dmu.forEach((v: number, i: number) => assert.ok(Math.abs(v - ref.dmu[i]) <= 1e-12 * Math.abs(ref.dmu[i]) + 1e-300, `dμ[${i}] ε=${eps}`));
+    t.drho.forEach((v: number, i: number) => assert.ok(Math.abs(v - ref.drho[i]) <= 1e-8 * Math.abs(ref.drho[i]) + 1e-18, `dρ[${i}] ε=${eps}: ${v} vs ${ref.drho[i]}`));
+  }
+  // the authors' ε: the noiseless element (ρ −50) no longer pushes its ρ; the exact KL does (−1/n)
+  assert.ok(Math.abs(got.kl['1e-06'].drho[0]) < 1e-15 && Math.abs(got.kl['0.0'].drho[0] + 1 / 12) < 1e-12);
+  // freezeRho: ρ bit-identical after 3 AdamW steps with weight decay; μ trained
+  assert.deepEqual(got.moved, { 'A.mu': true, 'A.rho': false, 'B.mu': true, 'B.rho': false });
 });
 
 test('experiment runner, CI configuration (torch backend): runs, aggregate, report, resume', { timeout: 600_000 }, () => {

@@ -17,6 +17,34 @@ test('missing keys take the defaults; given keys override', () => {
   assert.equal(parseExperiment({ data: { train: 'x' }, adapter: { rhoBInit: 'uniform' } }).adapter.rhoBInit, 'uniform');
 });
 
+test("adapter.klScale is the authors' kl_scale: β = klScale / gradAccum; the default agrees with theirs", () => {
+  const x = { train: 'x' };
+  // default: their kl_scale 1e-4 over the micro-batches (GA 2 → 5e-5, as their default run)
+  assert.equal(parseExperiment({ data: x }).adapter.beta, 1e-4);
+  assert.equal(parseExperiment({ data: x, optim: { gradAccum: 2 } }).adapter.beta, 5e-5);
+  assert.equal(parseExperiment({ data: x, optim: { gradAccum: 2 } }).adapter.klScale, undefined);
+  // an explicit β is β, whatever the accumulation
+  assert.equal(parseExperiment({ data: x, adapter: { beta: 1e-3 }, optim: { gradAccum: 4 } }).adapter.beta, 1e-3);
+  const k = parseExperiment({ data: x, adapter: { klScale: 1e-3 }, optim: { gradAccum: 4 } });
+  assert.equal(k.adapter.beta, 2.5e-4);
+  assert.equal(k.adapter.klScale, 1e-3);
+  // a written record has both; reading it back gives the same config
+  assert.deepEqual(parseExperiment(JSON.parse(JSON.stringify(k))), k);
+  assert.throws(() => parseExperiment({ data: x, adapter: { klScale: 1e-3, beta: 1e-3 }, optim: { gradAccum: 4 } }), /adapter\.beta 0\.001 and adapter\.klScale 0\.001 disagree: .*β = klScale \/ optim\.gradAccum = 0\.00025/);
+  assert.throws(() => parseExperiment({ data: x, adapter: { klScale: -1 } }), /adapter\.klScale must be ≥ 0 \(got -1\)/);
+});
+
+test('adapter.klLogEps and adapter.freezeRho: defaults off, validated', () => {
+  const c = parseExperiment({ data: { train: 'x' } });
+  assert.equal(c.adapter.klLogEps, 0);
+  assert.equal(c.adapter.freezeRho, false);
+  const a = parseExperiment({ data: { train: 'x' }, adapter: { klLogEps: 1e-6, freezeRho: true } });
+  assert.equal(a.adapter.klLogEps, 1e-6);
+  assert.equal(a.adapter.freezeRho, true);
+  assert.throws(() => parseExperiment({ data: { train: 'x' }, adapter: { klLogEps: 0.5 } }), /adapter\.klLogEps must be in \[0, 0\.01\]/);
+  assert.throws(() => parseExperiment({ data: { train: 'x' }, adapter: { freezeRho: 'yes' } }), /adapter\.freezeRho must be true or false \(got "yes"\)/);
+});
+
 test('errors name the key', () => {
   const bad: [unknown, RegExp][] = [
     [{ data: { train: 'x' }, adapter: { rr: 3 } }, /experiment\.adapter\.rr: unknown key/],

@@ -5,6 +5,7 @@
  *   KL      = (1/n) Σ_i [ log(σ_p/σ_i) + (σ_i² + μ_i²)/(2σ_p²) − ½ ]
  *   ∂KL/∂μ  = μ / σ_p² / n
  *   ∂KL/∂ρ  = (−1/σ + σ/σ_p²) · sigmoid(ρ) / n        (−sigmoid(ρ)/σ → 1 as ρ → −∞: computed as a ratio)
+ * With logEps ε > 0 (the authors' code, 1e-6): log(σ + ε) for log σ, so ∂KL/∂ρ has −sigmoid(ρ)/(σ + ε).
  * The GPU adds β·∂KL into the gradient buffers (accumulate) and writes KL (unscaled) to its slot.
  */
 
@@ -41,7 +42,7 @@ export interface KlRef {
 }
 
 /** KL(q‖p) mean over elements, and its gradients (÷ n, NOT scaled by β). */
-export function klRef(mu: ArrayLike<number>, rho: ArrayLike<number>, sigmaPrior: number): KlRef {
+export function klRef(mu: ArrayLike<number>, rho: ArrayLike<number>, sigmaPrior: number, logEps = 0): KlRef {
   const n = mu.length;
   if (rho.length !== n) throw new Error(`klRef: μ has ${n} elements, ρ ${rho.length}`);
   const vp = sigmaPrior * sigmaPrior;
@@ -51,9 +52,12 @@ export function klRef(mu: ArrayLike<number>, rho: ArrayLike<number>, sigmaPrior:
   const drho = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const s = softplusRef(rho[i]);
-    sum += logSp - logSoftplusRef(rho[i]) + (s * s + mu[i] * mu[i]) / (2 * vp) - 0.5;
+    // ε > 0: log(σ + ε) (the authors' code), ∂/∂ρ −sigmoid(ρ)/(σ + ε)
+    const logS = logEps > 0 ? Math.log(s + logEps) : logSoftplusRef(rho[i]);
+    const sigOverS = logEps > 0 ? sigmoidRef(rho[i]) / (s + logEps) : sigmoidOverSoftplusRef(rho[i]);
+    sum += logSp - logS + (s * s + mu[i] * mu[i]) / (2 * vp) - 0.5;
     dmu[i] = mu[i] / vp / n;
-    drho[i] = (-sigmoidOverSoftplusRef(rho[i]) + (s * sigmoidRef(rho[i])) / vp) / n;
+    drho[i] = (-sigOverS + (s * sigmoidRef(rho[i])) / vp) / n;
   }
   return { kl: sum / n, sum, dmu, drho };
 }

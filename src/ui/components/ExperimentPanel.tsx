@@ -88,9 +88,16 @@ export function ExperimentPanel() {
               value={betaLog}
               aria-label="log10 β"
               data-testid="exp-beta"
-              onChange={(e) => up((c) => (c.adapter.beta = betaFromSlider(e.target.value)))}
+              onChange={(e) =>
+                up((c) => {
+                  c.adapter.beta = betaFromSlider(e.target.value);
+                  delete c.adapter.klScale; // β is the value now; klScale was another spelling of it
+                })
+              }
             />
-            <span className="muted small">log scale, 1e{BETA_MIN_LOG} … 1e{BETA_MAX_LOG}</span>
+            <span className="muted small" data-testid="exp-kl-scale" title="continual-asr whisper/train_bnnlora.py: each micro-batch adds kl_scale / gradient_accumulation · KL, so β on the mean CE = kl_scale / GA">
+              log scale, 1e{BETA_MIN_LOG} … 1e{BETA_MAX_LOG}; the authors' kl_scale = β × {cfg.optim.gradAccum} micro-batch{cfg.optim.gradAccum === 1 ? '' : 'es'} = {formatBeta(cfg.adapter.beta * cfg.optim.gradAccum)}
+            </span>
           </label>
           <Num label="σ_p (prior)" value={cfg.adapter.sigmaPrior} onChange={(v) => up((c) => (c.adapter.sigmaPrior = v))} testid="exp-sigma" />
           <label className="field">
@@ -106,6 +113,17 @@ export function ExperimentPanel() {
             <select value={cfg.adapter.rhoBInit} onChange={(e) => up((c) => (c.adapter.rhoBInit = e.target.value as RhoBInit))} data-testid="exp-rho-b-init">
               <option value="constant">−50 (B noiseless at first)</option>
               <option value="uniform">U(−5.5, −4.5), as ρ_A</option>
+            </select>
+          </label>
+          <label className="field" title="σ stays at its initial value and only μ trains: the authors' adapters are bf16, where AdamW's steps are below half a ulp of ρ ≈ −5, so their ρ never moves">
+            <span>freeze ρ (σ)</span>
+            <input type="checkbox" checked={cfg.adapter.freezeRho} onChange={(e) => up((c) => (c.adapter.freezeRho = e.target.checked))} data-testid="exp-freeze-rho" />
+          </label>
+          <label className="field" title="the KL's log σ: exact, or log(σ + 1e-6) as the authors' kl_loss (changes the KL of a noiseless factor, ρ_B = −50, from ~45 to ~9 nats an element, and removes its push on ρ)">
+            <span>KL log σ</span>
+            <select value={String(cfg.adapter.klLogEps)} onChange={(e) => up((c) => (c.adapter.klLogEps = Number(e.target.value)))} data-testid="exp-kl-log-eps">
+              <option value="0">exact log σ</option>
+              <option value="0.000001">log(σ + 1e-6), the authors'</option>
             </select>
           </label>
           <label className="field">
