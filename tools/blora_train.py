@@ -85,16 +85,16 @@ def default_experiment() -> dict:
     return {
         "schema": 1, "name": "blora", "data": {"train": "", "eval": []}, "method": "blora",
         "adapter": {"targets": list(DEFAULT_TARGETS), "r": 32, "alpha": 64, "dropout": 0.05,
-                    "estimator": "flipout", "bayesianAOnly": False, "sigmaPrior": 0.01, "rhoBInit": "constant",
+                    "estimator": "flipout", "bayesianAOnly": False, "sigmaPrior": 0.01, "rhoBInit": "uniform",
                     "beta": 1e-4, "klLogEps": 0.0, "freezeRho": False},
         "optim": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weightDecay": 5e-4, "maxGradNorm": 1.0,
                   "warmupSteps": 10, "schedule": "inverse_sqrt", "steps": 100, "batchSize": 8, "gradAccum": 1},
-        "seed": 0, "eval": {"interval": 0, "maxNewTokens": 128},
+        "seed": 0, "eval": {"interval": 0, "maxNewTokens": 128, "devInterval": 0, "select": "last"},
     }
 
 
 OPTIONAL_KEYS = {"experiment.model", "experiment.data.trainLimit", "experiment.adapter.layers",
-                 "experiment.adapter.betaSchedule", "experiment.adapter.klScale"}
+                 "experiment.adapter.betaSchedule", "experiment.adapter.klScale", "experiment.data.dev"}
 
 KL_SCALE_DEFAULT = 1e-4  # the authors' -kl_scale default (continual-asr whisper/train_bnnlora.py:58)
 
@@ -221,6 +221,20 @@ def parse_experiment(obj: dict, source: str) -> dict:
     if not isinstance(a["freezeRho"], bool):
         errs.append(f"adapter.freezeRho must be true or false (got {json.dumps(a['freezeRho'])})")
     errs += beta_schedule_errors(a.get("betaSchedule"))
+    ev, dev = c["eval"], c["data"].get("dev")
+    if not (isinstance(ev["devInterval"], int) and ev["devInterval"] >= 0):
+        errs.append(f"eval.devInterval must be an integer ≥ 0 (got {ev['devInterval']})")
+    if ev["select"] not in ("last", "dev-ce"):
+        errs.append(f"eval.select must be last or dev-ce (got {json.dumps(ev['select'])})")
+    if dev is not None and not isinstance(dev, list):
+        errs.append(f"data.dev must be an array of {{path, name?, limit?}} (got {json.dumps(dev)})")
+    for i, d in enumerate(dev or []):
+        if not isinstance(d, dict) or not d.get("path"):
+            errs.append(f"data.dev[{i}].path is required")
+    if ev["select"] == "dev-ce" and not dev:
+        errs.append("eval.select 'dev-ce' needs a dev set (data.dev)")
+    if ev["select"] == "dev-ce" and not (isinstance(ev["devInterval"], int) and ev["devInterval"] >= 1):
+        errs.append("eval.select 'dev-ce' needs eval.devInterval ≥ 1 (dev CE every N steps; the authors' 100)")
     if errs:
         raise ConfigError(f"{source}: " + "; ".join(errs))
     return c
@@ -951,8 +965,41 @@ def main(argv: list[str] | None = None) -> int:
 
     train_rows = read_dataset(cfg["data"]["train"], cfg["data"].get("trainLimit"))
     enc.ensure(train_rows, "train")
+    dev_rows = [r for d in (cfg["data"].get("dev") or []) for r in read_dataset(d["path"], d.get("limit"))]
+    if dev_rows:
+        enc.ensure(dev_rows, "dev")
+    best = {"step": -1, "ce": math.inf, "state": None}
+    dev_ces: dict[int, float] = {}
+
+    def dev_loss(step: int) -> None:
+        """Dev CE (data.dev): teacher-forced token-mean CE with the posterior means (model.eval()), in micro-batches of
+        optim.batchSize — as Trainer.devLoss of the engine. Keeps the lowest (eval.select 'dev-ce')."""
+        model.eval()
+        tot, n = 0.0, 0
+        with torch.no_grad():
+            for i in range(0, len(dev_rows), o["batchSize"]):
+                rows = dev_rows[i:i + o["batchSize"]]
+                states = enc.get(rows)
+                set_kv(rows, states)
+                ids, labels, mask = collate(tokens, rows, device)
+                logits = model(encoder_outputs=(states,), decoder_input_ids=ids, decoder_attention_mask=mask, use_cache=False).logits
+                tot += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                                               ignore_index=-100, reduction="sum"))
+                n += int((labels != -100).sum())
+        clear_kv()
+        ce = tot / n
+        dev_ces[step] = ce
+        emit({"kind": "dev", "step": step, "ce": ce, "tokens": n, "utterances": len(dev_rows), "backend": "torch"})
+        low = ce < best["ce"]
+        if low:
+            best.update(step=step, ce=ce, state={k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad})
+        log(f"dev step {step}: CE {ce:.4f} over {len(dev_rows)} utterances ({n} tokens){' — the lowest so far' if low else ''}")
+
+    dev_every = cfg["eval"]["devInterval"] if dev_rows else 0
     evals_before = [] if args.no_eval_before else run_eval(0, None)
 
+    if dev_every:
+        dev_loss(0)
     opt = make_optimizer(params, adapters, a, o)
     if accelerator is not None:
         model, opt = accelerator.prepare(model, opt)
@@ -1033,8 +1080,21 @@ def main(argv: list[str] | None = None) -> int:
             el = time.time() - t_train0
             log(f"step {step}/{o['steps']}  ce {ce_mean:.4f}  kl {kl_val:.4g}  lr {lr:.2e}  |g| {gnorm:.3g}  "
                 f"{dt:.1f} s/step  ETA {el / step * (o['steps'] - step):.0f} s")
+        if dev_every and (step % dev_every == 0 or step == o["steps"]):
+            dev_loss(step)
         if cfg["eval"]["interval"] and step % cfg["eval"]["interval"] == 0 and step != o["steps"]:
             eval_steps.append(run_eval(step, adapters))
+
+    # eval.select 'dev-ce': the final evaluation and the export use the adapter of the lowest dev CE
+    selected = o["steps"]
+    if cfg["eval"]["select"] == "dev-ce" and best["state"] is not None and best["step"] != o["steps"]:
+        with torch.no_grad():
+            for k, v in model.named_parameters():
+                if k in best["state"]:
+                    v.copy_(best["state"][k])
+        selected = best["step"]
+        log(f"selected the adapter of step {selected} (dev CE {best['ce']:.4f}, the lowest of the dev evaluations) "
+            f"over step {o['steps']}'s")
 
     t_eval = time.time()
     evals_after = run_eval(o["steps"], adapters)
@@ -1048,7 +1108,8 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "backend": "torch", "kind": "run", "name": cfg["name"], "method": cfg["method"], "seed": cfg["seed"],
             "model": str(model_dir), "modelKey": model_key(model_dir), "train": cfg["data"]["train"],
-            "trainUtterances": len(train_rows), "steps": o["steps"], "final": last, "klFinal": kl_final,
+            "trainUtterances": len(train_rows), "steps": o["steps"], "final": last,
+            "selectedStep": selected, "devCe": dev_ces.get(selected), "klFinal": kl_final,
             "sparsity": sp, "absMuHistogram": hist, "evalBefore": evals_before, "eval": evals_after,
             "evalDuring": eval_steps, "trainSeconds": train_seconds, "evalSeconds": eval_seconds,
             "seconds": time.time() - t_start, "versions": versions, "machine": machine,

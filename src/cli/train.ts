@@ -25,7 +25,7 @@ import { hubEndpoint, isHubRepoId } from '../model/hub';
 import { SafetensorsError, SafetensorsFile, type TensorSource } from '../model/safetensors';
 import { FsModelSource, ModelFileError, type ModelSource } from '../model/source';
 import { loadWhisperAssets, type WhisperAssets } from '../model/whisperModel';
-import { type EvalRecord, type ExperimentConfig, ExperimentConfigError, parseExperiment, type TrainRecord } from '../train/config';
+import { type DevRecord, type EvalRecord, type ExperimentConfig, ExperimentConfigError, parseExperiment, type TrainRecord } from '../train/config';
 import { type PreparedUtterance, prepareUtterances } from '../train/data';
 import { deltaWSparsity, Trainer, TrainingDivergedError, adapterSparsity, trainWithRecovery, type Recovery } from '../train/trainer';
 import { RunFolderCheckpoints } from './checkpoints';
@@ -37,7 +37,7 @@ export const TRAIN_FLAGS = [
   'config', 'model', 'weights', 'train', 'train-limit', 'eval-new', 'eval-base', 'eval-limit', 'language', 'name',
   'method', 'targets', 'layers', 'r', 'alpha', 'dropout', 'beta', 'sigma-prior', 'estimator', 'rho-b-init', 'kl-scale', 'kl-log-eps', 'freeze-rho', 'bayesian-a-only',
   'lr', 'weight-decay', 'max-grad-norm', 'steps', 'batch', 'grad-accum', 'warmup', 'schedule', 'seed',
-  'eval-interval', 'max-new-tokens', 'out',
+  'eval-interval', 'max-new-tokens', 'dev', 'dev-limit', 'dev-interval', 'select', 'out',
 ] as const;
 
 export const TRAIN_HELP = `
@@ -64,7 +64,8 @@ Options (train):
   --name NAME          run name (default: from the config, "blora")
   --method lora|blora  (default blora)
   --targets LIST       comma list of decoder Linears: self_attn.{q,k,v,out}_proj, encoder_attn.{q,k,v,out}_proj,
-                       fc1, fc2 (default self_attn.q_proj,self_attn.v_proj)
+                       fc1, fc2 (default self_attn.q_proj,self_attn.v_proj,encoder_attn.q_proj,encoder_attn.v_proj:
+                       the authors' q_proj,v_proj in the decoder's self- and cross-attention)
   --layers LIST        comma list of decoder layers carrying adapters (default: all)
   --r N                rank (default 32)          --alpha X        scaling α, s = α/r (default 64)
   --dropout P          adapter input dropout (default 0.05)
@@ -73,7 +74,7 @@ Options (train):
   --kl-log-eps X       ε in the KL's log(σ + ε): 0 = exact (default), the authors' code 1e-6
   --freeze-rho true|false  ρ (σ) not trained, μ only (default false; the authors' bf16 adapters never move ρ)
   --estimator E        flipout|bbb|lrt (default flipout)
-  --rho-b-init I       constant|uniform: initial ρ_B −50 (B noiseless at first) or U(−5.5, −4.5) like ρ_A (default constant)
+  --rho-b-init I       uniform|constant: initial ρ_B U(−5.5, −4.5) like ρ_A (default: the paper's) or −50 (B noiseless at first)
   --bayesian-a-only true|false   only A is Bayesian (default false)
   --lr X               AdamW learning rate (default 1e-3)
   --weight-decay X     (default 5e-4)             --max-grad-norm X  global-norm clip, 0 = off (default 1)
@@ -84,6 +85,11 @@ Options (train):
   --schedule S         inverse_sqrt|cosine|constant (default inverse_sqrt)
   --seed N             one seed for init, data order and adapter noise (default 0)
   --eval-interval N    evaluate every N steps (default 0: before and after only)
+  --dev PATH           dev set for selection (repeatable): teacher-forced CE with the posterior means, no WER
+  --dev-limit N        only the first N utterances of each dev set
+  --dev-interval N     dev CE every N steps and at the end (default 0: none; the authors evaluate every 100)
+  --select S           last|dev-ce: the adapter the run ends with — the last step's, or the lowest dev CE's
+                       (the authors' load_best_model_at_end on eval_loss); default last
   --max-new-tokens N   greedy decoding cap in evaluation (default 128)
   --out DIR            output folder (default runs/<name>): metrics.jsonl, transcripts.jsonl, experiment.json,
                        result.json, adapter/
@@ -141,6 +147,7 @@ export function resolveConfig(opts: Opts): ExperimentConfig {
     const rel = (p: string) => (p && !p.startsWith('/') ? resolve(dirname(cfgPath), p) : p);
     if (json.data?.train) json.data.train = rel(json.data.train);
     if (Array.isArray(json.data?.eval)) for (const e of json.data.eval) if (e?.path) e.path = rel(e.path);
+    if (Array.isArray(json.data?.dev)) for (const e of json.data.dev) if (e?.path) e.path = rel(e.path);
     if (json.model) json.model = modelArg(rel(json.model), json.model);
   }
   const set = (path: string[], v: unknown) => {
@@ -197,6 +204,11 @@ export function resolveConfig(opts: Opts): ExperimentConfig {
   flag('schedule', ['optim', 'schedule'], String);
   flag('seed', ['seed']);
   flag('eval-interval', ['eval', 'interval']);
+  if (opts.dev) set(['data', 'dev'], opts.dev.map((p) => ({ path: resolve(p) })));
+  const devLimit = one('dev-limit');
+  if (devLimit !== undefined) for (const e of json.data?.dev ?? []) e.limit = num('dev-limit', devLimit);
+  flag('dev-interval', ['eval', 'devInterval']);
+  flag('select', ['eval', 'select'], String);
   flag('max-new-tokens', ['eval', 'maxNewTokens']);
   try {
     return parseExperiment(json, cfgPath ?? 'flags');
@@ -357,6 +369,8 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
   const train = await openDataset(cfg.data.train, '--train');
   const evals: ({ cfg: ExperimentConfig['data']['eval'][number] } & Awaited<ReturnType<typeof openDataset>>)[] = [];
   for (const e of cfg.data.eval) evals.push({ cfg: e, ...(await openDataset(e.path, e.role === 'new' ? '--eval-new' : '--eval-base')) });
+  const devs: ({ cfg: NonNullable<ExperimentConfig['data']['dev']>[number] } & Awaited<ReturnType<typeof openDataset>>)[] = [];
+  for (const e of cfg.data.dev ?? []) devs.push({ cfg: e, ...(await openDataset(e.path, '--dev')) });
   const { model, hub, source, assets, plan } = await openModel(cfg.model ?? defaultModel, weightsArg, log);
   checkAgainstModel(cfg, assets, language);
   // A local model.safetensors is parsed (and its header validated) now, before the device and the encoder.
@@ -430,20 +444,23 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
         const name = e.cfg.name ?? (basename(e.root) || e.root);
         evalData.push({ name, role: e.cfg.role, utterances: await prepare(e, e.cfg.limit, `${e.cfg.role} ${name}`) });
       }
+      const devUtts: PreparedUtterance[] = [];
+      for (const e of devs) devUtts.push(...(await prepare(e, e.cfg.limit, `dev ${e.cfg.name ?? (basename(e.root) || e.root)}`)));
+      if (devs.length && !devUtts.length) throw new TrainUsageError(`--dev ${devs.map((d) => d.root).join(', ')}: no usable utterances (see the warnings above)`);
       await encoder.release();
-      return { trainUtts, evalData };
+      return { trainUtts, evalData, devUtts };
     };
-    const { trainUtts, evalData } = await prepareAll();
+    const { trainUtts, evalData, devUtts } = await prepareAll();
 
-    const records: (TrainRecord | EvalRecord)[] = [];
-    const makeTrainer = (d: Awaited<ReturnType<typeof prepareAll>>) => Trainer.create({ rt, weights, cache, assets }, cfg, { train: d.trainUtts, eval: d.evalData }, {
+    const records: (TrainRecord | EvalRecord | DevRecord)[] = [];
+    const makeTrainer = (d: Awaited<ReturnType<typeof prepareAll>>) => Trainer.create({ rt, weights, cache, assets }, cfg, { train: d.trainUtts, eval: d.evalData, dev: d.devUtts }, {
       onRecord: (rec) => {
         ensureOut();
         records.push(rec);
         appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
       },
     }, { baseModel: model, label: 'train' });
-    let trainer = await makeTrainer({ trainUtts, evalData });
+    let trainer = await makeTrainer({ trainUtts, evalData, devUtts });
     ensureOut();
     log(`${cfg.method}${cfg.method === 'blora' ? ` (ρ_B init ${trainer.plan.config.rhoBInit}${trainer.plan.config.freezeRho ? ', ρ frozen' : ''}${trainer.plan.config.klLogEps ? `, KL log(σ + ${trainer.plan.config.klLogEps})` : ''})` : ''} ${cfg.adapter.targets.join(',')} r=${cfg.adapter.r}: ${trainer.plan.size} adapter values; ${trainUtts.length} training utterances, B=${cfg.optim.batchSize} × S=${trainer.S} tokens, ${cfg.optim.gradAccum} micro-batch(es) per step`);
     const evaluate = async () => {
@@ -455,6 +472,12 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
       return recs;
     };
     const before = await evaluate();
+    const devEval = async () => {
+      const d = await trainer.devLoss();
+      if (d) log(`dev step ${d.step}: CE ${d.ce.toFixed(4)} over ${d.utterances} utterances (${d.tokens} tokens)${trainer.bestDev?.step === d.step ? ' — the lowest so far' : ''}`);
+    };
+    const devDue = (step: number) => cfg.eval.devInterval > 0 && (step % cfg.eval.devInterval === 0 || step === cfg.optim.steps);
+    if (cfg.eval.devInterval > 0) await devEval();
     const bar = new ProgressBar(cfg.optim.steps, 'train');
     let evaluatedAt = 0;
     // Two checkpoint generations in --out (a damaged newest falls back to the previous one); a lost GPU
@@ -468,6 +491,7 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
         load: () => checkpoints.load(),
         afterStep: async (_t, r) => {
           bar.update(r.step, `ce ${r.ce.toFixed(4)} kl ${r.kl.toExponential(2)} lr ${r.lr.toExponential(2)} |g| ${r.gradNorm.toFixed(3)} ${r.tokensPerSec.toFixed(1)} tok/s`);
+          if (devDue(r.step)) await devEval();
           if (cfg.eval.interval > 0 && r.step % cfg.eval.interval === 0 && r.step < cfg.optim.steps) {
             await evaluate();
             evaluatedAt = r.step;
@@ -501,6 +525,13 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
       }
       throw e;
     }
+    // eval.select 'dev-ce': the final evaluation and the export use the adapter of the lowest dev CE. (A recovery
+    // from a lost device restarts the search at its checkpoint: the best before it is not in the checkpoint.)
+    const selectedStep = trainer.selectAdapter();
+    if (selectedStep !== trainer.step) {
+      log(`selected the adapter of step ${selectedStep} (dev CE ${trainer.bestDev!.ce.toFixed(4)}, the lowest of the dev evaluations) over step ${trainer.step}'s`);
+      evaluatedAt = -1; // the last step's evaluation was of another adapter
+    }
     const after = evaluatedAt === cfg.optim.steps ? [] : await evaluate();
     const { files } = await trainer.exportAdapter();
     for (const [f, data] of Object.entries(files)) writeFileSync(join(out, 'adapter', f), data);
@@ -523,6 +554,9 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
       model,
       adapter: `${cfg.method === 'blora' ? `BLoRA (${c.estimator}${c.bayesianAOnly ? ', A only' : ''}, β ${c.beta}, σ_p ${c.sigmaPrior}, ρ_B init ${c.rhoBInit}${c.freezeRho ? ', ρ frozen' : ''}${c.klLogEps ? `, KL log(σ + ${c.klLogEps})` : ''})` : 'LoRA'} r=${c.r} α=${c.alpha} on ${c.targets.join(',')} of layers ${trainer.plan.config.layers.join(',')}; ${trainer.plan.size} values`,
       steps: trainer.step,
+      // the step whose adapter the final evaluation and export use (eval.select), and its dev CE
+      selectedStep,
+      devCe: records.find((x): x is DevRecord => x.kind === 'dev' && x.step === selectedStep)?.ce ?? null,
       seed: cfg.seed,
       eval: sets,
       forgetting: base.length ? mean(base.map((s) => s.werAfter)) - mean(base.map((s) => s.werBefore)) : null,

@@ -25,6 +25,16 @@ export interface EvalSetConfig {
   limit?: number;
 }
 
+/** A dev set: dataset folder or manifest, optional name and first-N limit. */
+export interface DevSetConfig {
+  path: string;
+  name?: string;
+  limit?: number;
+}
+
+export type EvalSelect = 'last' | 'dev-ce';
+export const EVAL_SELECTS: readonly EvalSelect[] = ['last', 'dev-ce'];
+
 /** β from `step` on (see ExperimentConfig.adapter.betaSchedule). */
 export interface BetaScheduleEntry {
   step: number;
@@ -42,6 +52,11 @@ export interface ExperimentConfig {
     /** only the first N training utterances */
     trainLimit?: number;
     eval: EvalSetConfig[];
+    /**
+     * dev sets for selection (eval.select 'dev-ce'): their teacher-forced CE with the posterior means, as the
+     * authors' eval_loss on their dev split (continual-asr whisper/train_bnnlora.py:450-471); not a domain, no WER
+     */
+    dev?: DevSetConfig[];
   };
   method: Method;
   adapter: {
@@ -56,7 +71,7 @@ export interface ExperimentConfig {
     estimator: BayesEstimator;
     bayesianAOnly: boolean;
     sigmaPrior: number;
-    /** initial ρ_B: 'constant' (−50: B noiseless at first) or 'uniform' (U(−5.5, −4.5), as ρ_A); src/engine/adapters.ts RhoBInit */
+    /** initial ρ_B: 'uniform' (default: U(−5.5, −4.5), as ρ_A, the paper's) or 'constant' (−50: B noiseless at first); src/engine/adapters.ts RhoBInit */
     rhoBInit: RhoBInit;
     /**
      * KL weight per optimizer step; each of `gradAccum` micro-batches adds beta/gradAccum · KL (and CE/gradAccum), so the
@@ -111,6 +126,14 @@ export interface ExperimentConfig {
     /** evaluate every N optimizer steps (0: only before and after training) */
     interval: number;
     maxNewTokens: number;
+    /** dev CE every N optimizer steps (0: none); the authors evaluate every 100 (train_bnnlora.py:78 -eval_steps) */
+    devInterval: number;
+    /**
+     * the adapter the run ends with (final evaluation, export): 'last' step, or 'dev-ce', the lowest dev CE among
+     * the dev evaluations (every devInterval steps and the last step) — the authors' load_best_model_at_end with
+     * metric_for_best_model eval_loss (train_bnnlora.py:464, 471)
+     */
+    select: EvalSelect;
   };
 }
 
@@ -129,7 +152,8 @@ export function defaultExperiment(): ExperimentConfig {
       estimator: 'flipout',
       bayesianAOnly: false,
       sigmaPrior: 0.01,
-      rhoBInit: 'constant',
+      // ρ_B drawn as ρ_A: the authors' code at the paper's date (bnn_lora.py:148; −50 came in commit 46826e7, 2025-10-31)
+      rhoBInit: 'uniform',
       beta: 1e-4, // replaced by KL_SCALE_DEFAULT / gradAccum in parseExperiment unless beta or klScale is given
       klLogEps: 0,
       freezeRho: false,
@@ -147,7 +171,7 @@ export function defaultExperiment(): ExperimentConfig {
       gradAccum: 1,
     },
     seed: 0,
-    eval: { interval: 0, maxNewTokens: 128 },
+    eval: { interval: 0, maxNewTokens: 128, devInterval: 0, select: 'last' },
   };
 }
 
@@ -169,7 +193,7 @@ function merge<T>(base: T, over: unknown, path: string): T {
   }
   return out as T;
 }
-const OPTIONAL_KEYS = new Set(['experiment.model', 'experiment.data.trainLimit', 'experiment.adapter.layers', 'experiment.adapter.betaSchedule', 'experiment.adapter.klScale']);
+const OPTIONAL_KEYS = new Set(['experiment.model', 'experiment.data.trainLimit', 'experiment.adapter.layers', 'experiment.adapter.betaSchedule', 'experiment.adapter.klScale', 'experiment.data.dev']);
 
 /** The authors' default -kl_scale (continual-asr whisper/train_bnnlora.py:58). */
 export const KL_SCALE_DEFAULT = 1e-4;
@@ -289,6 +313,13 @@ export function validateExperiment(c: ExperimentConfig): string[] {
   if (!(Number.isInteger(c.seed) && c.seed >= 0)) e.push(`seed must be an integer ≥ 0 (got ${c.seed})`);
   int(c.eval.interval, 'eval.interval', 0);
   int(c.eval.maxNewTokens, 'eval.maxNewTokens', 1);
+  int(c.eval.devInterval, 'eval.devInterval', 0);
+  if (!EVAL_SELECTS.includes(c.eval.select)) e.push(`eval.select must be ${EVAL_SELECTS.join(' or ')} (got ${JSON.stringify(c.eval.select)})`);
+  const dev = c.data.dev;
+  if (dev !== undefined && !Array.isArray(dev)) e.push(`data.dev must be an array of {path, name?, limit?} (got ${JSON.stringify(dev)})`);
+  else for (const [i, s] of (dev ?? []).entries()) if (!isObj(s) || !s.path) e.push(`data.dev[${i}].path is required`);
+  if (c.eval.select === 'dev-ce' && !(Array.isArray(dev) && dev.length)) e.push("eval.select 'dev-ce' needs a dev set (data.dev)");
+  if (c.eval.select === 'dev-ce' && !(c.eval.devInterval >= 1)) e.push("eval.select 'dev-ce' needs eval.devInterval ≥ 1 (dev CE every N steps; the authors' 100)");
   return e;
 }
 
@@ -314,6 +345,17 @@ export interface TrainRecord {
   sparsityA: number;
   sparsityB: number;
   elapsedS: number;
+  backend: 'engine' | 'torch';
+}
+
+/** One line per dev evaluation (eval.devInterval): CE over every dev utterance, posterior means, teacher forcing. */
+export interface DevRecord {
+  kind: 'dev';
+  step: number;
+  /** token-mean CE over the dev sets (all of them together) */
+  ce: number;
+  tokens: number;
+  utterances: number;
   backend: 'engine' | 'torch';
 }
 

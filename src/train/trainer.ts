@@ -26,7 +26,7 @@ import { pierOfTranscripts } from '../metrics/pier';
 import { computeCer, computeWer } from '../metrics/wer';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors';
 import type { WhisperAssets } from '../model/whisperModel';
-import { type BetaScheduleEntry, betaAt, type EvalRecord, type EvalRole, type ExperimentConfig, type TrainRecord, withBetaEntry } from './config';
+import { type BetaScheduleEntry, betaAt, type DevRecord, type EvalRecord, type EvalRole, type ExperimentConfig, type TrainRecord, withBetaEntry } from './config';
 import { BatchSampler, inputLength, makeBatch, type PreparedUtterance, type SamplerState, specialTokens } from './data';
 import { learningRate } from './schedule';
 
@@ -48,6 +48,8 @@ export interface EvalSetData {
 export interface TrainerData {
   train: PreparedUtterance[];
   eval: EvalSetData[];
+  /** dev utterances (all dev sets together) for devLoss / eval.select 'dev-ce' */
+  dev?: PreparedUtterance[];
 }
 
 export interface TrainerProgress {
@@ -62,7 +64,7 @@ export interface TrainerProgress {
 }
 
 export interface TrainerHooks {
-  onRecord(rec: TrainRecord | EvalRecord): void;
+  onRecord(rec: TrainRecord | EvalRecord | DevRecord): void;
   onProgress?(p: TrainerProgress): void;
 }
 
@@ -354,6 +356,8 @@ export class Trainer {
   elapsedS = 0;
   /** transcripts of the last evaluate(), per eval set */
   lastTranscripts: Record<string, Transcript[]> = {};
+  /** the lowest dev CE so far and the adapter values at it (eval.select 'dev-ce') */
+  bestDev: { step: number; ce: number; theta: Float32Array } | null = null;
   /** KL of the last step (unscaled Σ of per-factor means) */
   lastKl = 0;
   /** the last step whose β is fixed (in flight or done): a live β change applies from the step after it */
@@ -395,7 +399,8 @@ export class Trainer {
   static async create(deps: TrainerDeps, cfg: ExperimentConfig, data: TrainerData, hooks: TrainerHooks, opts: TrainerOptions = {}): Promise<Trainer> {
     if (!data.train.length) throw new Error('Trainer: no training utterances (all rows rejected?)');
     const o = cfg.optim;
-    const S = Math.max(...data.train.map(inputLength));
+    // S covers the dev utterances too (devLoss runs them through the training engine's B × S batch)
+    const S = Math.max(...data.train.map(inputLength), ...(data.dev ?? []).map(inputLength));
     const engine = await WhisperDecoderEngine.create(
       deps.rt,
       deps.weights,
@@ -525,6 +530,46 @@ export class Trainer {
     const schedule = withBetaEntry(this.config.adapter.betaSchedule, entry);
     this.config = { ...this.config, adapter: { ...this.config.adapter, betaSchedule: schedule } };
     return { entry, schedule };
+  }
+
+  /**
+   * Dev CE (data.dev): teacher-forced token-mean CE over every dev utterance with the posterior means (LoRA: the
+   * adapter), in the training engine's B × S batches — a last partial batch is filled with copies whose labels are
+   * ignored. Emits a DevRecord and keeps the lowest (bestDev). Null without dev data.
+   */
+  async devLoss(): Promise<DevRecord | null> {
+    const dev = this.data.dev;
+    if (!dev?.length) return null;
+    const B = this.config.optim.batchSize;
+    const S = this.S;
+    const eot = specialTokens(this.deps.assets).eot;
+    let sum = 0;
+    let tokens = 0;
+    for (let i = 0; i < dev.length; i += B) {
+      const chunk = dev.slice(i, i + B);
+      const real = chunk.length;
+      while (chunk.length < B) chunk.push(chunk[0]);
+      const batch = makeBatch(chunk, S, eot);
+      for (let b = real; b < B; b++) (batch.labels as Int32Array).fill(-100, b * S, (b + 1) * S);
+      this.engine.setBatch(batch);
+      this.engine.forward(0, { eval: true });
+      const L = await this.engine.readLoss();
+      sum += L.ce * L.count;
+      tokens += L.count;
+    }
+    const rec: DevRecord = { kind: 'dev', step: this.step, ce: sum / tokens, tokens, utterances: dev.length, backend: 'engine' };
+    if (!Number.isFinite(rec.ce)) throw new Error(`dev CE at step ${this.step} is ${rec.ce}`);
+    if (!this.bestDev || rec.ce < this.bestDev.ce) this.bestDev = { step: this.step, ce: rec.ce, theta: await this.readTheta() };
+    this.hooks.onRecord(rec);
+    return rec;
+  }
+
+  /** eval.select 'dev-ce': the adapter becomes the one of the lowest dev CE (its step returned); otherwise the step now. */
+  selectAdapter(): number {
+    if (this.config.eval.select !== 'dev-ce' || !this.bestDev || this.bestDev.step === this.step) return this.step;
+    this.engine.setTheta(this.bestDev.theta);
+    this.theta = this.bestDev.theta;
+    return this.bestDev.step;
   }
 
   /**

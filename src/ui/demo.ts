@@ -48,7 +48,7 @@ export function demoExperiments(base: ExperimentConfig, size: DemoSize): Experim
     c.name = name;
     c.method = method;
     c.seed = 0;
-    c.adapter = { ...c.adapter, targets: [...size.targets], r: size.r, alpha: 2 * size.r, dropout: 0.05, estimator: 'flipout', sigmaPrior: 0.01, beta, bayesianAOnly: false };
+    c.adapter = { ...c.adapter, targets: [...size.targets], r: size.r, alpha: 2 * size.r, dropout: 0.05, estimator: 'flipout', sigmaPrior: 0.01, beta, bayesianAOnly: false, rhoBInit: 'constant' }; // ρ_B −50: what docs/demo-result.md measured (the experiment default is the paper's U(−5.5, −4.5))
     delete c.adapter.betaSchedule;
     c.optim = { ...c.optim, lr: 3e-3, weightDecay: 0, maxGradNorm: 1, warmupSteps: Math.min(5, size.steps - 1), schedule: 'inverse_sqrt', steps: size.steps, batchSize: size.batch, gradAccum: 1 };
     c.eval = { ...c.eval, interval: 0, maxNewTokens: size.maxNewTokens };

@@ -5,7 +5,7 @@ import type { GpuCapabilities } from '../gpu/device';
 import type { LoadProgress } from '../pipeline/transcriber';
 import type { ModelInfo } from '../worker/protocol';
 import type { TranscriptMsg } from '../worker/client';
-import { defaultExperiment, type EvalRecord, type ExperimentConfig, type TrainRecord } from '../train/config';
+import { defaultExperiment, type DevRecord, type EvalRecord, type ExperimentConfig, type TrainRecord } from '../train/config';
 import type { RunData, Histogram } from '../worker/train-protocol';
 
 export interface DemoClip {
@@ -71,6 +71,8 @@ export interface RunState {
   error?: string;
   train: TrainRecord[];
   evals: EvalRecord[];
+  /** dev CE records (eval.devInterval), when the run has a dev set */
+  dev?: DevRecord[];
   hist?: Histogram;
   lastCheckpointStep?: number;
   /** GPU device losses the worker recovered from during this run (src/train/trainer.ts trainWithRecovery) */

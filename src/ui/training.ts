@@ -122,7 +122,11 @@ function handle(m: FromTrain): void {
       break;
     case 'record':
       updateRun(m.runId, (r) =>
-        m.record.kind === 'train' ? { ...r, train: [...r.train, m.record as TrainRecord] } : { ...r, evals: [...r.evals, m.record as EvalRecord] },
+        m.record.kind === 'train'
+          ? { ...r, train: [...r.train, m.record] }
+          : m.record.kind === 'dev'
+            ? { ...r, dev: [...(r.dev ?? []), m.record] }
+            : { ...r, evals: [...r.evals, m.record] },
       );
       persistSoon(m.runId);
       break;

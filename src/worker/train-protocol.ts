@@ -1,7 +1,7 @@
 // Messages between the UI thread and the training worker (src/worker/train.worker.ts). The worker owns
 // the WebGPU device (navigator.gpu inside the worker), the decoder weights, the EncoderKvCache and the
 // Trainer; the UI sends only references (encoder-cache keys + transcripts) and receives metric records.
-import type { BetaScheduleEntry, EvalRecord, EvalRole, ExperimentConfig, TrainRecord } from '../train/config';
+import type { BetaScheduleEntry, DevRecord, EvalRecord, EvalRole, ExperimentConfig, TrainRecord } from '../train/config';
 import type { ModelLocation } from './protocol';
 
 /** One utterance as the training worker needs it: its encoder states are in IndexedDB under (modelId, key). */
@@ -59,7 +59,7 @@ export type RunStatus = 'starting' | 'running' | 'paused' | 'stopped' | 'done' |
 
 export type FromTrain =
   | { type: 'status'; runId: string; status: RunStatus; stage?: string; error?: string }
-  | { type: 'record'; runId: string; record: TrainRecord | EvalRecord }
+  | { type: 'record'; runId: string; record: TrainRecord | EvalRecord | DevRecord }
   | { type: 'hist'; runId: string; hist: Histogram }
   | { type: 'transcripts'; runId: string; step: number; set: string; transcripts: EvalTranscript[] }
   | { type: 'checkpoint'; runId: string; step: number }

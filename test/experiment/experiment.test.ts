@@ -288,6 +288,21 @@ test('engine backend (blora-studio train) agrees with the torch backend on the C
     assert.ok(x.ceRel <= CE_TOL, `step ${x.step}: CE engine ${x.ceEngine} vs torch ${x.ceTorch} (rel ${x.ceRel.toExponential(2)} > ${CE_TOL})`);
     assert.ok(x.gnRel <= CE_TOL, `step ${x.step}: grad norm engine ${x.gnEngine} vs torch ${x.gnTorch} (rel ${x.gnRel.toExponential(2)} > ${CE_TOL})`);
   }
+  // dev CE (eval.select dev-ce): the same values at steps 0, 1, 2 on both backends, and the same step selected
+  const devOf = (dir: string) => (records(dir) as { kind: string }[]).filter((x) => x.kind === 'dev') as unknown as { step: number; ce: number; tokens: number }[];
+  const devE = devOf(join(engOut, 'runs', 'lora-s0'));
+  const devT = devOf(torchDir);
+  console.table(devE.map((e, i) => ({ step: e.step, devEngine: e.ce, devTorch: devT[i]?.ce, tokens: `${e.tokens}/${devT[i]?.tokens}` })));
+  assert.deepEqual(devE.map((x) => x.step), [0, 1, 2]);
+  assert.deepEqual(devT.map((x) => x.step), [0, 1, 2]);
+  devE.forEach((e, i) => {
+    assert.equal(e.tokens, devT[i].tokens, `dev step ${e.step}: tokens`);
+    assert.ok(rel(e.ce, devT[i].ce) <= CE_TOL, `dev step ${e.step}: CE engine ${e.ce} vs torch ${devT[i].ce}`);
+  });
+  const sel = (dir: string) => JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')).selectedStep as number;
+  const argmin = (xs: { step: number; ce: number }[]) => xs.reduce((b, x) => (x.ce < b.ce ? x : b)).step;
+  assert.equal(sel(torchDir), argmin(devT), 'torch: the selected step is the lowest dev CE');
+  assert.equal(sel(join(engOut, 'runs', 'lora-s0')), argmin(devE), 'engine: the selected step is the lowest dev CE');
   const md = readFileSync(join(REPO, 'test-results/experiment/ci-engine-results.md'), 'utf8');
   assert.match(md, /\| LoRA \| engine \| 1 \|/, 'the report names the engine backend');
   // tools/compare_backends.py (docs/demo-backends.md) reads the same two run folders and must find the same steps.

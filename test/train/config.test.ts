@@ -12,9 +12,10 @@ test('missing keys take the defaults; given keys override', () => {
   assert.equal(c.optim.lr, 1e-2);
   assert.deepEqual(c.optim.betas, d.optim.betas);
   assert.equal(c.data.train, 'public/demo');
-  assert.deepEqual(c.adapter.targets, ['self_attn.q_proj', 'self_attn.v_proj']);
-  assert.equal(c.adapter.rhoBInit, 'constant');
-  assert.equal(parseExperiment({ data: { train: 'x' }, adapter: { rhoBInit: 'uniform' } }).adapter.rhoBInit, 'uniform');
+  // the authors' defaults: q_proj, v_proj of self- and cross-attention, ρ_B drawn as ρ_A (the paper's date)
+  assert.deepEqual(c.adapter.targets, ['self_attn.q_proj', 'self_attn.v_proj', 'encoder_attn.q_proj', 'encoder_attn.v_proj']);
+  assert.equal(c.adapter.rhoBInit, 'uniform');
+  assert.equal(parseExperiment({ data: { train: 'x' }, adapter: { rhoBInit: 'constant' } }).adapter.rhoBInit, 'constant');
 });
 
 test("adapter.klScale is the authors' kl_scale: β = klScale / gradAccum; the default agrees with theirs", () => {
@@ -58,6 +59,10 @@ test('errors name the key', () => {
     [{ data: { train: 'x' }, method: 'qlora' }, /method must be "lora" or "blora"/],
     [{ data: { train: 'x' }, adapter: 5 }, /experiment\.adapter: expected an object/],
     [{ data: { train: 'x' }, adapter: { rhoBInit: 'random' } }, /adapter\.rhoBInit must be constant or uniform \(got "random"\)/],
+    [{ data: { train: 'x' }, eval: { select: 'best' } }, /eval\.select must be last or dev-ce \(got "best"\)/],
+    [{ data: { train: 'x' }, eval: { select: 'dev-ce', devInterval: 100 } }, /eval\.select 'dev-ce' needs a dev set \(data\.dev\)/],
+    [{ data: { train: 'x', dev: [{ path: 'd' }] }, eval: { select: 'dev-ce' } }, /eval\.select 'dev-ce' needs eval\.devInterval ≥ 1/],
+    [{ data: { train: 'x', dev: [{ name: 'd' }] } }, /data\.dev\[0\]\.path is required/],
   ];
   for (const [json, re] of bad) {
     assert.throws(() => parseExperiment(json, 'my.json'), (e: Error) => e instanceof ExperimentConfigError && /^my\.json: /.test(e.message) && re.test(e.message), JSON.stringify(json));

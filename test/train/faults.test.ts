@@ -116,6 +116,30 @@ async function trainer(e: TrainEnv, u: PreparedUtterance[], records: TrainRecord
   return Trainer.create(e, cfg, { train: u, eval: [] }, { onRecord: (r) => r.kind === 'train' && records.push(r) }, opts);
 }
 
+test('eval.select dev-ce: dev CE every step, the adapter of the lowest comes back (lr 3 drives the CE up)', async () => {
+  // issue 14 item 2 (the authors' load_best_model_at_end on eval_loss): dev = the clip, posterior means
+  const c = { ...cfg, optim: { ...cfg.optim, lr: 3 }, eval: { ...cfg.eval, devInterval: 1, select: 'dev-ce' as const } };
+  const dev: { step: number; ce: number }[] = [];
+  const t = await Trainer.create(env, c, { train: utts, eval: [], dev: utts }, { onRecord: (r) => r.kind === 'dev' && dev.push(r) });
+  const theta0 = await t.readTheta();
+  await t.devLoss();
+  for (let i = 0; i < 3; i++) {
+    await t.trainStep();
+    await t.devLoss();
+  }
+  console.log(`dev CE by step: ${dev.map((d) => `${d.step}: ${d.ce.toFixed(4)}`).join(', ')}`);
+  assert.deepEqual(dev.map((d) => d.step), [0, 1, 2, 3]);
+  assert.ok(dev.every((d) => Number.isFinite(d.ce) && d.ce > 0));
+  assert.ok(dev[3].ce > dev[0].ce, 'lr 3 should make the dev CE worse than at the start');
+  const best = dev.reduce((b, d) => (d.ce < b.ce ? d : b));
+  assert.equal(t.selectAdapter(), best.step);
+  if (best.step === 0) assert.ok(bitsEqual(await t.readTheta(), theta0), 'step 0 selected: the initial adapter back');
+  // the engine holds the selected adapter: its dev CE again, bit for bit
+  const again = await t.devLoss();
+  assert.equal(again!.ce, best.ce);
+  t.destroy();
+});
+
 test('NaN in the loss: the run stops, the last good checkpoint is kept', async () => {
   const dir = tempDir();
   const store = new RunFolderCheckpoints(dir);

@@ -108,11 +108,11 @@ export function ExperimentPanel() {
               <option value="lrt">local reparameterization</option>
             </select>
           </label>
-          <label className="field" title="initial ρ_B (σ = softplus(ρ)): −50 leaves B without noise until training raises ρ_B (the authors' code today); U(−5.5, −4.5) draws it as ρ_A, so B's noise is live from the first step (their code at the paper's date)">
+          <label className="field" title="initial ρ_B (σ = softplus(ρ)): U(−5.5, −4.5) draws it as ρ_A, so B's noise is live from the first step (the authors' code at the paper's date, the default); −50 leaves B without noise until training raises ρ_B (their code today)">
             <span>ρ_B at start</span>
             <select value={cfg.adapter.rhoBInit} onChange={(e) => up((c) => (c.adapter.rhoBInit = e.target.value as RhoBInit))} data-testid="exp-rho-b-init">
+              <option value="uniform">U(−5.5, −4.5), as ρ_A (the paper's)</option>
               <option value="constant">−50 (B noiseless at first)</option>
-              <option value="uniform">U(−5.5, −4.5), as ρ_A</option>
             </select>
           </label>
           <label className="field" title="σ stays at its initial value and only μ trains: the authors' adapters are bf16, where AdamW's steps are below half a ulp of ρ ≈ −5, so their ρ never moves">
