@@ -94,7 +94,7 @@ def default_experiment() -> dict:
 
 
 OPTIONAL_KEYS = {"experiment.model", "experiment.data.trainLimit", "experiment.adapter.layers",
-                 "experiment.adapter.betaSchedule", "experiment.adapter.klScale", "experiment.data.dev"}
+                 "experiment.adapter.betaSchedule", "experiment.adapter.klScale", "experiment.data.dev", "experiment.data.trainMix"}
 
 KL_SCALE_DEFAULT = 1e-4  # the authors' -kl_scale default (continual-asr whisper/train_bnnlora.py:58)
 
@@ -221,6 +221,18 @@ def parse_experiment(obj: dict, source: str) -> dict:
     if not isinstance(a["freezeRho"], bool):
         errs.append(f"adapter.freezeRho must be true or false (got {json.dumps(a['freezeRho'])})")
     errs += beta_schedule_errors(a.get("betaSchedule"))
+    mix = c["data"].get("trainMix")
+    if mix is not None and not isinstance(mix, list):
+        errs.append(f"data.trainMix must be an array of {{path, p, limit?}} (got {json.dumps(mix)})")
+    elif mix:
+        for i, m in enumerate(mix):
+            if not isinstance(m, dict) or not m.get("path"):
+                errs.append(f"data.trainMix[{i}].path is required")
+            elif not (_num(m.get("p")) and 0 < m["p"] < 1):
+                errs.append(f"data.trainMix[{i}].p must be in (0, 1) (got {json.dumps(m.get('p'))})")
+        total = sum(m["p"] for m in mix if isinstance(m, dict) and _num(m.get("p")))
+        if not 1 - total > 0:
+            errs.append(f"data.trainMix: the probabilities sum to {total:.3g}; data.train needs the rest (> 0)")
     ev, dev = c["eval"], c["data"].get("dev")
     if not (isinstance(ev["devInterval"], int) and ev["devInterval"] >= 0):
         errs.append(f"eval.devInterval must be an integer ≥ 0 (got {ev['devInterval']})")
@@ -465,6 +477,36 @@ class BatchSampler:
                 self.perm = self.permutation(self.epoch)
             out.append(self.perm[self.pos])
             self.pos += 1
+        return out
+
+
+class MixSampler:
+    """Twin of MixSampler in src/train/data.ts: training sets one after the other, each utterance slot draws its set
+    with probability p_i (u of draw d from mulberry32(hash(seed, d))) and takes the next index of the set's own
+    BatchSampler(n_i, 1, seed + 7919·i) stream."""
+
+    def __init__(self, sizes: list[int], ps: list[float], batch: int, seed: int):
+        self.batch, self.seed, self.draws = batch, seed, 0
+        self.sets = [BatchSampler(n, 1, seed + 7919 * i) for i, n in enumerate(sizes)]
+        self.offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        c, self.cum = 0.0, []
+        for p in ps:
+            c += p
+            self.cum.append(c)
+
+    def set_of(self, d: int) -> int:
+        u = mulberry32(imul(self.seed, 0x27D4EB2D) ^ imul(d + 1, 0x165667B1))()
+        for i, c in enumerate(self.cum):
+            if u < c:
+                return i
+        return len(self.cum) - 1
+
+    def next(self) -> list[int]:
+        out = []
+        while len(out) < self.batch:
+            i = self.set_of(self.draws)
+            self.draws += 1
+            out.append(self.offsets[i] + self.sets[i].next()[0])
         return out
 
 
@@ -964,6 +1006,12 @@ def main(argv: list[str] | None = None) -> int:
             kv.clear()
 
     train_rows = read_dataset(cfg["data"]["train"], cfg["data"].get("trainLimit"))
+    mix = cfg["data"].get("trainMix") or []
+    set_sizes = [len(train_rows)]
+    for m in mix:  # data.trainMix: more training sets after data.train (MixSampler)
+        rows_m = read_dataset(m["path"], m.get("limit"))
+        train_rows += rows_m
+        set_sizes.append(len(rows_m))
     enc.ensure(train_rows, "train")
     dev_rows = [r for d in (cfg["data"].get("dev") or []) for r in read_dataset(d["path"], d.get("limit"))]
     if dev_rows:
@@ -1012,7 +1060,8 @@ def main(argv: list[str] | None = None) -> int:
             f"the {world} processes")
         return 2
     per_rank = o["batchSize"] // world
-    sampler = BatchSampler(len(train_rows), o["batchSize"], cfg["seed"])
+    sampler = (MixSampler(set_sizes, [1 - sum(m["p"] for m in mix)] + [m["p"] for m in mix], o["batchSize"], cfg["seed"])
+               if mix else BatchSampler(len(train_rows), o["batchSize"], cfg["seed"]))
 
     def all_sum(t):
         """Sum over the processes (gloo on CPU, NCCL on GPUs); the tensor itself with one process."""

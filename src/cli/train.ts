@@ -25,7 +25,7 @@ import { hubEndpoint, isHubRepoId } from '../model/hub';
 import { SafetensorsError, SafetensorsFile, type TensorSource } from '../model/safetensors';
 import { FsModelSource, ModelFileError, type ModelSource } from '../model/source';
 import { loadWhisperAssets, type WhisperAssets } from '../model/whisperModel';
-import { type DevRecord, type EvalRecord, type ExperimentConfig, ExperimentConfigError, parseExperiment, type TrainRecord } from '../train/config';
+import { type DevRecord, type EvalRecord, type ExperimentConfig, ExperimentConfigError, parseExperiment, type TrainRecord, trainMixProbabilities } from '../train/config';
 import { type PreparedUtterance, prepareUtterances } from '../train/data';
 import { deltaWSparsity, Trainer, TrainingDivergedError, adapterSparsity, trainWithRecovery, type Recovery } from '../train/trainer';
 import { RunFolderCheckpoints } from './checkpoints';
@@ -37,7 +37,7 @@ export const TRAIN_FLAGS = [
   'config', 'model', 'weights', 'train', 'train-limit', 'eval-new', 'eval-base', 'eval-limit', 'language', 'name',
   'method', 'targets', 'layers', 'r', 'alpha', 'dropout', 'beta', 'sigma-prior', 'estimator', 'rho-b-init', 'kl-scale', 'kl-log-eps', 'freeze-rho', 'bayesian-a-only',
   'lr', 'weight-decay', 'max-grad-norm', 'steps', 'batch', 'grad-accum', 'warmup', 'schedule', 'seed',
-  'eval-interval', 'max-new-tokens', 'dev', 'dev-limit', 'dev-interval', 'select', 'out',
+  'eval-interval', 'max-new-tokens', 'train-mix', 'dev', 'dev-limit', 'dev-interval', 'select', 'out',
 ] as const;
 
 export const TRAIN_HELP = `
@@ -57,6 +57,8 @@ Options (train):
   --train PATH         training set: a dataset folder (audiofolder metadata.csv, *.jsonl, Common Voice, Kaldi)
                        or a manifest file (metadata.csv / *.jsonl)
   --train-limit N      only the first N training utterances
+  --train-mix PATH:P   another training set, drawn with probability P per utterance (repeatable; --train takes
+                       the rest): e.g. replay of base-domain data; the authors interleave their training sets
   --eval-new PATH      new-domain eval set (repeatable)
   --eval-base PATH     base-domain eval set, where forgetting is measured (repeatable)
   --eval-limit N       only the first N utterances of each eval set
@@ -148,6 +150,7 @@ export function resolveConfig(opts: Opts): ExperimentConfig {
     if (json.data?.train) json.data.train = rel(json.data.train);
     if (Array.isArray(json.data?.eval)) for (const e of json.data.eval) if (e?.path) e.path = rel(e.path);
     if (Array.isArray(json.data?.dev)) for (const e of json.data.dev) if (e?.path) e.path = rel(e.path);
+    if (Array.isArray(json.data?.trainMix)) for (const e of json.data.trainMix) if (e?.path) e.path = rel(e.path);
     if (json.model) json.model = modelArg(rel(json.model), json.model);
   }
   const set = (path: string[], v: unknown) => {
@@ -164,6 +167,13 @@ export function resolveConfig(opts: Opts): ExperimentConfig {
   flag('name', ['name'], String);
   flag('train', ['data', 'train'], (v) => resolve(v));
   flag('train-limit', ['data', 'trainLimit']);
+  if (opts['train-mix']) {
+    set(['data', 'trainMix'], opts['train-mix'].map((v) => {
+      const m = /^(.+):([0-9.eE+-]+)$/.exec(v);
+      if (!m) throw new TrainUsageError(`--train-mix must be PATH:P (a probability), got "${v}"`);
+      return { path: resolve(m[1]), p: num('train-mix', m[2]) };
+    }));
+  }
   if (opts['eval-new'] || opts['eval-base']) {
     const ev = [...(opts['eval-new'] ?? []).map((p) => ({ path: resolve(p), role: 'new' })), ...(opts['eval-base'] ?? []).map((p) => ({ path: resolve(p), role: 'base' }))];
     set(['data', 'eval'], ev);
@@ -369,6 +379,8 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
   const train = await openDataset(cfg.data.train, '--train');
   const evals: ({ cfg: ExperimentConfig['data']['eval'][number] } & Awaited<ReturnType<typeof openDataset>>)[] = [];
   for (const e of cfg.data.eval) evals.push({ cfg: e, ...(await openDataset(e.path, e.role === 'new' ? '--eval-new' : '--eval-base')) });
+  const mixes: ({ cfg: NonNullable<ExperimentConfig['data']['trainMix']>[number] } & Awaited<ReturnType<typeof openDataset>>)[] = [];
+  for (const m of cfg.data.trainMix ?? []) mixes.push({ cfg: m, ...(await openDataset(m.path, '--train-mix')) });
   const devs: ({ cfg: NonNullable<ExperimentConfig['data']['dev']>[number] } & Awaited<ReturnType<typeof openDataset>>)[] = [];
   for (const e of cfg.data.dev ?? []) devs.push({ cfg: e, ...(await openDataset(e.path, '--dev')) });
   const { model, hub, source, assets, plan } = await openModel(cfg.model ?? defaultModel, weightsArg, log);
@@ -439,6 +451,15 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
     const prepareAll = async () => {
       const trainUtts = await prepare(train, cfg.data.trainLimit, 'train');
       if (!trainUtts.length) throw new TrainUsageError(`--train ${cfg.data.train}: no usable utterances (see the warnings above)`);
+      // data.trainMix: the mixed-in sets after data.train, with their sizes and probabilities (MixSampler)
+      const ps = trainMixProbabilities(cfg);
+      const trainSets = [{ n: trainUtts.length, p: ps[0] }];
+      for (const [i, m] of mixes.entries()) {
+        const u = await prepare(m, m.cfg.limit, `train-mix ${basename(m.root) || m.root} (p ${m.cfg.p})`);
+        if (!u.length) throw new TrainUsageError(`--train-mix ${m.cfg.path}: no usable utterances (see the warnings above)`);
+        trainUtts.push(...u);
+        trainSets.push({ n: u.length, p: ps[i + 1] });
+      }
       const evalData = [];
       for (const e of evals) {
         const name = e.cfg.name ?? (basename(e.root) || e.root);
@@ -448,19 +469,19 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
       for (const e of devs) devUtts.push(...(await prepare(e, e.cfg.limit, `dev ${e.cfg.name ?? (basename(e.root) || e.root)}`)));
       if (devs.length && !devUtts.length) throw new TrainUsageError(`--dev ${devs.map((d) => d.root).join(', ')}: no usable utterances (see the warnings above)`);
       await encoder.release();
-      return { trainUtts, evalData, devUtts };
+      return { trainUtts, evalData, devUtts, trainSets };
     };
-    const { trainUtts, evalData, devUtts } = await prepareAll();
+    const { trainUtts, evalData, devUtts, trainSets } = await prepareAll();
 
     const records: (TrainRecord | EvalRecord | DevRecord)[] = [];
-    const makeTrainer = (d: Awaited<ReturnType<typeof prepareAll>>) => Trainer.create({ rt, weights, cache, assets }, cfg, { train: d.trainUtts, eval: d.evalData, dev: d.devUtts }, {
+    const makeTrainer = (d: Awaited<ReturnType<typeof prepareAll>>) => Trainer.create({ rt, weights, cache, assets }, cfg, { train: d.trainUtts, eval: d.evalData, dev: d.devUtts, trainSets: d.trainSets }, {
       onRecord: (rec) => {
         ensureOut();
         records.push(rec);
         appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
       },
     }, { baseModel: model, label: 'train' });
-    let trainer = await makeTrainer({ trainUtts, evalData, devUtts });
+    let trainer = await makeTrainer({ trainUtts, evalData, devUtts, trainSets });
     ensureOut();
     log(`${cfg.method}${cfg.method === 'blora' ? ` (ρ_B init ${trainer.plan.config.rhoBInit}${trainer.plan.config.freezeRho ? ', ρ frozen' : ''}${trainer.plan.config.klLogEps ? `, KL log(σ + ${trainer.plan.config.klLogEps})` : ''})` : ''} ${cfg.adapter.targets.join(',')} r=${cfg.adapter.r}: ${trainer.plan.size} adapter values; ${trainUtts.length} training utterances, B=${cfg.optim.batchSize} × S=${trainer.S} tokens, ${cfg.optim.gradAccum} micro-batch(es) per step`);
     const evaluate = async () => {

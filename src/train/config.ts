@@ -25,6 +25,13 @@ export interface EvalSetConfig {
   limit?: number;
 }
 
+/** A training set mixed in: dataset folder or manifest, its probability per utterance slot, optional first-N limit. */
+export interface TrainMixConfig {
+  path: string;
+  p: number;
+  limit?: number;
+}
+
 /** A dev set: dataset folder or manifest, optional name and first-N limit. */
 export interface DevSetConfig {
   path: string;
@@ -51,6 +58,12 @@ export interface ExperimentConfig {
     train: string;
     /** only the first N training utterances */
     trainLimit?: number;
+    /**
+     * more training sets mixed in (e.g. replay of base-domain data): each utterance of a micro-batch comes from set i
+     * with probability p_i and from data.train with 1 − Σ p_i (src/train/data.ts MixSampler; the authors interleave
+     * their training sets, train_bnnlora.py:479-483)
+     */
+    trainMix?: TrainMixConfig[];
     eval: EvalSetConfig[];
     /**
      * dev sets for selection (eval.select 'dev-ce'): their teacher-forced CE with the posterior means, as the
@@ -193,7 +206,13 @@ function merge<T>(base: T, over: unknown, path: string): T {
   }
   return out as T;
 }
-const OPTIONAL_KEYS = new Set(['experiment.model', 'experiment.data.trainLimit', 'experiment.adapter.layers', 'experiment.adapter.betaSchedule', 'experiment.adapter.klScale', 'experiment.data.dev']);
+const OPTIONAL_KEYS = new Set(['experiment.model', 'experiment.data.trainLimit', 'experiment.adapter.layers', 'experiment.adapter.betaSchedule', 'experiment.adapter.klScale', 'experiment.data.dev', 'experiment.data.trainMix']);
+
+/** Probabilities of data.train and each data.trainMix set, in that order (data.train takes the rest). */
+export function trainMixProbabilities(c: ExperimentConfig): number[] {
+  const mix = c.data.trainMix ?? [];
+  return [1 - mix.reduce((a, m) => a + m.p, 0), ...mix.map((m) => m.p)];
+}
 
 /** The authors' default -kl_scale (continual-asr whisper/train_bnnlora.py:58). */
 export const KL_SCALE_DEFAULT = 1e-4;
@@ -315,6 +334,16 @@ export function validateExperiment(c: ExperimentConfig): string[] {
   int(c.eval.maxNewTokens, 'eval.maxNewTokens', 1);
   int(c.eval.devInterval, 'eval.devInterval', 0);
   if (!EVAL_SELECTS.includes(c.eval.select)) e.push(`eval.select must be ${EVAL_SELECTS.join(' or ')} (got ${JSON.stringify(c.eval.select)})`);
+  const mix = c.data.trainMix;
+  if (mix !== undefined && !Array.isArray(mix)) e.push(`data.trainMix must be an array of {path, p, limit?} (got ${JSON.stringify(mix)})`);
+  else if (mix) {
+    mix.forEach((m, i) => {
+      if (!isObj(m) || !m.path) e.push(`data.trainMix[${i}].path is required`);
+      else if (!(typeof m.p === 'number' && m.p > 0 && m.p < 1)) e.push(`data.trainMix[${i}].p must be in (0, 1) (got ${JSON.stringify(m.p)})`);
+    });
+    const rest = 1 - mix.reduce((a, m) => a + (typeof m?.p === 'number' ? m.p : 0), 0);
+    if (!(rest > 0)) e.push(`data.trainMix: the probabilities sum to ${(1 - rest).toPrecision(3)}; data.train needs the rest (> 0)`);
+  }
   const dev = c.data.dev;
   if (dev !== undefined && !Array.isArray(dev)) e.push(`data.dev must be an array of {path, name?, limit?} (got ${JSON.stringify(dev)})`);
   else for (const [i, s] of (dev ?? []).entries()) if (!isObj(s) || !s.path) e.push(`data.dev[${i}].path is required`);

@@ -178,6 +178,14 @@ export interface SamplerState {
   epoch: number;
   /** next index into the epoch's permutation */
   pos: number;
+  /** MixSampler only: draws made, and each training set's own permutation stream */
+  mix?: { draws: number; sets: { epoch: number; pos: number }[] };
+}
+
+/** What Trainer draws its micro-batches from: indices into data.train. */
+export interface Sampler {
+  next(): number[];
+  state: SamplerState;
 }
 
 /** Seeded per-epoch permutations, consumed B at a time straight across epoch boundaries. */
@@ -223,5 +231,59 @@ export class BatchSampler {
     }
     this.st = { ...s };
     this.perm = this.permutation(s.epoch);
+  }
+}
+
+/**
+ * Several training sets mixed with probabilities (data.trainMix; the authors interleave their training sets with
+ * datasets.interleave_datasets, probabilities equal, train_bnnlora.py:479-483). data.train is the sets one after
+ * the other; each utterance slot of a micro-batch draws its set with probability p_i — uniform u of draw d from
+ * mulberry32(hash(seed, d)), so the state is a counter — and takes the next index of that set's own seeded
+ * permutation stream (BatchSampler of batch 1, seed + 7919·i: set 0 alone reproduces BatchSampler(n, B, seed)'s
+ * order). Sets are reshuffled when used up (not stopped at the first exhausted: a run has a fixed step count).
+ * Twin: MixSampler in tools/blora_train.py.
+ */
+export class MixSampler implements Sampler {
+  private readonly sets: BatchSampler[];
+  private readonly offsets: number[];
+  private readonly cum: number[];
+  private draws = 0;
+
+  constructor(sizes: number[], ps: number[], readonly batchSize: number, readonly seed: number) {
+    if (sizes.length !== ps.length || !sizes.length) throw new Error('MixSampler: one probability per training set');
+    const total = ps.reduce((a, b) => a + b, 0);
+    if (!ps.every((p) => p > 0) || Math.abs(total - 1) > 1e-9) throw new Error(`MixSampler: probabilities must be > 0 and sum to 1 (got ${ps.join(', ')})`);
+    this.sets = sizes.map((n, i) => new BatchSampler(n, 1, seed + 7919 * i));
+    this.offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
+    let c = 0;
+    this.cum = ps.map((p) => (c += p));
+  }
+
+  /** The set of draw d (uniform from a per-draw generator: no stream state). */
+  setOf(d: number): number {
+    const u = mulberry32((Math.imul(this.seed >>> 0, 0x27d4eb2d) ^ Math.imul(d + 1, 0x165667b1)) >>> 0)();
+    const i = this.cum.findIndex((c) => u < c);
+    return i < 0 ? this.cum.length - 1 : i;
+  }
+
+  next(): number[] {
+    const out: number[] = [];
+    while (out.length < this.batchSize) {
+      const i = this.setOf(this.draws++);
+      out.push(this.offsets[i] + this.sets[i].next()[0]);
+    }
+    return out;
+  }
+
+  get state(): SamplerState {
+    return { epoch: 0, pos: 0, mix: { draws: this.draws, sets: this.sets.map((s) => s.state) } };
+  }
+
+  set state(s: SamplerState) {
+    if (!s.mix || s.mix.sets.length !== this.sets.length || !(Number.isInteger(s.mix.draws) && s.mix.draws >= 0)) {
+      throw new Error(`MixSampler: bad state ${JSON.stringify(s)} (${this.sets.length} training sets)`);
+    }
+    this.draws = s.mix.draws;
+    s.mix.sets.forEach((st, i) => (this.sets[i].state = { epoch: st.epoch, pos: st.pos }));
   }
 }

@@ -27,7 +27,7 @@ import { computeCer, computeWer } from '../metrics/wer';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors';
 import type { WhisperAssets } from '../model/whisperModel';
 import { type BetaScheduleEntry, betaAt, type DevRecord, type EvalRecord, type EvalRole, type ExperimentConfig, type TrainRecord, withBetaEntry } from './config';
-import { BatchSampler, inputLength, makeBatch, type PreparedUtterance, type SamplerState, specialTokens } from './data';
+import { BatchSampler, inputLength, makeBatch, MixSampler, type PreparedUtterance, type Sampler, type SamplerState, specialTokens } from './data';
 import { learningRate } from './schedule';
 
 export type { Utterance };
@@ -48,6 +48,11 @@ export interface EvalSetData {
 export interface TrainerData {
   train: PreparedUtterance[];
   eval: EvalSetData[];
+  /**
+   * data.train as several training sets one after the other (data.train first, then data.trainMix): their sizes and
+   * mixing probabilities (MixSampler). Absent: one set, BatchSampler.
+   */
+  trainSets?: { n: number; p: number }[];
   /** dev utterances (all dev sets together) for devLoss / eval.select 'dev-ce' */
   dev?: PreparedUtterance[];
 }
@@ -375,7 +380,7 @@ export class Trainer {
     readonly data: TrainerData,
     readonly hooks: TrainerHooks,
     readonly engine: WhisperDecoderEngine,
-    readonly sampler: BatchSampler,
+    readonly sampler: Sampler,
     readonly S: number,
     readonly opts: TrainerOptions,
     init: Checkpoint,
@@ -415,7 +420,9 @@ export class Trainer {
         label: opts.label ?? 'trainer',
       },
     );
-    const sampler = new BatchSampler(data.train.length, o.batchSize, cfg.seed);
+    const sets = data.trainSets;
+    if (sets && sets.reduce((a, x) => a + x.n, 0) !== data.train.length) throw new Error(`Trainer: trainSets cover ${sets.reduce((a, x) => a + x.n, 0)} utterances, data.train has ${data.train.length}`);
+    const sampler: Sampler = sets && sets.length > 1 ? new MixSampler(sets.map((x) => x.n), sets.map((x) => x.p), o.batchSize, cfg.seed) : new BatchSampler(data.train.length, o.batchSize, cfg.seed);
     const st = await engine.readState();
     const init: Checkpoint = { format: 'blora-studio-checkpoint', version: CHECKPOINT_VERSION, step: 0, ...st, sampler: sampler.state, config: cfg, elapsedS: 0 };
     const tr = new Trainer(deps, cfg, data, hooks, engine, sampler, S, opts, init);
@@ -569,6 +576,8 @@ export class Trainer {
     if (this.config.eval.select !== 'dev-ce' || !this.bestDev || this.bestDev.step === this.step) return this.step;
     this.engine.setTheta(this.bestDev.theta);
     this.theta = this.bestDev.theta;
+    // checkpoint() hands out the last good state of this step: it is the selected adapter from now on
+    if (this.lastGood.step === this.step) this.lastGood = { ...this.lastGood, theta: this.bestDev.theta };
     return this.bestDev.step;
   }
 

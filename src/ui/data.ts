@@ -177,6 +177,7 @@ export function runData(): RunData | string {
   const train = datasets.filter((d) => d.role === 'train').flatMap(ok).map(ref);
   if (!train.length) return 'add a training dataset (role: train) and wait for its encoding';
   if (datasets.some((d) => d.status !== 'ready' && d.status !== 'error')) return 'wait until every dataset is encoded';
-  const evalSets = datasets.filter((d) => d.role !== 'train' && ok(d).length).map((d) => ({ name: d.name, role: d.role as 'new' | 'base', utts: ok(d).map(ref) }));
-  return { modelId: model.info.modelId, model: model.info.location, train, eval: evalSets };
+  const evalSets = datasets.filter((d) => (d.role === 'new' || d.role === 'base') && ok(d).length).map((d) => ({ name: d.name, role: d.role as 'new' | 'base', utts: ok(d).map(ref) }));
+  const dev = datasets.filter((d) => d.role === 'dev').flatMap(ok).map(ref);
+  return { modelId: model.info.modelId, model: model.info.location, train, eval: evalSets, ...(dev.length ? { dev } : {}) };
 }

@@ -26,8 +26,8 @@ export interface ClipResult {
   error?: string;
 }
 
-export type DatasetRole = 'train' | 'new' | 'base';
-export const ROLE_LABEL: Record<DatasetRole, string> = { train: 'train', new: 'new-domain eval', base: 'base-domain eval' };
+export type DatasetRole = 'train' | 'new' | 'base' | 'dev';
+export const ROLE_LABEL: Record<DatasetRole, string> = { train: 'train', new: 'new-domain eval', base: 'base-domain eval', dev: 'dev (selection by CE)' };
 
 export interface DatasetUtt {
   id: string;

@@ -125,7 +125,7 @@ function handle(m: FromTrain): void {
         m.record.kind === 'train'
           ? { ...r, train: [...r.train, m.record] }
           : m.record.kind === 'dev'
-            ? { ...r, dev: [...(r.dev ?? []), m.record] }
+            ? { ...r, dev: [...(r.dev ?? []).filter((d) => d.step !== m.record.step), m.record] }
             : { ...r, evals: [...r.evals, m.record] },
       );
       persistSoon(m.runId);
@@ -216,7 +216,8 @@ function newRun(cfg: ExperimentConfig, name?: string): RunState | string {
   const config = structuredClone(cfg);
   // Dataset names stand for their folders in experiment.json (the browser never sees absolute paths).
   const trainNames = useStudio.getState().datasets.filter((d) => d.role === 'train').map((d) => d.name);
-  config.data = { train: trainNames.join(',') || 'studio', eval: data.eval.map((e) => ({ path: e.name, role: e.role, name: e.name })) };
+  const devNames = useStudio.getState().datasets.filter((d) => d.role === 'dev').map((d) => d.name);
+  config.data = { train: trainNames.join(',') || 'studio', eval: data.eval.map((e) => ({ path: e.name, role: e.role, name: e.name })), ...(devNames.length ? { dev: devNames.map((n) => ({ path: n, name: n })) } : {}) };
   const id = `run-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
   return { id, name: name ?? config.name, config, createdAt: Date.now(), status: 'queued', train: [], evals: [], data };
 }

@@ -17,6 +17,8 @@ export interface RunData {
   model: ModelLocation;
   train: UttRef[];
   eval: { name: string; role: EvalRole; utts: UttRef[] }[];
+  /** dev utterances (the datasets of role dev): teacher-forced CE for eval.select 'dev-ce' */
+  dev?: UttRef[];
 }
 
 /** Histogram of log10|μ| of the A and B factors (src/train/trainer.ts muHistogram), at a step. */

@@ -180,8 +180,9 @@ async function createTrainer(runId: string, config: ExperimentConfig, data: RunD
   const train = await prepare(m, data, data.train, kv, stage);
   const evalSets = [];
   for (const s of data.eval) evalSets.push({ name: s.name, role: s.role, utterances: await prepare(m, data, s.utts, kv, stage) });
+  const dev = data.dev?.length ? await prepare(m, data, data.dev, kv, stage) : undefined;
   stage('building the engine');
-  const t = await Trainer.create({ rt: m.rt, weights: m.weights, cache: m.cache, assets: m.assets }, config, { train, eval: evalSets }, {
+  const t = await Trainer.create({ rt: m.rt, weights: m.weights, cache: m.cache, assets: m.assets }, config, { train, eval: evalSets, dev }, {
     onRecord: (record) => {
       if (record.kind === 'train') trainRecords.get(runId)?.push(record as TrainRecord);
       post({ type: 'record', runId, record });
@@ -289,6 +290,22 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
   const steps = config.optim.steps;
   const interval = config.eval.interval;
   const isEvalStep = (s: number) => s === 0 || s === steps || (interval > 0 && s % interval === 0);
+  // dev CE (a dataset of role dev, eval.devInterval > 0): every devInterval steps and at the end; with eval.select
+  // 'dev-ce' the final evaluation and the export use the adapter of the lowest (the run's last checkpoint keeps the
+  // last step's: a resumed run restarts the search there)
+  const devEvery = data.dev?.length ? config.eval.devInterval : 0;
+  const isDevStep = (s: number) => devEvery > 0 && (s % devEvery === 0 || s === steps);
+  const devStep = async (tr: Trainer) => {
+    await tr.devLoss();
+    if (tr.step === steps) {
+      const sel = tr.selectAdapter();
+      if (sel !== tr.step) {
+        // the stored checkpoint becomes the selected adapter: export and Try it read the run from it
+        await saveCheckpoint(runId, await tr.checkpoint());
+        post({ type: 'status', runId, status: 'running', stage: `the adapter of step ${sel} (lowest dev CE ${tr.bestDev!.ce.toFixed(4)}) is the run's result` });
+      }
+    }
+  };
   if (resume) {
     const ck = await loadCheckpoint(runId);
     let saved: TrainRecord[] = [];
@@ -304,6 +321,7 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
   }
   post({ type: 'status', runId, status: 'running', stage: `resumed at step ${t.step}` });
   // The UI dropped the eval records at the checkpoint's step (a reload may have cut that evaluation short).
+  if (isDevStep(t.step) && t.step < steps) await gpuTask(() => devStep(t));
   if (isEvalStep(t.step)) await gpuTask(() => evaluate(runId, t, data));
   await gpuTask(() => histogram(runId, t));
   let lastSave = performance.now();
@@ -332,6 +350,7 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
     },
     load: () => loadCheckpoint(runId),
     afterStep: async (tr) => {
+      if (isDevStep(tr.step) && ctl() !== 'stop') await gpuTask(() => devStep(tr));
       await gpuTask(() => histogram(runId, tr));
       if (isEvalStep(tr.step) && ctl() !== 'stop') await gpuTask(() => evaluate(runId, tr, data));
     },

@@ -29,7 +29,7 @@ describe('blora-studio train', () => {
   test('--help documents every train flag', () => {
     const r = cli('--help');
     assert.equal(r.status, 0);
-    for (const f of ['--config', '--train', '--eval-new', '--eval-base', '--method', '--targets', '--r', '--alpha', '--beta', '--sigma-prior', '--estimator', '--rho-b-init', '--kl-scale', '--kl-log-eps', '--freeze-rho', '--lr', '--steps', '--batch', '--grad-accum', '--warmup', '--schedule', '--seed', '--eval-interval', '--out', 'BLORA_WEBGPU_BACKEND']) {
+    for (const f of ['--config', '--train', '--eval-new', '--eval-base', '--method', '--targets', '--r', '--alpha', '--beta', '--sigma-prior', '--estimator', '--rho-b-init', '--kl-scale', '--kl-log-eps', '--freeze-rho', '--train-mix', '--dev', '--dev-interval', '--select', '--lr', '--steps', '--batch', '--grad-accum', '--warmup', '--schedule', '--seed', '--eval-interval', '--out', 'BLORA_WEBGPU_BACKEND']) {
       assert.match(r.stdout, new RegExp(`${f}\\b`), f);
     }
   });
@@ -45,6 +45,10 @@ describe('blora-studio train', () => {
       [['train', '--train', DEMO_DIR, '--freeze-rho', 'yes'], /--freeze-rho must be true or false, got "yes"/],
       [['train', '--train', DEMO_DIR, '--beta', '1e-3', '--kl-scale', '1e-4'], /give --beta or --kl-scale, not both/],
       [['train', '--train', DEMO_DIR, '--kl-log-eps', '1'], /adapter\.klLogEps must be in \[0, 0\.01\]/],
+      [['train', '--train', DEMO_DIR, '--train-mix', DEMO_DIR], /--train-mix must be PATH:P \(a probability\)/],
+      [['train', '--train', DEMO_DIR, '--train-mix', `${DEMO_DIR}:0.6`, '--train-mix', `${DEMO_DIR}:0.5`], /data\.trainMix: the probabilities sum to 1\.10; data\.train needs the rest/],
+      [['train', '--train', DEMO_DIR, '--train-mix', `${join(tmp, 'nomix')}:0.3`], /--train-mix .*nomix: no such file or folder/],
+      [['train', '--train', DEMO_DIR, '--select', 'dev-ce', '--dev-interval', '1'], /eval\.select 'dev-ce' needs a dev set/],
       [['train', '--train', DEMO_DIR, '--model', join(tmp, 'no-model')], /--model .*no-model: no such folder/],
       [['train', '--config', join(tmp, 'missing.json')], /--config .*missing\.json: no such file/],
     ];
@@ -66,7 +70,7 @@ describe('blora-studio train', () => {
       'train', '--train', DEMO_DIR, '--train-limit', '2', '--eval-new', DEMO_DIR, '--eval-limit', '2',
       '--method', 'blora', '--targets', 'self_attn.q_proj,self_attn.v_proj', '--layers', '4,5', '--r', '4', '--alpha', '8',
       '--lr', '1e-2', '--warmup', '0', '--schedule', 'constant', '--steps', '2', '--batch', '2', '--seed', '3',
-      '--max-new-tokens', '40', '--rho-b-init', 'uniform', '--freeze-rho', 'true', '--kl-log-eps', '1e-6', '--out', out,
+      '--max-new-tokens', '40', '--rho-b-init', 'uniform', '--freeze-rho', 'true', '--kl-log-eps', '1e-6', '--train-mix', `${DEMO_DIR}:0.25`, '--out', out,
     );
     const cliS = (performance.now() - t0) / 1000;
     console.log(r.stdout.trim());
@@ -74,6 +78,7 @@ describe('blora-studio train', () => {
     assert.match(r.stderr, /WebGPU adapter gl-compat/);
     assert.match(r.stderr, /train 2\/2 100% elapsed \S+ ETA/);
     assert.match(r.stdout + r.stderr, /ρ_B init uniform, ρ frozen, KL log\(σ \+ 0\.000001\)/);
+    assert.match(r.stderr, /prepare train-mix \S+ \(p 0\.25\)/);
     const written = JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')).adapter;
     assert.deepEqual([written.rhoBInit, written.freezeRho, written.klLogEps], ['uniform', true, 1e-6]);
 

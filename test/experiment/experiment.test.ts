@@ -30,7 +30,7 @@ import { klRef } from '../../src/engine/reference/kl';
 import { adapterSparsity, backwardGain, domainWer, forgetting, newDomainDrop } from '../../src/metrics/experiment';
 import { SafetensorsFile } from '../../src/model/safetensors';
 import { type EvalRecord, parseExperiment, type TrainRecord } from '../../src/train/config';
-import { BatchSampler } from '../../src/train/data';
+import { BatchSampler, MixSampler } from '../../src/train/data';
 import { CACHE, REPO, requireModel, requirePython } from '../support/env';
 
 const OUT = join(REPO, 'test-results/experiment/ci');
@@ -87,9 +87,10 @@ for n in bt.engine_module_order(ads):
     ts = [a.lora_A, a.lora_B] if c["kind"] == "lora" else [a.A.mu, a.A.rho, a.B.mu, a.B.rho]
     for t in ts: flat += t.detach().reshape(-1).tolist()
 s = bt.BatchSampler(10, 4, c["seed"])
-print(json.dumps({"theta": flat, "batches": [s.next() for _ in range(4)]}))
+mx = bt.MixSampler([5, 3, 4], [0.5, 0.3, 0.2], 4, c["seed"])
+print(json.dumps({"theta": flat, "batches": [s.next() for _ in range(4)], "mix": [mx.next() for _ in range(30)]}))
 `, JSON.stringify(c)], { encoding: 'utf8', maxBuffer: 1 << 28 });
-    const got = JSON.parse(py) as { theta: number[]; batches: number[][] };
+    const got = JSON.parse(py) as { theta: number[]; batches: number[][]; mix: number[][] };
     assert.equal(got.theta.length, theta.length, `${c.kind}: theta size`);
     let diff = 0;
     for (let i = 0; i < theta.length; i++) if (got.theta[i] !== theta[i]) diff++;
@@ -101,6 +102,8 @@ print(json.dumps({"theta": flat, "batches": [s.next() for _ in range(4)]}))
     }
     const s = new BatchSampler(10, 4, c.seed);
     assert.deepEqual(got.batches, [s.next(), s.next(), s.next(), s.next()], `${c.kind}: batches differ from BatchSampler`);
+    const mx = new MixSampler([5, 3, 4], [0.5, 0.3, 0.2], 4, c.seed);
+    assert.deepEqual(got.mix, Array.from({ length: 30 }, () => mx.next()), `${c.kind}: mixed batches differ from MixSampler`);
   }
   assert.ok(mulberry32(1)() >= 0);
 });

@@ -63,6 +63,8 @@ test('errors name the key', () => {
     [{ data: { train: 'x' }, eval: { select: 'dev-ce', devInterval: 100 } }, /eval\.select 'dev-ce' needs a dev set \(data\.dev\)/],
     [{ data: { train: 'x', dev: [{ path: 'd' }] }, eval: { select: 'dev-ce' } }, /eval\.select 'dev-ce' needs eval\.devInterval ≥ 1/],
     [{ data: { train: 'x', dev: [{ name: 'd' }] } }, /data\.dev\[0\]\.path is required/],
+    [{ data: { train: 'x', trainMix: [{ path: 'r', p: 0 }] } }, /data\.trainMix\[0\]\.p must be in \(0, 1\) \(got 0\)/],
+    [{ data: { train: 'x', trainMix: [{ path: 'r', p: 0.5 }, { path: 's', p: 0.5 }] } }, /data\.trainMix: the probabilities sum to 1\.00; data\.train needs the rest/],
   ];
   for (const [json, re] of bad) {
     assert.throws(() => parseExperiment(json, 'my.json'), (e: Error) => e instanceof ExperimentConfigError && /^my\.json: /.test(e.message) && re.test(e.message), JSON.stringify(json));

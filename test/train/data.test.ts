@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { FsModelSource } from '../../src/model/source';
 import { loadWhisperAssets, type WhisperAssets } from '../../src/model/whisperModel';
-import { BatchSampler, makeBatch, prepareUtterances, tokenizeRow, WHISPER_MAX_SAMPLES, type PreparedUtterance } from '../../src/train/data';
+import { BatchSampler, MixSampler, makeBatch, prepareUtterances, tokenizeRow, WHISPER_MAX_SAMPLES, type PreparedUtterance } from '../../src/train/data';
 import type { EncoderKvCache } from '../../src/engine/decoder';
 import { adapterSparsity, decodeCheckpoint, encodeCheckpoint, muHistogram, scoreTranscripts, type Checkpoint } from '../../src/train/trainer';
 import { planAdapters } from '../../src/engine/adapters';
@@ -64,6 +64,39 @@ test('BatchSampler: seeded per-epoch permutations across epoch boundaries; state
   const s5 = new BatchSampler(5, 3, 42);
   s5.state = st;
   assert.deepEqual(Array.from({ length: 4 }, () => s5.next()), rest);
+});
+
+test('MixSampler (data.trainMix): each slot draws its set with its probability; own streams; state restores; one set = BatchSampler', () => {
+  const sizes = [5, 3, 4];
+  const ps = [0.5, 0.3, 0.2];
+  const m = new MixSampler(sizes, ps, 4, 9);
+  const counts = [0, 0, 0];
+  const seen: number[][] = [[], [], []];
+  for (let k = 0; k < 2500; k++) {
+    for (const i of m.next()) {
+      const set = i < 5 ? 0 : i < 8 ? 1 : 2;
+      counts[set]++;
+      seen[set].push(i);
+      assert.ok(Number.isInteger(i) && i >= 0 && i < 12, `index ${i}`);
+    }
+  }
+  counts.forEach((c, i) => assert.ok(Math.abs(c / 10000 - ps[i]) < 0.02, `set ${i}: ${c / 10000} of the draws, p ${ps[i]}`));
+  // each set's draws are its own epochs: every index once per epoch of that set
+  seen.forEach((xs, i) => {
+    const first = xs.slice(0, sizes[i]).sort((a, b) => a - b);
+    assert.deepEqual(first, Array.from({ length: sizes[i] }, (_, j) => j + [0, 5, 8][i]), `set ${i}: first epoch`);
+  });
+  // the state (draws + each set's position) continues the stream exactly
+  const a = new MixSampler(sizes, ps, 4, 9);
+  for (let k = 0; k < 7; k++) a.next();
+  const b = new MixSampler(sizes, ps, 4, 9);
+  b.state = JSON.parse(JSON.stringify(a.state));
+  for (let k = 0; k < 5; k++) assert.deepEqual(b.next(), a.next());
+  // one set: the same order as BatchSampler (its stream, B at a time)
+  const one = new MixSampler([6], [1], 4, 3);
+  const bs = new BatchSampler(6, 4, 3);
+  for (let k = 0; k < 5; k++) assert.deepEqual(one.next(), bs.next());
+  assert.throws(() => new MixSampler([2, 2], [0.5, 0.6], 2, 0), /sum to 1/);
 });
 
 test('checkpoint bytes round-trip; sparsity and log10|μ| histogram; WER per language group', () => {

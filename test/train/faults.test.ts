@@ -133,6 +133,7 @@ test('eval.select dev-ce: dev CE every step, the adapter of the lowest comes bac
   assert.ok(dev[3].ce > dev[0].ce, 'lr 3 should make the dev CE worse than at the start');
   const best = dev.reduce((b, d) => (d.ce < b.ce ? d : b));
   assert.equal(t.selectAdapter(), best.step);
+  assert.ok(bitsEqual((await t.checkpoint()).theta, await t.readTheta()), 'the checkpoint (export, Try it) holds the selected adapter');
   if (best.step === 0) assert.ok(bitsEqual(await t.readTheta(), theta0), 'step 0 selected: the initial adapter back');
   // the engine holds the selected adapter: its dev CE again, bit for bit
   const again = await t.devLoss();

@@ -1,7 +1,7 @@
 // The experiment: method, adapter targets, r, α, β (log-scale slider), σ_p, estimator, lr, steps,
 // batch, seed, eval interval — an experiment.json (src/train/config.ts) edited in place.
 import { ADAPTER_TARGETS, type AdapterTarget, type BayesEstimator, type RhoBInit } from '../../engine/adapters';
-import { validateExperiment, type ExperimentConfig } from '../../train/config';
+import { type EvalSelect, validateExperiment, type ExperimentConfig } from '../../train/config';
 import { useState } from 'react';
 import { formatPlan } from '../../engine/memory-plan';
 import { memoryBudgetGiB, setMemoryBudgetGiB, studioPlan } from '../memoryPlan';
@@ -14,6 +14,11 @@ const BETA_MAX_LOG = 0;
 
 /** The β of a log10 slider position, to 3 significant digits (the Experiment panel's and the Run view's). */
 export const betaFromSlider = (log10: string): number => Number((10 ** Number(log10)).toPrecision(3));
+
+/** The experiment as the studio will run it, for validation: datasets stand for data.train / data.dev. */
+function studioConfig(cfg: ExperimentConfig, hasDev: boolean): ExperimentConfig {
+  return { ...cfg, data: { ...cfg.data, train: 'studio', ...(hasDev ? { dev: [{ path: 'studio' }] } : {}) } };
+}
 
 export function formatBeta(b: number): string {
   return b === 0 ? '0' : b.toExponential(1).replace('e', 'e').replace('.0e', 'e');
@@ -44,7 +49,7 @@ export function ExperimentPanel() {
     f(c);
     set({ experiment: c });
   };
-  const errors = validateExperiment({ ...cfg, data: { ...cfg.data, train: 'studio' } });
+  const errors = validateExperiment(studioConfig(cfg, useStudio((s) => s.datasets.some((d) => d.role === 'dev'))));
   const blora = cfg.method === 'blora';
   const betaLog = Math.log10(Math.max(cfg.adapter.beta, 10 ** BETA_MIN_LOG));
   return (
@@ -72,6 +77,22 @@ export function ExperimentPanel() {
         <Num label="seed" value={cfg.seed} min={0} step={1} onChange={(v) => up((c) => (c.seed = v))} testid="exp-seed" />
         <Num label="eval every (steps)" value={cfg.eval.interval} min={0} step={1} onChange={(v) => up((c) => (c.eval.interval = v))} testid="exp-eval-interval" title="0: only before and after training" />
         <Num label="max tokens (eval)" value={cfg.eval.maxNewTokens} min={1} step={1} onChange={(v) => up((c) => (c.eval.maxNewTokens = v))} testid="exp-max-tokens" />
+        <Num
+          label="dev CE every (steps)"
+          value={cfg.eval.devInterval}
+          min={0}
+          step={1}
+          onChange={(v) => up((c) => (c.eval.devInterval = v))}
+          testid="exp-dev-interval"
+          title="teacher-forced CE of the datasets of role dev, with the posterior means (0: none); the authors evaluate every 100 steps"
+        />
+        <label className="field" title="the adapter the run ends with (its final evaluation, export and Try it): the last step's, or the one of the lowest dev CE — the authors keep the best by dev loss">
+          <span>result adapter</span>
+          <select value={cfg.eval.select} onChange={(e) => up((c) => (c.eval.select = e.target.value as EvalSelect))} data-testid="exp-select">
+            <option value="last">last step</option>
+            <option value="dev-ce">lowest dev CE</option>
+          </select>
+        </label>
       </div>
       <fieldset className={blora ? '' : 'disabled'} disabled={!blora}>
         <legend>BLoRA posterior</legend>
@@ -161,7 +182,7 @@ export function StartPanel() {
   const cfg = useStudio((s) => s.experiment);
   const sweep = useStudio((s) => s.sweep);
   const set = useStudio((s) => s.set);
-  const errors = validateExperiment({ ...cfg, data: { ...cfg.data, train: 'studio' } });
+  const errors = validateExperiment(studioConfig(cfg, useStudio((s) => s.datasets.some((d) => d.role === 'dev'))));
   const blora = cfg.method === 'blora';
   // the memory plan of this run (re-planned on every change; refused at Start when it cannot fit)
   const [budget, setBudget] = useState(memoryBudgetGiB);

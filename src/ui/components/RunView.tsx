@@ -136,6 +136,25 @@ function BetaControl({ run, next }: { run: RunState; next: number }) {
   );
 }
 
+/** Dev CE per evaluation, the lowest marked; with eval.select 'dev-ce' that step's adapter is the run's result. */
+function DevLine({ run }: { run: RunState }) {
+  const dev = [...(run.dev ?? [])].sort((a, b) => a.step - b.step);
+  const best = dev.reduce((b, d) => (d.ce < b.ce ? d : b));
+  const select = run.config.eval.select === 'dev-ce';
+  return (
+    <p className="small" data-testid="run-dev" data-best-step={best.step}>
+      <b>dev CE</b> (teacher-forced, posterior means, {dev[0].utterances} utterances):{' '}
+      {dev.map((d) => (
+        <span key={d.step} className={d === best ? 'ok' : 'muted'}>
+          {` step ${d.step}: ${d.ce.toFixed(4)}`}
+        </span>
+      ))}
+      {' — '}
+      {select ? `the run's adapter is the one of step ${best.step} (lowest dev CE)` : `lowest at step ${best.step} (result adapter: the last step's)`}
+    </p>
+  );
+}
+
 function etaText(run: RunState): string {
   const last = run.train.at(-1);
   const s = run.sessionStart;
@@ -212,6 +231,7 @@ export function RunView() {
       {run.config.method === 'blora' && (live || run.status === 'paused' || (run.config.adapter.betaSchedule?.length ?? 0) > 0) && (
         <BetaControl key={run.id} run={run} next={Math.min(done + 1, steps)} />
       )}
+      {run.dev?.length ? <DevLine run={run} /> : null}
       {run.recoveries?.length ? (
         <ul className="muted small" data-testid="run-recoveries">
           {run.recoveries.map((r, i) => (
