@@ -52,6 +52,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import time
 from collections import OrderedDict
@@ -708,6 +709,29 @@ class CrossKV:
 # ---------------------------------------------------------------------------------------------- model
 
 
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# what a Whisper model folder needs (transformers layout); the rest of a Hub repo (ONNX, flax, msgpack) is not fetched
+HUB_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*.tiktoken"]
+
+
+def resolve_model(spec: str) -> Path:
+    """experiment.json "model": a folder, or a Hub id (openai/whisper-small) fetched once into the Hugging Face cache
+    (HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE apply) — the GPU presets (experiments/paper-small.json, -turbo) name
+    Hub ids. An error names the id and what to do."""
+    p = Path(spec).expanduser()
+    if p.exists() or not HUB_ID.match(spec):
+        return p
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id=spec, allow_patterns=HUB_PATTERNS))
+    except Exception as e:  # noqa: BLE001 — offline, unknown repo, gated repo, no token: one message naming it
+        raise FileNotFoundError(f"model {spec!r}: not a folder here, and the Hub did not give it ({type(e).__name__}: "
+                                f"{str(e).splitlines()[0][:200]}). Download it where the Hub is reachable "
+                                f"(huggingface-cli download {spec}) and name the folder, or set HF_TOKEN for a gated "
+                                f"repo") from None
+
+
 def load_model(model_dir: Path, device):
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
@@ -917,7 +941,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "experiment.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    model_dir = Path(cfg.get("model") or DEFAULT_MODEL).expanduser()
+    try:
+        model_dir = resolve_model(str(cfg.get("model") or DEFAULT_MODEL))
+    except FileNotFoundError as e:
+        log(f"error: {cfg_path}: {e}")
+        return 2
     t_start = time.time()
     model, proc = load_model(model_dir, device)
     tokens = Tokens(proc.tokenizer)

@@ -22,14 +22,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { initAdapterTheta, planAdapters, mulberry32 } from '../../src/engine/adapters';
 import { klRef } from '../../src/engine/reference/kl';
 import { adapterSparsity, backwardGain, domainWer, forgetting, newDomainDrop } from '../../src/metrics/experiment';
 import { SafetensorsFile } from '../../src/model/safetensors';
-import { type EvalRecord, parseExperiment, type TrainRecord } from '../../src/train/config';
+import { defaultExperiment, type EvalRecord, type ExperimentConfig, KL_SCALE_DEFAULT, parseExperiment, type TrainRecord } from '../../src/train/config';
 import { BatchSampler, MixSampler } from '../../src/train/data';
 import { CACHE, REPO, requireModel, requirePython } from '../support/env';
 
@@ -166,6 +166,47 @@ print(json.dumps({"betas": betas, "err": err, "kl": kl, "moved": moved}))
   assert.ok(Math.abs(got.kl['1e-06'].drho[0]) < 1e-15 && Math.abs(got.kl['0.0'].drho[0] + 1 / 12) < 1e-12);
   // freezeRho: ρ bit-identical after 3 AdamW steps with weight decay; μ trained
   assert.deepEqual(got.moved, { 'A.mu': true, 'A.rho': false, 'B.mu': true, 'B.rho': false });
+});
+
+test('every sweep in experiments/ expands into experiments both backends accept; the paper presets are the authors\' setup', () => {
+  const files = readdirSync(join(REPO, 'experiments')).filter((f) => f.endsWith('.json')).sort();
+  assert.ok(['paper-base.json', 'paper-small.json', 'paper-turbo.json'].every((f) => files.includes(f)), files.join(', '));
+  const py = execFileSync(requirePython(), ['-c', `
+import sys, json
+sys.path.insert(0, ${JSON.stringify(join(REPO, 'tools'))})
+import run_experiment as rx, blora_train as bt
+out = {}
+for f in json.loads(sys.argv[1]):
+    sweep = json.load(open(f))
+    out[f] = [bt.parse_experiment(rx.expand_vars(r["config"]), f) for r in rx.expand(sweep)]
+try:
+    bt.resolve_model("openai/whisper-not-here")
+    err = ""
+except FileNotFoundError as e:
+    err = str(e)
+print(json.dumps({"runs": out, "err": err}))
+`, JSON.stringify(files.map((f) => join(REPO, 'experiments', f)))], { encoding: 'utf8', env: { ...process.env, HF_HUB_OFFLINE: '1' } });
+  const got = JSON.parse(py) as { runs: Record<string, ExperimentConfig[]>; err: string };
+  for (const [f, runs] of Object.entries(got.runs)) {
+    assert.ok(runs.length >= 1, f);
+    for (const r of runs) {
+      const ts = parseExperiment(r, f); // torch's resolved config is valid for the engine too, and means the same
+      assert.equal(ts.adapter.beta, r.adapter.beta, `${f} ${r.name}: β`);
+      assert.deepEqual(ts.adapter.targets, r.adapter.targets, `${f} ${r.name}: targets`);
+    }
+  }
+  for (const f of ['paper-base.json', 'paper-small.json', 'paper-turbo.json']) {
+    const runs = got.runs[join(REPO, 'experiments', f)];
+    const b = runs.find((r) => r.method === 'blora')!;
+    assert.deepEqual(b.adapter.targets, defaultExperiment().adapter.targets, `${f}: the default targets (the authors' q,v)`);
+    assert.equal(b.adapter.beta, KL_SCALE_DEFAULT / b.optim.gradAccum, `${f}: β = their kl_scale / GA`);
+    assert.deepEqual([b.adapter.rhoBInit, b.adapter.freezeRho, b.adapter.klLogEps, b.eval.select, b.optim.batchSize, b.optim.gradAccum], ['uniform', true, 1e-6, 'dev-ce', 8, 2], f);
+    assert.ok(b.data.dev?.length && b.eval.devInterval > 0, `${f}: a dev set`);
+  }
+  assert.equal(got.runs[join(REPO, 'experiments/paper-small.json')][0].model, 'openai/whisper-small');
+  assert.equal(got.runs[join(REPO, 'experiments/paper-turbo.json')][0].model, 'openai/whisper-large-v3-turbo');
+  // a Hub id the torch backend cannot fetch: one message naming it and what to do
+  assert.match(got.err, /model 'openai\/whisper-not-here': not a folder here, and the Hub did not give it .*huggingface-cli download openai\/whisper-not-here/);
 });
 
 test('experiment runner, CI configuration (torch backend): runs, aggregate, report, resume', { timeout: 600_000 }, () => {
