@@ -90,7 +90,7 @@ def default_experiment() -> dict:
                     "beta": 1e-4, "klLogEps": 0.0, "freezeRho": False},
         "optim": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weightDecay": 5e-4, "maxGradNorm": 1.0,
                   "warmupSteps": 10, "schedule": "inverse_sqrt", "steps": 100, "batchSize": 8, "gradAccum": 1},
-        "seed": 0, "eval": {"interval": 0, "maxNewTokens": 128, "devInterval": 0, "select": "last"},
+        "seed": 0, "eval": {"interval": 0, "maxNewTokens": 128, "devInterval": 0, "select": "last", "posteriorSamples": 0},
     }
 
 
@@ -235,6 +235,8 @@ def parse_experiment(obj: dict, source: str) -> dict:
         if not 1 - total > 0:
             errs.append(f"data.trainMix: the probabilities sum to {total:.3g}; data.train needs the rest (> 0)")
     ev, dev = c["eval"], c["data"].get("dev")
+    if not (isinstance(ev["posteriorSamples"], int) and ev["posteriorSamples"] >= 0):
+        errs.append(f"eval.posteriorSamples must be an integer ≥ 0 (got {ev['posteriorSamples']})")
     if not (isinstance(ev["devInterval"], int) and ev["devInterval"] >= 0):
         errs.append(f"eval.devInterval must be an integer ≥ 0 (got {ev['devInterval']})")
     if ev["select"] not in ("last", "dev-ce"):
@@ -1072,6 +1074,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"dev step {step}: CE {ce:.4f} over {len(dev_rows)} utterances ({n} tokens){' — the lowest so far' if low else ''}")
 
     dev_every = cfg["eval"]["devInterval"] if dev_rows else 0
+    if cfg["eval"]["posteriorSamples"]:
+        log("warning: eval.posteriorSamples: the posterior-uncertainty scores are computed by the engine backend "
+            "(blora-studio train) only; this torch run does not compute them")
     evals_before = [] if args.no_eval_before else run_eval(0, None)
 
     if dev_every:

@@ -27,7 +27,7 @@ import { FsModelSource, ModelFileError, type ModelSource } from '../model/source
 import { loadWhisperAssets, type WhisperAssets } from '../model/whisperModel';
 import { type DevRecord, type EvalRecord, type ExperimentConfig, ExperimentConfigError, parseExperiment, type TrainRecord, trainMixProbabilities } from '../train/config';
 import { type PreparedUtterance, prepareUtterances } from '../train/data';
-import { deltaWSparsity, Trainer, TrainingDivergedError, adapterSparsity, trainWithRecovery, type Recovery } from '../train/trainer';
+import { deltaWSparsity, Trainer, TrainingDivergedError, adapterSparsity, trainWithRecovery, type Recovery, type UncertaintyResult } from '../train/trainer';
 import { RunFolderCheckpoints } from './checkpoints';
 import { ProgressBar } from './progress';
 
@@ -37,7 +37,7 @@ export const TRAIN_FLAGS = [
   'config', 'model', 'weights', 'train', 'train-limit', 'eval-new', 'eval-base', 'eval-limit', 'language', 'name',
   'method', 'targets', 'layers', 'r', 'alpha', 'dropout', 'beta', 'sigma-prior', 'estimator', 'rho-b-init', 'kl-scale', 'kl-log-eps', 'freeze-rho', 'bayesian-a-only',
   'lr', 'weight-decay', 'max-grad-norm', 'steps', 'batch', 'grad-accum', 'warmup', 'schedule', 'seed',
-  'eval-interval', 'max-new-tokens', 'train-mix', 'dev', 'dev-limit', 'dev-interval', 'select', 'out',
+  'eval-interval', 'max-new-tokens', 'train-mix', 'dev', 'dev-limit', 'dev-interval', 'select', 'posterior-samples', 'out',
 ] as const;
 
 export const TRAIN_HELP = `
@@ -92,6 +92,9 @@ Options (train):
   --dev-interval N     dev CE every N steps and at the end (default 0: none; the authors evaluate every 100)
   --select S           last|dev-ce: the adapter the run ends with — the last step's, or the lowest dev CE's
                        (the authors' load_best_model_at_end on eval_loss); default last
+  --posterior-samples K  after training, decode every eval set with K posterior samples of the adapter too:
+                       uncertainty per utterance (uncertainty.jsonl), AUROC for "has an error" and token ECE
+                       per domain in result.json (default 0: off)
   --max-new-tokens N   greedy decoding cap in evaluation (default 128)
   --out DIR            output folder (default runs/<name>): metrics.jsonl, transcripts.jsonl, experiment.json,
                        result.json, adapter/
@@ -219,6 +222,7 @@ export function resolveConfig(opts: Opts): ExperimentConfig {
   if (devLimit !== undefined) for (const e of json.data?.dev ?? []) e.limit = num('dev-limit', devLimit);
   flag('dev-interval', ['eval', 'devInterval']);
   flag('select', ['eval', 'select'], String);
+  flag('posterior-samples', ['eval', 'posteriorSamples']);
   flag('max-new-tokens', ['eval', 'maxNewTokens']);
   try {
     return parseExperiment(json, cfgPath ?? 'flags');
@@ -554,6 +558,15 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
       evaluatedAt = -1; // the last step's evaluation was of another adapter
     }
     const after = evaluatedAt === cfg.optim.steps ? [] : await evaluate();
+    let uncertainty: UncertaintyResult | null = null;
+    if (cfg.eval.posteriorSamples > 0 && evalData.length) {
+      uncertainty = await trainer.uncertainty(cfg.eval.posteriorSamples, cfg.seed, log);
+      writeFileSync(join(out, 'uncertainty.jsonl'), uncertainty.rows.map((x) => JSON.stringify(x)).join('\n') + '\n');
+      for (const [role, u] of Object.entries(uncertainty.byRole)) {
+        const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(3));
+        log(`uncertainty (${role}, ${u.utterances} utterances, ${u.wrong} with errors): AUROC disagreement ${f(u.aurocDisagreement)}, entropy ${f(u.aurocEntropy)}; token ECE ${f(u.ece)} over ${u.tokens} tokens`);
+      }
+    }
     const { files } = await trainer.exportAdapter();
     for (const [f, data] of Object.entries(files)) writeFileSync(join(out, 'adapter', f), data);
     const theta = await trainer.readTheta();
@@ -587,6 +600,8 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
       finalCe: lastTrain.ce,
       trainTimeS: trainer.elapsedS,
       totalTimeS: (performance.now() - tStart) / 1000,
+      // posterior uncertainty (eval.posteriorSamples; definitions: src/metrics/uncertainty.ts), per domain
+      uncertainty: uncertainty ? { K: uncertainty.K, byRole: uncertainty.byRole } : null,
       // GPU device losses survived (empty when none)
       recoveries: recoveries.map((r) => r.message),
     };

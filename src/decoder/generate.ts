@@ -25,6 +25,12 @@ export interface GenerateResult {
   language: string | null;
   /** true when the cap, not <|endoftext|>, ended decoding. */
   truncated: boolean;
+  /**
+   * Per generated token (tokens' order): its probability and the entropy (nats) of the distribution it was picked
+   * from (after token suppression) — the WGSL greedy decoder only; the uncertainty scores read them.
+   */
+  tokenProbs?: number[];
+  tokenEntropy?: number[];
 }
 
 export function argmax(x: Float32Array): number {

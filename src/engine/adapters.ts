@@ -173,6 +173,20 @@ export function optimizerRuns(plan: AdapterPlan): { offset: number; n: number; f
   return runs;
 }
 
+/**
+ * One draw from the posterior in theta's layout: every Bayesian factor's μ replaced by μ + softplus(ρ)·ε, ε ~ N(0, 1)
+ * (Box–Muller on mulberry32(seed)); ρ and deterministic factors unchanged. Merged like the means (the decoder reads
+ * μ), it is one sample adapter — what the uncertainty scores decode with (src/metrics/uncertainty.ts).
+ */
+export function posteriorSample(plan: AdapterPlan, theta: Float32Array, seed: number): Float32Array {
+  const out = theta.slice();
+  const rnd = mulberry32(seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
+  const softplus = (r: number) => (r < -20 ? Math.exp(r) : Math.max(r, 0) + Math.log1p(Math.exp(-Math.abs(r))));
+  for (const f of plan.klFactors) for (let i = 0; i < f.n; i++) out[f.muOff + i] = theta[f.muOff + i] + softplus(theta[f.rhoOff + i]) * gauss();
+  return out;
+}
+
 /** mulberry32: a small seeded uniform generator in [0, 1) for initialization. */
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;

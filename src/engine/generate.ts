@@ -487,6 +487,8 @@ export class WgslGreedyDecoder {
 
       // ---- token steps
       const tokens: number[][] = reqs.map(() => []);
+      const probs: number[][] = reqs.map(() => []);
+      const entropy: number[][] = reqs.map(() => []);
       const done = reqs.map(() => false);
       const suppress = new Set(g.suppress_tokens);
       const suppressFirst = new Set([...g.suppress_tokens, ...g.begin_suppress_tokens]);
@@ -564,6 +566,19 @@ export class WgslGreedyDecoder {
               let best = 0;
               for (let v = 1; v < V; v++) if (x[v] > x[best]) best = v;
               tokens[b].push(best);
+              // p(best) = 1/Z and H = log Z − Σ p·(x − max) over the softmax the token came from (float64 on the CPU)
+              const m = x[best];
+              let z = 0;
+              let zx = 0;
+              for (let v = 0; v < V; v++) {
+                const d = x[v] - m;
+                if (d === -Infinity) continue;
+                const e = Math.exp(d);
+                z += e;
+                zx += e * d;
+              }
+              probs[b].push(1 / z);
+              entropy[b].push(Math.log(z) - zx / z);
               if (best === g.eos_token_id || tokens[b].length >= this.limit) done[b] = true;
             }
           }
@@ -582,7 +597,7 @@ export class WgslGreedyDecoder {
         const text = assets.tokenizer
           .decode(toks.filter((t) => t !== g.eos_token_id).length ? toks : [g.eos_token_id], { skip_special_tokens: true })
           .trim();
-        return { prompt: prompts[b], tokens: toks, text, language: languages[b], truncated };
+        return { prompt: prompts[b], tokens: toks, text, language: languages[b], truncated, tokenProbs: probs[b], tokenEntropy: entropy[b] };
       });
     } finally {
       rt.flush();

@@ -147,6 +147,11 @@ export interface ExperimentConfig {
      * metric_for_best_model eval_loss (train_bnnlora.py:464, 471)
      */
     select: EvalSelect;
+    /**
+     * uncertainty after training (src/metrics/uncertainty.ts): K posterior samples of the adapter decoded beside the
+     * mean on every eval set — per-utterance scores, AUROC for "has an error", token ECE; 0: off. Engine backend.
+     */
+    posteriorSamples: number;
   };
 }
 
@@ -184,7 +189,7 @@ export function defaultExperiment(): ExperimentConfig {
       gradAccum: 1,
     },
     seed: 0,
-    eval: { interval: 0, maxNewTokens: 128, devInterval: 0, select: 'last' },
+    eval: { interval: 0, maxNewTokens: 128, devInterval: 0, select: 'last', posteriorSamples: 0 },
   };
 }
 
@@ -333,6 +338,7 @@ export function validateExperiment(c: ExperimentConfig): string[] {
   int(c.eval.interval, 'eval.interval', 0);
   int(c.eval.maxNewTokens, 'eval.maxNewTokens', 1);
   int(c.eval.devInterval, 'eval.devInterval', 0);
+  int(c.eval.posteriorSamples, 'eval.posteriorSamples', 0);
   if (!EVAL_SELECTS.includes(c.eval.select)) e.push(`eval.select must be ${EVAL_SELECTS.join(' or ')} (got ${JSON.stringify(c.eval.select)})`);
   const mix = c.data.trainMix;
   if (mix !== undefined && !Array.isArray(mix)) e.push(`data.trainMix must be an array of {path, p, limit?} (got ${JSON.stringify(mix)})`);

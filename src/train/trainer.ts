@@ -16,14 +16,16 @@
  * function of (seed, data, config).
  */
 import type { Utterance } from '../data/manifest';
-import { type AdapterConfig, type AdapterPlan, moduleTensors } from '../engine/adapters';
+import { type AdapterConfig, type AdapterPlan, moduleTensors, posteriorSample } from '../engine/adapters';
 import { type EncoderKvCache, WhisperDecoderEngine } from '../engine/decoder';
 import { WgslGreedyDecoder } from '../engine/generate';
 import type { DecoderWeights } from '../engine/weights';
 import { exportAdapter as exportPeft, type AdapterExport } from '../export/peft';
 import type { GpuRuntime } from '../gpu/runtime';
+import { editCounts } from '../metrics/align';
 import { pierOfTranscripts } from '../metrics/pier';
-import { computeCer, computeWer } from '../metrics/wer';
+import { auroc, disagreement, ece, meanEntropy, tokenCorrectness } from '../metrics/uncertainty';
+import { computeCer, computeWer, normalizerFor, wordTokens } from '../metrics/wer';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors';
 import type { WhisperAssets } from '../model/whisperModel';
 import { type BetaScheduleEntry, betaAt, type DevRecord, type EvalRecord, type EvalRole, type ExperimentConfig, type TrainRecord, withBetaEntry } from './config';
@@ -169,6 +171,32 @@ export function adapterConfigOf(cfg: ExperimentConfig): AdapterConfig {
     beta: betaAt(cfg, 1),
     seed: cfg.seed,
   };
+}
+
+/** One eval utterance's uncertainty (Trainer.uncertainty). */
+export interface UncertaintyRow {
+  set: string;
+  role: EvalRole;
+  id: string;
+  reference: string;
+  /** the mean adapter's transcript */
+  hypothesis: string;
+  /** word errors of it (Whisper-normalized) */
+  errors: number;
+  wrong: boolean;
+  /** mean token entropy (nats) of the mean adapter's transcript */
+  entropy: number;
+  /** mean WER of the K posterior-sample transcripts against it (null: LoRA, no posterior) */
+  disagreement: number | null;
+  samples: string[];
+}
+
+export interface UncertaintyResult {
+  /** posterior samples decoded (0 for LoRA) */
+  K: number;
+  step: number;
+  rows: UncertaintyRow[];
+  byRole: Partial<Record<EvalRole, { utterances: number; wrong: number; aurocEntropy: number | null; aurocDisagreement: number | null; ece: number | null; tokens: number }>>;
 }
 
 /** The experiment without its β schedule (what a checkpoint must match to be restored into a run). */
@@ -346,7 +374,10 @@ export function scoreTranscripts(ts: Transcript[]): { wer: number; cer: number }
 /** The greedy decoder API of src/engine/generate.ts that evaluation uses. */
 interface GreedyDecoderLike {
   setAdapter(plan: AdapterPlan | null, theta: Float32Array | null): Promise<void> | void;
-  generate(reqs: { utterance: string; language: string | null }[], onProgress?: (done: number, total: number) => void): Promise<{ text: string }[]>;
+  generate(
+    reqs: { utterance: string; language: string | null }[],
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<{ text: string; tokens?: number[]; tokenProbs?: number[]; tokenEntropy?: number[] }[]>;
   destroy(): void;
 }
 
@@ -662,6 +693,75 @@ export class Trainer {
       out.push((await greedy.generate(reqs)).map((r) => r.text)); // chunks of maxBatch inside
     }
     return { frozen: out[0], adapted: out[1] };
+  }
+
+  /**
+   * Uncertainty from the posterior on every eval set (src/metrics/uncertainty.ts has the definitions): the mean
+   * adapter's transcript with its token probabilities and entropies, and for BLoRA K transcripts of posterior
+   * samples (posteriorSample, seeds seed·1000 + k); per utterance its error flag, entropy and disagreement; per
+   * domain the AUROC of each score for "has an error" and the token ECE. The decoder holds the mean adapter again
+   * afterwards. The eval sets' K/V must be in the cache.
+   */
+  async uncertainty(K: number, seed = this.config.seed, onProgress?: (message: string) => void): Promise<UncertaintyResult> {
+    const greedy = await this.greedyDecoder();
+    const theta = await this.readTheta();
+    const bayes = this.plan.config.kind === 'blora' && this.plan.klFactors.length > 0;
+    const sets = this.data.eval;
+    const reqs = sets.flatMap((s) => s.utterances.map((u) => ({ utterance: u.key, language: u.language })));
+    await greedy.setAdapter(this.step === 0 ? null : this.plan, this.step === 0 ? null : theta);
+    onProgress?.(`uncertainty: the mean adapter on ${reqs.length} utterances`);
+    const mean = await greedy.generate(reqs);
+    const samples: string[][] = [];
+    for (let k = 1; bayes && this.step > 0 && k <= K; k++) {
+      onProgress?.(`uncertainty: posterior sample ${k}/${K}`);
+      await greedy.setAdapter(this.plan, posteriorSample(this.plan, theta, seed * 1000 + k));
+      samples.push((await greedy.generate(reqs)).map((r) => r.text));
+    }
+    await greedy.setAdapter(this.step === 0 ? null : this.plan, this.step === 0 ? null : theta);
+    const eot = specialTokens(this.deps.assets).eot;
+    const rows: UncertaintyRow[] = [];
+    const tok: Record<string, { p: number[]; ok: boolean[] }> = {};
+    let at = 0;
+    for (const set of sets) {
+      for (const u of set.utterances) {
+        const r = mean[at];
+        const lang = u.language ?? 'en';
+        const norm = normalizerFor(lang);
+        const c = editCounts(wordTokens(norm(u.text)), wordTokens(norm(r.text)));
+        const errors = c.substitutions + c.deletions + c.insertions;
+        const toks = r.tokens ?? [];
+        const ent = (r.tokenEntropy ?? []).filter((_, k) => toks[k] !== eot);
+        const probs = (r.tokenProbs ?? []).filter((_, k) => toks[k] !== eot);
+        const pieces = toks.filter((t) => t !== eot).map((t) => this.deps.assets.tokenizer.decode([t], { skip_special_tokens: true, clean_up_tokenization_spaces: false }));
+        const correct = tokenCorrectness(pieces, u.text, lang);
+        const acc = (tok[set.role] ??= { p: [], ok: [] });
+        correct.forEach((ok, k) => {
+          if (ok === null || probs[k] === undefined) return;
+          acc.p.push(probs[k]);
+          acc.ok.push(ok);
+        });
+        rows.push({
+          set: set.name, role: set.role, id: u.id, reference: u.text, hypothesis: r.text, errors, wrong: errors > 0,
+          entropy: meanEntropy(ent), disagreement: samples.length ? disagreement(r.text, samples.map((s) => s[at]), lang) : null,
+          samples: samples.map((s) => s[at]),
+        });
+        at++;
+      }
+    }
+    const byRole: UncertaintyResult['byRole'] = {};
+    for (const role of ['new', 'base'] as EvalRole[]) {
+      const rs = rows.filter((r) => r.role === role);
+      if (!rs.length) continue;
+      const wrong = rs.map((r) => r.wrong);
+      const e = ece(tok[role]?.p ?? [], tok[role]?.ok ?? []);
+      byRole[role] = {
+        utterances: rs.length, wrong: wrong.filter(Boolean).length,
+        aurocEntropy: auroc(rs.map((r) => r.entropy), wrong),
+        aurocDisagreement: samples.length ? auroc(rs.map((r) => r.disagreement!), wrong) : null,
+        ece: e.ece, tokens: e.n,
+      };
+    }
+    return { K: samples.length, step: this.step, rows, byRole };
   }
 
   /** The adapter values now (theta in the plan's layout). */

@@ -5,6 +5,7 @@ import type { GpuCapabilities } from '../gpu/device';
 import type { LoadProgress } from '../pipeline/transcriber';
 import type { ModelInfo } from '../worker/protocol';
 import type { TranscriptMsg } from '../worker/client';
+import type { UncertaintyResult } from '../train/trainer';
 import { defaultExperiment, type DevRecord, type EvalRecord, type ExperimentConfig, type TrainRecord } from '../train/config';
 import type { RunData, Histogram } from '../worker/train-protocol';
 
@@ -73,6 +74,8 @@ export interface RunState {
   evals: EvalRecord[];
   /** dev CE records (eval.devInterval), when the run has a dev set */
   dev?: DevRecord[];
+  /** posterior uncertainty of the final adapter (eval.posteriorSamples) */
+  uncertainty?: UncertaintyResult;
   hist?: Histogram;
   lastCheckpointStep?: number;
   /** GPU device losses the worker recovered from during this run (src/train/trainer.ts trainWithRecovery) */

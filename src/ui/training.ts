@@ -133,6 +133,10 @@ function handle(m: FromTrain): void {
     case 'hist':
       updateRun(m.runId, (r) => ({ ...r, hist: m.hist }));
       break;
+    case 'uncertainty':
+      updateRun(m.runId, (r) => ({ ...r, uncertainty: m.result }));
+      persistSoon(m.runId);
+      break;
     case 'transcripts': {
       const t = transcripts.get(m.runId) ?? {};
       t[m.set] = { ...(t[m.set] ?? {}), [m.step]: m.transcripts };

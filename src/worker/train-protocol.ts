@@ -1,6 +1,7 @@
 // Messages between the UI thread and the training worker (src/worker/train.worker.ts). The worker owns
 // the WebGPU device (navigator.gpu inside the worker), the decoder weights, the EncoderKvCache and the
 // Trainer; the UI sends only references (encoder-cache keys + transcripts) and receives metric records.
+import type { UncertaintyResult } from '../train/trainer';
 import type { BetaScheduleEntry, DevRecord, EvalRecord, EvalRole, ExperimentConfig, TrainRecord } from '../train/config';
 import type { ModelLocation } from './protocol';
 
@@ -63,6 +64,8 @@ export type FromTrain =
   | { type: 'status'; runId: string; status: RunStatus; stage?: string; error?: string }
   | { type: 'record'; runId: string; record: TrainRecord | EvalRecord | DevRecord }
   | { type: 'hist'; runId: string; hist: Histogram }
+  /** posterior uncertainty of the run's final adapter (eval.posteriorSamples; src/train/trainer.ts uncertainty) */
+  | { type: 'uncertainty'; runId: string; result: UncertaintyResult }
   | { type: 'transcripts'; runId: string; step: number; set: string; transcripts: EvalTranscript[] }
   | { type: 'checkpoint'; runId: string; step: number }
   /**

@@ -353,6 +353,12 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
       if (isDevStep(tr.step) && ctl() !== 'stop') await gpuTask(() => devStep(tr));
       await gpuTask(() => histogram(runId, tr));
       if (isEvalStep(tr.step) && ctl() !== 'stop') await gpuTask(() => evaluate(runId, tr, data));
+      if (tr.step === steps && config.eval.posteriorSamples > 0 && data.eval.length && ctl() !== 'stop') {
+        await gpuTask(async () => {
+          const result = await tr.uncertainty(config.eval.posteriorSamples, config.seed, (m) => post({ type: 'status', runId, status: 'running', stage: m }));
+          post({ type: 'uncertainty', runId, result });
+        });
+      }
     },
     rebuild: async (lost, attempt) => {
       post({ type: 'status', runId, status: 'starting', stage: `${lost.message}; recovering (${attempt} of at most ${DEFAULT_MAX_RECOVERIES}): new device, model and cache` });

@@ -29,7 +29,7 @@ describe('blora-studio train', () => {
   test('--help documents every train flag', () => {
     const r = cli('--help');
     assert.equal(r.status, 0);
-    for (const f of ['--config', '--train', '--eval-new', '--eval-base', '--method', '--targets', '--r', '--alpha', '--beta', '--sigma-prior', '--estimator', '--rho-b-init', '--kl-scale', '--kl-log-eps', '--freeze-rho', '--train-mix', '--dev', '--dev-interval', '--select', '--lr', '--steps', '--batch', '--grad-accum', '--warmup', '--schedule', '--seed', '--eval-interval', '--out', 'BLORA_WEBGPU_BACKEND']) {
+    for (const f of ['--config', '--train', '--eval-new', '--eval-base', '--method', '--targets', '--r', '--alpha', '--beta', '--sigma-prior', '--estimator', '--rho-b-init', '--kl-scale', '--kl-log-eps', '--freeze-rho', '--train-mix', '--dev', '--dev-interval', '--select', '--posterior-samples', '--lr', '--steps', '--batch', '--grad-accum', '--warmup', '--schedule', '--seed', '--eval-interval', '--out', 'BLORA_WEBGPU_BACKEND']) {
       assert.match(r.stdout, new RegExp(`${f}\\b`), f);
     }
   });
@@ -70,7 +70,7 @@ describe('blora-studio train', () => {
       'train', '--train', DEMO_DIR, '--train-limit', '2', '--eval-new', DEMO_DIR, '--eval-limit', '2',
       '--method', 'blora', '--targets', 'self_attn.q_proj,self_attn.v_proj', '--layers', '4,5', '--r', '4', '--alpha', '8',
       '--lr', '1e-2', '--warmup', '0', '--schedule', 'constant', '--steps', '2', '--batch', '2', '--seed', '3',
-      '--max-new-tokens', '40', '--rho-b-init', 'uniform', '--freeze-rho', 'true', '--kl-log-eps', '1e-6', '--train-mix', `${DEMO_DIR}:0.25`, '--out', out,
+      '--max-new-tokens', '40', '--rho-b-init', 'uniform', '--freeze-rho', 'true', '--kl-log-eps', '1e-6', '--train-mix', `${DEMO_DIR}:0.25`, '--posterior-samples', '2', '--out', out,
     );
     const cliS = (performance.now() - t0) / 1000;
     console.log(r.stdout.trim());
@@ -107,6 +107,20 @@ describe('blora-studio train', () => {
     for (const k of ['A', 'B', 'deltaW']) assert.ok(res.sparsity[k] >= 0 && res.sparsity[k] <= 1, k);
     assert.ok(Number.isFinite(res.kl) && res.trainTimeS > 0 && typeof res.adapter === 'string');
     assert.equal(res.forgetting, null); // no base-domain set given
+
+    // --posterior-samples 2: per-utterance uncertainty of the final adapter; the mean decode is the final evaluation's
+    const unc = readFileSync(join(out, 'uncertainty.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const finalHyps = readFileSync(join(out, 'transcripts.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.step === 2);
+    assert.equal(unc.length, 2);
+    for (const u of unc) {
+      assert.equal(u.hypothesis, finalHyps.find((h) => h.id === u.id)?.hypothesis, `${u.id}: the mean adapter's transcript`);
+      assert.equal(u.samples.length, 2);
+      assert.ok(u.entropy >= 0 && u.disagreement >= 0 && u.wrong === u.errors > 0, JSON.stringify(u));
+    }
+    const ub = res.uncertainty.byRole.new;
+    assert.equal(res.uncertainty.K, 2);
+    assert.ok(ub.utterances === 2 && ub.tokens > 0 && ub.ece >= 0 && ub.ece <= 1, JSON.stringify(ub));
+    assert.match(r.stderr, /uncertainty \(new, 2 utterances, \d with errors\): AUROC disagreement (n\/a|[\d.]+), entropy (n\/a|[\d.]+); token ECE [\d.]+ over \d+ tokens/);
 
     // the export: PEFT files + BLoRA posterior; importAdapter re-imports it losslessly
     const files: Record<string, Uint8Array | string> = {};

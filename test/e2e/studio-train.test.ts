@@ -8,7 +8,8 @@
 // the real Whisper base, watch the charts and the |μ| histogram get data, reload the tab mid-run and
 // see the run resume from its IndexedDB checkpoint; then train LoRA on the same data (the frozen-model
 // evaluation is reused), see both runs on the compare view with backward gain and new-domain drop, and
-// export the BLoRA adapter and check the downloaded safetensors header (PEFT keys and shapes).
+// export the BLoRA adapter and check the downloaded safetensors header (PEFT keys and shapes). The BLoRA run
+// decodes its eval sets with 2 posterior samples at the end: the Run view's "where the adapter is unsure" table.
 // Screenshots of each view go to test-results/e2e/ and the README's docs/img/studio-{run,compare}.png
 // are refreshed from them. Measured alone on the idle 2-core machine: 445 s (datasets 37 s, BLoRA with the
 // reload 229 s, LoRA 102 s, compare + Try it 56 s, export with the pruned evaluation 21 s); in the suite,
@@ -143,6 +144,7 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     await page.getByTestId('exp-warmup').fill('0');
     await page.getByTestId('exp-eval-interval').fill('0');
     await page.getByTestId('exp-max-tokens').fill('32');
+    await page.getByTestId('exp-posterior-samples').fill('2'); // "where the adapter is unsure" after training
     await page.getByTestId('exp-beta').fill('-4'); // log10 β
     assert.equal(await page.getByTestId('exp-beta-value').textContent(), '1e-4');
     await page.screenshot({ path: join(SHOTS, 'studio-experiment.png'), fullPage: true });
@@ -210,6 +212,11 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     assert.match((await page.getByTestId('kpi-wer-base').textContent()) ?? '', /\d+\.\d %/);
     assert.match((await page.getByTestId('kpi-forgetting').textContent()) ?? '', /^[+-]?\d+\.\d pts$/);
     assert.equal(await page.getByTestId('mu-histogram').getAttribute('data-step'), String(STEPS));
+    // posterior uncertainty of the final adapter: 2 samples, a score per eval utterance, AUROC/ECE per domain
+    await waitFor(page, 'the uncertainty table', async () => (await page.getByTestId('run-uncertainty').count()) > 0, 2 * 60_000);
+    assert.match((await page.getByTestId('run-uncertainty').textContent()) ?? '', /2 posterior samples of the adapter/);
+    assert.match((await page.getByTestId('run-uncertainty-new').textContent()) ?? '', /new domain: AUROC disagreement (n\/a|\d\.\d\d), entropy (n\/a|\d\.\d\d); ECE \d\.\d\d \(\d+\/\d+ wrong\)/);
+    assert.ok((await page.locator('[data-testid=run-uncertainty] tbody tr').count()) >= 2, 'a row per eval utterance');
     assert.ok((await page.locator('[data-testid=mu-histogram] .recharts-bar-rectangle').count()) > 1, 'histogram bars are drawn');
     await page.screenshot({ path: join(SHOTS, 'studio-run.png'), fullPage: true });
     copyFileSync(join(SHOTS, 'studio-run.png'), join(REPO, 'docs/img/studio-run.png'));

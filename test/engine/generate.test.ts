@@ -104,6 +104,18 @@ describe('engine greedy decoding (WgslGreedyDecoder, real Whisper base)', () => 
       assert.deepEqual(r.tokens, [...c.tokens, assets.generation.eos_token_id], `${c.id}: tokens`);
       assert.equal(r.text, c.text, `${c.id}: text`);
       assert.equal(r.truncated, false);
+      // per-token probability and entropy (uncertainty scores): one each per token, 1/V ≤ p ≤ 1, and
+      // min-entropy −log p ≤ H ≤ log V (Shannon entropy is never below the min-entropy)
+      const V = weights.dims.V;
+      assert.equal(r.tokenProbs?.length, r.tokens.length);
+      assert.equal(r.tokenEntropy?.length, r.tokens.length);
+      r.tokens.forEach((_, k) => {
+        const p = r.tokenProbs![k];
+        const h = r.tokenEntropy![k];
+        assert.ok(p >= 1 / V && p <= 1, `${c.id} token ${k}: p ${p}`);
+        assert.ok(h >= -Math.log(p) - 1e-9 && h <= Math.log(V) + 1e-9, `${c.id} token ${k}: H ${h} vs −log p ${-Math.log(p)}`);
+      });
+      console.log(`    p(token) ${r.tokenProbs!.map((p) => p.toFixed(3)).join(' ')}`);
       const lang = assets.generation.lang_to_id![`<|${c.language}|>`];
       assert.deepEqual(r.prompt, [assets.generation.decoder_start_token_id, lang, assets.generation.task_to_id!.transcribe, assets.generation.no_timestamps_token_id]);
     }

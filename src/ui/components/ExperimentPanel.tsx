@@ -86,6 +86,15 @@ export function ExperimentPanel() {
           testid="exp-dev-interval"
           title="teacher-forced CE of the datasets of role dev, with the posterior means (0: none); the authors evaluate every 100 steps"
         />
+        <Num
+          label="posterior samples (uncertainty)"
+          value={cfg.eval.posteriorSamples}
+          min={0}
+          step={1}
+          onChange={(v) => up((c) => (c.eval.posteriorSamples = v))}
+          testid="exp-posterior-samples"
+          title="after training, decode the eval sets with K samples of the BLoRA posterior too: the Run view lists where the adapter is unsure (0: off)"
+        />
         <label className="field" title="the adapter the run ends with (its final evaluation, export and Try it): the last step's, or the one of the lowest dev CE — the authors keep the best by dev loss">
           <span>result adapter</span>
           <select value={cfg.eval.select} onChange={(e) => up((c) => (c.eval.select = e.target.value as EvalSelect))} data-testid="exp-select">

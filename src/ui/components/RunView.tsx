@@ -136,6 +136,56 @@ function BetaControl({ run, next }: { run: RunState; next: number }) {
   );
 }
 
+/**
+ * "Where the adapter is unsure": the eval utterances sorted by the posterior score (disagreement of K sample
+ * transcripts; LoRA: token entropy), with how well the score flags the wrong ones (AUROC) and the token ECE.
+ */
+function Unsure({ run }: { run: RunState }) {
+  const u = run.uncertainty!;
+  const byDis = u.K > 0;
+  const key = (r: (typeof u.rows)[number]) => (byDis ? (r.disagreement ?? 0) : r.entropy);
+  const rows = [...u.rows].sort((a, b) => key(b) - key(a) || b.entropy - a.entropy).slice(0, 12);
+  const f = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : v.toFixed(2));
+  return (
+    <div data-testid="run-uncertainty">
+      <h3>Where the adapter is unsure</h3>
+      <p className="small muted">
+        {byDis
+          ? `${u.K} posterior samples of the adapter decoded beside its mean: disagreement = their mean WER against the mean's transcript; entropy = mean token entropy of the mean's transcript (nats).`
+          : 'LoRA has no posterior: sorted by the mean token entropy of its transcripts (nats).'}{' '}
+        AUROC: how well a score flags the utterances with errors (0.5 = chance); ECE: token calibration (0 = calibrated).
+      </p>
+      <p className="small">
+        {Object.entries(u.byRole).map(([role, b]) => (
+          <span key={role} data-testid={`run-uncertainty-${role}`}>
+            {role === 'new' ? 'new domain' : 'base domain'}: AUROC disagreement {f(b.aurocDisagreement)}, entropy {f(b.aurocEntropy)}; ECE {f(b.ece)} ({b.wrong}/{b.utterances} wrong) ·{' '}
+          </span>
+        ))}
+      </p>
+      <table className="small">
+        <thead>
+          <tr>
+            <th>{byDis ? 'disagreement' : 'entropy'}</th>
+            <th>set</th>
+            <th>transcript (mean adapter)</th>
+            <th>reference</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={`${r.set}/${r.id}`} className={r.wrong ? 'err' : ''}>
+              <td>{f(key(r))}</td>
+              <td>{r.set}</td>
+              <td>{r.hypothesis}</td>
+              <td className="muted">{r.reference}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
 /** Dev CE per evaluation, the lowest marked; with eval.select 'dev-ce' that step's adapter is the run's result. */
 function DevLine({ run }: { run: RunState }) {
   const dev = [...(run.dev ?? [])].sort((a, b) => a.step - b.step);
@@ -232,6 +282,7 @@ export function RunView() {
         <BetaControl key={run.id} run={run} next={Math.min(done + 1, steps)} />
       )}
       {run.dev?.length ? <DevLine run={run} /> : null}
+      {run.uncertainty ? <Unsure run={run} /> : null}
       {run.recoveries?.length ? (
         <ul className="muted small" data-testid="run-recoveries">
           {run.recoveries.map((r, i) => (
