@@ -703,21 +703,9 @@ export class Trainer {
    * afterwards. The eval sets' K/V must be in the cache.
    */
   async uncertainty(K: number, seed = this.config.seed, onProgress?: (message: string) => void): Promise<UncertaintyResult> {
-    const greedy = await this.greedyDecoder();
-    const theta = await this.readTheta();
-    const bayes = this.plan.config.kind === 'blora' && this.plan.klFactors.length > 0;
     const sets = this.data.eval;
     const reqs = sets.flatMap((s) => s.utterances.map((u) => ({ utterance: u.key, language: u.language })));
-    await greedy.setAdapter(this.step === 0 ? null : this.plan, this.step === 0 ? null : theta);
-    onProgress?.(`uncertainty: the mean adapter on ${reqs.length} utterances`);
-    const mean = await greedy.generate(reqs);
-    const samples: string[][] = [];
-    for (let k = 1; bayes && this.step > 0 && k <= K; k++) {
-      onProgress?.(`uncertainty: posterior sample ${k}/${K}`);
-      await greedy.setAdapter(this.plan, posteriorSample(this.plan, theta, seed * 1000 + k));
-      samples.push((await greedy.generate(reqs)).map((r) => r.text));
-    }
-    await greedy.setAdapter(this.step === 0 ? null : this.plan, this.step === 0 ? null : theta);
+    const { mean, samples } = await this.decodeWithPosterior(reqs, K, seed, onProgress);
     const eot = specialTokens(this.deps.assets).eot;
     const rows: UncertaintyRow[] = [];
     const tok: Record<string, { p: number[]; ok: boolean[] }> = {};
@@ -762,6 +750,52 @@ export class Trainer {
       };
     }
     return { K: samples.length, step: this.step, rows, byRole };
+  }
+
+  /**
+   * Greedy transcripts (with token probabilities and entropies) of `reqs` by the mean adapter, and for BLoRA the
+   * transcripts of K posterior samples (seeds seed·1000 + k); the decoder holds the mean adapter afterwards.
+   */
+  private async decodeWithPosterior(
+    reqs: { utterance: string; language: string | null }[],
+    K: number,
+    seed: number,
+    onProgress?: (message: string) => void,
+  ): Promise<{ mean: Awaited<ReturnType<GreedyDecoderLike['generate']>>; samples: string[][] }> {
+    const greedy = await this.greedyDecoder();
+    const theta = await this.readTheta();
+    const bayes = this.plan.config.kind === 'blora' && this.plan.klFactors.length > 0 && this.step > 0;
+    const meanAdapter = () => greedy.setAdapter(this.step === 0 ? null : this.plan, this.step === 0 ? null : theta);
+    await meanAdapter();
+    onProgress?.(`uncertainty: the mean adapter on ${reqs.length} utterance(s)`);
+    const mean = await greedy.generate(reqs);
+    const samples: string[][] = [];
+    try {
+      for (let k = 1; bayes && k <= K; k++) {
+        onProgress?.(`uncertainty: posterior sample ${k}/${K}`);
+        await greedy.setAdapter(this.plan, posteriorSample(this.plan, theta, seed * 1000 + k));
+        samples.push((await greedy.generate(reqs)).map((r) => r.text));
+      }
+    } finally {
+      await meanAdapter();
+    }
+    return { mean, samples };
+  }
+
+  /**
+   * Try it: an utterance whose K/V are in the cache by the frozen model and by the adapter, with the adapter's
+   * uncertainty (mean token entropy; BLoRA: disagreement of K posterior samples, src/metrics/uncertainty.ts).
+   */
+  async tryUtterance(u: { key: string; language: string }, K: number): Promise<{ frozen: string; adapted: string; entropy: number; disagreement: number | null; samples: string[] }> {
+    const { frozen } = await this.transcribeFrozenAndAdapted([u]);
+    const { mean, samples } = await this.decodeWithPosterior([{ utterance: u.key, language: u.language }], K, this.config.seed);
+    const eot = specialTokens(this.deps.assets).eot;
+    const r = mean[0];
+    const ent = (r.tokenEntropy ?? []).filter((_, k) => (r.tokens ?? [])[k] !== eot);
+    return {
+      frozen: frozen[0], adapted: r.text, entropy: meanEntropy(ent),
+      disagreement: samples.length ? disagreement(r.text, samples.map((s) => s[0]), u.language) : null, samples: samples.map((s) => s[0]),
+    };
   }
 
   /** The adapter values now (theta in the plan's layout). */

@@ -74,6 +74,9 @@ function sourceOf(data: RunData): ModelSource {
   return modelSource(data.model, self.location.origin, data.modelId.replace(/^files:/, ''));
 }
 
+/** Posterior samples Try it decodes a clip with when the run's experiment names none (BLoRA only). */
+const TRY_POSTERIOR_SAMPLES = 4;
+
 async function loadModel(data: RunData, stage: (s: string) => void): Promise<Model> {
   if (model && model.id === data.modelId) return model;
   if (modelLoading) return modelLoading;
@@ -457,8 +460,9 @@ self.onmessage = async (ev: MessageEvent<ToTrain>) => {
           const t = await runTrainer(msg.runId, msg.config, msg.data);
           const m = await loadModel(msg.data, () => {});
           await addKv(m, msg.data, { id: 'your clip', key: msg.clip.key, text: '' });
-          const out = await t.transcribeFrozenAndAdapted([{ key: msg.clip.key, language: msg.clip.language }]);
-          return { step: t.step, frozen: out.frozen[0], adapted: out.adapted[0] };
+          // with the adapter's uncertainty: K posterior samples (the run's eval.posteriorSamples, else 4) for BLoRA
+          const out = await t.tryUtterance({ key: msg.clip.key, language: msg.clip.language }, msg.config.eval.posteriorSamples || TRY_POSTERIOR_SAMPLES);
+          return { step: t.step, ...out };
         });
         post({ type: 'tried', id: msg.id, ...r });
       } catch (e) {

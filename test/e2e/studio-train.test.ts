@@ -269,6 +269,8 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     assert.equal(await page.getByTestId('try-own-error').count(), 0, (await page.getByTestId('try-own-error').textContent().catch(() => null)) ?? '');
     assert.equal(((await page.getByTestId('try-own-base').textContent()) ?? '').trim(), evalBase);
     assert.equal(((await page.getByTestId('try-own-adapted').textContent()) ?? '').trim(), evalAdapted);
+    // …with the adapter's uncertainty on it: token entropy, and for BLoRA the disagreement of posterior samples
+    assert.match((await page.getByTestId('try-own-uncertainty').textContent()) ?? '', /mean token entropy \d+\.\d\d nats(; \d+ posterior samples disagree with its transcript by \d+ % of the words| \(LoRA has no posterior to sample\))/);
     lap('try-it with a dropped clip');
     await page.screenshot({ path: join(SHOTS, 'studio-try.png'), fullPage: true });
   });

@@ -68,7 +68,11 @@ function Compare({ reference, frozen, adapted, testid = 'try', labels = ['base (
   );
 }
 
-type OwnState = { status: 'idle' } | { status: 'busy'; message: string } | { status: 'done'; name: string; step: number; frozen: string; adapted: string } | { status: 'error'; message: string };
+type OwnState =
+  | { status: 'idle' }
+  | { status: 'busy'; message: string }
+  | { status: 'done'; name: string; step: number; frozen: string; adapted: string; entropy: number; disagreement: number | null; samples: string[] }
+  | { status: 'error'; message: string };
 
 /** Your own clip: a file or a microphone recording → 16 kHz → frozen encoder (model worker) → both decoders. */
 function OwnClip({ run }: { run: RunState }) {
@@ -87,9 +91,9 @@ function OwnClip({ run }: { run: RunState }) {
       const key = utteranceKey(samples);
       setOwn({ status: 'busy', message: 'frozen encoder' });
       await getClient().encode(samples, key);
-      setOwn({ status: 'busy', message: 'greedy decoding: frozen model, then with the adapter' });
+      setOwn({ status: 'busy', message: `greedy decoding: frozen model, the adapter${run.config.method === 'blora' ? ', and posterior samples of it' : ''}` });
       const r = await tryClip(run.id, { key, language });
-      setOwn({ status: 'done', name, step: r.step, frozen: r.frozen, adapted: r.adapted });
+      setOwn({ status: 'done', name, step: r.step, frozen: r.frozen, adapted: r.adapted, entropy: r.entropy, disagreement: r.disagreement, samples: r.samples });
     } catch (e) {
       setOwn({ status: 'error', message: (e as Error).message });
     }
@@ -145,6 +149,12 @@ function OwnClip({ run }: { run: RunState }) {
             {own.name}: adapted = run {run.name} at step {own.step}
           </p>
           <Compare frozen={own.frozen} adapted={own.adapted} testid="try-own" />
+          <p className="small" data-testid="try-own-uncertainty">
+            <b>How sure the adapter is:</b> mean token entropy {own.entropy.toFixed(2)} nats
+            {own.disagreement !== null
+              ? `; ${own.samples.length} posterior samples disagree with its transcript by ${(own.disagreement * 100).toFixed(0)} % of the words (0 %: every sample says the same)`
+              : ' (LoRA has no posterior to sample)'}
+          </p>
         </>
       )}
     </div>
