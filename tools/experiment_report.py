@@ -3,6 +3,16 @@
 Backend-agnostic: every number is read from what both backends write — metrics.jsonl (TrainRecord / EvalRecord,
 src/train/config.ts) and adapter/adapter_model.safetensors + adapter_config.json (PEFT; BLoRA: the posterior means)
 — and every row says which backend produced it. Plots are plain SVG (no plotting package needed).
+
+Selection on dev, figures on test (issue 14 item 3): an eval set of data.eval whose name ends in "-dev" is a dev
+split (the name convention, experiment_metrics.is_dev_split; e.g. "real-dev" of tools/real_speech.py); every other
+eval set is a test split. Every WER / F / gain / drop of the tables is computed on the test splits only. When the
+sweep has dev splits of both roles (new and base), the BLoRA configuration with the lowest mean over seeds of
+WER_new(dev) + F(dev) is reported as "selected on dev" (experiment_metrics.DEV_SELECTION_TEXT); without, the
+"best" row is best-on-test and says so. The backward gain and the new-domain drop get 95 % intervals from a paired
+bootstrap over the test utterances (experiment_metrics.paired_bootstrap) on the per-utterance transcripts
+hyps-<set>-step<N>.jsonl the torch backend writes (word errors recomputed with blora_train.normalize_fn and jiwer,
+as blora_train.evaluate computes the WER).
 """
 from __future__ import annotations
 
@@ -70,6 +80,55 @@ def adapter_stats(adapter_dir: Path) -> dict | None:
             "hist": {"edges": HIST_EDGES, "counts": counts.tolist(), "total": int(allv.size)}}
 
 
+def test_evals(evals: list[dict]) -> list[dict]:
+    return [e for e in evals if not em.is_dev_split(e.get("set"))]
+
+
+def dev_evals(evals: list[dict]) -> list[dict]:
+    return [e for e in evals if em.is_dev_split(e.get("set"))]
+
+
+_NORM = None
+_UTT_CACHE: dict[tuple, dict] = {}
+
+
+def utterance_errors(p: Path) -> dict | None:
+    """Per utterance of one hyps-<set>-step<N>.jsonl: word errors (S + D + I) and reference words after the
+    project's normalizer (blora_train.normalize_fn, jiwer), utterances whose normalized reference is empty left out
+    — as blora_train.evaluate, so Σ errors / Σ words is the set's WER. None when the file does not exist."""
+    global _NORM
+    if not p.exists():
+        return None
+    st = p.stat()
+    ck = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    if ck in _UTT_CACHE:  # LoRA's transcripts serve every BLoRA configuration
+        return _UTT_CACHE[ck]
+    import jiwer
+
+    import blora_train
+
+    if _NORM is None:
+        _NORM = blora_train.normalize_fn()
+    ids, errs, words, seen = [], [], [], {}
+    for r in read_jsonl(p):
+        ref = _NORM(r["reference"], r["language"])
+        if not ref.strip():
+            continue
+        hyp = _NORM(r.get("hypothesis") or "", r["language"])
+        k = seen.get(r["id"], 0)
+        seen[r["id"]] = k + 1
+        ids.append(r["id"] if k == 0 else f"{r['id']}#{k}")
+        if hyp.strip():
+            o = jiwer.process_words(ref, hyp)
+            errs.append(o.substitutions + o.deletions + o.insertions)
+            words.append(sum(len(x) for x in o.references))
+        else:
+            words.append(len(ref.split()))
+            errs.append(words[-1])
+    _UTT_CACHE[ck] = {"ids": ids, "errors": errs, "refWords": words}
+    return _UTT_CACHE[ck]
+
+
 def summarize_run(run: dict, d: Path, backend_default: str) -> dict | None:
     recs = read_jsonl(d / "metrics.jsonl")
     if not (d / "result.json").exists() or not recs:
@@ -84,8 +143,10 @@ def summarize_run(run: dict, d: Path, backend_default: str) -> dict | None:
         "beta": cfg.get("adapter", {}).get("beta"), "sigmaPrior": cfg.get("adapter", {}).get("sigmaPrior"),
         "bayesianAOnly": cfg.get("adapter", {}).get("bayesianAOnly"),
         "evals": [{k: e[k] for k in ("set", "role", "wer", "cer", "pier", "pierWords", "utterances", "step") if k in e} for e in evals],
-        "werNew": em.domain_wer(evals, "new"), "werBase": em.domain_wer(evals, "base"),
-        "pierNew": pooled_pier(evals, "new"),
+        # figures on the test splits; the dev splits ("-dev" names) only for the selection
+        "werNew": em.domain_wer(test_evals(evals), "new"), "werBase": em.domain_wer(test_evals(evals), "base"),
+        "werNewDev": em.domain_wer(dev_evals(evals), "new"), "werBaseDev": em.domain_wer(dev_evals(evals), "base"),
+        "pierNew": pooled_pier(test_evals(evals), "new"),
         "ceFinal": train[-1]["ce"] if train else None, "kl": train[-1]["kl"] if train else None,
         "trainSeconds": train[-1]["elapsedS"] if train else None, "steps": len(train),
         "curve": {"step": [r["step"] for r in train], "ce": [r["ce"] for r in train], "kl": [r["kl"] for r in train]},
@@ -252,6 +313,11 @@ def aggregate(summaries: list[dict], base: dict) -> dict:
     for key, runs in by_key.items():
         runs.sort(key=lambda s: s["seed"])
         F = [em.forgetting(s["werBase"], wb0) if s["werBase"] is not None and wb0 is not None else None for s in runs]
+        wbd0 = base.get("werBaseDev")
+        Fd = [em.forgetting(s["werBaseDev"], wbd0) if s.get("werBaseDev") is not None and wbd0 is not None else None
+              for s in runs]
+        dev_score = [s["werNewDev"] + f if f is not None and s.get("werNewDev") is not None else None
+                     for s, f in zip(runs, Fd)]
         gains, drops, reasons = [], [], []
         for s, f in zip(runs, F):
             l = lora.get(s["seed"])
@@ -266,6 +332,9 @@ def aggregate(summaries: list[dict], base: dict) -> dict:
             "backends": sorted({s["backend"] for s in runs}),
             "werNew": em.mean_std([s["werNew"] for s in runs]), "werBase": em.mean_std([s["werBase"] for s in runs]),
             "forgetting": em.mean_std(F),
+            "werNewDev": em.mean_std([s.get("werNewDev") for s in runs]),
+            "werBaseDev": em.mean_std([s.get("werBaseDev") for s in runs]),
+            "forgettingDev": em.mean_std(Fd), "devScore": em.mean_std(dev_score),
             "gainPaired": em.mean_std(gains) if gains else None, "dropPaired": em.mean_std(drops) if drops else None,
             "undefinedReasons": reasons,
             "sparsityA": em.mean_std([s["sparsity"]["A"] if s["sparsity"] else None for s in runs]),
@@ -382,6 +451,81 @@ def rel(p: Path, start: Path) -> str:
     return os.path.relpath(p, start)
 
 
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+def bootstrap_config(key: str, summaries: list[dict], out: Path, base_evals: list[dict],
+                     n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
+    """em.paired_bootstrap of configuration `key` against LoRA (seed s vs seed s) on the test splits, from the
+    hyps-<set>-step<N>.jsonl of the runs (final eval step) and of the frozen model (out/base). Utterances are
+    matched by id; a run without the file of a set is left out of that set (and so of the pairing)."""
+    lora = {s["seed"]: s for s in summaries if s["key"] == "lora"}
+    conf = {s["seed"]: s for s in summaries if s["key"] == key}
+    seeds = sorted(set(lora) & set(conf))
+    base_step = {e["set"]: e["step"] for e in base_evals}
+    names = []
+    for k in seeds:
+        for e in test_evals(lora[k]["evals"]):
+            if (e["set"], e["role"]) not in names:
+                names.append((e["set"], e["role"]))
+    sets, missing, mismatch = [], [], []
+
+    def load(d: Path, name: str, step) -> dict | None:
+        f = d / f"hyps-{name}-step{step}.jsonl"
+        u = utterance_errors(f)
+        if u is None:
+            missing.append(rel(f, out))
+        return u
+
+    for name, role in names:
+        ref = None
+        per = {"lora": {}, "blora": {}}
+        for k in seeds:
+            for model, summ in (("lora", lora[k]), ("blora", conf[k])):
+                ev = [e for e in summ["evals"] if e["set"] == name]
+                u = load(out / "runs" / summ["id"], name, ev[0]["step"]) if ev else None
+                if u is None:
+                    continue
+                if ref is None:
+                    ref = u
+                pos = {i: j for j, i in enumerate(u["ids"])}
+                if set(pos) != set(ref["ids"]) or any(u["refWords"][pos[i]] != w for i, w in zip(ref["ids"], ref["refWords"])):
+                    mismatch.append(f"{summ['id']}/{name}")
+                    continue
+                per[model][k] = [u["errors"][pos[i]] for i in ref["ids"]]
+        if ref is None:
+            continue
+        frozen = None
+        if name in base_step:
+            u = load(out / "base", name, base_step[name])
+            if u is not None:
+                pos = {i: j for j, i in enumerate(u["ids"])}
+                if set(pos) == set(ref["ids"]):
+                    frozen = [u["errors"][pos[i]] for i in ref["ids"]]
+                else:
+                    mismatch.append(f"base/{name}")
+        sets.append({"name": name, "role": role, "refWords": ref["refWords"], "frozen": frozen, **per})
+    if not sets:
+        none = {"value": None, "reason": "no per-utterance transcripts (hyps-<set>-step<N>.jsonl) of the test sets"}
+        res = {"backwardGain": none, "newDomainDrop": dict(none), "seeds": [], "utterances": {},
+               "resamples": n_resamples, "seed": seed}
+    else:
+        res = em.paired_bootstrap(sets, n_resamples=n_resamples, seed=seed)
+    res["missing"] = missing
+    res["mismatch"] = mismatch
+    return res
+
+
+def ci(m: dict | None, unit: str = "") -> str:
+    """' [lo, hi]' of a bootstrap result in percent, '' without one."""
+    if not m:
+        return ""
+    if m.get("value") is None:
+        return " [CI n/a]"
+    return f" [{100 * m['lo']:+.1f}, {100 * m['hi']:+.1f}]{unit}"
+
+
 def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: str, md_path: Path | None,
            wall_seconds: float | None = None) -> dict:
     summ_dir = out / "summary"
@@ -394,15 +538,38 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
         (summ_dir / f"{r['id']}.json").write_text(json.dumps(s, indent=1) + "\n")
         summaries.append(s)
     base_recs = final_evals(read_jsonl(out / "base" / "metrics.jsonl"))
-    base = {"evals": base_recs, "werNew": em.domain_wer(base_recs, "new"), "werBase": em.domain_wer(base_recs, "base")}
+    base = {"evals": base_recs, "werNew": em.domain_wer(test_evals(base_recs), "new"),
+            "werBase": em.domain_wer(test_evals(base_recs), "base"),
+            "werNewDev": em.domain_wer(dev_evals(base_recs), "new"), "werBaseDev": em.domain_wer(dev_evals(base_recs), "base")}
     base_result = json.loads((out / "base" / "result.json").read_text()) if (out / "base" / "result.json").exists() else {}
     agg = aggregate(summaries, base)
     blora_keys = [k for k, a in agg.items() if a["method"] == "blora" and a["werNew"]["mean"] is not None
                   and a["werBase"]["mean"] is not None]
     best = min(blora_keys, key=lambda k: ((agg[k]["werNew"]["mean"] + agg[k]["werBase"]["mean"]) / 2, agg[k]["beta"] or 0)) \
         if blora_keys else None
-    result = {"sweep": sweep["name"], "base": base, "configs": agg, "best": best, "runs": len(summaries),
-              "expected": len(runs)}
+    # intervals: paired bootstrap over the test utterances, every BLoRA configuration against LoRA
+    for k, a in agg.items():
+        a["bootstrap"] = bootstrap_config(k, summaries, out, base_recs) if a["method"] == "blora" and "lora" in agg else None
+    # selection on dev: dev splits ("-dev" names) of both roles, the frozen model evaluated on the base-role ones
+    run_evals = [e for s in summaries for e in s["evals"]]
+    dev_sets = sorted({(e["set"], e["role"]) for e in dev_evals(run_evals + base_recs)})
+    test_sets = sorted({(e["set"], e["role"]) for e in test_evals(run_evals + base_recs)})
+    has_dev = {r for _, r in dev_sets} >= {"new", "base"} and base["werBaseDev"] is not None
+    dev_keys = [k for k in blora_keys if agg[k]["devScore"]["mean"] is not None] if has_dev else []
+    selected = min(dev_keys, key=lambda k: (agg[k]["devScore"]["mean"], agg[k]["beta"] or 0)) if dev_keys else None
+    nodev = "no dev split" if not dev_sets else \
+        f"no dev split of both roles with the frozen model on them (dev sets: {', '.join(n for n, _ in dev_sets)})"
+    selection = {
+        "split": "dev" if selected else None, "selected": selected, "bestOnTest": best,
+        "criterion": em.DEV_SELECTION_TEXT if selected else
+        f"{nodev}: best-on-test, not a fair selection (best = lowest mean of WER new and WER base on the test sets)",
+        "devSets": [n for n, _ in dev_sets], "testSets": [n for n, _ in test_sets],
+        "convention": em.DEV_SPLIT_TEXT,
+    }
+    result = {"sweep": sweep["name"], "base": base, "configs": agg, "best": best, "selection": selection,
+              "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "level": 0.95,
+                            "definition": em.BOOTSTRAP_TEXT},
+              "runs": len(summaries), "expected": len(runs)}
     (out / "aggregate.json").write_text(json.dumps(result, indent=1) + "\n")
 
     # sanity of the benchmark: the frozen model must be clearly worse on the code-switched sets
@@ -449,8 +616,8 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
         edges = hs[0]["edges"]
         centers = [math.sqrt(edges[i - 1] * edges[i]) for i in range(1, len(edges))]
         ys = [c / tot for c in counts[1:len(edges)]]
-        p.line(centers, ys, agg[k]["label"], color[k], dash=None if k == "lora" or k == best else "5 3",
-               width=2.6 if k in ("lora", best) else 1.4)
+        p.line(centers, ys, agg[k]["label"], color[k], dash=None if k == "lora" or k == (selected or best) else "5 3",
+               width=2.6 if k in ("lora", selected or best) else 1.4)
     p.vline(em.SPARSITY_THRESHOLD, "1e-3")
     (img_dir / f"{prefix}-mu-hist.svg").write_text(p.render())
 
@@ -490,6 +657,7 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
     mdir = md_path.parent
     L = agg.get("lora")
     B = agg.get(best) if best else None
+    S = agg.get(selected) if selected else None
     lines = [
         f"# Results: LoRA vs BLoRA on the code-switching benchmark (`{sweep['name']}`)",
         "",
@@ -541,48 +709,95 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
     else:
         lines.append("(the frozen model has not been evaluated yet)")
     lines += ["", "## Results (mean ± sample std over seeds)", ""]
-    if L and B:
+    names_of = lambda ss: ", ".join(f"{n} ({r})" for n, r in ss) or "none"  # noqa: E731
+
+    def head_row(a, label):
+        bs = a.get("bootstrap") or {}
+        return (f"| {label} | {pct(a['werNew'])} % | {pct(a['werBase'])} % | {pct(a['forgetting'], signed=True)} pts | "
+                f"{maybe_pct(a['gainOfMeans'])} (per seed {pct_u(a['gainPaired'])}{ci(bs.get('backwardGain'), ' %')}) | "
+                f"{maybe_pct(a['dropOfMeans'])} (per seed {pct_u(a['dropPaired'])}{ci(bs.get('newDomainDrop'), ' %')}) | "
+                f"{pct(a['sparsityAB'])} % | {pct(a['sparsityDW'])} % |")
+
+    head_table = ["| | WER new | WER base | forgetting F | backward gain [95 % CI] | new-domain drop [95 % CI] | sparsity A∪B | sparsity ΔW |",
+                  "|---|---|---|---|---|---|---|---|"]
+    if L and S:
         lines += [
-            f"**LoRA vs the best BLoRA ({B['label']})** — best = lowest mean of new-domain and base-domain WER among the "
-            "BLoRA configurations (chosen on the test sets: there is no separate selection set in this sweep):",
+            f"**LoRA vs the BLoRA configuration selected on dev ({S['label']})** — {em.DEV_SELECTION_TEXT}. "
+            f"Dev sets: {names_of(dev_sets)}; every figure below is on the test sets: {names_of(test_sets)}.",
             "",
-            "| | WER new | WER base | forgetting F | backward gain | new-domain drop | sparsity A∪B | sparsity ΔW |",
-            "|---|---|---|---|---|---|---|---|",
+            *head_table,
             f"| LoRA | {pct(L['werNew'])} % | {pct(L['werBase'])} % | {pct(L['forgetting'], signed=True)} pts | — | — | "
             f"{pct(L['sparsityAB'])} % | {pct(L['sparsityDW'])} % |",
-            f"| {B['label']} | {pct(B['werNew'])} % | {pct(B['werBase'])} % | {pct(B['forgetting'], signed=True)} pts | "
-            f"{maybe_pct(B['gainOfMeans'])} (per seed {pct_u(B['gainPaired'])}) | "
-            f"{maybe_pct(B['dropOfMeans'])} (per seed {pct_u(B['dropPaired'])}) | "
-            f"{pct(B['sparsityAB'])} % | {pct(B['sparsityDW'])} % |",
+            head_row(S, f"{S['label']} (selected on dev)"),
+        ]
+        if B and best != selected:
+            lines.append(head_row(B, f"{B['label']} (best on test: for comparison, not a fair selection)"))
+        lines += ["| paper (BLoRA vs LoRA) | | | | 54 % | 4 % | 99.7 % | |", ""]
+        lines += ["### Selection on dev", "", f"Criterion: {em.DEV_SELECTION_TEXT}.", "",
+                  "| configuration | seeds | WER new (dev) | F (dev) | WER_new(dev) + F(dev) |", "|---|---|---|---|---|"]
+        for k in sorted(dev_keys, key=lambda k: (agg[k]["devScore"]["mean"], agg[k]["beta"] or 0)):
+            a = agg[k]
+            lines.append(f"| {a['label']}{' **(selected on dev)**' if k == selected else ''} | {len(a['seeds'])} | "
+                         f"{pct(a['werNewDev'])} | {pct(a['forgettingDev'], signed=True)} | {pct(a['devScore'])} |")
+        lines.append("")
+    elif L and B:
+        lines += [
+            f"**LoRA vs the best BLoRA ({B['label']})** — best = lowest mean of new-domain and base-domain WER among the "
+            f"BLoRA configurations; {nodev}: best-on-test, not a fair selection (an eval set of each role named "
+            "`<name>-dev` would be a dev split to select on):",
+            "",
+            *head_table,
+            f"| LoRA | {pct(L['werNew'])} % | {pct(L['werBase'])} % | {pct(L['forgetting'], signed=True)} pts | — | — | "
+            f"{pct(L['sparsityAB'])} % | {pct(L['sparsityDW'])} % |",
+            head_row(B, f"{B['label']} (best; {nodev}: best-on-test, not a fair selection)"),
             "| paper (BLoRA vs LoRA) | | | | 54 % | 4 % | 99.7 % | |",
             "",
         ]
     lines += [
-        "All configurations (WER in %, F in WER points; backward gain and new-domain drop are computed from the seed means, "
-        "the per-seed mean ± std against LoRA of the same seed follows in brackets):",
+        "All configurations (test sets; WER in %, F in WER points; backward gain and new-domain drop are computed from "
+        "the seed means, the per-seed mean ± std against LoRA of the same seed follows in parentheses, then its 95 % "
+        "bootstrap interval over the test utterances in square brackets):",
         "",
-        "| configuration | backend | seeds | WER new | WER base | F | backward gain | new-domain drop | sparsity A | sparsity B | sparsity ΔW | KL (final) | CE (final) | train time (s) |",
+        "| configuration | backend | seeds | WER new | WER base | F | backward gain [95 % CI] | new-domain drop [95 % CI] | sparsity A | sparsity B | sparsity ΔW | KL (final) | CE (final) | train time (s) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     if base["werNew"] is not None:
         lines.append(f"| frozen Whisper base | torch | — | {100 * base['werNew']:.1f} | {100 * base['werBase']:.1f} | 0 | — | — | — | — | — | — | — | — |")
     for k in keys:
         a = agg[k]
-        gain = "—" if a["method"] == "lora" else f"{maybe_pct(a['gainOfMeans'])} ({pct(a['gainPaired'], signed=True)})"
-        drop = "—" if a["method"] == "lora" else f"{maybe_pct(a['dropOfMeans'])} ({pct(a['dropPaired'], signed=True)})"
+        bs = a.get("bootstrap") or {}
+        gain = "—" if a["method"] == "lora" else \
+            f"{maybe_pct(a['gainOfMeans'])} ({pct(a['gainPaired'], signed=True)}){ci(bs.get('backwardGain'))}"
+        drop = "—" if a["method"] == "lora" else \
+            f"{maybe_pct(a['dropOfMeans'])} ({pct(a['dropPaired'], signed=True)}){ci(bs.get('newDomainDrop'))}"
+        mark = (" **(selected on dev)**" if k == selected else "") + \
+            ((" (best on test)" if selected else f" **(best)** ({nodev}: best-on-test, not a fair selection)")
+             if k == best else "")
         lines.append(
-            f"| {a['label']}{' **(best)**' if k == best else ''} | {', '.join(a['backends'])} | {len(a['seeds'])} | {pct(a['werNew'])} | "
+            f"| {a['label']}{mark} | {', '.join(a['backends'])} | {len(a['seeds'])} | {pct(a['werNew'])} | "
             f"{pct(a['werBase'])} | {pct(a['forgetting'], signed=True)} | {gain} | {drop} | {pct(a['sparsityA'])} | "
             f"{pct(a['sparsityB'])} | {pct(a['sparsityDW'])} | {num(a['kl'])} | {num(a['ce'])} | {num(a['trainSeconds'], '{:.0f}')} |")
     reasons = sorted({r for a in agg.values() for r in a["undefinedReasons"]})
     if reasons:
         lines += ["", "Undefined values: " + "; ".join(reasons) + "."]
+    nci = sorted({f"{a['label']}: {m}: {bs[m]['reason']}" for a in agg.values() if (bs := a.get("bootstrap"))
+                  for m in ("backwardGain", "newDomainDrop") if bs[m].get("value") is None})
+    miss = sorted({f for a in agg.values() if a.get("bootstrap") for f in a["bootstrap"]["missing"] + a["bootstrap"]["mismatch"]})
+    if nci:
+        lines += ["", "Intervals not computed: " + "; ".join(nci) + "."]
+    if miss:
+        lines += ["", "Transcripts missing or not matching (left out of the bootstrap): " + ", ".join(f"`{m}`" for m in miss) + "."]
     lines += ["", "### Metric definitions", ""]
     lines += [f"- **{d['name']}**: {d['text']}." for d in em.METRIC_DEFINITIONS]
     lines += ["- WER is corpus-level (errors pooled over the utterances of a set), after Whisper's English normalizer for "
               "English rows and the basic normalizer otherwise; greedy decoding with the language token forced to the row's "
               "(matrix) language; the merged posterior means (W + s·μ_B·μ_A) for BLoRA.",
-              "- KL: Σ over all factor matrices of the per-factor mean KL(N(μ, σ²) ‖ N(0, σ_p²)), at the last step (0 for LoRA)."]
+              "- KL: Σ over all factor matrices of the per-factor mean KL(N(μ, σ²) ‖ N(0, σ_p²)), at the last step (0 for LoRA).",
+              f"- **{em.BOOTSTRAP_TEXT.split(':', 1)[0]}**:{em.BOOTSTRAP_TEXT.split(':', 1)[1]}; {BOOTSTRAP_RESAMPLES} resamples, "
+              f"seed {BOOTSTRAP_SEED}; word errors per utterance recomputed from the transcripts (hyps-<set>-step<N>.jsonl) "
+              "with the same normalizer as the WER.",
+              f"- **dev split**: {em.DEV_SPLIT_TEXT}; "
+              + (f"{em.DEV_SELECTION_TEXT}." if selected else f"this sweep: {nodev}, so the best row is best-on-test, not a fair selection.")]
     lines += ["", "## Plots", "",
               f"![trade-off]({rel(img_dir / f'{prefix}-tradeoff.svg', mdir)})", "",
               "New-domain WER against base-domain WER, one point per method/β (mean over seeds, bars = std); lower-left is better; "
