@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { directoryFiles, readDataset, type Dataset } from '../../src/data/manifest';
 import { REPO, requirePython } from '../support/env';
+import { wavInfo } from '../support/wav';
 
 const SCRIPT = join(REPO, 'tools/make_corpus.py');
 const SPLITS = { train: 24, dev: 8, test: 8, 'base-dev': 12, 'base-test': 24 } as const;
@@ -22,21 +23,6 @@ function make(args: string[]): string {
 const norm = (s: string) => s.toLowerCase().replace(/[^\p{L}\p{N}' ]+/gu, ' ').split(/\s+/).filter(Boolean).join(' ');
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 
-/** The fields of a canonical WAV header that matter here (RIFF chunks walked, not assumed at fixed offsets). */
-function wavInfo(path: string) {
-  const b = readFileSync(path);
-  assert.equal(b.toString('ascii', 0, 4), 'RIFF', `${path}: not RIFF`);
-  assert.equal(b.toString('ascii', 8, 12), 'WAVE', `${path}: not WAVE`);
-  let off = 12, fmt: { format: number; channels: number; rate: number; bits: number } | undefined, dataBytes = -1;
-  while (off + 8 <= b.length) {
-    const id = b.toString('ascii', off, off + 4), size = b.readUInt32LE(off + 4);
-    if (id === 'fmt ') fmt = { format: b.readUInt16LE(off + 8), channels: b.readUInt16LE(off + 10), rate: b.readUInt32LE(off + 12), bits: b.readUInt16LE(off + 22) };
-    if (id === 'data') dataBytes = size;
-    off += 8 + size + (size & 1);
-  }
-  assert.ok(fmt && dataBytes > 0, `${path}: no fmt/data chunk`);
-  return { ...fmt, seconds: dataBytes / (fmt.rate * fmt.channels * (fmt.bits / 8)) };
-}
 
 describe('synthetic corpus (tools/make_corpus.py --size ci)', () => {
   let dir = '';

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { directoryFiles, readDataset, type Dataset } from '../../src/data/manifest';
 import { CACHE, REPO, requirePython } from '../support/env';
+import { wavInfo } from '../support/wav';
 
 const SCRIPT = join(REPO, 'tools/real_speech.py');
 const SPLITS = ['real-dev', 'real-test'] as const;
@@ -27,21 +28,6 @@ function build(out: string, args: string[] = []): string {
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 const norm = (s: string) => s.toLowerCase().replace(/[^\p{L}\p{N}' ]+/gu, ' ').split(/\s+/).filter(Boolean).join(' ');
 
-/** The fields of a WAV header that matter here (RIFF chunks walked, not assumed at fixed offsets). */
-function wavInfo(path: string) {
-  const b = readFileSync(path);
-  assert.equal(b.toString('ascii', 0, 4), 'RIFF', `${path}: not RIFF`);
-  assert.equal(b.toString('ascii', 8, 12), 'WAVE', `${path}: not WAVE`);
-  let off = 12, fmt: { format: number; channels: number; rate: number; bits: number } | undefined, dataBytes = -1;
-  while (off + 8 <= b.length) {
-    const id = b.toString('ascii', off, off + 4), size = b.readUInt32LE(off + 4);
-    if (id === 'fmt ') fmt = { format: b.readUInt16LE(off + 8), channels: b.readUInt16LE(off + 10), rate: b.readUInt32LE(off + 12), bits: b.readUInt16LE(off + 22) };
-    if (id === 'data') dataBytes = size;
-    off += 8 + size + (size & 1);
-  }
-  assert.ok(fmt && dataBytes > 0, `${path}: no fmt/data chunk`);
-  return { ...fmt, seconds: dataBytes / (fmt.rate * fmt.channels * (fmt.bits / 8)) };
-}
 
 describe(`real speech (tools/real_speech.py --limit ${LIMIT})`, () => {
   const tmp = mkdtempSync(join(tmpdir(), 'blora-real-'));

@@ -286,9 +286,10 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     const n = Number(bytes.readBigUInt64LE(0));
     const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[] }>;
     const keys = Object.keys(header).filter((k) => k !== '__metadata__').sort();
-    assert.equal(keys.length, 6 * 2 * 2, '6 layers × q,v × A,B');
+    // the default targets (the authors'): q, v of self- and cross-attention
+    assert.equal(keys.length, 6 * 4 * 2, '6 layers × (self, cross) × q,v × A,B');
     for (const k of keys) {
-      assert.match(k, /^base_model\.model\.model\.decoder\.layers\.[0-5]\.self_attn\.(q|v)_proj\.lora_(A|B)\.weight$/);
+      assert.match(k, /^base_model\.model\.model\.decoder\.layers\.[0-5]\.(self_attn|encoder_attn)\.(q|v)_proj\.lora_(A|B)\.weight$/);
       assert.deepEqual(header[k].shape, k.includes('lora_A') ? [R, 512] : [512, R], k);
       assert.equal(header[k].dtype, 'F32');
     }
