@@ -522,6 +522,75 @@ def engine_module_order(adapters: dict) -> list[str]:
     return sorted(adapters, key=key)
 
 
+def posterior_sample(adapters: dict, seed: int) -> dict:
+    """posteriorSample(plan, theta, seed) of src/engine/adapters.ts: per Bayesian factor in engine order (module by
+    module, A then B), μ + softplus(ρ)·ε with ε from Box–Muller on one mulberry32 stream (float64, stored as f32).
+    Returns {parameter: sampled μ} without changing the adapters."""
+    import torch
+
+    rnd = mulberry32(seed)
+    out = {}
+    for name in engine_module_order(adapters):
+        ad = adapters[name]
+        if not ad.bayesian:
+            continue
+        for f in (ad.A, ad.B):
+            if f is None:
+                continue
+            mu = f.mu.detach().double().cpu().reshape(-1).numpy()
+            rho = f.rho.detach().double().cpu().reshape(-1).numpy()
+            g = np.fromiter((math.sqrt(-2 * math.log(1 - rnd())) * math.cos(2 * math.pi * rnd()) for _ in range(mu.size)),
+                            dtype=np.float64, count=mu.size)
+            sp = np.where(rho < -20, np.exp(rho), np.maximum(rho, 0) + np.log1p(np.exp(-np.abs(rho))))
+            out[f.mu] = torch.from_numpy((mu + sp * g).astype(np.float32).reshape(f.mu.shape))
+    return out
+
+
+def decode_scored(model, proc, enc, rows: list, max_new_tokens: int, batch: int, device, kv=None) -> list[dict]:
+    """Greedy transcripts (language forced per row) with each generated token's probability and the entropy of the
+    distribution it came from (generate's processed scores: suppressed tokens excluded, as the engine's)."""
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    eos = proc.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    res: dict[int, dict] = {}
+    by_lang: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_lang.setdefault(r.language, []).append(i)
+    model.eval()
+    for lang, idx in by_lang.items():
+        for b in range(0, len(idx), batch):
+            ii = idx[b:b + batch]
+            states = enc.get([rows[i] for i in ii])
+            if kv is not None:
+                kv.set([rows[i] for i in ii], states)
+            with torch.no_grad():
+                out = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=states), language=lang,
+                                     task="transcribe", max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                     output_scores=True, return_dict_in_generate=True)
+            if kv is not None:
+                kv.clear()
+            T = len(out.scores)
+            gen = out.sequences[:, -T:]
+            for j, i in enumerate(ii):
+                toks, probs, ents = [], [], []
+                for t in range(T):
+                    tok = int(gen[j, t])
+                    lp = torch.log_softmax(out.scores[t][j].double(), -1)
+                    p = lp.exp()
+                    toks.append(tok)
+                    probs.append(float(p[tok]))
+                    ents.append(float(-(torch.where(p > 0, p * lp, torch.zeros_like(p))).sum()))
+                    if tok == eos:
+                        break
+                text = [t for t in toks if t != eos]
+                res[i] = {"tokens": toks, "probs": probs, "entropy": ents,
+                          "text": proc.tokenizer.decode(text, skip_special_tokens=True).strip(),
+                          "pieces": [proc.tokenizer.decode([t], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+                                     for t in text]}
+    return [res[i] for i in range(len(rows))]
+
+
 def engine_init(adapters: dict, seed: int, rho_b_init: str = "constant") -> None:
     """initAdapterTheta(plan, seed) of src/engine/adapters.ts: per module in engine order, μ_A (or A) then ρ_A
     from one mulberry32 stream as f32(lo + (hi − lo)·u); B, μ_B = 0; ρ_B = −50 ("constant") or, from the same
@@ -986,6 +1055,63 @@ def main(argv: list[str] | None = None) -> int:
             recs.append({**rec, "seconds": time.time() - t0})
         return recs
 
+    def run_uncertainty(adapters: dict, K: int) -> dict:
+        """eval.posteriorSamples: Trainer.uncertainty of the engine (definitions: src/metrics/uncertainty.ts, twin
+        tools/uncertainty_metrics.py): the mean adapter's scored transcripts, K posterior-sample transcripts (BLoRA;
+        posterior_sample seeds seed·1000 + k, the engine's draws), per utterance and per domain → uncertainty.jsonl."""
+        import uncertainty_metrics as um
+
+        norm = normalize_fn()
+        bayes = cfg["method"] == "blora"
+        rows_out, tok = [], {}
+        for name, role, rows in eval_sets:
+            mean = merged_eval(adapters, lambda: decode_scored(model, proc, enc, rows, cfg["eval"]["maxNewTokens"], args.eval_batch, device, kv))
+            samples = []
+            for k in range(1, K + 1 if bayes else 1):
+                draw = posterior_sample(adapters, cfg["seed"] * 1000 + k)
+                saved = {p: p.detach().clone() for p in draw}
+                with torch.no_grad():
+                    for p, v in draw.items():
+                        p.copy_(v.to(p.device))
+                try:
+                    _, per = merged_eval(adapters, lambda: evaluate(model, proc, tokens, enc, rows, cfg["eval"]["maxNewTokens"], args.eval_batch, device, kv))
+                finally:
+                    with torch.no_grad():
+                        for p, v in saved.items():
+                            p.copy_(v)
+                samples.append([x["hypothesis"] for x in per])
+            for i, (r, m) in enumerate(zip(rows, mean)):
+                nf = lambda s, lang=r.language: norm(s, lang)  # noqa: E731
+                errors = um.word_errors(nf(r.text), nf(m["text"]))
+                ok = um.token_correctness(m["pieces"], r.text, nf)
+                acc = tok.setdefault(role, ([], []))
+                n_text = len(m["pieces"])  # the text tokens come first; <|endoftext|> (if reached) is the last token
+                for c, p in zip(ok, m["probs"][:n_text]):
+                    if c is not None:
+                        acc[0].append(p)
+                        acc[1].append(c)
+                rows_out.append({"set": name, "role": role, "id": r.id, "reference": r.text, "hypothesis": m["text"],
+                                 "errors": errors, "wrong": errors > 0, "entropy": um.mean_entropy(m["entropy"][:n_text]),
+                                 "disagreement": um.disagreement(m["text"], [s[i] for s in samples], nf) if samples else None,
+                                 "samples": [s[i] for s in samples]})
+        by_role = {}
+        for role in ("new", "base"):
+            rs = [x for x in rows_out if x["role"] == role]
+            if not rs:
+                continue
+            wrong = [x["wrong"] for x in rs]
+            p, c = tok.get(role, ([], []))
+            by_role[role] = {"utterances": len(rs), "wrong": sum(wrong), "aurocEntropy": um.auroc([x["entropy"] for x in rs], wrong),
+                             "aurocDisagreement": um.auroc([x["disagreement"] for x in rs], wrong) if bayes and K else None,
+                             "ece": um.ece(p, c), "tokens": len(p)}
+        with open(out / "uncertainty.jsonl", "w", encoding="utf-8") as f:
+            for x in rows_out:
+                f.write(json.dumps(x, ensure_ascii=False) + "\n")
+        for role, u in by_role.items():
+            log(f"uncertainty ({role}, {u['utterances']} utterances, {u['wrong']} with errors): AUROC disagreement "
+                f"{u['aurocDisagreement']}, entropy {u['aurocEntropy']}; token ECE {u['ece']} over {u['tokens']} tokens")
+        return {"K": K if bayes else 0, "byRole": by_role}
+
     versions = {"python": platform.python_version(), "torch": torch.__version__}
     for pkg in ("transformers", "peft", "jiwer", "accelerate"):
         try:
@@ -1074,9 +1200,6 @@ def main(argv: list[str] | None = None) -> int:
         log(f"dev step {step}: CE {ce:.4f} over {len(dev_rows)} utterances ({n} tokens){' — the lowest so far' if low else ''}")
 
     dev_every = cfg["eval"]["devInterval"] if dev_rows else 0
-    if cfg["eval"]["posteriorSamples"]:
-        log("warning: eval.posteriorSamples: the posterior-uncertainty scores are computed by the engine backend "
-            "(blora-studio train) only; this torch run does not compute them")
     evals_before = [] if args.no_eval_before else run_eval(0, None)
 
     if dev_every:
@@ -1181,6 +1304,7 @@ def main(argv: list[str] | None = None) -> int:
     t_eval = time.time()
     evals_after = run_eval(o["steps"], adapters)
     eval_seconds = time.time() - t_eval
+    uncertainty = run_uncertainty(adapters, cfg["eval"]["posteriorSamples"]) if cfg["eval"]["posteriorSamples"] and is_main else None
     sp = sparsity(adapters)
     edges = [10.0 ** (e / 4) for e in range(-28, 1)]  # 1e-7 … 1
     hist = abs_mu_histogram(adapters, edges)
@@ -1196,6 +1320,7 @@ def main(argv: list[str] | None = None) -> int:
             "evalDuring": eval_steps, "trainSeconds": train_seconds, "evalSeconds": eval_seconds,
             "seconds": time.time() - t_start, "versions": versions, "machine": machine,
             "trainableValues": n_params,
+            "uncertainty": uncertainty,
         }
         (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     metrics.close()

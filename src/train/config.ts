@@ -149,7 +149,7 @@ export interface ExperimentConfig {
     select: EvalSelect;
     /**
      * uncertainty after training (src/metrics/uncertainty.ts): K posterior samples of the adapter decoded beside the
-     * mean on every eval set — per-utterance scores, AUROC for "has an error", token ECE; 0: off. Engine backend.
+     * mean on every eval set — per-utterance scores, AUROC for "has an error", token ECE; 0: off. Both backends.
      */
     posteriorSamples: number;
   };

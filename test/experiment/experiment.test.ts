@@ -25,7 +25,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { initAdapterTheta, planAdapters, mulberry32 } from '../../src/engine/adapters';
+import { initAdapterTheta, planAdapters, mulberry32, posteriorSample } from '../../src/engine/adapters';
 import { klRef } from '../../src/engine/reference/kl';
 import { adapterSparsity, backwardGain, domainWer, forgetting, newDomainDrop } from '../../src/metrics/experiment';
 import { SafetensorsFile } from '../../src/model/safetensors';
@@ -88,9 +88,15 @@ for n in bt.engine_module_order(ads):
     for t in ts: flat += t.detach().reshape(-1).tolist()
 s = bt.BatchSampler(10, 4, c["seed"])
 mx = bt.MixSampler([5, 3, 4], [0.5, 0.3, 0.2], 4, c["seed"])
-print(json.dumps({"theta": flat, "batches": [s.next() for _ in range(4)], "mix": [mx.next() for _ in range(30)]}))
+post = []
+if c["kind"] == "blora":
+    draw = bt.posterior_sample(ads, 77)
+    for n in bt.engine_module_order(ads):
+        a = ads[n]
+        for t in [draw[a.A.mu], a.A.rho, draw[a.B.mu], a.B.rho]: post += t.reshape(-1).tolist()
+print(json.dumps({"theta": flat, "batches": [s.next() for _ in range(4)], "mix": [mx.next() for _ in range(30)], "post": post}))
 `, JSON.stringify(c)], { encoding: 'utf8', maxBuffer: 1 << 28 });
-    const got = JSON.parse(py) as { theta: number[]; batches: number[][]; mix: number[][] };
+    const got = JSON.parse(py) as { theta: number[]; batches: number[][]; mix: number[][]; post: number[] };
     assert.equal(got.theta.length, theta.length, `${c.kind}: theta size`);
     let diff = 0;
     for (let i = 0; i < theta.length; i++) if (got.theta[i] !== theta[i]) diff++;
@@ -102,6 +108,14 @@ print(json.dumps({"theta": flat, "batches": [s.next() for _ in range(4)], "mix":
     }
     const s = new BatchSampler(10, 4, c.seed);
     assert.deepEqual(got.batches, [s.next(), s.next(), s.next(), s.next()], `${c.kind}: batches differ from BatchSampler`);
+    if (c.kind === 'blora') {
+      // the posterior draw of the uncertainty scores: torch's posterior_sample = posteriorSample, value for value
+      const ps = posteriorSample(plan, theta, 77);
+      let d = 0;
+      for (let i = 0; i < ps.length; i++) if (got.post[i] !== ps[i]) d++;
+      assert.equal(got.post.length, ps.length);
+      assert.equal(d, 0, `${d} of ${ps.length} posterior-sample values differ from posteriorSample`);
+    }
     const mx = new MixSampler([5, 3, 4], [0.5, 0.3, 0.2], 4, c.seed);
     assert.deepEqual(got.mix, Array.from({ length: 30 }, () => mx.next()), `${c.kind}: mixed batches differ from MixSampler`);
   }
@@ -242,6 +256,18 @@ test('experiment runner, CI configuration (torch backend): runs, aggregate, repo
     const werNew = domainWer(evals, 'new')!;
     const werBase = domainWer(evals, 'base')!;
     perRun[id] = { werNew, werBase };
+    // eval.posteriorSamples 2 (torch backend, tools/uncertainty_metrics.py): a score per eval utterance, AUROC/ECE per domain;
+    // the mean adapter's transcripts are the final evaluation's
+    const unc = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')).uncertainty;
+    const urows = readFileSync(join(dir, 'uncertainty.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(unc.K, id.startsWith('blora') ? 2 : 0, `${id}: posterior samples (LoRA has none)`);
+    assert.equal(urows.length, 5, `${id}: 2 + 3 eval utterances`);
+    for (const u of urows) {
+      const hyp = readFileSync(join(dir, `hyps-${u.set}-step2.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((h) => h.id === u.id);
+      assert.equal(u.hypothesis, hyp.hypothesis, `${id} ${u.id}: the mean adapter's transcript`);
+      assert.ok(u.entropy >= 0 && (id.startsWith('blora') ? u.samples.length === 2 && u.disagreement >= 0 : u.disagreement === null), `${id}: ${JSON.stringify(u)}`);
+    }
+    for (const role of ['new', 'base']) assert.ok(unc.byRole[role].tokens > 0 && unc.byRole[role].ece >= 0 && unc.byRole[role].ece <= 1, `${id} ${role}: ${JSON.stringify(unc.byRole[role])}`);
 
     // the adapter as PEFT reads it, and the sparsity from it in TypeScript
     const cfg = JSON.parse(readFileSync(join(dir, 'adapter/adapter_config.json'), 'utf8'));

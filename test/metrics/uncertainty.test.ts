@@ -1,9 +1,12 @@
 // Uncertainty scores and their evaluation (src/metrics/uncertainty.ts) on hand-made cases, AUROC also against
 // the pairwise definition (float64 brute force) on random data.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { auroc, disagreement, ece, meanEntropy, tokenCorrectness } from '../../src/metrics/uncertainty';
 import { mulberry32 } from '../../src/engine/adapters';
+import { REPO, requirePython } from '../support/env';
 
 test('auroc: hand-made cases, ties, one class, and the pairwise definition on random scores', () => {
   assert.equal(auroc([0.1, 0.4, 0.35, 0.8], [false, false, true, true]), 0.75); // 3 of 4 (pos, neg) pairs ordered
@@ -56,4 +59,40 @@ test('tokenCorrectness: tokens take their word\'s alignment; punctuation-only wo
   // insertions are wrong; deleted reference words mark nothing
   assert.deepEqual(tokenCorrectness([' yes', ' yes'], 'yes', 'en'), [true, false]);
   assert.deepEqual(tokenCorrectness([' hello'], 'hello big world', 'en'), [true]);
+});
+
+test('tools/uncertainty_metrics.py (the torch backend\'s twin) gives the same values on the same cases', () => {
+  const rnd = mulberry32(11);
+  const scores = Array.from({ length: 50 }, () => Math.round(rnd() * 20) / 20);
+  const labels = scores.map(() => rnd() < 0.5);
+  const conf = Array.from({ length: 60 }, () => rnd());
+  const ok = conf.map((c) => rnd() < c);
+  const tc: [string[], string, string][] = [
+    [[' The', ' cat', ' sat', '.'], 'the dog sat', 'en'],
+    [[' ca', 'sas', ' ,', ' grande'], 'la casa grande', 'es'],
+    [[' yes', ' yes'], 'yes', 'en'],
+    [[' Hoy', ' tenemos', ' a', ' lot', ' of', ' dead', 'lines'], 'Hoy tenemos a lot of deadlines en la oficina.', 'es'],
+  ];
+  const dis: [string, string[], string][] = [
+    ['the cat sat down', ['the cat sat down', 'the dog sat down'], 'en'],
+    ['Hoy venemos a la Tantera', ['Hoy tenemos a la tantera', 'hoy venemos'], 'es'],
+    ['', ['hola', ''], 'es'],
+  ];
+  const py = execFileSync(requirePython(), ['-c', `
+import sys, json
+sys.path.insert(0, ${JSON.stringify(join(REPO, 'tools'))})
+import uncertainty_metrics as um, blora_train as bt
+norm = bt.normalize_fn()
+c = json.loads(sys.argv[1])
+print(json.dumps({
+  "auroc": um.auroc(c["scores"], c["labels"]), "ece": um.ece(c["conf"], c["ok"]),
+  "tc": [um.token_correctness(p, r, lambda s, l=l: norm(s, l)) for p, r, l in c["tc"]],
+  "dis": [um.disagreement(m, s, lambda x, l=l: norm(x, l)) for m, s, l in c["dis"]],
+}))
+`, JSON.stringify({ scores, labels, conf, ok, tc, dis })], { encoding: 'utf8' });
+  const got = JSON.parse(py);
+  assert.ok(Math.abs(got.auroc - auroc(scores, labels)!) < 1e-12);
+  assert.ok(Math.abs(got.ece - ece(conf, ok).ece!) < 1e-12);
+  assert.deepEqual(got.tc, tc.map(([p, r, l]) => tokenCorrectness(p, r, l)));
+  got.dis.forEach((d: number, i: number) => assert.ok(Math.abs(d - disagreement(...dis[i])) < 1e-12, `disagreement ${i}: ${d} vs ${disagreement(...dis[i])}`));
 });
