@@ -546,14 +546,12 @@ def posterior_sample(adapters: dict, seed: int) -> dict:
     return out
 
 
-def decode_scored(model, proc, enc, rows: list, max_new_tokens: int, batch: int, device, kv=None) -> list[dict]:
-    """Greedy transcripts (language forced per row) with each generated token's probability and the entropy of the
-    distribution it came from (generate's processed scores: suppressed tokens excluded, as the engine's)."""
+def greedy_batches(model, enc, rows: list, max_new_tokens: int, batch: int, kv=None, scores: bool = False):
+    """Greedy generate over `rows` in batches of one language each (language forced): yields (row indices, output);
+    scores=True: generate's dict output with the processed scores of every step."""
     import torch
     from transformers.modeling_outputs import BaseModelOutput
 
-    eos = proc.tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    res: dict[int, dict] = {}
     by_lang: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
         by_lang.setdefault(r.language, []).append(i)
@@ -567,27 +565,38 @@ def decode_scored(model, proc, enc, rows: list, max_new_tokens: int, batch: int,
             with torch.no_grad():
                 out = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=states), language=lang,
                                      task="transcribe", max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                     output_scores=True, return_dict_in_generate=True)
+                                     **({"output_scores": True, "return_dict_in_generate": True} if scores else {}))
             if kv is not None:
                 kv.clear()
-            T = len(out.scores)
-            gen = out.sequences[:, -T:]
-            for j, i in enumerate(ii):
-                toks, probs, ents = [], [], []
-                for t in range(T):
-                    tok = int(gen[j, t])
-                    lp = torch.log_softmax(out.scores[t][j].double(), -1)
-                    p = lp.exp()
-                    toks.append(tok)
-                    probs.append(float(p[tok]))
-                    ents.append(float(-(torch.where(p > 0, p * lp, torch.zeros_like(p))).sum()))
-                    if tok == eos:
-                        break
-                text = [t for t in toks if t != eos]
-                res[i] = {"tokens": toks, "probs": probs, "entropy": ents,
-                          "text": proc.tokenizer.decode(text, skip_special_tokens=True).strip(),
-                          "pieces": [proc.tokenizer.decode([t], skip_special_tokens=True, clean_up_tokenization_spaces=False)
-                                     for t in text]}
+            yield ii, out
+
+
+def decode_scored(model, proc, enc, rows: list, max_new_tokens: int, batch: int, device, kv=None) -> list[dict]:
+    """Greedy transcripts (language forced per row) with each generated token's probability and the entropy of the
+    distribution it came from (generate's processed scores: suppressed tokens excluded, as the engine's)."""
+    import torch
+
+    eos = proc.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    res: dict[int, dict] = {}
+    for ii, out in greedy_batches(model, enc, rows, max_new_tokens, batch, kv, scores=True):
+        T = len(out.scores)
+        gen = out.sequences[:, -T:]
+        for j, i in enumerate(ii):
+            toks, probs, ents = [], [], []
+            for t in range(T):
+                tok = int(gen[j, t])
+                lp = torch.log_softmax(out.scores[t][j].double(), -1)
+                p = lp.exp()
+                toks.append(tok)
+                probs.append(float(p[tok]))
+                ents.append(float(-(torch.where(p > 0, p * lp, torch.zeros_like(p))).sum()))
+                if tok == eos:
+                    break
+            text = [t for t in toks if t != eos]
+            res[i] = {"tokens": toks, "probs": probs, "entropy": ents,
+                      "text": proc.tokenizer.decode(text, skip_special_tokens=True).strip(),
+                      "pieces": [proc.tokenizer.decode([t], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+                                 for t in text]}
     return [res[i] for i in range(len(rows))]
 
 
@@ -883,28 +892,12 @@ def evaluate(model, proc, tokens: Tokens, enc: EncoderStates, rows: list[Row], m
              device, kv: CrossKV | None = None) -> tuple[dict, list[dict]]:
     """Greedy transcripts (language forced per row), WER/CER pooled over the set."""
     import jiwer
-    import torch
-    from transformers.modeling_outputs import BaseModelOutput
 
     norm = normalize_fn()
-    by_lang: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        by_lang.setdefault(r.language, []).append(i)
     hyps: dict[int, str] = {}
-    model.eval()
-    for lang, idx in by_lang.items():
-        for b in range(0, len(idx), batch):
-            ii = idx[b:b + batch]
-            states = enc.get([rows[i] for i in ii])
-            if kv is not None:
-                kv.set([rows[i] for i in ii], states)
-            with torch.no_grad():
-                out = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=states), language=lang,
-                                     task="transcribe", max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
-            if kv is not None:
-                kv.clear()
-            for i, h in zip(ii, proc.batch_decode(out, skip_special_tokens=True)):
-                hyps[i] = h.strip()
+    for ii, out in greedy_batches(model, enc, rows, max_new_tokens, batch, kv):
+        for i, h in zip(ii, proc.batch_decode(out, skip_special_tokens=True)):
+            hyps[i] = h.strip()
     refs_n = [norm(r.text, r.language) for r in rows]
     hyps_n = [norm(hyps[i], r.language) for i, r in enumerate(rows)]
     keep = [i for i in range(len(rows)) if refs_n[i].strip()]
