@@ -787,8 +787,12 @@ export class Trainer {
    * uncertainty (mean token entropy; BLoRA: disagreement of K posterior samples, src/metrics/uncertainty.ts).
    */
   async tryUtterance(u: { key: string; language: string }, K: number): Promise<{ frozen: string; adapted: string; entropy: number; disagreement: number | null; samples: string[] }> {
-    const { frozen } = await this.transcribeFrozenAndAdapted([u]);
-    const { mean, samples } = await this.decodeWithPosterior([{ utterance: u.key, language: u.language }], K, this.config.seed);
+    // the frozen model once; the adapter's transcript is the mean decode of decodeWithPosterior (not decoded twice)
+    const req = { utterance: u.key, language: u.language };
+    const greedy = await this.greedyDecoder();
+    await greedy.setAdapter(null, null);
+    const frozen = [(await greedy.generate([req]))[0].text];
+    const { mean, samples } = await this.decodeWithPosterior([req], K, this.config.seed);
     const eot = specialTokens(this.deps.assets).eot;
     const r = mean[0];
     const ent = (r.tokenEntropy ?? []).filter((_, k) => (r.tokens ?? [])[k] !== eot);
