@@ -1052,12 +1052,15 @@ def main(argv: list[str] | None = None) -> int:
         """eval.posteriorSamples: Trainer.uncertainty of the engine (definitions: src/metrics/uncertainty.ts, twin
         tools/uncertainty_metrics.py): the mean adapter's scored transcripts, K posterior-sample transcripts (BLoRA;
         posterior_sample seeds seed·1000 + k, the engine's draws), per utterance and per domain → uncertainty.jsonl."""
+        import experiment_metrics as em
         import uncertainty_metrics as um
 
         norm = normalize_fn()
         bayes = cfg["method"] == "blora"
         rows_out, tok = [], {}
         for name, role, rows in eval_sets:
+            if em.is_dev_split(name):  # the test splits only: a "-dev" eval set is for selection, never reported
+                continue
             mean = merged_eval(adapters, lambda: decode_scored(model, proc, enc, rows, cfg["eval"]["maxNewTokens"], args.eval_batch, device, kv))
             samples = []
             for k in range(1, K + 1 if bayes else 1):

@@ -138,6 +138,7 @@ def summarize_run(run: dict, d: Path, backend_default: str) -> dict | None:
     backend = (evals or train or [{}])[0].get("backend", backend_default)
     cfg = json.loads((d / "experiment.json").read_text()) if (d / "experiment.json").exists() else run["config"]
     st = adapter_stats(d / "adapter")
+    unc = (json.loads((d / "result.json").read_text()).get("uncertainty") or {}).get("byRole") or {}
     return {
         "id": run["id"], "key": run["key"], "method": run["method"], "seed": run["seed"], "backend": backend,
         "beta": cfg.get("adapter", {}).get("beta"), "sigmaPrior": cfg.get("adapter", {}).get("sigmaPrior"),
@@ -147,6 +148,11 @@ def summarize_run(run: dict, d: Path, backend_default: str) -> dict | None:
         "werNew": em.domain_wer(test_evals(evals), "new"), "werBase": em.domain_wer(test_evals(evals), "base"),
         "werNewDev": em.domain_wer(dev_evals(evals), "new"), "werBaseDev": em.domain_wer(dev_evals(evals), "base"),
         "pierNew": pooled_pier(test_evals(evals), "new"),
+        # WER of each test set (e.g. real-test and base-test: real and synthetic base-domain speech apart)
+        "werBySet": {e["set"]: e["wer"] for e in test_evals(evals)},
+        # eval.posteriorSamples (result.json uncertainty.byRole, test splits only): AUROC of "has an error", token ECE
+        "uncertainty": {role: {k: u.get(k) for k in ("aurocDisagreement", "aurocEntropy", "ece", "utterances")}
+                        for role, u in unc.items()},
         "ceFinal": train[-1]["ce"] if train else None, "kl": train[-1]["kl"] if train else None,
         "trainSeconds": train[-1]["elapsedS"] if train else None, "steps": len(train),
         "curve": {"step": [r["step"] for r in train], "ce": [r["ce"] for r in train], "kl": [r["kl"] for r in train]},
@@ -335,6 +341,12 @@ def aggregate(summaries: list[dict], base: dict) -> dict:
             "werNewDev": em.mean_std([s.get("werNewDev") for s in runs]),
             "werBaseDev": em.mean_std([s.get("werBaseDev") for s in runs]),
             "forgettingDev": em.mean_std(Fd), "devScore": em.mean_std(dev_score),
+            "pierNew": em.mean_std([s.get("pierNew") for s in runs]),
+            "werBySet": {n: em.mean_std([s.get("werBySet", {}).get(n) for s in runs])
+                         for n in dict.fromkeys(n for s in runs for n in s.get("werBySet", {}))},
+            "uncertainty": {role: {k: em.mean_std([(s.get("uncertainty") or {}).get(role, {}).get(k) for s in runs])
+                                   for k in ("aurocDisagreement", "aurocEntropy", "ece")}
+                            for role in ("new", "base") if any(role in (s.get("uncertainty") or {}) for s in runs)},
             "gainPaired": em.mean_std(gains) if gains else None, "dropPaired": em.mean_std(drops) if drops else None,
             "undefinedReasons": reasons,
             "sparsityA": em.mean_std([s["sparsity"]["A"] if s["sparsity"] else None for s in runs]),
@@ -384,6 +396,17 @@ def num(ms, fmtstr="{:.3g}") -> str:
     if ms["std"] is not None:
         s += " ± " + fmtstr.format(ms["std"])
     return s
+
+
+def unc_cell(a: dict, role: str) -> str:
+    """AUROC of "has an error": BLoRA's posterior disagreement (its token entropy in parentheses); LoRA's entropy."""
+    u = (a.get("uncertainty") or {}).get(role)
+    if not u:
+        return "n/a"
+    ent = num(u["aurocEntropy"], "{:.2f}")
+    if u["aurocDisagreement"]["mean"] is None:
+        return f"{ent} (entropy)"
+    return f"{num(u['aurocDisagreement'], '{:.2f}')} ({ent})"
 
 
 def maybe_pct(m) -> str:
@@ -711,28 +734,38 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
     lines += ["", "## Results (mean ± sample std over seeds)", ""]
     names_of = lambda ss: ", ".join(f"{n} ({r})" for n, r in ss) or "none"  # noqa: E731
 
+    base_sets = [n for n, r in test_sets if r == "base"]
+    has_unc = any(a.get("uncertainty") for a in agg.values())
+
     def head_row(a, label):
         bs = a.get("bootstrap") or {}
-        return (f"| {label} | {pct(a['werNew'])} % | {pct(a['werBase'])} % | {pct(a['forgetting'], signed=True)} pts | "
-                f"{maybe_pct(a['gainOfMeans'])} (per seed {pct_u(a['gainPaired'])}{ci(bs.get('backwardGain'), ' %')}) | "
-                f"{maybe_pct(a['dropOfMeans'])} (per seed {pct_u(a['dropPaired'])}{ci(bs.get('newDomainDrop'), ' %')}) | "
-                f"{pct(a['sparsityAB'])} % | {pct(a['sparsityDW'])} % |")
+        lora = a["method"] == "lora"
+        per_set = "".join(f" {pct(a['werBySet'].get(n))} % |" for n in base_sets) if len(base_sets) > 1 else ""
+        gain = "—" if lora else f"{maybe_pct(a['gainOfMeans'])} (per seed {pct_u(a['gainPaired'])}{ci(bs.get('backwardGain'), ' %')})"
+        drop = "—" if lora else f"{maybe_pct(a['dropOfMeans'])} (per seed {pct_u(a['dropPaired'])}{ci(bs.get('newDomainDrop'), ' %')})"
+        unc = "".join(f" {unc_cell(a, role)} | {num(a.get('uncertainty', {}).get(role, {}).get('ece'), '{:.3f}')} |"
+                      for role in ("new", "base")) if has_unc else ""
+        return (f"| {label} | {pct(a['werNew'])} % | {pct(a['pierNew'])} % | {pct(a['werBase'])} % |{per_set} "
+                f"{pct(a['forgetting'], signed=True)} pts | {gain} | {drop} | {pct(a['sparsityAB'])} % | {pct(a['sparsityDW'])} % |{unc}")
 
-    head_table = ["| | WER new | WER base | forgetting F | backward gain [95 % CI] | new-domain drop [95 % CI] | sparsity A∪B | sparsity ΔW |",
-                  "|---|---|---|---|---|---|---|---|"]
+    set_cols = "".join(f" WER {n} |" for n in base_sets) if len(base_sets) > 1 else ""
+    unc_cols = " AUROC new | ECE new | AUROC base | ECE base |" if has_unc else ""
+    paper_row = ("| paper (BLoRA vs LoRA) | | | |" + " |" * (len(base_sets) if len(base_sets) > 1 else 0) + " | 54 % | 4 % | 99.7 % | |"
+                 + " | | | |" * has_unc)
+    head_table = [f"| | WER new | PIER new | WER base |{set_cols} forgetting F | backward gain [95 % CI] | new-domain drop [95 % CI] | sparsity A∪B | sparsity ΔW |{unc_cols}",
+                  "|---" * (9 + (len(base_sets) if len(base_sets) > 1 else 0) + (4 if has_unc else 0)) + "|"]
     if L and S:
         lines += [
             f"**LoRA vs the BLoRA configuration selected on dev ({S['label']})** — {em.DEV_SELECTION_TEXT}. "
             f"Dev sets: {names_of(dev_sets)}; every figure below is on the test sets: {names_of(test_sets)}.",
             "",
             *head_table,
-            f"| LoRA | {pct(L['werNew'])} % | {pct(L['werBase'])} % | {pct(L['forgetting'], signed=True)} pts | — | — | "
-            f"{pct(L['sparsityAB'])} % | {pct(L['sparsityDW'])} % |",
+            head_row(L, "LoRA"),
             head_row(S, f"{S['label']} (selected on dev)"),
         ]
         if B and best != selected:
             lines.append(head_row(B, f"{B['label']} (best on test: for comparison, not a fair selection)"))
-        lines += ["| paper (BLoRA vs LoRA) | | | | 54 % | 4 % | 99.7 % | |", ""]
+        lines += [paper_row, ""]
         lines += ["### Selection on dev", "", f"Criterion: {em.DEV_SELECTION_TEXT}.", "",
                   "| configuration | seeds | WER new (dev) | F (dev) | WER_new(dev) + F(dev) |", "|---|---|---|---|---|"]
         for k in sorted(dev_keys, key=lambda k: (agg[k]["devScore"]["mean"], agg[k]["beta"] or 0)):
@@ -747,10 +780,9 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
             "`<name>-dev` would be a dev split to select on):",
             "",
             *head_table,
-            f"| LoRA | {pct(L['werNew'])} % | {pct(L['werBase'])} % | {pct(L['forgetting'], signed=True)} pts | — | — | "
-            f"{pct(L['sparsityAB'])} % | {pct(L['sparsityDW'])} % |",
+            head_row(L, "LoRA"),
             head_row(B, f"{B['label']} (best; {nodev}: best-on-test, not a fair selection)"),
-            "| paper (BLoRA vs LoRA) | | | | 54 % | 4 % | 99.7 % | |",
+            paper_row,
             "",
         ]
     lines += [
@@ -758,11 +790,14 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
         "the seed means, the per-seed mean ± std against LoRA of the same seed follows in parentheses, then its 95 % "
         "bootstrap interval over the test utterances in square brackets):",
         "",
-        "| configuration | backend | seeds | WER new | WER base | F | backward gain [95 % CI] | new-domain drop [95 % CI] | sparsity A | sparsity B | sparsity ΔW | KL (final) | CE (final) | train time (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| configuration | backend | seeds | WER new | PIER new | WER base | F | backward gain [95 % CI] | new-domain drop [95 % CI] | sparsity A | sparsity B | sparsity ΔW | KL (final) | CE (final) | train time (s) |"
+        + (unc_cols if has_unc else ""),
+        "|---" * (15 + (4 if has_unc else 0)) + "|",
     ]
     if base["werNew"] is not None:
-        lines.append(f"| frozen Whisper base | torch | — | {100 * base['werNew']:.1f} | {100 * base['werBase']:.1f} | 0 | — | — | — | — | — | — | — | — |")
+        pier0 = pooled_pier(test_evals(base_recs), "new")
+        lines.append(f"| frozen Whisper base | torch | — | {100 * base['werNew']:.1f} | {'n/a' if pier0 is None else f'{100 * pier0:.1f}'} | "
+                     f"{100 * base['werBase']:.1f} | 0 | — | — | — | — | — | — | — | — |" + " — | — | — | — |" * has_unc)
     for k in keys:
         a = agg[k]
         bs = a.get("bootstrap") or {}
@@ -774,9 +809,11 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
             ((" (best on test)" if selected else f" **(best)** ({nodev}: best-on-test, not a fair selection)")
              if k == best else "")
         lines.append(
-            f"| {a['label']}{mark} | {', '.join(a['backends'])} | {len(a['seeds'])} | {pct(a['werNew'])} | "
+            f"| {a['label']}{mark} | {', '.join(a['backends'])} | {len(a['seeds'])} | {pct(a['werNew'])} | {pct(a['pierNew'])} | "
             f"{pct(a['werBase'])} | {pct(a['forgetting'], signed=True)} | {gain} | {drop} | {pct(a['sparsityA'])} | "
-            f"{pct(a['sparsityB'])} | {pct(a['sparsityDW'])} | {num(a['kl'])} | {num(a['ce'])} | {num(a['trainSeconds'], '{:.0f}')} |")
+            f"{pct(a['sparsityB'])} | {pct(a['sparsityDW'])} | {num(a['kl'])} | {num(a['ce'])} | {num(a['trainSeconds'], '{:.0f}')} |"
+            + ("".join(f" {unc_cell(a, role)} | {num(a.get('uncertainty', {}).get(role, {}).get('ece'), '{:.3f}')} |" for role in ("new", "base"))
+               if has_unc else ""))
     reasons = sorted({r for a in agg.values() for r in a["undefinedReasons"]})
     if reasons:
         lines += ["", "Undefined values: " + "; ".join(reasons) + "."]
@@ -796,6 +833,17 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
               f"- **{em.BOOTSTRAP_TEXT.split(':', 1)[0]}**:{em.BOOTSTRAP_TEXT.split(':', 1)[1]}; {BOOTSTRAP_RESAMPLES} resamples, "
               f"seed {BOOTSTRAP_SEED}; word errors per utterance recomputed from the transcripts (hyps-<set>-step<N>.jsonl) "
               "with the same normalizer as the WER.",
+              "- **PIER new**: point-of-interest error rate on the code-switched test sets — the reference and hypothesis words "
+              "aligned (Levenshtein over normalized words), errors counted on the reference words tagged with the embedded "
+              "(other) language (metadata word_langs) over their number, pooled over the sets (src/metrics/pier.ts).",
+              *(["- **WER <set>**: the base-domain test sets one by one (" + ", ".join(base_sets) + "): WER base is their mean."]
+                if len(base_sets) > 1 else []),
+              *(["- **AUROC** (eval.posteriorSamples, test sets only): how well an utterance's uncertainty score ranks the "
+                 "utterances with at least one word error above those without (1 = perfectly, 0.5 = chance); BLoRA: the "
+                 "disagreement of K posterior-sample transcripts with the mean's (mean WER between them), then in parentheses "
+                 "the mean token entropy of the mean adapter; LoRA has no posterior: token entropy only. **ECE**: expected "
+                 "calibration error of the mean adapter's token probabilities against token correctness (10 equal-width bins; "
+                 "src/metrics/uncertainty.ts, twin tools/uncertainty_metrics.py)."] if has_unc else []),
               f"- **dev split**: {em.DEV_SPLIT_TEXT}; "
               + (f"{em.DEV_SELECTION_TEXT}." if selected else f"this sweep: {nodev}, so the best row is best-on-test, not a fair selection.")]
     lines += ["", "## Plots", "",

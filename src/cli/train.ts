@@ -30,6 +30,7 @@ import { type PreparedUtterance, prepareUtterances } from '../train/data';
 import { deltaWSparsity, Trainer, TrainingDivergedError, adapterSparsity, trainWithRecovery, type Recovery, type UncertaintyResult } from '../train/trainer';
 import { RunFolderCheckpoints } from './checkpoints';
 import { ProgressBar } from './progress';
+import { isDevSplit } from '../metrics/experiment';
 
 export class TrainUsageError extends Error {}
 
@@ -560,7 +561,8 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
     const after = evaluatedAt === cfg.optim.steps ? [] : await evaluate();
     let uncertainty: UncertaintyResult | null = null;
     if (cfg.eval.posteriorSamples > 0 && evalData.length) {
-      uncertainty = await trainer.uncertainty(cfg.eval.posteriorSamples, cfg.seed, log);
+      // the test splits only: a "-dev" eval set is for selection (isDevSplit), its uncertainty is never reported
+      uncertainty = await trainer.uncertainty(cfg.eval.posteriorSamples, cfg.seed, log, (name) => !isDevSplit(name));
       writeFileSync(join(out, 'uncertainty.jsonl'), uncertainty.rows.map((x) => JSON.stringify(x)).join('\n') + '\n');
       for (const [role, u] of Object.entries(uncertainty.byRole)) {
         const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(3));

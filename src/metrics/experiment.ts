@@ -10,6 +10,11 @@
 
 export const SPARSITY_THRESHOLD = 1e-3;
 
+/** The name convention for dev splits of data.eval (twin: experiment_metrics.is_dev_split): the name ends in "-dev". */
+export function isDevSplit(name: string | null | undefined): boolean {
+  return !!name && name.endsWith('-dev');
+}
+
 export interface MetricDefinition {
   key: string;
   name: string;

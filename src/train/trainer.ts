@@ -700,10 +700,10 @@ export class Trainer {
    * adapter's transcript with its token probabilities and entropies, and for BLoRA K transcripts of posterior
    * samples (posteriorSample, seeds seed·1000 + k); per utterance its error flag, entropy and disagreement; per
    * domain the AUROC of each score for "has an error" and the token ECE. The decoder holds the mean adapter again
-   * afterwards. The eval sets' K/V must be in the cache.
+   * afterwards. The eval sets' K/V must be in the cache. `only`: the eval sets to score (default: all).
    */
-  async uncertainty(K: number, seed = this.config.seed, onProgress?: (message: string) => void): Promise<UncertaintyResult> {
-    const sets = this.data.eval;
+  async uncertainty(K: number, seed = this.config.seed, onProgress?: (message: string) => void, only?: (setName: string) => boolean): Promise<UncertaintyResult> {
+    const sets = this.data.eval.filter((s) => !only || only(s.name));
     const reqs = sets.flatMap((s) => s.utterances.map((u) => ({ utterance: u.key, language: u.language })));
     const { mean, samples } = await this.decodeWithPosterior(reqs, K, seed, onProgress);
     const eot = specialTokens(this.deps.assets).eot;

@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { initAdapterTheta, planAdapters, mulberry32, posteriorSample } from '../../src/engine/adapters';
 import { klRef } from '../../src/engine/reference/kl';
-import { adapterSparsity, backwardGain, domainWer, forgetting, newDomainDrop } from '../../src/metrics/experiment';
+import { adapterSparsity, backwardGain, domainWer, forgetting, isDevSplit, newDomainDrop } from '../../src/metrics/experiment';
 import { SafetensorsFile } from '../../src/model/safetensors';
 import { defaultExperiment, type EvalRecord, type ExperimentConfig, KL_SCALE_DEFAULT, parseExperiment, type TrainRecord } from '../../src/train/config';
 import { BatchSampler, MixSampler } from '../../src/train/data';
@@ -235,9 +235,11 @@ test('experiment runner, CI configuration (torch backend): runs, aggregate, repo
 
   // the frozen model, once
   const baseRecs = records(join(OUT, 'base')).filter((r): r is EvalRecord => r.kind === 'eval');
-  assert.deepEqual(baseRecs.map((r) => [r.set, r.role, r.step, r.backend]), [['cs-test', 'new', 0, 'torch'], ['base-test', 'base', 0, 'torch']]);
-  const werBase0 = domainWer(baseRecs, 'base')!;
-  const werNew0 = domainWer(baseRecs, 'new')!;
+  assert.deepEqual(baseRecs.map((r) => [r.set, r.role, r.step, r.backend]), [['cs-test', 'new', 0, 'torch'], ['base-test', 'base', 0, 'torch'], ['cs-dev', 'new', 0, 'torch']]);
+  // figures on the test splits: cs-dev is a dev split by its name (isDevSplit), for selection only
+  const testOnly = (rs: EvalRecord[]) => rs.filter((r) => !isDevSplit(r.set));
+  const werBase0 = domainWer(testOnly(baseRecs), 'base')!;
+  const werNew0 = domainWer(testOnly(baseRecs), 'new')!;
 
   const agg = JSON.parse(readFileSync(join(OUT, 'aggregate.json'), 'utf8'));
   const perRun: Record<string, { werNew: number; werBase: number }> = {};
@@ -252,22 +254,29 @@ test('experiment runner, CI configuration (torch backend): runs, aggregate, repo
     assert.ok(train[1].ce < train[0].ce, `${id}: CE did not fall: ${train.map((r) => r.ce.toFixed(4)).join(' → ')}`);
     if (id.startsWith('blora')) assert.ok(train.every((r) => r.kl > 0), `${id}: KL must be > 0`);
     else assert.ok(train.every((r) => r.kl === 0), `${id}: LoRA KL must be 0`);
-    assert.deepEqual(evals.map((r) => [r.set, r.role, r.step]), [['cs-test', 'new', 2], ['base-test', 'base', 2]], `${id}: no step-0 eval (the runner evaluates the frozen model once), one per set after`);
-    const werNew = domainWer(evals, 'new')!;
-    const werBase = domainWer(evals, 'base')!;
+    assert.deepEqual(evals.map((r) => [r.set, r.role, r.step]), [['cs-test', 'new', 2], ['base-test', 'base', 2], ['cs-dev', 'new', 2]], `${id}: no step-0 eval (the runner evaluates the frozen model once), one per set after`);
+    const werNew = domainWer(testOnly(evals), 'new')!;
+    const werBase = domainWer(testOnly(evals), 'base')!;
     perRun[id] = { werNew, werBase };
     // eval.posteriorSamples 2 (torch backend, tools/uncertainty_metrics.py): a score per eval utterance, AUROC/ECE per domain;
     // the mean adapter's transcripts are the final evaluation's
     const unc = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')).uncertainty;
     const urows = readFileSync(join(dir, 'uncertainty.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(unc.K, id.startsWith('blora') ? 2 : 0, `${id}: posterior samples (LoRA has none)`);
-    assert.equal(urows.length, 5, `${id}: 2 + 3 eval utterances`);
+    assert.equal(urows.length, 5, `${id}: 2 + 3 test utterances (the dev split cs-dev is not scored)`);
+    assert.ok(urows.every((u) => u.set !== 'cs-dev'), `${id}: a dev split in uncertainty.jsonl`);
     for (const u of urows) {
       const hyp = readFileSync(join(dir, `hyps-${u.set}-step2.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((h) => h.id === u.id);
       assert.equal(u.hypothesis, hyp.hypothesis, `${id} ${u.id}: the mean adapter's transcript`);
       assert.ok(u.entropy >= 0 && (id.startsWith('blora') ? u.samples.length === 2 && u.disagreement >= 0 : u.disagreement === null), `${id}: ${JSON.stringify(u)}`);
     }
     for (const role of ['new', 'base']) assert.ok(unc.byRole[role].tokens > 0 && unc.byRole[role].ece >= 0 && unc.byRole[role].ece <= 1, `${id} ${role}: ${JSON.stringify(unc.byRole[role])}`);
+    // …and the report's AUROC / ECE columns are these, per configuration (one seed: the mean is the run's value)
+    const aggU = agg.configs[id.replace(/-s0$/, '')].uncertainty;
+    for (const role of ['new', 'base']) {
+      assert.equal(aggU[role].ece.mean, unc.byRole[role].ece, `${id} ${role}: aggregate ECE`);
+      assert.equal(aggU[role].aurocEntropy.mean, unc.byRole[role].aurocEntropy, `${id} ${role}: aggregate AUROC (entropy)`);
+    }
 
     // the adapter as PEFT reads it, and the sparsity from it in TypeScript
     const cfg = JSON.parse(readFileSync(join(dir, 'adapter/adapter_config.json'), 'utf8'));
@@ -306,6 +315,7 @@ test('experiment runner, CI configuration (torch backend): runs, aggregate, repo
   // the report: table with the backend, definitions next to it, plots, the sanity check
   const md = readFileSync(REPORT, 'utf8');
   assert.match(md, /\| LoRA \| torch \| 1 \|/);
+  assert.match(md, /\| WER new \| PIER new \| WER base \|.*\| AUROC new \| ECE new \| AUROC base \| ECE base \|/);
   assert.match(md, /backward gain\*\*: \(F_LoRA − F_BLoRA\) \/ F_LoRA/);
   const shown = /code-switched \*\*(\d+\.\d) %\*\* WER vs base domain \*\*(\d+\.\d) %\*\*/.exec(md);
   assert.ok(shown, 'the sanity check (frozen WER code-switched vs base) is not in the report');
