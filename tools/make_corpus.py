@@ -754,86 +754,7 @@ def check_disjoint(out: Path, splits: list[str]) -> None:
             seen[n] = split
 
 
-# --- measurement ---------------------------------------------------------------------------------------------------
-def measure(out: Path, model_dir: str, splits: list[str], batch: int) -> dict:
-    import torch
-    import jiwer
-    from transformers import WhisperForConditionalGeneration, WhisperProcessor
-    from transformers.models.whisper.english_normalizer import BasicTextNormalizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    torch.set_num_threads(os.cpu_count() or 1)
-    proc = WhisperProcessor.from_pretrained(model_dir)
-    model = WhisperForConditionalGeneration.from_pretrained(model_dir).eval()
-    norm = BasicTextNormalizer()
-    results: dict[str, dict] = {}
-    log(f"\nWhisper {model_dir}: transformers greedy, language forced to the matrix language, max_new_tokens 128, "
-        f"BasicTextNormalizer + jiwer WER")
-    t0 = time.time()
-    for split in splits:
-        rows = read_split(out, split)
-        hyps: dict[int, str] = {}
-        by_lang: dict[str, list[int]] = {}
-        for i, r in enumerate(rows):
-            by_lang.setdefault(r["language"], []).append(i)
-        n_done = 0
-        for lang, idx in by_lang.items():
-            for b in range(0, len(idx), batch):
-                ii = idx[b:b + batch]
-                audio = [read_wav(out / split / rows[i]["file_name"]).astype(np.float32) for i in ii]
-                feats = proc(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
-                with torch.no_grad():
-                    ids = model.generate(feats, language=lang, task="transcribe", max_new_tokens=128)
-                for i, h in zip(ii, proc.batch_decode(ids, skip_special_tokens=True)):
-                    hyps[i] = h.strip()
-                n_done += len(ii)
-                el = time.time() - t0
-                log(f"  {split}: {n_done}/{len(rows)} clips transcribed, {fmt_s(el)} elapsed")
-        refs_n = [norm(r["transcription"]) for r in rows]
-        hyps_n = [norm(hyps[i]) for i in range(len(rows))]
-        groups: dict[str, list[int]] = {"all": list(range(len(rows)))}
-        for i, r in enumerate(rows):
-            keys = [r["pair"], r["switch_type"], f"{r['pair']}:{r['switch_type']}", "noisy" if r["noise"] != "none" else "clean",
-                    "variant " + (r["voice"].split("+")[1].split("/")[0] if "+" in r["voice"] else "default")] \
-                if r["domain"] == "code-switched" else [r["language"], "voice " + r["voice"]]
-            if r.get("tts"):  # corpus v2: espeak-ng vs the neural voice, and each neural speaker
-                keys = [k for k in keys if not (r["tts"] == "kokoro" and k.startswith("variant "))]
-                keys += [f"tts {r['tts']}", f"{r['pair'] or r['language']}:{r['tts']}"]
-                if r["tts"] == "kokoro":
-                    keys.append(f"speaker {r['speaker']}")
-            for k in keys:
-                groups.setdefault(k, []).append(i)
-        res = {}
-        for k, ii in groups.items():
-            res[k] = {"clips": len(ii), "wer": float(jiwer.wer([refs_n[i] for i in ii], [hyps_n[i] for i in ii]))}
-        # runaway hypotheses (generate repeating itself up to max_new_tokens) dominate a pooled WER: count them and
-        # also give the WER without them
-        run_ids = [i for i in range(len(rows)) if len(hyps_n[i].split()) > 2 * len(refs_n[i].split()) + 5]
-        keep = [i for i in range(len(rows)) if i not in run_ids]
-        res["all"]["runaway"] = len(run_ids)
-        res["all"]["wer_without_runaway"] = float(jiwer.wer([refs_n[i] for i in keep], [hyps_n[i] for i in keep])) if keep else None
-        results[split] = res
-        with open(out / f"measure-{split}.jsonl", "w", encoding="utf-8") as f:
-            for i, r in enumerate(rows):
-                f.write(json.dumps({"file_name": r["file_name"], "language": r["language"], "reference": r["transcription"],
-                                    "hypothesis": hyps[i], "wer": float(jiwer.wer(refs_n[i], hyps_n[i])) if refs_n[i] else None},
-                                   ensure_ascii=False) + "\n")
-    log(f"\n{'split':10} {'group':28} {'clips':>5} {'WER':>7}")
-    for split, res in results.items():
-        for k, v in res.items():
-            log(f"{split:10} {k:28} {v['clips']:5d} {100 * v['wer']:6.1f}%")
-        a = res["all"]
-        if a["runaway"]:
-            log(f"{split:10} {'all without runaway':28} {a['clips'] - a['runaway']:5d} {100 * a['wer_without_runaway']:6.1f}%"
-                f"  ({a['runaway']} runaway hypothesis/es left out)")
-    summary = {"model": model_dir, "decoding": "greedy, language forced to matrix language, max_new_tokens 128",
-               "normalizer": "BasicTextNormalizer", "seconds": round(time.time() - t0, 1), "splits": results}
-    (out / "measure.json").write_text(json.dumps(summary, indent=2) + "\n")
-    log(f"measured in {fmt_s(time.time() - t0)}; per-clip transcripts in {out}/measure-<split>.jsonl")
-    return summary
-
-
+# --- command line ----------------------------------------------------------------------------------------------------
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n\n".join(__doc__.split("\n\n")[1:]))
@@ -855,6 +776,7 @@ def main() -> int:
     generate(out, args.corpus, args.size, args.seed, max(1, args.jobs), args.force)
     if args.measure is not None:
         model = args.measure or os.environ.get("BLORA_MODEL_DIR") or str(default_cache() / "models" / "whisper-base")
+        from corpus_measure import measure  # not part of the corpus fingerprint: measuring does not change a clip
         measure(out, model, [s for s in args.measure_splits.split(",") if s], args.batch)
     log(f"corpus at {out}")
     return 0

@@ -27,7 +27,7 @@ with the package versions and sha256s, a digest of the selection, the licence an
 skipped on a rerun. LICENSE-asterisk-sounds.txt is the packages' Debian copyright file.
 
 --limit N keeps the first N clips (in key order) per language in each split (tests). --measure transcribes
-real-test and real-dev with the frozen Whisper by tools/make_corpus.py's measure() and prints WER per split and
+real-test and real-dev with the frozen Whisper by tools/corpus_measure.py's measure() and prints WER per split and
 language. Needs numpy, sox, apt-get and dpkg-deb (+ torch, transformers, jiwer for --measure).
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ from typing import NoReturn
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import make_corpus as mc  # noqa: E402  (the shared writer columns, cache path, wav helpers and measure())
+import make_corpus as mc  # noqa: E402  (the shared writer columns, cache path and wav helpers)
 
 VERSION = "real-v1"  # bump when the output format or the selection rules change
 DEB_VERSION = "1.6.1-1"
@@ -433,7 +433,8 @@ def main() -> int:
     generate(out, debs, args.seed, args.limit, max(1, args.jobs), args.force)
     if args.measure is not None:
         model = args.measure or os.environ.get("BLORA_MODEL_DIR") or str(cache / "models" / "whisper-base")
-        mc.measure(out, model, [s for s in args.measure_splits.split(",") if s], args.batch)
+        from corpus_measure import measure
+        measure(out, model, [s for s in args.measure_splits.split(",") if s], args.batch)
     log(f"corpus at {out}")
     return 0
 
