@@ -8,6 +8,7 @@ import { readDataset } from '../data/manifest';
 import { utteranceKey } from '../encoder/encoder';
 import { idbAll, idbClear, idbDelete, idbPut } from '../worker/idb';
 import type { RunData, UttRef } from '../worker/train-protocol';
+import { trainMixPlan, type TrainMixPlan } from './mix';
 import { getClient, whenModelReady } from './actions';
 import type { DroppedDataset } from './files';
 import { useStudio, type DatasetEntry, type DatasetRole, type DatasetUtt } from './store';
@@ -169,15 +170,29 @@ export async function loadDemoData(): Promise<void> {
 
 const ref = (u: DatasetUtt): UttRef => ({ id: u.id, key: u.key!, text: u.text, language: u.language });
 
+/** How the studio's train datasets make data.train and data.trainMix (src/ui/mix.ts), or why they cannot. */
+export function studioTrainMix(): TrainMixPlan | string {
+  const encoded = (d: DatasetEntry) => d.utts.filter((u) => u.status === 'encoded').length;
+  return trainMixPlan(useStudio.getState().datasets.filter((d) => d.role === 'train').map((d) => ({ name: d.name, n: encoded(d), mix: d.mix })));
+}
+
 /** What a run trains and evaluates on: every encoded utterance of the datasets, by role. */
 export function runData(): RunData | string {
   const { datasets, model } = useStudio.getState();
   if (model.status !== 'ready' || !model.info) return 'load a model first';
   const ok = (d: DatasetEntry) => d.utts.filter((u) => u.status === 'encoded');
-  const train = datasets.filter((d) => d.role === 'train').flatMap(ok).map(ref);
-  if (!train.length) return 'add a training dataset (role: train) and wait for its encoding';
+  const trainDs = datasets.filter((d) => d.role === 'train');
+  if (!trainDs.flatMap(ok).length) return 'add a training dataset (role: train) and wait for its encoding';
   if (datasets.some((d) => d.status !== 'ready' && d.status !== 'error')) return 'wait until every dataset is encoded';
+  const mix = studioTrainMix();
+  if (typeof mix === 'string') return mix;
+  const train = mix.order.flatMap((i) => ok(trainDs[i])).map(ref);
   const evalSets = datasets.filter((d) => (d.role === 'new' || d.role === 'base') && ok(d).length).map((d) => ({ name: d.name, role: d.role as 'new' | 'base', utts: ok(d).map(ref) }));
   const dev = datasets.filter((d) => d.role === 'dev').flatMap(ok).map(ref);
-  return { modelId: model.info.modelId, model: model.info.location, train, eval: evalSets, ...(dev.length ? { dev } : {}) };
+  return { modelId: model.info.modelId, model: model.info.location, train, ...(mix.trainSets ? { trainSets: mix.trainSets } : {}), eval: evalSets, ...(dev.length ? { dev } : {}) };
+}
+
+/** The Data panel's mixing share of a training dataset (p in (0, 1); undefined: concatenated with the first). */
+export function setMix(id: string, mix: number | undefined): void {
+  useStudio.getState().updateDataset(id, (d) => ({ ...d, mix }));
 }

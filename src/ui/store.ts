@@ -54,6 +54,8 @@ export interface DatasetEntry {
   name: string;
   format?: string;
   role: DatasetRole;
+  /** role train, not the first train dataset: its mixing probability in (0, 1) (src/ui/mix.ts); absent: concatenated */
+  mix?: number;
   utts: DatasetUtt[];
   issues: DatasetIssue[];
   status: 'reading' | 'decoding' | 'waiting-model' | 'encoding' | 'ready' | 'error';

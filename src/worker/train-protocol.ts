@@ -17,6 +17,8 @@ export interface RunData {
   modelId: string;
   model: ModelLocation;
   train: UttRef[];
+  /** several training sets mixed with probabilities (src/ui/mix.ts): sizes in train's order, data.train first */
+  trainSets?: { n: number; p: number }[];
   eval: { name: string; role: EvalRole; utts: UttRef[] }[];
   /** dev utterances (the datasets of role dev): teacher-forced CE for eval.select 'dev-ce' */
   dev?: UttRef[];

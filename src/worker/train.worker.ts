@@ -185,7 +185,7 @@ async function createTrainer(runId: string, config: ExperimentConfig, data: RunD
   for (const s of data.eval) evalSets.push({ name: s.name, role: s.role, utterances: await prepare(m, data, s.utts, kv, stage) });
   const dev = data.dev?.length ? await prepare(m, data, data.dev, kv, stage) : undefined;
   stage('building the engine');
-  const t = await Trainer.create({ rt: m.rt, weights: m.weights, cache: m.cache, assets: m.assets }, config, { train, eval: evalSets, dev }, {
+  const t = await Trainer.create({ rt: m.rt, weights: m.weights, cache: m.cache, assets: m.assets }, config, { train, eval: evalSets, dev, trainSets: data.trainSets }, {
     onRecord: (record) => {
       if (record.kind === 'train') trainRecords.get(runId)?.push(record as TrainRecord);
       post({ type: 'record', runId, record });

@@ -10,10 +10,13 @@
 // evaluation is reused), see both runs on the compare view with backward gain and new-domain drop, and
 // export the BLoRA adapter and check the downloaded safetensors header (PEFT keys and shapes). The BLoRA run
 // decodes its eval sets with 2 posterior samples at the end: the Run view's "where the adapter is unsure" table.
+// Last, a 2-step LoRA run with a second training set mixed in at 50 % (data.trainMix) and a dev set: dev CE at every
+// step, the adapter of the lowest kept, and the exported experiment.json says so.
 // Screenshots of each view go to test-results/e2e/ and the README's docs/img/studio-{run,compare}.png
 // are refreshed from them. Measured alone on the idle 2-core machine: 445 s (datasets 37 s, BLoRA with the
 // reload 229 s, LoRA 102 s, compare + Try it 56 s, export with the pruned evaluation 21 s); in the suite,
-// beside another test file (scripts/test.sh runs two at a time): 601 s.
+// beside another test file (scripts/test.sh runs two at a time): 601 s. The mixing run added at the end: 79 s (its lap
+// lines, 383 s → 462 s, in a run of this file beside the corpus generator).
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -72,6 +75,8 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     });
     audiofolder(data, 'cs-eval', [row('cs_03.wav')]);
     audiofolder(data, 'base-eval', [row('en_01.wav')]);
+    audiofolder(data, 'replay', [row('en_02.wav')]); // the last test: mixed into training at 50 %
+    audiofolder(data, 'cs-dev', [row('es_01.wav')]);
     server = await startStudioServer();
     hub = await startLocalHub();
     for (const [name, t] of readSafetensorsHeader(join(requireModel(), 'model.safetensors')).tensors) {
@@ -304,5 +309,41 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     assert.equal(await page.getByTestId('download-experiment.json').count(), 1);
     await page.screenshot({ path: join(SHOTS, 'studio-export.png'), fullPage: true });
     lap('exported');
+  });
+
+  test('a LoRA run that mixes a second training set in at 50 % and keeps the adapter of the lowest dev CE', async () => {
+    await page.getByTestId('tab-setup').click();
+    for (const d of ['replay', 'cs-dev']) await page.getByTestId('data-folder-input').setInputFiles(join(data, d));
+    await waitFor(page, 'five datasets encoded', async () => (await page.locator('[data-testid=dataset][data-status=ready]').count()) === 5, 5 * 60_000);
+    const replay = page.locator('[data-testid=dataset][data-name=replay]');
+    await replay.getByTestId('dataset-role').selectOption('train');
+    await page.locator('[data-testid=dataset][data-name=cs-dev]').getByTestId('dataset-role').selectOption('dev');
+    assert.equal(await page.locator('[data-testid=dataset][data-name=cs-train]').getByTestId('dataset-mix').count(), 0, 'the first training set takes the rest: no share to set');
+    await replay.getByTestId('dataset-mix').fill('50');
+    await page.getByTestId('exp-method').selectOption('lora');
+    await page.getByTestId('exp-name').fill('e2e mix');
+    await page.getByTestId('exp-steps').fill('2');
+    await page.getByTestId('exp-dev-interval').fill('1');
+    await page.getByTestId('exp-select').selectOption('dev-ce');
+    await page.getByTestId('start-run').click();
+    await waitFor(page, 'the mixing run to start', async () => !['done', null].includes(await status()), 60_000);
+    const run = (await page.getByTestId('run-view').getAttribute('data-run')) ?? '';
+    await waitFor(page, 'the mixing run to finish', async () => ['done', 'error', 'stopped'].includes((await status()) ?? ''), 20 * 60_000);
+    assert.equal(await status(), 'done', (await page.getByTestId('run-error').textContent().catch(() => null)) ?? '');
+    lap('mixing run done');
+    // dev CE at steps 0, 1, 2 (the worker's Trainer got the two sets: it refuses sizes that do not cover data.train)
+    const dev = (await page.getByTestId('run-dev').textContent()) ?? '';
+    assert.match(dev, /step 0: \d+\.\d{4} step 1: \d+\.\d{4} step 2: \d+\.\d{4}/);
+    assert.match(dev, /the run's adapter is the one of step [012] \(lowest dev CE\)/);
+    await page.getByTestId('tab-export').click();
+    await page.getByTestId('export-run').selectOption(run);
+    await page.getByTestId('export-button').click(); // a LoRA run: no pruning, the files only
+    await page.getByTestId('download-experiment.json').waitFor({ timeout: 5 * 60_000 });
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-experiment.json').click()]);
+    const cfg = JSON.parse(readFileSync((await dl.path())!, 'utf8'));
+    assert.equal(cfg.data.train, 'cs-train');
+    assert.deepEqual(cfg.data.trainMix, [{ path: 'replay', p: 0.5 }]);
+    assert.deepEqual(cfg.data.dev, [{ path: 'cs-dev', name: 'cs-dev' }]);
+    assert.equal(cfg.eval.select, 'dev-ce');
   });
 });

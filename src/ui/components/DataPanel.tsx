@@ -1,12 +1,33 @@
 // Datasets: drop folders or zip files (or use the pickers), give each a role, see counts, duration,
 // languages and the files that could not be used; encoder states are computed once and cached.
 import { useState } from 'react';
-import { addDatasets, clearEncoderCache, loadDemoData, removeDataset, setRole } from '../data';
+import { addDatasets, clearEncoderCache, loadDemoData, removeDataset, setMix, setRole } from '../data';
 import { fromDataTransfer, fromDirectoryInput, fromFileInput } from '../files';
 import { ROLE_LABEL, useStudio, type DatasetEntry, type DatasetRole } from '../store';
 import { ProgressBar } from './ProgressBar';
 
-function Dataset({ d }: { d: DatasetEntry }) {
+/** A training dataset after the first: blank = its utterances join the first's; a share = drawn with that probability. */
+function MixShare({ d }: { d: DatasetEntry }) {
+  const [text, setText] = useState(d.mix === undefined ? '' : String(+(d.mix * 100).toFixed(4)));
+  const v = text.trim() === '' ? undefined : Number(text) / 100;
+  const bad = v !== undefined && !(v > 0 && v < 1);
+  return (
+    <label className="small" title="Mix this training set in: each training utterance comes from it with this probability (e.g. replay of base-domain speech); the first training dataset takes the rest. Blank: its utterances simply join the first training dataset's.">
+      mix{' '}
+      <input
+        type="number" min={1} max={99} step="any" style={{ width: '4.5em' }} value={text} placeholder="join" aria-label={`mixing share of ${d.name} in %`} data-testid="dataset-mix"
+        onChange={(e) => {
+          setText(e.target.value);
+          const x = e.target.value.trim() === '' ? undefined : Number(e.target.value) / 100;
+          setMix(d.id, x);
+        }}
+      />{' '}
+      %{bad && <span className="error"> must be between 0 and 100 %</span>}
+    </label>
+  );
+}
+
+function Dataset({ d, firstTrain }: { d: DatasetEntry; firstTrain: boolean }) {
   const dur = d.utts.reduce((s, u) => s + (u.duration ?? 0), 0);
   const langs = [...new Set(d.utts.map((u) => u.language ?? '?'))].sort();
   const encoded = d.utts.filter((u) => u.status === 'encoded').length;
@@ -23,6 +44,7 @@ function Dataset({ d }: { d: DatasetEntry }) {
             </option>
           ))}
         </select>
+        {d.role === 'train' && !firstTrain && <MixShare d={d} />}
         <span className={`badge ${d.status === 'ready' ? 'ok' : d.status === 'error' ? 'err' : ''}`} data-testid="dataset-status">
           {d.status}
         </span>
@@ -126,7 +148,7 @@ export function DataPanel() {
       </div>
       {error && <p className="error">{error}</p>}
       {datasets.map((d) => (
-        <Dataset key={d.id} d={d} />
+        <Dataset key={d.id} d={d} firstTrain={d.id === datasets.find((x) => x.role === 'train')?.id} />
       ))}
     </section>
   );
