@@ -131,16 +131,28 @@ def claim(d: Path) -> bool:
     return True
 
 
+# The corpora a sweep may name, and the command that makes each (cached: a complete folder is left alone).
+CORPUS_MAKERS = [
+    (r"corpora/(v1|v2)-(ci|small|full|demo)(?=/|$)", lambda m: ["make_corpus.py", "--corpus", m.group(1), "--size", m.group(2)]),
+    (r"corpora/real-v1(?:-limit(\d+))?(?=/|$)", lambda m: ["real_speech.py", *(["--limit", m.group(1)] if m.group(1) else [])]),
+]
+
+
 def ensure_corpora(sweep: dict) -> None:
-    """Generate a missing benchmark corpus ($BLORA_CACHE/corpora/v1-<size>/..., tools/make_corpus.py; cached)."""
+    """Generate a missing benchmark corpus ($BLORA_CACHE/corpora/<name>/...: CORPUS_MAKERS; cached)."""
     import re
 
     data = sweep.get("base", {}).get("data", {})
-    paths = [data.get("train", "")] + [e.get("path", "") for e in data.get("eval", [])]
-    for size in sorted({m.group(1) for p in paths if (m := re.search(r"corpora/v1-(ci|small|full)(/|$)", p))}):
-        if not (CACHE / "corpora" / f"v1-{size}" / "corpus.json").exists():
-            log(f"corpus v1-{size} missing: python tools/make_corpus.py --size {size}")
-            subprocess.check_call([PY, str(ROOT / "tools" / "make_corpus.py"), "--size", size], cwd=ROOT)
+    paths = [data.get("train", "")] + [e.get("path", "") for k in ("eval", "dev", "trainMix") for e in data.get(k) or []]
+    todo: dict[str, list[str]] = {}
+    for p in paths:
+        for pattern, cmd in CORPUS_MAKERS:
+            if (m := re.search(pattern, p)):
+                todo[m.group(0).split("/", 1)[1]] = cmd(m)
+    for name, cmd in sorted(todo.items()):
+        if not (CACHE / "corpora" / name / "corpus.json").exists():
+            log(f"corpus {name} missing: python tools/{' '.join(cmd)}")
+            subprocess.check_call([PY, str(ROOT / "tools" / cmd[0]), *cmd[1:]], cwd=ROOT)
 
 
 LAUNCHER: list[str] = []
