@@ -409,6 +409,12 @@ def unc_cell(a: dict, role: str) -> str:
     return f"{num(u['aurocDisagreement'], '{:.2f}')} ({ent})"
 
 
+def unc_cells(a: dict) -> str:
+    """The AUROC and ECE cells of a table row, new domain then base (eval.posteriorSamples)."""
+    return "".join(f" {unc_cell(a, role)} | {num(a.get('uncertainty', {}).get(role, {}).get('ece'), '{:.3f}')} |"
+                   for role in ("new", "base"))
+
+
 def maybe_pct(m) -> str:
     if m is None:
         return "—"
@@ -743,8 +749,7 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
         per_set = "".join(f" {pct(a['werBySet'].get(n))} % |" for n in base_sets) if len(base_sets) > 1 else ""
         gain = "—" if lora else f"{maybe_pct(a['gainOfMeans'])} (per seed {pct_u(a['gainPaired'])}{ci(bs.get('backwardGain'), ' %')})"
         drop = "—" if lora else f"{maybe_pct(a['dropOfMeans'])} (per seed {pct_u(a['dropPaired'])}{ci(bs.get('newDomainDrop'), ' %')})"
-        unc = "".join(f" {unc_cell(a, role)} | {num(a.get('uncertainty', {}).get(role, {}).get('ece'), '{:.3f}')} |"
-                      for role in ("new", "base")) if has_unc else ""
+        unc = unc_cells(a) if has_unc else ""
         return (f"| {label} | {pct(a['werNew'])} % | {pct(a['pierNew'])} % | {pct(a['werBase'])} % |{per_set} "
                 f"{pct(a['forgetting'], signed=True)} pts | {gain} | {drop} | {pct(a['sparsityAB'])} % | {pct(a['sparsityDW'])} % |{unc}")
 
@@ -812,8 +817,7 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
             f"| {a['label']}{mark} | {', '.join(a['backends'])} | {len(a['seeds'])} | {pct(a['werNew'])} | {pct(a['pierNew'])} | "
             f"{pct(a['werBase'])} | {pct(a['forgetting'], signed=True)} | {gain} | {drop} | {pct(a['sparsityA'])} | "
             f"{pct(a['sparsityB'])} | {pct(a['sparsityDW'])} | {num(a['kl'])} | {num(a['ce'])} | {num(a['trainSeconds'], '{:.0f}')} |"
-            + ("".join(f" {unc_cell(a, role)} | {num(a.get('uncertainty', {}).get(role, {}).get('ece'), '{:.3f}')} |" for role in ("new", "base"))
-               if has_unc else ""))
+            + (unc_cells(a) if has_unc else ""))
     reasons = sorted({r for a in agg.values() for r in a["undefinedReasons"]})
     if reasons:
         lines += ["", "Undefined values: " + "; ".join(reasons) + "."]

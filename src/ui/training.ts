@@ -4,6 +4,7 @@ import type { BetaScheduleEntry, EvalRecord, ExperimentConfig, TrainRecord } fro
 import { idbAll, idbDelete, idbPut } from '../worker/idb';
 import type { EvalTranscript, FromTrain, ToTrain } from '../worker/train-protocol';
 import { runData, studioTrainMix } from './data';
+import type { TrainMixPlan } from './mix';
 import { useStudio, type RunState } from './store';
 import { studioPlan } from './memoryPlan';
 import { adapterName, measureSpeed, saveSpeed, speedKey, studioShape, studioSpeed, type EstimateInputs } from './estimate';
@@ -219,9 +220,9 @@ function newRun(cfg: ExperimentConfig, name?: string): RunState | string {
   if (plan && !plan.fits) return `this run does not fit the GPU: ${plan.problems.join('; ')} — fix: ${plan.fixes.join(', or ')}`;
   const config = structuredClone(cfg);
   // Dataset names stand for their folders in experiment.json (the browser never sees absolute paths).
-  const mix = studioTrainMix();
+  const mix = studioTrainMix() as TrainMixPlan; // runData() above refused a plan that cannot run
   const devNames = useStudio.getState().datasets.filter((d) => d.role === 'dev').map((d) => d.name);
-  config.data = { train: (typeof mix !== 'string' && mix.train) || 'studio', ...(typeof mix !== 'string' && mix.trainMix ? { trainMix: mix.trainMix } : {}), eval: data.eval.map((e) => ({ path: e.name, role: e.role, name: e.name })), ...(devNames.length ? { dev: devNames.map((n) => ({ path: n, name: n })) } : {}) };
+  config.data = { train: mix.train || 'studio', ...(mix.trainMix ? { trainMix: mix.trainMix } : {}), eval: data.eval.map((e) => ({ path: e.name, role: e.role, name: e.name })), ...(devNames.length ? { dev: devNames.map((n) => ({ path: n, name: n })) } : {}) };
   const id = `run-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
   return { id, name: name ?? config.name, config, createdAt: Date.now(), status: 'queued', train: [], evals: [], data };
 }
