@@ -891,13 +891,19 @@ def normalize_fn():
 def evaluate(model, proc, tokens: Tokens, enc: EncoderStates, rows: list[Row], max_new_tokens: int, batch: int,
              device, kv: CrossKV | None = None) -> tuple[dict, list[dict]]:
     """Greedy transcripts (language forced per row), WER/CER pooled over the set."""
-    import jiwer
-
-    norm = normalize_fn()
     hyps: dict[int, str] = {}
     for ii, out in greedy_batches(model, enc, rows, max_new_tokens, batch, kv):
         for i, h in zip(ii, proc.batch_decode(out, skip_special_tokens=True)):
             hyps[i] = h.strip()
+    return score_transcripts(rows, [hyps[i] for i in range(len(rows))])
+
+
+def score_transcripts(rows: list[Row], hyps: list[str]) -> tuple[dict, list[dict]]:
+    """WER/CER pooled over the set, per-utterance rows, PIER: evaluate's scoring of given transcripts (also those
+    of decode_scored, whose greedy text is evaluate's, so the final eval and the uncertainty share one decode)."""
+    import jiwer
+
+    norm = normalize_fn()
     refs_n = [norm(r.text, r.language) for r in rows]
     hyps_n = [norm(hyps[i], r.language) for i, r in enumerate(rows)]
     keep = [i for i in range(len(rows)) if refs_n[i].strip()]
@@ -1028,13 +1034,22 @@ def main(argv: list[str] | None = None) -> int:
             metrics.write(json.dumps(rec) + "\n")
             metrics.flush()
 
-    def run_eval(step: int, adapters: dict | None) -> list[dict]:
+    scored_mean: dict[str, list[dict]] = {}  # set → decode_scored of the final mean adapter (run_uncertainty reuses it)
+
+    def run_eval(step: int, adapters: dict | None, keep_scored: bool = False) -> list[dict]:
+        import experiment_metrics as em
+
         recs = []
         for name, role, rows in eval_sets:
             t0 = time.time()
             enc.ensure(rows, name)
-            fn = lambda: evaluate(model, proc, tokens, enc, rows, cfg["eval"]["maxNewTokens"], args.eval_batch, device, kv)  # noqa: E731
-            res, per = merged_eval(adapters, fn) if adapters else fn()
+            if keep_scored and adapters and not em.is_dev_split(name):
+                mean = merged_eval(adapters, lambda: decode_scored(model, proc, enc, rows, cfg["eval"]["maxNewTokens"], args.eval_batch, device, kv))
+                scored_mean[name] = mean
+                res, per = score_transcripts(rows, [m["text"] for m in mean])
+            else:
+                fn = lambda: evaluate(model, proc, tokens, enc, rows, cfg["eval"]["maxNewTokens"], args.eval_batch, device, kv)  # noqa: E731
+                res, per = merged_eval(adapters, fn) if adapters else fn()
             rec = {"kind": "eval", "step": step, "set": name, "role": role, "wer": res["wer"], "cer": res["cer"],
                    "utterances": res["utterances"], "backend": "torch"}
             rec.update({k: res[k] for k in ("pier", "pierWords") if k in res})
@@ -1061,7 +1076,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, role, rows in eval_sets:
             if em.is_dev_split(name):  # the test splits only: a "-dev" eval set is for selection, never reported
                 continue
-            mean = merged_eval(adapters, lambda: decode_scored(model, proc, enc, rows, cfg["eval"]["maxNewTokens"], args.eval_batch, device, kv))
+            mean = scored_mean.get(name) or merged_eval(adapters, lambda: decode_scored(model, proc, enc, rows, cfg["eval"]["maxNewTokens"], args.eval_batch, device, kv))
             samples = []
             for k in range(1, K + 1 if bayes else 1):
                 draw = posterior_sample(adapters, cfg["seed"] * 1000 + k)
@@ -1298,7 +1313,7 @@ def main(argv: list[str] | None = None) -> int:
             f"over step {o['steps']}'s")
 
     t_eval = time.time()
-    evals_after = run_eval(o["steps"], adapters)
+    evals_after = run_eval(o["steps"], adapters, keep_scored=bool(cfg["eval"]["posteriorSamples"]) and is_main)
     eval_seconds = time.time() - t_eval
     uncertainty = run_uncertainty(adapters, cfg["eval"]["posteriorSamples"]) if cfg["eval"]["posteriorSamples"] and is_main else None
     sp = sparsity(adapters)

@@ -80,6 +80,23 @@ def adapter_stats(adapter_dir: Path) -> dict | None:
             "hist": {"edges": HIST_EDGES, "counts": counts.tolist(), "total": int(allv.size)}}
 
 
+ADAPTER_STATS = "adapter-stats.json"
+
+
+def save_adapter_stats(d: Path) -> dict | None:
+    """adapter_stats of run d written to d/adapter-stats.json: a sweep kept in git (its "out" in the repo, the
+    adapter weights ignored) still reports sparsity and the |μ| histogram."""
+    st = adapter_stats(d / "adapter")
+    if st is not None:
+        (d / ADAPTER_STATS).write_text(json.dumps(st) + "\n")
+    return st
+
+
+def stored_adapter_stats(d: Path) -> dict | None:
+    f = d / ADAPTER_STATS
+    return json.loads(f.read_text()) if f.exists() else None
+
+
 def test_evals(evals: list[dict]) -> list[dict]:
     return [e for e in evals if not em.is_dev_split(e.get("set"))]
 
@@ -137,7 +154,7 @@ def summarize_run(run: dict, d: Path, backend_default: str) -> dict | None:
     evals = final_evals(recs)
     backend = (evals or train or [{}])[0].get("backend", backend_default)
     cfg = json.loads((d / "experiment.json").read_text()) if (d / "experiment.json").exists() else run["config"]
-    st = adapter_stats(d / "adapter")
+    st = adapter_stats(d / "adapter") or stored_adapter_stats(d)
     unc = (json.loads((d / "result.json").read_text()).get("uncertainty") or {}).get("byRole") or {}
     return {
         "id": run["id"], "key": run["key"], "method": run["method"], "seed": run["seed"], "backend": backend,

@@ -317,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if backend == "engine":
                 (d / "backend").write_text("engine\n")
+            import experiment_report
+
+            experiment_report.save_adapter_stats(d)
             log(f"[{i + 1}/{len(runs)}] {r['id']} done in {time.time() - ts:.0f} s (sweep {time.time() - t0:.0f} s)")
 
     if not args.no_report:

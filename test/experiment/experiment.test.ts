@@ -22,7 +22,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { initAdapterTheta, planAdapters, mulberry32, posteriorSample } from '../../src/engine/adapters';
@@ -45,9 +45,9 @@ function records(dir: string): (TrainRecord | EvalRecord)[] {
   return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
 
-function runner(config = 'experiments/ci.json'): { code: number; out: string; seconds: number } {
+function runner(config = 'experiments/ci.json', extra: string[] = []): { code: number; out: string; seconds: number } {
   const t0 = Date.now();
-  const r = spawnSync(requirePython(), [join(REPO, 'tools/run_experiment.py'), '--config', config], {
+  const r = spawnSync(requirePython(), [join(REPO, 'tools/run_experiment.py'), '--config', config, ...extra], {
     cwd: REPO,
     encoding: 'utf8',
     env: { ...process.env, BLORA_WEBGPU_BACKEND: process.env.BLORA_WEBGPU_BACKEND ?? 'gl-compat' },
@@ -332,6 +332,25 @@ test('experiment runner, CI configuration (torch backend): runs, aggregate, repo
   assert.equal((second.out.match(/done before, skipped/g) ?? []).length, 2, second.out);
   assert.doesNotMatch(second.out, /blora_train\.py --config/);
   console.log(`# second invocation (all skipped, report only): ${second.seconds.toFixed(0)} s`);
+
+  // a sweep kept in git (experiments/results/…) has no adapter weights: the report's sparsity comes from the
+  // adapter-stats.json each run leaves, and equals the one read from the weights
+  const ids = ['lora-s0', 'blora-b0.001-sp0.01-s0'];
+  for (const id of ids) {
+    assert.ok(existsSync(join(OUT, 'runs', id, 'adapter-stats.json')), `${id}: no adapter-stats.json`);
+    renameSync(join(OUT, 'runs', id, 'adapter'), join(OUT, 'runs', id, 'adapter.aside'));
+  }
+  try {
+    const third = runner('experiments/ci.json', ['--report-only']);
+    assert.equal(third.code, 0, third.out.slice(-2000));
+    const agg3 = JSON.parse(readFileSync(join(OUT, 'aggregate.json'), 'utf8'));
+    for (const id of ids) {
+      const key = id.replace(/-s0$/, '');
+      for (const f of ['sparsityA', 'sparsityB', 'sparsityDW']) assert.equal(agg3.configs[key][f].mean, agg.configs[key][f].mean, `${key} ${f} without the weights`);
+    }
+  } finally {
+    for (const id of ids) renameSync(join(OUT, 'runs', id, 'adapter.aside'), join(OUT, 'runs', id, 'adapter'));
+  }
 });
 
 /**
