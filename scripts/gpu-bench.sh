@@ -205,11 +205,14 @@ run_dry() {
   local dest="${GPU_BENCH_DIR:-${TMPDIR:-/tmp}/gpu-bench-dry}"
   unpack "$dest"
   local icd=""
-  for c in /usr/lib/chromium/vk_swiftshader_icd.json /usr/share/vulkan/icd.d/lvp_icd.x86_64.json; do
+  # lavapipe from bookworm-backports first (setup step 2b): it has shader-f16, so the f16 rows run here too
+  for c in "${BLORA_LAVAPIPE_ICD:-${BLORA_CACHE:-$HOME/.cache/blora-studio}/lavapipe-bpo/lvp_icd.json}" \
+    /usr/lib/chromium/vk_swiftshader_icd.json /usr/share/vulkan/icd.d/lvp_icd.x86_64.json; do
     [ -f "$c" ] && { icd="$c"; break; }
   done
   [ -n "$icd" ] || die "dry-run: no software Vulkan ICD here (SwiftShader or lavapipe)"
   export VK_ICD_FILENAMES="$icd" VK_DRIVER_FILES="$icd"
+  export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}" MESA_SHADER_CACHE_DISABLE="${MESA_SHADER_CACHE_DISABLE:-true}"  # Mesa's WSI warns without it
   export LD_LIBRARY_PATH="$dest/vulkan/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   say "dry-run: software ICD $icd, the bundled Vulkan loader, the bundled node ($("$dest/node/bin/node" --version))"
   local py=""

@@ -4,7 +4,7 @@
  *
  *   node engine-bench.mjs --shapes base,small,large-v3-turbo [--layers N] [--B 8] [--S 64] [--r 32]
  *        [--steps 5] [--warmup 2] [--methods lora,blora] [--targets self_attn.q_proj,self_attn.v_proj]
- *        [--json out.jsonl] [--icd system|swiftshader]
+ *        [--storages f32,f16] [--json out.jsonl] [--icd system|swiftshader]
  *
  * Compiled into one file by scripts/gpu-bench.sh (esbuild); it reads the WGSL from ../../shaders
  * relative to itself (src/gpu/shaders.ts) and imports the 'webgpu' addon from a node_modules above it.
@@ -12,12 +12,15 @@
  * uploadDecoderWeights, B random "encoder outputs" (1500 × C) through EncoderKvCache.add, B random token
  * rows of S inputs (all real: no padding, tokens = B·S); per method --warmup untimed steps then --steps
  * timed steps of forward + backward + AdamW, awaited on the device once per step; median ms.
- * Storage: f32 only (the engine has no f16 storage yet). One JSON line per (shape, method).
+ * Storage (issue 13 item 1): each of --storages for the frozen weights and the K/V cache (uploadDecoderWeights'
+ * storage; adapters, gradients and AdamW state stay f32); f16 only where the adapter has 'shader-f16', else the
+ * f16 rows are left out and the log says why. One JSON line per (shape, storage, method).
  */
 import { appendFileSync } from 'node:fs';
 import type { AdapterTarget } from '../../src/engine/adapters';
 import { EncoderKvCache, prepareDecoder } from '../../src/engine/decoder';
 import { uploadDecoderWeights } from '../../src/engine/weights';
+import type { StorageType } from '../../src/gpu/storage-choice';
 import { acquireDevice } from '../../src/gpu/device';
 import { GpuRuntime } from '../../src/gpu/runtime';
 import { WHISPER_MODELS } from '../../src/model/hub';
@@ -28,7 +31,7 @@ const opt = (name: string, dflt: string): string => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
 };
-const KNOWN = ['shapes', 'layers', 'B', 'S', 'r', 'steps', 'warmup', 'methods', 'targets', 'json', 'icd'];
+const KNOWN = ['shapes', 'layers', 'B', 'S', 'r', 'steps', 'warmup', 'methods', 'targets', 'storages', 'json', 'icd'];
 for (const a of argv) if (a.startsWith('--') && !KNOWN.includes(a.slice(2))) throw new Error(`engine-bench: unknown flag ${a}`);
 const shapes = opt('shapes', 'base,small,large-v3-turbo').split(',');
 const layersOverride = Number(opt('layers', '0'));
@@ -39,6 +42,8 @@ const steps = Number(opt('steps', '5'));
 const warmup = Number(opt('warmup', '2'));
 const methods = opt('methods', 'lora,blora').split(',') as ('lora' | 'blora')[];
 const targets = opt('targets', 'self_attn.q_proj,self_attn.v_proj').split(',') as AdapterTarget[];
+const storagesAsked = opt('storages', 'f32,f16').split(',') as StorageType[];
+for (const st of storagesAsked) if (st !== 'f32' && st !== 'f16') throw new Error(`engine-bench: --storages takes f32 and/or f16, got ${st}`);
 const jsonOut = opt('json', '');
 const icd = opt('icd', 'system') as 'system' | 'swiftshader';
 const FRAMES = 1500;
@@ -98,7 +103,8 @@ const ad = ctx.caps.adapter;
 const adapterName = `${ad.vendor}/${ad.architecture} ${ad.description || ad.device}${ctx.caps.isFallbackAdapter ? ' (fallback)' : ''}`;
 const features = [...ctx.device.features].filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f));
 console.log(`engine adapter: ${adapterName}; features: ${features.join(', ') || 'none of shader-f16/subgroups/timestamp-query'}`);
-console.log('engine storage: f32 only — the engine has no f16 storage yet (issue 13 item 1), so no f16 rows');
+const storages = storagesAsked.filter((st) => st === 'f32' || ctx.caps.hasF16);
+console.log(`engine storage: ${storages.join(', ')}${storagesAsked.includes('f16') && !ctx.caps.hasF16 ? " (no f16 rows: this adapter has no 'shader-f16')" : ''}`);
 const rt = new GpuRuntime(ctx.device);
 
 for (const shape of shapes) {
@@ -109,61 +115,63 @@ for (const shape of shapes) {
   const L = layersOverride > 0 ? layersOverride : row.decoderLayers;
   const V = row.vocab;
   const H = row.heads;
-  const t0 = performance.now();
   const bytes = randomDecoder(C, F, L, V, row.maxTargetPositions);
-  const weights = uploadDecoderWeights(rt, new SafetensorsFile(bytes, `random:${shape}`), H);
-  await rt.sync();
-  const cache = new EncoderKvCache(rt, weights);
-  const keys: string[] = [];
-  for (let b = 0; b < B; b++) {
-    const key = `rand${b}`;
-    await cache.add(key, fill(FRAMES * C, -1, 1, 777 + b));
-    keys.push(key);
-  }
-  const cacheRt = (cache as unknown as { rt: GpuRuntime }).rt;
-  await cacheRt.sync();
-  console.log(`  ${shape}: ${L} layers × C ${C}, F ${F}, H ${H}, V ${V}: weights + ${B} cached utterances in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  // random tokens (not the special ones), every position real and scored
-  const ids = new Int32Array(B * (S + 1));
-  const rnd = fill(B * (S + 1), 0, 1, 4242);
-  for (let i = 0; i < ids.length; i++) ids[i] = Math.floor(rnd[i] * 50000);
-  const inputIds = new Int32Array(B * S);
-  const labels = new Int32Array(B * S);
-  for (let b = 0; b < B; b++) {
-    for (let s = 0; s < S; s++) {
-      inputIds[b * S + s] = ids[b * (S + 1) + s];
-      labels[b * S + s] = ids[b * (S + 1) + s + 1];
+  for (const storage of storages) {
+    const t0 = performance.now();
+    const weights = uploadDecoderWeights(rt, new SafetensorsFile(bytes, `random:${shape}`), H, { storage });
+    await rt.sync();
+    const cache = new EncoderKvCache(rt, weights);
+    const keys: string[] = [];
+    for (let b = 0; b < B; b++) {
+      const key = `rand${b}`;
+      await cache.add(key, fill(FRAMES * C, -1, 1, 777 + b));
+      keys.push(key);
     }
-  }
-  const batch = { inputIds, labels, lengths: Array(B).fill(S), utterances: keys };
-  for (const method of methods) {
-    rt.resetPeak();
-    const dec = await prepareDecoder(rt, weights, { B, S }, { kind: method, estimator: 'flipout', r, alpha: 2 * r, dropout: 0.05, seed: 1, targets }, cache, { maxGradNorm: 1, label: `gpu-bench-${method}` });
-    const drt = (dec as unknown as { rt: GpuRuntime }).rt;
-    dec.setBatch(batch);
-    const times: number[] = [];
-    let loss = NaN;
-    for (let s = 1; s <= warmup + steps; s++) {
-      const ts = performance.now();
-      dec.forward(s);
-      dec.backward(s);
-      dec.optimizerStep(s);
-      await drt.sync();
-      const ms = performance.now() - ts;
-      if (s > warmup) times.push(ms);
-      if (s === warmup + steps) loss = (await dec.readLoss()).loss;
+    const cacheRt = (cache as unknown as { rt: GpuRuntime }).rt;
+    await cacheRt.sync();
+    console.log(`  ${shape} (${storage} storage): ${L} layers × C ${C}, F ${F}, H ${H}, V ${V}: weights + ${B} cached utterances in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    // random tokens (not the special ones), every position real and scored
+    const ids = new Int32Array(B * (S + 1));
+    const rnd = fill(B * (S + 1), 0, 1, 4242);
+    for (let i = 0; i < ids.length; i++) ids[i] = Math.floor(rnd[i] * 50000);
+    const inputIds = new Int32Array(B * S);
+    const labels = new Int32Array(B * S);
+    for (let b = 0; b < B; b++) {
+      for (let s = 0; s < S; s++) {
+        inputIds[b * S + s] = ids[b * (S + 1) + s];
+        labels[b * S + s] = ids[b * (S + 1) + s + 1];
+      }
     }
-    const ms = median(times);
-    const rec = {
-      side: 'engine', shape: row.name, method: method === 'lora' ? 'lora' : 'blora-flipout', storage: 'f32',
-      C, F, L, V, H, B, S, r, targets, tokens: B * S, ms, times, loss, peakMiB: rt.memory().peakBytes / 2 ** 20, adapter: adapterName, features,
-    };
-    console.log(`    engine ${rec.method}: ${ms.toFixed(1)} ms/step (median of ${steps}), ${((B * S) / (ms / 1000)).toFixed(0)} tokens/s, loss ${loss.toFixed(3)}, peak ${rec.peakMiB.toFixed(0)} MiB`);
-    if (jsonOut) appendFileSync(jsonOut, JSON.stringify(rec) + '\n');
-    dec.destroy();
+    const batch = { inputIds, labels, lengths: Array(B).fill(S), utterances: keys };
+    for (const method of methods) {
+      rt.resetPeak();
+      const dec = await prepareDecoder(rt, weights, { B, S }, { kind: method, estimator: 'flipout', r, alpha: 2 * r, dropout: 0.05, seed: 1, targets }, cache, { maxGradNorm: 1, label: `gpu-bench-${method}-${storage}` });
+      const drt = (dec as unknown as { rt: GpuRuntime }).rt;
+      dec.setBatch(batch);
+      const times: number[] = [];
+      let loss = NaN;
+      for (let s = 1; s <= warmup + steps; s++) {
+        const ts = performance.now();
+        dec.forward(s);
+        dec.backward(s);
+        dec.optimizerStep(s);
+        await drt.sync();
+        const ms = performance.now() - ts;
+        if (s > warmup) times.push(ms);
+        if (s === warmup + steps) loss = (await dec.readLoss()).loss;
+      }
+      const ms = median(times);
+      const rec = {
+        side: 'engine', shape: row.name, method: method === 'lora' ? 'lora' : 'blora-flipout', storage,
+        C, F, L, V, H, B, S, r, targets, tokens: B * S, ms, times, loss, peakMiB: rt.memory().peakBytes / 2 ** 20, adapter: adapterName, features,
+      };
+      console.log(`    engine ${rec.method} (${storage}): ${ms.toFixed(1)} ms/step (median of ${steps}), ${((B * S) / (ms / 1000)).toFixed(0)} tokens/s, loss ${loss.toFixed(3)}, peak ${rec.peakMiB.toFixed(0)} MiB`);
+      if (jsonOut) appendFileSync(jsonOut, JSON.stringify(rec) + '\n');
+      dec.destroy();
+    }
+    (cache as unknown as { destroy?: () => void }).destroy?.();
+    weights.destroy();
+    await rt.sync();
   }
-  (cache as unknown as { destroy?: () => void }).destroy?.();
-  weights.destroy();
-  await rt.sync();
 }
 await ctx.destroy();

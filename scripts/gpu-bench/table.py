@@ -57,16 +57,18 @@ def main() -> None:
         del args[i:i + 2]
     eng = load(args[0])
     tor = load(args[1])
-    key = lambda d: (d["shape"], d["method"])  # noqa: E731
-    t_by = {key(d): d for d in tor}
+    # an engine row per (shape, method, storage); the torch side is f32 only, so each engine storage is set against
+    # the same torch step
+    key = lambda d: (d["shape"], d["method"], d.get("storage", "f32"))  # noqa: E731
+    t_by = {(d["shape"], d["method"]): d for d in tor}
     e_by = {key(d): d for d in eng}
-    keys = list(dict.fromkeys([key(d) for d in eng] + [key(d) for d in tor]))
+    keys = list(dict.fromkeys([key(d) for d in eng] + [(d["shape"], d["method"], "f32") for d in tor]))
     peak_s = f"{peak:g}" if peak else "n/a"
     print()
     print("| shape (L × C, B × S) | method | storage | engine ms/step | torch ms/step | engine / torch | engine tokens/s | torch tokens/s | engine matmul TFLOP/s | peak TFLOP/s |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for k in keys:
-        e, t = e_by.get(k), t_by.get(k)
+        e, t = e_by.get(k), t_by.get(k[:2])
         d = e or t
         shape = f"{d['shape']} ({d['L']} × {d['C']}, {d['B']} × {d['S']})"
         meth = "LoRA" if d["method"] == "lora" else "BLoRA flipout"
@@ -82,12 +84,16 @@ def main() -> None:
             eflop = f"{tf:.3g}" + (f" ({100 * tf / peak:.1f} %)" if peak else "")
         else:
             eflop = "—"
-        print(f"| {shape} | {meth} | f32 | {ems} | {tms} | {ratio} | {etok} | {ttok} | {eflop} | {peak_s} |")
+        print(f"| {shape} | {meth} | {k[2]} | {ems} | {tms} | {ratio} | {etok} | {ttok} | {eflop} | {peak_s} |")
     print()
     adapters = sorted({d.get("adapter", "") for d in eng} - {""})
     devices = sorted({d.get("device", "") for d in tor} - {""})
     print(f"engine: WGSL on Dawn/Vulkan, adapter {', '.join(adapters) or '—'}; torch: eager f32 (TF32 off), device {', '.join(devices) or '—'}")
-    print("f16 storage: no rows — the engine has no f16 storage yet (issue 13 item 1); every row is f32 storage.")
+    if any(d.get("storage") == "f16" for d in eng):
+        print("storage: the engine's frozen weights and K/V cache (f16: stored f16, math and accumulation f32; adapters, "
+              "gradients and AdamW state f32); torch is f32 on every row, so an f16 row's ratio is against the same f32 step.")
+    else:
+        print("storage: f32 rows only — the engine adapter has no 'shader-f16' (engine-bench logs it), so no f16 rows.")
     print("ms/step: median wall ms of forward + backward + grad-norm clip + AdamW, awaited on the device; tokens/s = B·S / step "
           "(every position real and scored).")
     print("matmul TFLOP/s: FLOPs counted from the shapes (scripts/gpu-bench/table.py) / engine step time; the same count for "
