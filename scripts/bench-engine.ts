@@ -43,7 +43,8 @@ const opt = (name: string, dflt: string): string => {
 };
 const KNOWN = ['B', 'steps', 'warmup', 'clips', 'r', 'methods', 'targets', 'model', 'out', 'no-write', 'storage'];
 for (const a of argv) {
-  if (a.startsWith('--') && !KNOWN.includes(a.slice(2))) throw new Error(`bench-engine: unknown flag ${a} (known: ${KNOWN.map((k) => '--' + k).join(' ')})`);
+  if (a.startsWith('--') && !KNOWN.includes(a.slice(2)))
+    throw new Error(`bench-engine: unknown flag ${a} (known: ${KNOWN.map((k) => '--' + k).join(' ')})`);
 }
 const B = Number(opt('B', '4'));
 const steps = Number(opt('steps', '2'));
@@ -56,7 +57,8 @@ const model = resolve(opt('model', join(homedir(), '.cache/blora-studio/models/w
 const out = resolve(opt('out', 'docs/benchmarks.md'));
 const demo = resolve('public/demo');
 for (const [k, v] of Object.entries({ B, steps, warmup, clips: nClips, r })) {
-  if (!Number.isInteger(v) || v < (k === 'warmup' ? 0 : 1)) throw new Error(`bench-engine: --${k} must be an integer ≥ ${k === 'warmup' ? 0 : 1}, got ${v}`);
+  if (!Number.isInteger(v) || v < (k === 'warmup' ? 0 : 1))
+    throw new Error(`bench-engine: --${k} must be an integer ≥ ${k === 'warmup' ? 0 : 1}, got ${v}`);
 }
 if (!existsSync(join(model, 'model.safetensors'))) throw new Error(`bench-engine: ${model}/model.safetensors missing (run npm run setup)`);
 
@@ -70,7 +72,10 @@ async function pickGpu(label: string): Promise<{ ctx: GpuContext; why: string }>
   try {
     const ctx = await acquireDevice({ label, node: { backend: 'vulkan', icd: 'system' } });
     const a = ctx.caps.adapter;
-    if (!ctx.caps.isFallbackAdapter && !/swiftshader|llvmpipe|lavapipe|software|cpu/i.test(`${a.vendor} ${a.architecture} ${a.description} ${a.device}`)) {
+    if (
+      !ctx.caps.isFallbackAdapter &&
+      !/swiftshader|llvmpipe|lavapipe|software|cpu/i.test(`${a.vendor} ${a.architecture} ${a.description} ${a.device}`)
+    ) {
       return { ctx, why: 'hardware GPU (system Vulkan driver)' };
     }
     await ctx.destroy();
@@ -137,7 +142,9 @@ for (const row of rows) {
 await encoder.release();
 const per = (ms: number): number => ms / rows.length;
 const prepMs = per(prep.audio + prep.mel + prep.encoder + prep.kv);
-log(`epoch-1 preparation per utterance: ${(prepMs / 1000).toFixed(2)} s (audio ${(per(prep.audio) / 1000).toFixed(2)}, log-mel ${(per(prep.mel) / 1000).toFixed(2)}, encoder ${(per(prep.encoder) / 1000).toFixed(2)}, cross K/V ${(per(prep.kv) / 1000).toFixed(2)})`);
+log(
+  `epoch-1 preparation per utterance: ${(prepMs / 1000).toFixed(2)} s (audio ${(per(prep.audio) / 1000).toFixed(2)}, log-mel ${(per(prep.mel) / 1000).toFixed(2)}, encoder ${(per(prep.encoder) / 1000).toFixed(2)}, cross K/V ${(per(prep.kv) / 1000).toFixed(2)})`,
+);
 const cacheBytes = rt.memory().liveBytes - weightBytes;
 log(`cross K/V cache: ${MB(cacheBytes)} MiB for ${rows.length} utterances`);
 
@@ -163,7 +170,14 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 for (const method of methods) {
   rt.resetPeak();
   const before = rt.memory().liveBytes;
-  const dec = await prepareDecoder(rt, weights, { B, S }, { kind: method, estimator: 'flipout', r, alpha: 2 * r, dropout: 0.05, seed: 1, targets }, cache, { maxGradNorm: 1, label: `bench-${method}` });
+  const dec = await prepareDecoder(
+    rt,
+    weights,
+    { B, S },
+    { kind: method, estimator: 'flipout', r, alpha: 2 * r, dropout: 0.05, seed: 1, targets },
+    cache,
+    { maxGradNorm: 1, label: `bench-${method}` },
+  );
   const drt = (dec as unknown as { rt: GpuRuntime }).rt;
   dec.setBatch(batch);
   const f: number[] = [];
@@ -188,7 +202,9 @@ for (const method of methods) {
     const cu = process.cpuUsage(c0);
     if (s > warmup) cpus.push((cu.user + cu.system) / 1000);
     loss.push((await dec.readLoss()).loss);
-    log(`  ${method} step ${s}${s <= warmup ? ' (warm-up)' : ''}: fwd ${(tf / 1000).toFixed(2)} s, bwd ${(tb / 1000).toFixed(2)} s, opt ${(to / 1000).toFixed(3)} s, loss ${loss[loss.length - 1].toFixed(4)}`);
+    log(
+      `  ${method} step ${s}${s <= warmup ? ' (warm-up)' : ''}: fwd ${(tf / 1000).toFixed(2)} s, bwd ${(tb / 1000).toFixed(2)} s, opt ${(to / 1000).toFixed(3)} s, loss ${loss[loss.length - 1].toFixed(4)}`,
+    );
     if (s > warmup) {
       f.push(tf);
       b.push(tb);
@@ -196,10 +212,23 @@ for (const method of methods) {
     }
   }
   const mem = rt.memory();
-  const res = { method, fwd: median(f), bwd: median(b), opt: median(o), step: 0, cpu: median(cpus), params: dec.plan.size, peak: mem.peakBytes, engine: mem.peakBytes - before, loss };
+  const res = {
+    method,
+    fwd: median(f),
+    bwd: median(b),
+    opt: median(o),
+    step: 0,
+    cpu: median(cpus),
+    params: dec.plan.size,
+    peak: mem.peakBytes,
+    engine: mem.peakBytes - before,
+    loss,
+  };
   res.step = res.fwd + res.bwd + res.opt;
   results.push(res);
-  log(`${method}: step ${(res.step / 1000).toFixed(2)} s, ${(batch.tokens / (res.step / 1000)).toFixed(1)} tokens/s, peak GPU buffers ${MB(res.peak)} MiB (engine ${MB(res.engine)} MiB)`);
+  log(
+    `${method}: step ${(res.step / 1000).toFixed(2)} s, ${(batch.tokens / (res.step / 1000)).toFixed(1)} tokens/s, peak GPU buffers ${MB(res.peak)} MiB (engine ${MB(res.engine)} MiB)`,
+  );
   dec.destroy();
 }
 // ── greedy decoding (evaluation, Try it): token steps of the frozen model at batch sizes 1 … B ──
@@ -210,7 +239,11 @@ interface DecodeResult {
 }
 const decodes: DecodeResult[] = [];
 for (const bd of [...new Set([1, 2, B].filter((x) => x <= B))]) {
-  const greedy = await WgslGreedyDecoder.create(rt, weights, cache, assets, { maxBatch: bd, maxNewTokens: 32, label: `bench-greedy-B${bd}` });
+  const greedy = await WgslGreedyDecoder.create(rt, weights, cache, assets, {
+    maxBatch: bd,
+    maxNewTokens: 32,
+    label: `bench-greedy-B${bd}`,
+  });
   const reqs = batchUtts.slice(0, bd).map((u) => ({ utterance: u.key, language: u.language }));
   await greedy.generate(reqs); // warm-up (pipelines)
   await greedy.generate(reqs);
@@ -231,32 +264,53 @@ const lines: string[] = [];
 lines.push(`<!-- bench:begin (generated by scripts/bench-engine.ts; edit outside the markers) -->`);
 lines.push(`### Training step, Whisper base (generated ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC)`);
 lines.push('');
-lines.push(`Command: \`${cmd}\`${process.env.BLORA_WEBGPU_BACKEND ? ` with BLORA_WEBGPU_BACKEND=${process.env.BLORA_WEBGPU_BACKEND}` : ''}  `);
+lines.push(
+  `Command: \`${cmd}\`${process.env.BLORA_WEBGPU_BACKEND ? ` with BLORA_WEBGPU_BACKEND=${process.env.BLORA_WEBGPU_BACKEND}` : ''}  `,
+);
 lines.push(`Adapter: ${adapterName} (${why})  `);
-lines.push(`Machine load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' / ')} (1 / 5 / 15 min) — on software adapters wall times stretch when other jobs share the CPU.  `);
-lines.push(`Batch: B=${B} demo clips × S=${S} tokens (${batch.tokens} real tokens, right-padded); adapters ${targets.join(', ')} of all ${weights.layers.length} layers, r=${r}, α=${2 * r}, dropout 0.05; AdamW, clip 1. Median of ${steps} step(s) after ${warmup} warm-up step(s).`);
+lines.push(
+  `Machine load average at the end: ${loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' / ')} (1 / 5 / 15 min) — on software adapters wall times stretch when other jobs share the CPU.  `,
+);
+lines.push(
+  `Batch: B=${B} demo clips × S=${S} tokens (${batch.tokens} real tokens, right-padded); adapters ${targets.join(', ')} of all ${weights.layers.length} layers, r=${r}, α=${2 * r}, dropout 0.05; AdamW, clip 1. Median of ${steps} step(s) after ${warmup} warm-up step(s).`,
+);
 lines.push('');
 lines.push('| method | adapter values | fwd s | bwd s | opt s | step s | step CPU s | tokens/s | peak GPU buffers MiB | engine MiB |');
 lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const x of results) {
   const name = x.method === 'blora' ? 'BLoRA (flipout)' : 'LoRA';
-  lines.push(`| ${name} | ${x.params} | ${s2(x.fwd)} | ${s2(x.bwd)} | ${(x.opt / 1000).toFixed(3)} | ${s2(x.step)} | ${s2(x.cpu)} | ${(batch.tokens / (x.step / 1000)).toFixed(1)} | ${MB(x.peak)} | ${MB(x.engine)} |`);
+  lines.push(
+    `| ${name} | ${x.params} | ${s2(x.fwd)} | ${s2(x.bwd)} | ${(x.opt / 1000).toFixed(3)} | ${s2(x.step)} | ${s2(x.cpu)} | ${(batch.tokens / (x.step / 1000)).toFixed(1)} | ${MB(x.peak)} | ${MB(x.engine)} |`,
+  );
 }
 lines.push('');
-if (lora && blora) lines.push(`BLoRA / LoRA step time: **${(blora.step / lora.step).toFixed(2)}×** wall, ${(blora.cpu / lora.cpu).toFixed(2)}× CPU time (step CPU s = this process's user + system CPU per step: where the software adapters and the wasm encoder run; comparable when the machine is shared).`);
+if (lora && blora)
+  lines.push(
+    `BLoRA / LoRA step time: **${(blora.step / lora.step).toFixed(2)}×** wall, ${(blora.cpu / lora.cpu).toFixed(2)}× CPU time (step CPU s = this process's user + system CPU per step: where the software adapters and the wasm encoder run; comparable when the machine is shared).`,
+  );
 lines.push('');
 const ref = blora ?? lora!;
 const stepsPerEpoch = Math.ceil(rows.length / B);
-lines.push(`Epoch cost (${rows.length} utterances, ${stepsPerEpoch} step(s) of B=${B} per epoch, ${ref.method === 'blora' ? 'BLoRA' : 'LoRA'} step): epoch 1 prepares every utterance once — audio decode + resample ${s2(per(prep.audio))} s, log-mel ${s2(per(prep.mel))} s, frozen encoder (onnxruntime-web wasm) ${s2(per(prep.encoder))} s, cross K/V projections into the cache ${s2(per(prep.kv))} s = **${s2(prepMs)} s per utterance** (${s2(prepCpu / rows.length)} s CPU) — then trains; epoch 2 only trains (cache hit).`);
+lines.push(
+  `Epoch cost (${rows.length} utterances, ${stepsPerEpoch} step(s) of B=${B} per epoch, ${ref.method === 'blora' ? 'BLoRA' : 'LoRA'} step): epoch 1 prepares every utterance once — audio decode + resample ${s2(per(prep.audio))} s, log-mel ${s2(per(prep.mel))} s, frozen encoder (onnxruntime-web wasm) ${s2(per(prep.encoder))} s, cross K/V projections into the cache ${s2(per(prep.kv))} s = **${s2(prepMs)} s per utterance** (${s2(prepCpu / rows.length)} s CPU) — then trains; epoch 2 only trains (cache hit).`,
+);
 const e1 = rows.length * prepMs + stepsPerEpoch * ref.step;
 const e2 = stepsPerEpoch * ref.step;
 const e1c = prepCpu + stepsPerEpoch * ref.cpu;
 const e2c = stepsPerEpoch * ref.cpu;
-lines.push(`Epoch 1 ≈ ${s2(e1)} s wall (${s2(e1c)} s CPU), epoch 2 ≈ ${s2(e2)} s wall (${s2(e2c)} s CPU): epoch 1 / epoch 2 = **${(e1 / e2).toFixed(2)}×** wall, ${(e1c / e2c).toFixed(2)}× CPU (in general, N utterances per epoch: 1 + N·prep / (⌈N/B⌉·step); with N a multiple of B: 1 + B·prep/step = 1 + ${B}·${s2(prepMs)}/${s2(ref.step)} = ${(1 + (B * prepMs) / ref.step).toFixed(2)}× wall).`);
+lines.push(
+  `Epoch 1 ≈ ${s2(e1)} s wall (${s2(e1c)} s CPU), epoch 2 ≈ ${s2(e2)} s wall (${s2(e2c)} s CPU): epoch 1 / epoch 2 = **${(e1 / e2).toFixed(2)}×** wall, ${(e1c / e2c).toFixed(2)}× CPU (in general, N utterances per epoch: 1 + N·prep / (⌈N/B⌉·step); with N a multiple of B: 1 + B·prep/step = 1 + ${B}·${s2(prepMs)}/${s2(ref.step)} = ${(1 + (B * prepMs) / ref.step).toFixed(2)}× wall).`,
+);
 lines.push('');
-lines.push(`GPU memory (buffers the app allocated, counted by GpuRuntime): decoder weights ${MB(weightBytes)} MiB, cross K/V cache ${MB(cacheBytes / rows.length)} MiB per utterance.`);
+lines.push(
+  `GPU memory (buffers the app allocated, counted by GpuRuntime): decoder weights ${MB(weightBytes)} MiB, cross K/V cache ${MB(cacheBytes / rows.length)} MiB per utterance.`,
+);
 lines.push('');
-lines.push(`Greedy decoding (WgslGreedyDecoder, frozen model, the same clips, ≤ 32 new tokens, second of two runs): one token step = the decoder on B rows + the tied logits over the ${weights.dims.V.toLocaleString('en-US')}-token vocabulary + argmax.`);
+lines.push(
+  `Greedy decoding (WgslGreedyDecoder, frozen model, the same clips, ≤ 32 new tokens, second of two runs): one token step = the decoder on B rows + the tied logits over the ${weights.dims.V.toLocaleString('en-US')}-token vocabulary + argmax.`,
+);
 lines.push('');
 lines.push('| batch B | token steps | ms per token step | ms per token per utterance |');
 lines.push('|---:|---:|---:|---:|');

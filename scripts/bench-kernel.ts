@@ -19,7 +19,13 @@ import { linearBackwardRef } from '../src/engine/reference/linear_backward';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { M: { type: 'string', default: '64' }, N: { type: 'string', default: '2048' }, K: { type: 'string', default: '512' }, iters: { type: 'string', default: '10' }, variant: { type: 'string', default: 'main,main_rt' } },
+  options: {
+    M: { type: 'string', default: '64' },
+    N: { type: 'string', default: '2048' },
+    K: { type: 'string', default: '512' },
+    iters: { type: 'string', default: '10' },
+    variant: { type: 'string', default: 'main,main_rt' },
+  },
 });
 const [M, N, K, iters] = [values.M, values.N, values.K, values.iters].map(Number);
 const which = positionals[0] ?? 'all';
@@ -48,21 +54,36 @@ const backend = (process.env.BLORA_WEBGPU_BACKEND ?? 'vulkan') as NodeBackend;
 const ctx = await acquireDevice({ label: 'bench-kernel', node: { backend } });
 const rt = new GpuRuntime(ctx.device);
 const a = ctx.caps.adapter;
-console.log(`adapter: ${ctx.caps.backend} ${a.vendor}/${a.architecture} ${a.description || a.device}; shape M ${M} N ${N} K ${K}; ${iters} timed runs (best and median)`);
+console.log(
+  `adapter: ${ctx.caps.backend} ${a.vendor}/${a.architecture} ${a.description || a.device}; shape M ${M} N ${N} K ${K}; ${iters} timed runs (best and median)`,
+);
 const rows: string[][] = [['kernel', 'variant', 'FLOP', 'best ms', 'median ms', 'GFLOP/s', 'max err / bound']];
 const flops = 2 * M * N * K;
 const record = (kernel: string, variant: string, ms: number[], err: number) => {
   const s = [...ms].sort((x, y) => x - y);
-  rows.push([kernel, variant, `${(flops / 1e9).toFixed(2)} G`, s[0].toFixed(2), s[s.length >> 1].toFixed(2), (flops / (s[0] / 1000) / 1e9).toFixed(1), err.toFixed(3)]);
+  rows.push([
+    kernel,
+    variant,
+    `${(flops / 1e9).toFixed(2)} G`,
+    s[0].toFixed(2),
+    s[s.length >> 1].toFixed(2),
+    (flops / (s[0] / 1000) / 1e9).toFixed(1),
+    err.toFixed(3),
+  ]);
   if (err > 1) console.error(`${kernel} ${variant}: error ${err.toFixed(2)}× the f32 bound — WRONG`);
 };
 
 try {
   if (which === 'matmul' || which === 'all') {
     // Y (M,N) = X (M,K) · Wᵀ + b
-    const X = rand(M * K, 1), W = rand(N * K, 2), b = rand(N, 3);
+    const X = rand(M * K, 1),
+      W = rand(N * K, 2),
+      b = rand(N, 3);
     const ref = matmulBiasRef(X, W, b, M, N, K);
-    const x = rt.upload('bench:X', X), w = rt.upload('bench:W', W), bias = rt.upload('bench:b', b), y = rt.storage('bench:Y', M * N * 4);
+    const x = rt.upload('bench:X', X),
+      w = rt.upload('bench:W', W),
+      bias = rt.upload('bench:b', b),
+      y = rt.storage('bench:Y', M * N * 4);
     for (const v of variants) {
       const call = await prepareMatmulBias(rt, { M, N, K }, { x, w, bias, y }, `bench:matmul_bias.${v}`, v === 'main_rt');
       call.run();
@@ -74,11 +95,20 @@ try {
   }
   if (which === 'linear_backward' || which === 'all') {
     // dX (M,K) = dY (M,N) · W (N,K)
-    const DY = rand(M * N, 4), W = rand(N * K, 5);
+    const DY = rand(M * N, 4),
+      W = rand(N * K, 5);
     const ref = linearBackwardRef(DY, W, M, N, K);
-    const dy = rt.upload('bench:dY', DY), w = rt.upload('bench:W', W), dx = rt.storage('bench:dX', M * K * 4);
+    const dy = rt.upload('bench:dY', DY),
+      w = rt.upload('bench:W', W),
+      dx = rt.storage('bench:dX', M * K * 4);
     for (const v of variants) {
-      const call = await prepareLinearBackward(rt, { M, N, K }, { dy, w, dx }, { registerTiled: v === 'main_rt' }, `bench:linear_backward.${v}`);
+      const call = await prepareLinearBackward(
+        rt,
+        { M, N, K },
+        { dy, w, dx },
+        { registerTiled: v === 'main_rt' },
+        `bench:linear_backward.${v}`,
+      );
       call.run();
       const err = worst(await rt.readF32(dx, M * K), ref.dx, ref.absSum, N);
       record('linear_backward', v, await rt.time(() => call.run(), iters, 1), err);

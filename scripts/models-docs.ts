@@ -13,9 +13,22 @@ import { decoderDimsFromConfig, fmtBytes, planMemory, type StorageType } from '.
 // default limits (256 MiB per buffer, 128 MiB per binding) and the default 4 GiB budget.
 const PLAN = { batch: 8, tokens: 64, r: 32 };
 const memRows = WHISPER_MODELS.map((m) => {
-  const dims = decoderDimsFromConfig({ d_model: m.dModel, decoder_layers: m.decoderLayers, decoder_attention_heads: m.heads, decoder_ffn_dim: m.ffn, vocab_size: m.vocab });
+  const dims = decoderDimsFromConfig({
+    d_model: m.dModel,
+    decoder_layers: m.decoderLayers,
+    decoder_attention_heads: m.heads,
+    decoder_ffn_dim: m.ffn,
+    vocab_size: m.vocab,
+  });
   const plan = (storage: StorageType) =>
-    planMemory({ dims, storage, batch: PLAN.batch, tokens: PLAN.tokens, adapters: { kind: 'blora', r: PLAN.r }, eval: { batch: 8, maxNewTokens: 128, multilingual: !m.englishOnly } });
+    planMemory({
+      dims,
+      storage,
+      batch: PLAN.batch,
+      tokens: PLAN.tokens,
+      adapters: { kind: 'blora', r: PLAN.r },
+      eval: { batch: 8, maxNewTokens: 128, multilingual: !m.englishOnly },
+    });
   const cells = (['f32', 'f16'] as const).map((st) => {
     const p = plan(st);
     const batch8 = p.totalBytes - p.weightsBytes;

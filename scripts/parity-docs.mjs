@@ -27,7 +27,7 @@ const lines = [
   '',
   '## The frozen model on the demo clips',
   '',
-  'WER after Whisper\'s normalizers (English normalizer for English, basic otherwise), ours = Python\'s transcripts:',
+  "WER after Whisper's normalizers (English normalizer for English, basic otherwise), ours = Python's transcripts:",
   '',
   ...Object.entries(b.transcripts.werByGroup ?? {}).map(([g, w]) => `- ${g}: ${(w * 100).toFixed(1)} %`),
   '',
@@ -35,7 +35,9 @@ const lines = [
   '',
   '| clip | lang | reference | ours | Python | same |',
   '|---|---|---|---|---|---|',
-  ...b.transcripts.rows.map((r) => `| ${r.id} | ${r.language} | ${r.reference} | ${r.ours} | ${r.same ? '(same)' : r.python} | ${r.same ? 'yes' : '**no**'} |`),
+  ...b.transcripts.rows.map(
+    (r) => `| ${r.id} | ${r.language} | ${r.reference} | ${r.ours} | ${r.same ? '(same)' : r.python} | ${r.same ? 'yes' : '**no**'} |`,
+  ),
   '',
 ];
 writeFileSync('docs/parity.md', lines.join('\n'));

@@ -35,7 +35,10 @@ async function pickGpu(label: string): Promise<{ ctx: GpuContext; why: string }>
   try {
     const ctx = await acquireDevice({ label, node: { backend: 'vulkan', icd: 'system' } });
     const ad = ctx.caps.adapter;
-    if (!ctx.caps.isFallbackAdapter && !/swiftshader|llvmpipe|lavapipe|software|cpu/i.test(`${ad.vendor} ${ad.architecture} ${ad.description} ${ad.device}`)) {
+    if (
+      !ctx.caps.isFallbackAdapter &&
+      !/swiftshader|llvmpipe|lavapipe|software|cpu/i.test(`${ad.vendor} ${ad.architecture} ${ad.description} ${ad.device}`)
+    ) {
       return { ctx, why: 'hardware GPU (system Vulkan driver)' };
     }
     await ctx.destroy();
@@ -53,7 +56,7 @@ const w = loadDecoderWeights(rt, model);
 const cache = new EncoderKvCache(rt, w);
 const C = w.dims.C;
 let seed = 12345;
-const rnd = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5;
+const rnd = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5;
 for (let b = 0; b < B; b++) await cache.add('u' + b, Float32Array.from({ length: 1500 * C }, rnd));
 const dec = await prepareDecoder(rt, w, { B, S }, { kind: method, r, alpha: 2 * r, dropout: 0.05, seed: 1, targets }, cache, {});
 const ids = Array.from({ length: B * S }, () => 50258);

@@ -43,7 +43,8 @@ const warmup = Number(opt('warmup', '2'));
 const methods = opt('methods', 'lora,blora').split(',') as ('lora' | 'blora')[];
 const targets = opt('targets', 'self_attn.q_proj,self_attn.v_proj').split(',') as AdapterTarget[];
 const storagesAsked = opt('storages', 'f32,f16').split(',') as StorageType[];
-for (const st of storagesAsked) if (st !== 'f32' && st !== 'f16') throw new Error(`engine-bench: --storages takes f32 and/or f16, got ${st}`);
+for (const st of storagesAsked)
+  if (st !== 'f32' && st !== 'f16') throw new Error(`engine-bench: --storages takes f32 and/or f16, got ${st}`);
 const jsonOut = opt('json', '');
 const icd = opt('icd', 'system') as 'system' | 'swiftshader';
 const FRAMES = 1500;
@@ -66,7 +67,15 @@ function randomDecoder(C: number, F: number, L: number, V: number, NP: number): 
   let seed = 12345;
   const t: Record<string, { shape: number[]; data: Float32Array }> = {};
   const put = (name: string, shape: number[], lo: number, hi: number) => {
-    t[name] = { shape, data: fill(shape.reduce((a, b) => a * b, 1), lo, hi, seed++) };
+    t[name] = {
+      shape,
+      data: fill(
+        shape.reduce((a, b) => a * b, 1),
+        lo,
+        hi,
+        seed++,
+      ),
+    };
   };
   const linear = (name: string, nOut: number, nIn: number, bias = true) => {
     const b = 1 / Math.sqrt(nIn);
@@ -104,7 +113,9 @@ const adapterName = `${ad.vendor}/${ad.architecture} ${ad.description || ad.devi
 const features = [...ctx.device.features].filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f));
 console.log(`engine adapter: ${adapterName}; features: ${features.join(', ') || 'none of shader-f16/subgroups/timestamp-query'}`);
 const storages = storagesAsked.filter((st) => st === 'f32' || ctx.caps.hasF16);
-console.log(`engine storage: ${storages.join(', ')}${storagesAsked.includes('f16') && !ctx.caps.hasF16 ? " (no f16 rows: this adapter has no 'shader-f16')" : ''}`);
+console.log(
+  `engine storage: ${storages.join(', ')}${storagesAsked.includes('f16') && !ctx.caps.hasF16 ? " (no f16 rows: this adapter has no 'shader-f16')" : ''}`,
+);
 const rt = new GpuRuntime(ctx.device);
 
 for (const shape of shapes) {
@@ -129,7 +140,9 @@ for (const shape of shapes) {
     }
     const cacheRt = (cache as unknown as { rt: GpuRuntime }).rt;
     await cacheRt.sync();
-    console.log(`  ${shape} (${storage} storage): ${L} layers × C ${C}, F ${F}, H ${H}, V ${V}: weights + ${B} cached utterances in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(
+      `  ${shape} (${storage} storage): ${L} layers × C ${C}, F ${F}, H ${H}, V ${V}: weights + ${B} cached utterances in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
     // random tokens (not the special ones), every position real and scored
     const ids = new Int32Array(B * (S + 1));
     const rnd = fill(B * (S + 1), 0, 1, 4242);
@@ -145,7 +158,14 @@ for (const shape of shapes) {
     const batch = { inputIds, labels, lengths: Array(B).fill(S), utterances: keys };
     for (const method of methods) {
       rt.resetPeak();
-      const dec = await prepareDecoder(rt, weights, { B, S }, { kind: method, estimator: 'flipout', r, alpha: 2 * r, dropout: 0.05, seed: 1, targets }, cache, { maxGradNorm: 1, label: `gpu-bench-${method}-${storage}` });
+      const dec = await prepareDecoder(
+        rt,
+        weights,
+        { B, S },
+        { kind: method, estimator: 'flipout', r, alpha: 2 * r, dropout: 0.05, seed: 1, targets },
+        cache,
+        { maxGradNorm: 1, label: `gpu-bench-${method}-${storage}` },
+      );
       const drt = (dec as unknown as { rt: GpuRuntime }).rt;
       dec.setBatch(batch);
       const times: number[] = [];
@@ -162,10 +182,30 @@ for (const shape of shapes) {
       }
       const ms = median(times);
       const rec = {
-        side: 'engine', shape: row.name, method: method === 'lora' ? 'lora' : 'blora-flipout', storage,
-        C, F, L, V, H, B, S, r, targets, tokens: B * S, ms, times, loss, peakMiB: rt.memory().peakBytes / 2 ** 20, adapter: adapterName, features,
+        side: 'engine',
+        shape: row.name,
+        method: method === 'lora' ? 'lora' : 'blora-flipout',
+        storage,
+        C,
+        F,
+        L,
+        V,
+        H,
+        B,
+        S,
+        r,
+        targets,
+        tokens: B * S,
+        ms,
+        times,
+        loss,
+        peakMiB: rt.memory().peakBytes / 2 ** 20,
+        adapter: adapterName,
+        features,
       };
-      console.log(`    engine ${rec.method} (${storage}): ${ms.toFixed(1)} ms/step (median of ${steps}), ${((B * S) / (ms / 1000)).toFixed(0)} tokens/s, loss ${loss.toFixed(3)}, peak ${rec.peakMiB.toFixed(0)} MiB`);
+      console.log(
+        `    engine ${rec.method} (${storage}): ${ms.toFixed(1)} ms/step (median of ${steps}), ${((B * S) / (ms / 1000)).toFixed(0)} tokens/s, loss ${loss.toFixed(3)}, peak ${rec.peakMiB.toFixed(0)} MiB`,
+      );
       if (jsonOut) appendFileSync(jsonOut, JSON.stringify(rec) + '\n');
       dec.destroy();
     }

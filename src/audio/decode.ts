@@ -108,11 +108,7 @@ export const DEFAULT_MAX_SECONDS = 600;
  * `name` is only used in error messages. The input is not modified or detached.
  * Every failure, including an unexpected one inside a decoder, is an `AudioDecodeError` naming `name`.
  */
-export async function decodeAudio(
-  bytes: ArrayBuffer | Uint8Array,
-  name: string,
-  options: DecodeOptions = {},
-): Promise<DecodedAudio> {
+export async function decodeAudio(bytes: ArrayBuffer | Uint8Array, name: string, options: DecodeOptions = {}): Promise<DecodedAudio> {
   try {
     return await decodeChecked(bytes, name, options);
   } catch (e) {
@@ -129,7 +125,11 @@ function checkHeader(name: string, u8: Uint8Array, probe: AudioProbe, options: D
   const fmt = describeFormat(probe.format);
   const rate = probe.sampleRate;
   if (rate !== undefined && !(rate >= MIN_SAMPLE_RATE && rate <= MAX_SAMPLE_RATE)) {
-    throw new AudioDecodeError(name, 'bad-header', `its ${fmt} header declares a sample rate of ${rate} Hz (accepted: ${MIN_SAMPLE_RATE} … ${MAX_SAMPLE_RATE} Hz)`);
+    throw new AudioDecodeError(
+      name,
+      'bad-header',
+      `its ${fmt} header declares a sample rate of ${rate} Hz (accepted: ${MIN_SAMPLE_RATE} … ${MAX_SAMPLE_RATE} Hz)`,
+    );
   }
   if (probe.channels !== undefined && !(probe.channels >= 1 && probe.channels <= MAX_CHANNELS)) {
     throw new AudioDecodeError(name, 'bad-header', `its ${fmt} header declares ${probe.channels} channels (accepted: 1 … ${MAX_CHANNELS})`);
@@ -142,7 +142,12 @@ function checkHeader(name: string, u8: Uint8Array, probe: AudioProbe, options: D
   // The declared length of a truncated file is not what will be decoded; its real length is checked after decoding.
   if (rate && probe.declaredFrames !== undefined && !probe.truncated) {
     const dur = probe.declaredFrames / rate;
-    if (dur > max) throw new AudioDecodeError(name, 'too-long', `too long: its ${fmt} header declares ${seconds(dur)} s of audio (limit ${seconds(max)} s)`);
+    if (dur > max)
+      throw new AudioDecodeError(
+        name,
+        'too-long',
+        `too long: its ${fmt} header declares ${seconds(dur)} s of audio (limit ${seconds(max)} s)`,
+      );
   }
 }
 
@@ -154,7 +159,13 @@ function badSample(channels: Float32Array[], sampleRate: number): string | null 
       const v = ch[i];
       // One comparison for the common case; NaN fails it too.
       if (v >= -MAX_AMPLITUDE && v <= MAX_AMPLITUDE) continue;
-      const what = Number.isNaN(v) ? 'NaN' : !Number.isFinite(v) ? (v > 0 ? '+Infinity' : '-Infinity') : `${v.toPrecision(4)} (beyond ±${MAX_AMPLITUDE}, not audio)`;
+      const what = Number.isNaN(v)
+        ? 'NaN'
+        : !Number.isFinite(v)
+          ? v > 0
+            ? '+Infinity'
+            : '-Infinity'
+          : `${v.toPrecision(4)} (beyond ±${MAX_AMPLITUDE}, not audio)`;
       return `sample ${i} of channel ${c + 1} (at ${(i / sampleRate).toFixed(3)} s) is ${what}`;
     }
   }
@@ -194,13 +205,18 @@ async function decodeChecked(bytes: ArrayBuffer | Uint8Array, name: string, opti
     throw new AudioDecodeError(name, 'zero-length', `zero-length audio: the ${describeFormat(probe.format)} file decoded to 0 samples`);
   }
   if (!(out.sampleRate >= MIN_SAMPLE_RATE && out.sampleRate <= MAX_SAMPLE_RATE)) {
-    throw new AudioDecodeError(name, 'decode-failed', `decoder returned a sample rate of ${out.sampleRate} Hz (accepted: ${MIN_SAMPLE_RATE} … ${MAX_SAMPLE_RATE} Hz)`);
+    throw new AudioDecodeError(
+      name,
+      'decode-failed',
+      `decoder returned a sample rate of ${out.sampleRate} Hz (accepted: ${MIN_SAMPLE_RATE} … ${MAX_SAMPLE_RATE} Hz)`,
+    );
   }
   if (out.channels.length > MAX_CHANNELS) {
     throw new AudioDecodeError(name, 'bad-header', `decoder returned ${out.channels.length} channels (accepted: 1 … ${MAX_CHANNELS})`);
   }
   for (const ch of out.channels) {
-    if (!ArrayBuffer.isView(ch) || ch.length !== frames) throw new AudioDecodeError(name, 'decode-failed', 'decoder returned channels of different lengths');
+    if (!ArrayBuffer.isView(ch) || ch.length !== frames)
+      throw new AudioDecodeError(name, 'decode-failed', 'decoder returned channels of different lengths');
   }
   const max = options.maxSeconds ?? DEFAULT_MAX_SECONDS;
   if (frames / out.sampleRate > max) {
@@ -269,7 +285,6 @@ async function decodeWithAudioDecode(u8: Uint8Array): Promise<DecodedAudio> {
   const r = await mod.default(u8);
   return { sampleRate: r.sampleRate, channels: r.channelData ? Array.from(r.channelData) : [] };
 }
-
 
 /** Context rate for decodeAudioData: the file's own rate when known (so WebAudio does not resample). */
 function contextRate(probe: AudioProbe): number {

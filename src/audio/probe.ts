@@ -84,7 +84,8 @@ export function probeAudio(b: Uint8Array): AudioProbe {
     if (tag === 'OggS') return probeOgg(b);
     if (tag.startsWith('ID3')) {
       const start = id3v2End(b);
-      if (start > b.length) return { format: 'mp3', truncated: `truncated file: it ends inside its ID3 tag (${b.length} of ${start} bytes)` };
+      if (start > b.length)
+        return { format: 'mp3', truncated: `truncated file: it ends inside its ID3 tag (${b.length} of ${start} bytes)` };
       if (ascii(b, start, 4) === 'fLaC') return probeFlac(b, start);
       return probeMp3(b, start, true);
     }
@@ -95,8 +96,7 @@ export function probeAudio(b: Uint8Array): AudioProbe {
   return { format: null };
 }
 
-const truncatedHeader = (what: string, have: number) =>
-  `truncated file: it ends inside the ${what} header (only ${have} bytes)`;
+const truncatedHeader = (what: string, have: number) => `truncated file: it ends inside the ${what} header (only ${have} bytes)`;
 
 // ---------------------------------------------------------------- WAV
 
@@ -124,7 +124,13 @@ function probeWav(b: Uint8Array): AudioProbe {
       const bytes = unknown ? available : Math.min(size, available);
       const align = blockAlign;
       const rate = sampleRate;
-      const out: AudioProbe = { format: 'wav', sampleRate, channels, bitsPerSample, declaredFrames: Math.floor((unknown ? available : size) / align) };
+      const out: AudioProbe = {
+        format: 'wav',
+        sampleRate,
+        channels,
+        bitsPerSample,
+        declaredFrames: Math.floor((unknown ? available : size) / align),
+      };
       if (!unknown && size > available) {
         const secs = (x: number) => (x / align / rate).toFixed(2);
         out.truncated = `truncated file: its WAV header declares ${secs(size)} s of audio but only ${secs(bytes)} s is present`;
@@ -275,7 +281,7 @@ function probeMp3(b: Uint8Array, start: number, hadId3: boolean): AudioProbe {
   const sideInfo = first.version === 1 ? (first.channels === 1 ? 17 : 32) : first.channels === 1 ? 9 : 17;
   const x = pos + 4 + sideInfo;
   const xtag = ascii(b, x, 4);
-  if ((xtag === 'Xing' || xtag === 'Info') && x + 12 <= b.length && (u32be(b, x + 4) & 1)) taggedFrames = u32be(b, x + 8);
+  if ((xtag === 'Xing' || xtag === 'Info') && x + 12 <= b.length && u32be(b, x + 4) & 1) taggedFrames = u32be(b, x + 8);
   else if (ascii(b, pos + 36, 4) === 'VBRI' && pos + 36 + 18 <= b.length) taggedFrames = u32be(b, pos + 36 + 14);
   if (taggedFrames !== undefined) out.declaredFrames = taggedFrames * first.samplesPerFrame;
 

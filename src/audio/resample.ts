@@ -78,7 +78,8 @@ function gcd(a: number, b: number): number {
 }
 
 function checkRate(r: number, what: string): void {
-  if (typeof r !== 'number' || !Number.isFinite(r) || r <= 0) throw new RangeError(`resample: ${what} must be a positive finite number, got ${r}`);
+  if (typeof r !== 'number' || !Number.isFinite(r) || r <= 0)
+    throw new RangeError(`resample: ${what} must be a positive finite number, got ${r}`);
 }
 
 /** The filter `resample` would use for this conversion (for docs, UI and tests). */
@@ -160,7 +161,12 @@ function plan(fromRate: number, toRate: number, options: ResampleOptions): Plan 
  * Resample `samples` from `fromRate` to `toRate` (default 16 kHz, Whisper's rate).
  * When the rates are equal the very same array is returned (no copy).
  */
-export function resample(samples: Float32Array, fromRate: number, toRate = WHISPER_SAMPLE_RATE, options: ResampleOptions = {}): Float32Array {
+export function resample(
+  samples: Float32Array,
+  fromRate: number,
+  toRate = WHISPER_SAMPLE_RATE,
+  options: ResampleOptions = {},
+): Float32Array {
   checkRate(fromRate, 'fromRate');
   checkRate(toRate, 'toRate');
   if (fromRate === toRate) return samples;

@@ -118,7 +118,8 @@ export function wavHeaderProblem(b: Uint8Array): string | null {
         }
         if (!ok && tag === 3) return `${bits}-bit float samples are not a WAV format (32 or 64 bits)`;
       } else if (tag === 6 || tag === 7) {
-        if (bits !== 8 || blockAlign !== channels) return `its ${tag === 6 ? 'A-law' : 'µ-law'} header declares ${bits} bits and ${blockAlign} bytes per frame for ${channels} channel(s) (expected 8 bits, ${channels} bytes)`;
+        if (bits !== 8 || blockAlign !== channels)
+          return `its ${tag === 6 ? 'A-law' : 'µ-law'} header declares ${bits} bits and ${blockAlign} bytes per frame for ${channels} channel(s) (expected 8 bits, ${channels} bytes)`;
       }
     } else if (id === 'data') {
       return sawFmt ? null : 'its data chunk comes before any fmt chunk (no sample format)';

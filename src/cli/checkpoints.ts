@@ -10,7 +10,10 @@ export class RunFolderCheckpoints {
   readonly newest: string;
   readonly previous: string;
 
-  constructor(readonly dir: string, private readonly log: (s: string) => void = () => {}) {
+  constructor(
+    readonly dir: string,
+    private readonly log: (s: string) => void = () => {},
+  ) {
     this.newest = join(dir, 'checkpoint.safetensors');
     this.previous = join(dir, 'checkpoint.prev.safetensors');
   }
@@ -48,7 +51,10 @@ export class RunFolderCheckpoints {
   /** The newest generation that verifies (a damaged one is named in the log), or null. */
   async load(): Promise<Checkpoint | null> {
     const read = (f: string) => (existsSync(f) ? new Uint8Array(readFileSync(f)) : undefined);
-    const got = pickCheckpoint([{ name: this.newest, bytes: read(this.newest) }, { name: this.previous, bytes: read(this.previous) }]);
+    const got = pickCheckpoint([
+      { name: this.newest, bytes: read(this.newest) },
+      { name: this.previous, bytes: read(this.previous) },
+    ]);
     for (const s of got?.skipped ?? []) this.log(s);
     if (got && got.name !== this.newest) this.log(`using the previous checkpoint ${got.name} (step ${got.ck.step})`);
     return got?.ck ?? null;

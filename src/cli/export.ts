@@ -39,7 +39,8 @@ type Opts = Record<string, string[]>;
 
 function readRun(run: string): { adapter: AdapterExport; model: string | null } {
   const dir = join(run, 'adapter');
-  if (!existsSync(join(dir, 'adapter_config.json'))) throw new ExportUsageError(`--run ${run}: no adapter/adapter_config.json (a folder of "blora-studio train --out")`);
+  if (!existsSync(join(dir, 'adapter_config.json')))
+    throw new ExportUsageError(`--run ${run}: no adapter/adapter_config.json (a folder of "blora-studio train --out")`);
   const files: Record<string, Uint8Array> = {};
   for (const f of ['adapter_config.json', 'adapter_model.safetensors', 'blora_posterior.safetensors']) {
     if (existsSync(join(dir, f))) files[f] = new Uint8Array(readFileSync(join(dir, f)));
@@ -64,7 +65,12 @@ function readRun(run: string): { adapter: AdapterExport; model: string | null } 
 
 function onnxFilesOf(model: string): string[] {
   const d = join(model, 'onnx');
-  return existsSync(d) ? readdirSync(d).filter((f) => f.endsWith('.onnx')).sort().map((f) => `onnx/${f}`) : [];
+  return existsSync(d)
+    ? readdirSync(d)
+        .filter((f) => f.endsWith('.onnx'))
+        .sort()
+        .map((f) => `onnx/${f}`)
+    : [];
 }
 
 function writeFiles(out: string, files: ExportFiles | Record<string, Uint8Array | string>): void {
@@ -101,17 +107,31 @@ export interface ExportResult {
 }
 
 /** The export itself (the CLI command and the tests call it). */
-export async function runExport(o: { run: string; format: ExportFormat; out: string; model?: string; pruneSnr?: number; python?: string; log?: (s: string) => void }): Promise<ExportResult> {
+export async function runExport(o: {
+  run: string;
+  format: ExportFormat;
+  out: string;
+  model?: string;
+  pruneSnr?: number;
+  python?: string;
+  log?: (s: string) => void;
+}): Promise<ExportResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   if (!EXPORT_FORMATS.includes(o.format)) throw new ExportUsageError(`--format ${o.format}: expected one of ${EXPORT_FORMATS.join(', ')}`);
   const run = readRun(o.run);
   const model = o.model ?? run.model;
   if (!model) throw new ExportUsageError(`--run ${o.run}: experiment.json names no model; give --model DIR`);
-  if (!existsSync(join(model, 'config.json'))) throw new ExportUsageError(`model ${model}: no config.json (a model folder is needed for a merged export; Hub ids: download the folder first)`);
+  if (!existsSync(join(model, 'config.json')))
+    throw new ExportUsageError(
+      `model ${model}: no config.json (a model folder is needed for a merged export; Hub ids: download the folder first)`,
+    );
   let adapter = run.adapter;
   let pruned: number | undefined;
   if (o.pruneSnr) {
-    if (adapter.method !== 'blora') throw new ExportUsageError(`--prune-snr: the run's adapter is ${adapter.method}, SNR pruning needs a BLoRA posterior (blora_posterior.safetensors)`);
+    if (adapter.method !== 'blora')
+      throw new ExportUsageError(
+        `--prune-snr: the run's adapter is ${adapter.method}, SNR pruning needs a BLoRA posterior (blora_posterior.safetensors)`,
+      );
     const p = pruneAdapterBySnr(adapter, o.pruneSnr);
     adapter = p.adapter;
     pruned = p.pruned;
@@ -137,7 +157,8 @@ export async function runExport(o: { run: string; format: ExportFormat; out: str
       writeFiles(tmp, r.files);
       report = r.report;
       const py = o.python ?? defaultPython();
-      if (!existsSync(py)) throw new Error(`--format ct2: no Python at ${py} (run "npm run setup", or give --python with ctranslate2 installed)`);
+      if (!existsSync(py))
+        throw new Error(`--format ct2: no Python at ${py} (run "npm run setup", or give --python with ctranslate2 installed)`);
       execFileSync(py, [join(TOOLS, 'export_ct2.py'), '--hf', tmp, '--out', o.out], {
         stdio: ['ignore', 'inherit', 'inherit'],
         env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
@@ -166,8 +187,20 @@ export async function exportCommand(opts: Opts): Promise<void> {
     if (!(pruneSnr >= 0)) throw new ExportUsageError(`--prune-snr must be a number ≥ 0, got "${one('prune-snr')}"`);
   }
   const t0 = performance.now();
-  const r = await runExport({ run: resolve(run), format, out: resolve(out), model: one('model') && resolve(one('model')!), pruneSnr, python: one('python') });
+  const r = await runExport({
+    run: resolve(run),
+    format,
+    out: resolve(out),
+    model: one('model') && resolve(one('model')!),
+    pruneSnr,
+    python: one('python'),
+  });
   for (const f of r.files) console.log(`  ${f.file}  ${f.bytes.toLocaleString('en-US')} bytes`);
-  console.log(`${format} export of ${run}: ${r.files.length} files, ${r.bytes.toLocaleString('en-US')} bytes in ${r.out} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-  if (r.report?.modules.length) console.log(`  merged ${r.report.modules.length} modules (${r.report.modules[0].dtype}), e.g. ${r.report.modules[0].name} → ${r.report.modules[0].targets.join(', ')}`);
+  console.log(
+    `${format} export of ${run}: ${r.files.length} files, ${r.bytes.toLocaleString('en-US')} bytes in ${r.out} (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+  );
+  if (r.report?.modules.length)
+    console.log(
+      `  merged ${r.report.modules.length} modules (${r.report.modules[0].dtype}), e.g. ${r.report.modules[0].name} → ${r.report.modules[0].targets.join(', ')}`,
+    );
 }

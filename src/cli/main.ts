@@ -47,7 +47,12 @@ export class UsageError extends Error {}
 export function parseArgs(argv: string[]): { command: string; opts: Record<string, string[]> } {
   const [command = '--help', ...rest] = argv;
   const opts: Record<string, string[]> = {};
-  const known: Record<string, readonly string[]> = { eval: ['model', 'data', 'language', 'limit', 'max-new-tokens', 'out'], train: TRAIN_FLAGS, export: EXPORT_FLAGS, plan: PLAN_FLAGS };
+  const known: Record<string, readonly string[]> = {
+    eval: ['model', 'data', 'language', 'limit', 'max-new-tokens', 'out'],
+    train: TRAIN_FLAGS,
+    export: EXPORT_FLAGS,
+    plan: PLAN_FLAGS,
+  };
   if (command === '--help' || command === '-h' || command === 'help') return { command: 'help', opts };
   if (!known[command]) throw new UsageError(`unknown command "${command}" (try --help)`);
   for (let i = 0; i < rest.length; i++) {
@@ -56,7 +61,8 @@ export function parseArgs(argv: string[]): { command: string; opts: Record<strin
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
     if (!m || !known[command].includes(m[1])) throw new UsageError(`unknown option "${a}" for ${command} (try --help)`);
     // plan --json is a switch (no value); every other option takes one
-    const v = m[2] ?? (command === 'plan' && m[1] === 'json' && (rest[i + 1] === undefined || rest[i + 1].startsWith('--')) ? 'true' : rest[++i]);
+    const v =
+      m[2] ?? (command === 'plan' && m[1] === 'json' && (rest[i + 1] === undefined || rest[i + 1].startsWith('--')) ? 'true' : rest[++i]);
     if (v === undefined || v.startsWith('--')) throw new UsageError(`option --${m[1]} needs a value`);
     (opts[m[1]] ??= []).push(v);
   }
@@ -88,7 +94,8 @@ async function evalCommand(opts: Record<string, string[]>): Promise<void> {
   const given = opts.model?.[0] ?? DEFAULT_MODEL;
   const hub = !existsSync(given) && isHubRepoId(given);
   const model = hub ? given : resolve(given);
-  if (!hub && !existsSync(model)) throw new UsageError(`--model ${model}: no such folder (run "npm run setup" for the default model, or give a Hub repo id)`);
+  if (!hub && !existsSync(model))
+    throw new UsageError(`--model ${model}: no such folder (run "npm run setup" for the default model, or give a Hub repo id)`);
   const dataDirs = opts.data ?? [];
   if (!dataDirs.length) throw new UsageError('eval needs at least one --data DIR');
   const limit = intOpt(opts, 'limit', Infinity as unknown as number);
@@ -140,7 +147,9 @@ async function evalCommand(opts: Record<string, string[]>): Promise<void> {
         if (samples) {
           // Evaluated (Whisper hears the first 30 s), but said: the reference may cover audio the model never hears.
           if (samples.length > WHISPER_WINDOW_SECONDS * 16000) {
-            log(`warning: ${audioPath}: ${(samples.length / 16000).toFixed(1)} s of audio, longer than Whisper's ${WHISPER_WINDOW_SECONDS}-s window: only the first ${WHISPER_WINDOW_SECONDS} s are transcribed`);
+            log(
+              `warning: ${audioPath}: ${(samples.length / 16000).toFixed(1)} s of audio, longer than Whisper's ${WHISPER_WINDOW_SECONDS}-s window: only the first ${WHISPER_WINDOW_SECONDS} s are transcribed`,
+            );
           }
           const res = await tr.transcribe(samples, { language, maxNewTokens });
           const lang = language ?? res.language ?? 'en';
@@ -148,22 +157,43 @@ async function evalCommand(opts: Record<string, string[]>): Promise<void> {
           g.refs.push(r.text);
           g.hyps.push(res.text);
           byLang.set(lang, g);
-          out.push(JSON.stringify({ dataset: dir, id: r.id, language: lang, reference: r.text, hypothesis: res.text, wer: computeWer([r.text], [res.text], { language: lang }).value, truncated: res.truncated }));
+          out.push(
+            JSON.stringify({
+              dataset: dir,
+              id: r.id,
+              language: lang,
+              reference: r.text,
+              hypothesis: res.text,
+              wer: computeWer([r.text], [res.text], { language: lang }).value,
+              truncated: res.truncated,
+            }),
+          );
         }
       }
       bar.update(i + 1);
     }
     for (const s of skipped) out.push(JSON.stringify({ dataset: dir, id: s.id, audio: s.audio, skipped: s.message }));
     skippedTotal += skipped.length;
-    const notes = [ds.errors.length ? `${ds.errors.length} rows skipped by the reader` : '', skipped.length ? `${skipped.length} clips skipped` : ''].filter(Boolean);
-    console.log(`\n${dir} (${ds.format}, ${rows.length - skipped.length} of ${rows.length} utterances evaluated${notes.length ? `, ${notes.join(', ')}` : ''})`);
+    const notes = [
+      ds.errors.length ? `${ds.errors.length} rows skipped by the reader` : '',
+      skipped.length ? `${skipped.length} clips skipped` : '',
+    ].filter(Boolean);
+    console.log(
+      `\n${dir} (${ds.format}, ${rows.length - skipped.length} of ${rows.length} utterances evaluated${notes.length ? `, ${notes.join(', ')}` : ''})`,
+    );
     for (const [lang, g] of byLang) {
       const wer = computeWer(g.refs, g.hyps, { language: lang });
-      const extra = primaryMetricFor(lang) === 'mer' ? `  mixed error rate ${(computeMixedErrorRate(g.refs, g.hyps, { language: lang }).value * 100).toFixed(1)} %` : '';
-      console.log(`  ${lang}: WER ${(wer.value * 100).toFixed(1)} % over ${g.refs.length} utterances (S ${wer.substitutions}, D ${wer.deletions}, I ${wer.insertions} of ${wer.refTokens} words)${extra}`);
+      const extra =
+        primaryMetricFor(lang) === 'mer'
+          ? `  mixed error rate ${(computeMixedErrorRate(g.refs, g.hyps, { language: lang }).value * 100).toFixed(1)} %`
+          : '';
+      console.log(
+        `  ${lang}: WER ${(wer.value * 100).toFixed(1)} % over ${g.refs.length} utterances (S ${wer.substitutions}, D ${wer.deletions}, I ${wer.insertions} of ${wer.refTokens} words)${extra}`,
+      );
     }
   }
-  if (skippedTotal) console.log(`\n${skippedTotal} clip(s) skipped (see the warnings above${outFile ? ` and the "skipped" lines of ${outFile}` : ''})`);
+  if (skippedTotal)
+    console.log(`\n${skippedTotal} clip(s) skipped (see the warnings above${outFile ? ` and the "skipped" lines of ${outFile}` : ''})`);
   if (outFile) writeFileSync(outFile, out.join('\n') + '\n');
   await tr.encoder.release();
 }

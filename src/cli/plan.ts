@@ -5,15 +5,33 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ADAPTER_TARGETS, type AdapterTarget, DEFAULT_TARGETS } from '../engine/adapters';
 import {
-  DEFAULT_BUDGET_BYTES, decoderDimsFromConfig, deviceLimits, formatPlan, planMemory, type PlanLimits,
-  type StorageType, WEBGPU_DEFAULT_LIMITS,
+  DEFAULT_BUDGET_BYTES,
+  decoderDimsFromConfig,
+  deviceLimits,
+  formatPlan,
+  planMemory,
+  type PlanLimits,
+  type StorageType,
+  WEBGPU_DEFAULT_LIMITS,
 } from '../engine/memory-plan';
 import type { WhisperDecoderDims } from '../engine/weights';
 import { WHISPER_MODELS, whisperModelFor } from '../model/hub';
 
 export class PlanUsageError extends Error {}
 
-export const PLAN_FLAGS = ['model', 'method', 'targets', 'r', 'batch', 'tokens', 'utterances', 'storage', 'budget', 'limits', 'json'] as const;
+export const PLAN_FLAGS = [
+  'model',
+  'method',
+  'targets',
+  'r',
+  'batch',
+  'tokens',
+  'utterances',
+  'storage',
+  'budget',
+  'limits',
+  'json',
+] as const;
 
 export const PLAN_HELP = `
   blora-studio plan [--model DIR|ID|random:SIZE] [--targets a,b] [--r N] [--batch N] [--tokens N]
@@ -49,11 +67,23 @@ export function planModelDims(model: string): { dims: WhisperDecoderDims; name: 
   const rnd = /^random:(.+)$/.exec(model);
   const row = rnd
     ? WHISPER_MODELS.find((m) => m.name === rnd[1] || m.name === `whisper-${rnd[1]}`)
-    : !existsSync(model) ? whisperModelFor(model) : undefined;
-  if (rnd && !row) throw new PlanUsageError(`--model ${model}: unknown size (one of ${WHISPER_MODELS.map((m) => m.name.replace(/^whisper-/, '')).join(', ')})`);
+    : !existsSync(model)
+      ? whisperModelFor(model)
+      : undefined;
+  if (rnd && !row)
+    throw new PlanUsageError(
+      `--model ${model}: unknown size (one of ${WHISPER_MODELS.map((m) => m.name.replace(/^whisper-/, '')).join(', ')})`,
+    );
   if (row) {
     return {
-      dims: decoderDimsFromConfig({ d_model: row.dModel, decoder_layers: row.decoderLayers, decoder_attention_heads: row.heads, decoder_ffn_dim: row.ffn, vocab_size: row.vocab, max_target_positions: row.maxTargetPositions }),
+      dims: decoderDimsFromConfig({
+        d_model: row.dModel,
+        decoder_layers: row.decoderLayers,
+        decoder_attention_heads: row.heads,
+        decoder_ffn_dim: row.ffn,
+        vocab_size: row.vocab,
+        max_target_positions: row.maxTargetPositions,
+      }),
       name: rnd ? `${row.name} (random weights, table shape)` : row.name,
       multilingual: !row.englishOnly,
     };
@@ -74,7 +104,11 @@ async function adapterLimits(budget: number): Promise<PlanLimits> {
     await ctx.destroy();
     return lim;
   } catch (e) {
-    return { ...WEBGPU_DEFAULT_LIMITS, budgetBytes: budget, source: `WebGPU defaults (no Dawn adapter: ${(e as Error).message.split('\n')[0]})` };
+    return {
+      ...WEBGPU_DEFAULT_LIMITS,
+      budgetBytes: budget,
+      source: `WebGPU defaults (no Dawn adapter: ${(e as Error).message.split('\n')[0]})`,
+    };
   }
 }
 
@@ -83,22 +117,33 @@ export async function planCommand(opts: Opts, defaultModel: string): Promise<voi
   const { dims, name, multilingual } = planModelDims(last(opts, 'model') ?? defaultModel);
   const method = last(opts, 'method') ?? 'blora';
   if (method !== 'lora' && method !== 'blora') throw new PlanUsageError(`--method must be lora or blora, got "${method}"`);
-  const targets = (opts.targets?.join(',') ?? DEFAULT_TARGETS.join(',')).split(',').map((t) => t.trim()).filter(Boolean);
-  for (const t of targets) if (!ADAPTER_TARGETS.includes(t as AdapterTarget)) throw new PlanUsageError(`--targets: unknown target "${t}" (one of ${ADAPTER_TARGETS.join(', ')})`);
+  const targets = (opts.targets?.join(',') ?? DEFAULT_TARGETS.join(','))
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  for (const t of targets)
+    if (!ADAPTER_TARGETS.includes(t as AdapterTarget))
+      throw new PlanUsageError(`--targets: unknown target "${t}" (one of ${ADAPTER_TARGETS.join(', ')})`);
   const storage = (last(opts, 'storage') ?? 'f32') as StorageType;
   if (storage !== 'f32' && storage !== 'f16') throw new PlanUsageError(`--storage must be f32 or f16, got "${storage}"`);
   const budgetV = last(opts, 'budget');
   const budgetGiB = budgetV === undefined ? DEFAULT_BUDGET_BYTES / 2 ** 30 : Number(budgetV);
-  if (!(Number.isFinite(budgetGiB) && budgetGiB > 0)) throw new PlanUsageError(`--budget must be a positive number of GiB, got "${budgetV}"`);
+  if (!(Number.isFinite(budgetGiB) && budgetGiB > 0))
+    throw new PlanUsageError(`--budget must be a positive number of GiB, got "${budgetV}"`);
   const budget = Math.round(budgetGiB * 2 ** 30);
   const limitsKind = last(opts, 'limits') ?? (json ? 'defaults' : 'adapter');
-  if (limitsKind !== 'adapter' && limitsKind !== 'defaults') throw new PlanUsageError(`--limits must be adapter or defaults, got "${limitsKind}"`);
+  if (limitsKind !== 'adapter' && limitsKind !== 'defaults')
+    throw new PlanUsageError(`--limits must be adapter or defaults, got "${limitsKind}"`);
   const batch = posInt(opts, 'batch', 8);
   const tokens = posInt(opts, 'tokens', 64);
   if (tokens > dims.NP) throw new PlanUsageError(`--tokens ${tokens} > the decoder's ${dims.NP} positions`);
   const limits = limitsKind === 'adapter' ? await adapterLimits(budget) : { ...WEBGPU_DEFAULT_LIMITS, budgetBytes: budget };
   const plan = planMemory({
-    dims, batch, tokens, storage, limits,
+    dims,
+    batch,
+    tokens,
+    storage,
+    limits,
     adapters: { kind: method, r: posInt(opts, 'r', 32), targets: targets as AdapterTarget[] },
     utterances: posInt(opts, 'utterances', batch),
     eval: { batch: 8, maxNewTokens: 128, multilingual },
@@ -107,6 +152,8 @@ export async function planCommand(opts: Opts, defaultModel: string): Promise<voi
     process.stdout.write(JSON.stringify({ model: name, dims, method, targets, ...plan }, null, 1) + '\n');
     return;
   }
-  console.log(`${name}: ${method}, r ${posInt(opts, 'r', 32)}, targets ${targets.join(', ')}, batch ${batch} × ${tokens} tokens, ${storage} storage`);
+  console.log(
+    `${name}: ${method}, r ${posInt(opts, 'r', 32)}, targets ${targets.join(', ')}, batch ${batch} × ${tokens} tokens, ${storage} storage`,
+  );
   console.log(formatPlan(plan));
 }

@@ -20,14 +20,38 @@ import { uploadDecoderWeights } from '../engine/weights';
 import { LogMelExtractor } from '../features/logmel';
 import { acquireDevice, type GpuContext, type NodeBackend } from '../gpu/device';
 import { GpuRuntime } from '../gpu/runtime';
-import { CachedHubSource, DecoderWeightsError, formatMiB, loadDecoderWeights, NodeFsByteCache, planDecoderFetch, type DecoderFetchPlan } from '../model/decoder-weights';
+import {
+  CachedHubSource,
+  DecoderWeightsError,
+  formatMiB,
+  loadDecoderWeights,
+  NodeFsByteCache,
+  planDecoderFetch,
+  type DecoderFetchPlan,
+} from '../model/decoder-weights';
 import { hubEndpoint, isHubRepoId } from '../model/hub';
 import { SafetensorsError, SafetensorsFile, type TensorSource } from '../model/safetensors';
 import { FsModelSource, ModelFileError, type ModelSource } from '../model/source';
 import { loadWhisperAssets, type WhisperAssets } from '../model/whisperModel';
-import { type DevRecord, type EvalRecord, type ExperimentConfig, ExperimentConfigError, parseExperiment, type TrainRecord, trainMixProbabilities } from '../train/config';
+import {
+  type DevRecord,
+  type EvalRecord,
+  type ExperimentConfig,
+  ExperimentConfigError,
+  parseExperiment,
+  type TrainRecord,
+  trainMixProbabilities,
+} from '../train/config';
 import { type PreparedUtterance, prepareUtterances } from '../train/data';
-import { deltaWSparsity, Trainer, TrainingDivergedError, adapterSparsity, trainWithRecovery, type Recovery, type UncertaintyResult } from '../train/trainer';
+import {
+  deltaWSparsity,
+  Trainer,
+  TrainingDivergedError,
+  adapterSparsity,
+  trainWithRecovery,
+  type Recovery,
+  type UncertaintyResult,
+} from '../train/trainer';
 import { RunFolderCheckpoints } from './checkpoints';
 import { ProgressBar } from './progress';
 import { isDevSplit } from '../metrics/experiment';
@@ -35,10 +59,48 @@ import { isDevSplit } from '../metrics/experiment';
 export class TrainUsageError extends Error {}
 
 export const TRAIN_FLAGS = [
-  'config', 'model', 'weights', 'train', 'train-limit', 'eval-new', 'eval-base', 'eval-limit', 'language', 'name',
-  'method', 'targets', 'layers', 'r', 'alpha', 'dropout', 'beta', 'sigma-prior', 'estimator', 'rho-b-init', 'kl-scale', 'kl-log-eps', 'freeze-rho', 'bayesian-a-only',
-  'lr', 'weight-decay', 'max-grad-norm', 'steps', 'batch', 'grad-accum', 'warmup', 'schedule', 'seed',
-  'eval-interval', 'max-new-tokens', 'train-mix', 'dev', 'dev-limit', 'dev-interval', 'select', 'posterior-samples', 'out',
+  'config',
+  'model',
+  'weights',
+  'train',
+  'train-limit',
+  'eval-new',
+  'eval-base',
+  'eval-limit',
+  'language',
+  'name',
+  'method',
+  'targets',
+  'layers',
+  'r',
+  'alpha',
+  'dropout',
+  'beta',
+  'sigma-prior',
+  'estimator',
+  'rho-b-init',
+  'kl-scale',
+  'kl-log-eps',
+  'freeze-rho',
+  'bayesian-a-only',
+  'lr',
+  'weight-decay',
+  'max-grad-norm',
+  'steps',
+  'batch',
+  'grad-accum',
+  'warmup',
+  'schedule',
+  'seed',
+  'eval-interval',
+  'max-new-tokens',
+  'train-mix',
+  'dev',
+  'dev-limit',
+  'dev-interval',
+  'select',
+  'posterior-samples',
+  'out',
 ] as const;
 
 export const TRAIN_HELP = `
@@ -114,8 +176,17 @@ type Opts = Record<string, string[]>;
  */
 const INT_FLAGS: Record<string, number> = {
   // flag → least allowed value
-  'train-limit': 1, 'eval-limit': 1, layers: 0, r: 1, steps: 1, batch: 1, 'grad-accum': 1, warmup: 0, seed: 0,
-  'eval-interval': 0, 'max-new-tokens': 1,
+  'train-limit': 1,
+  'eval-limit': 1,
+  layers: 0,
+  r: 1,
+  steps: 1,
+  batch: 1,
+  'grad-accum': 1,
+  warmup: 0,
+  seed: 0,
+  'eval-interval': 0,
+  'max-new-tokens': 1,
 };
 export function strictNumber(k: string, v: string, Err: new (m: string) => Error = TrainUsageError): number {
   if (k in INT_FLAGS) {
@@ -131,7 +202,11 @@ export function strictNumber(k: string, v: string, Err: new (m: string) => Error
   return Number(v);
 }
 const num = (k: string, v: string): number => strictNumber(k, v);
-const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 /** A model argument: an existing folder (resolved), else a Hub repo id as given, else the path (reported missing later). */
 function modelArg(resolved: string, given: string): string {
@@ -172,14 +247,20 @@ export function resolveConfig(opts: Opts): ExperimentConfig {
   flag('train', ['data', 'train'], (v) => resolve(v));
   flag('train-limit', ['data', 'trainLimit']);
   if (opts['train-mix']) {
-    set(['data', 'trainMix'], opts['train-mix'].map((v) => {
-      const m = /^(.+):([0-9.eE+-]+)$/.exec(v);
-      if (!m) throw new TrainUsageError(`--train-mix must be PATH:P (a probability), got "${v}"`);
-      return { path: resolve(m[1]), p: num('train-mix', m[2]) };
-    }));
+    set(
+      ['data', 'trainMix'],
+      opts['train-mix'].map((v) => {
+        const m = /^(.+):([0-9.eE+-]+)$/.exec(v);
+        if (!m) throw new TrainUsageError(`--train-mix must be PATH:P (a probability), got "${v}"`);
+        return { path: resolve(m[1]), p: num('train-mix', m[2]) };
+      }),
+    );
   }
   if (opts['eval-new'] || opts['eval-base']) {
-    const ev = [...(opts['eval-new'] ?? []).map((p) => ({ path: resolve(p), role: 'new' })), ...(opts['eval-base'] ?? []).map((p) => ({ path: resolve(p), role: 'base' }))];
+    const ev = [
+      ...(opts['eval-new'] ?? []).map((p) => ({ path: resolve(p), role: 'new' })),
+      ...(opts['eval-base'] ?? []).map((p) => ({ path: resolve(p), role: 'base' })),
+    ];
     set(['data', 'eval'], ev);
   }
   const evalLimit = one('eval-limit');
@@ -193,7 +274,8 @@ export function resolveConfig(opts: Opts): ExperimentConfig {
   // --beta and --kl-scale are two spellings of one value: a flag replaces the config's other spelling
   if (one('beta') !== undefined && json.adapter) delete json.adapter.klScale;
   if (one('kl-scale') !== undefined && json.adapter) delete json.adapter.beta;
-  if (one('beta') !== undefined && one('kl-scale') !== undefined) throw new TrainUsageError('give --beta or --kl-scale, not both (β = kl-scale / grad-accum)');
+  if (one('beta') !== undefined && one('kl-scale') !== undefined)
+    throw new TrainUsageError('give --beta or --kl-scale, not both (β = kl-scale / grad-accum)');
   flag('beta', ['adapter', 'beta']);
   flag('kl-scale', ['adapter', 'klScale']);
   flag('kl-log-eps', ['adapter', 'klLogEps']);
@@ -218,7 +300,11 @@ export function resolveConfig(opts: Opts): ExperimentConfig {
   flag('schedule', ['optim', 'schedule'], String);
   flag('seed', ['seed']);
   flag('eval-interval', ['eval', 'interval']);
-  if (opts.dev) set(['data', 'dev'], opts.dev.map((p) => ({ path: resolve(p) })));
+  if (opts.dev)
+    set(
+      ['data', 'dev'],
+      opts.dev.map((p) => ({ path: resolve(p) })),
+    );
   const devLimit = one('dev-limit');
   if (devLimit !== undefined) for (const e of json.data?.dev ?? []) e.limit = num('dev-limit', devLimit);
   flag('dev-interval', ['eval', 'devInterval']);
@@ -250,7 +336,9 @@ export async function openDataset(
       const keep = basename(path);
       const manifestLike = /(^|\/)(metadata\.csv|wav\.scp|[^/]*\.jsonl|[^/]*manifest[^/]*\.json|[^/]*\.tsv)$/i;
       if (!manifestLike.test(keep)) {
-        throw new Err(`${what} ${path}: a file that is not a manifest (give the dataset folder, or its metadata.csv, *.jsonl, *manifest*.json, wav.scp or *.tsv)`);
+        throw new Err(
+          `${what} ${path}: a file that is not a manifest (give the dataset folder, or its metadata.csv, *.jsonl, *manifest*.json, wav.scp or *.tsv)`,
+        );
       }
       files.paths = files.paths.filter((p) => p === keep || !manifestLike.test(p));
     }
@@ -292,7 +380,8 @@ export function checkOutPath(out: string, flag: string, kind: 'folder' | 'file',
 function checkAgainstModel(cfg: ExperimentConfig, assets: WhisperAssets, language: string | null): void {
   const L = assets.config.decoder_layers;
   for (const l of cfg.adapter.layers ?? []) {
-    if (!(Number.isInteger(l) && l >= 0 && l < L)) throw new TrainUsageError(`--layers ${l}: this model has ${L} decoder layers (0…${L - 1})`);
+    if (!(Number.isInteger(l) && l >= 0 && l < L))
+      throw new TrainUsageError(`--layers ${l}: this model has ${L} decoder layers (0…${L - 1})`);
   }
   if (language === null) return;
   try {
@@ -307,19 +396,25 @@ function checkAgainstModel(cfg: ExperimentConfig, assets: WhisperAssets, languag
 export async function pickNodeGpu(label: string): Promise<{ ctx: GpuContext; why: string }> {
   const env = process.env.BLORA_WEBGPU_BACKEND as NodeBackend | undefined;
   if (env) {
-    if (env !== 'vulkan' && env !== 'gl-compat') throw new TrainUsageError(`BLORA_WEBGPU_BACKEND must be vulkan or gl-compat, got "${env}"`);
+    if (env !== 'vulkan' && env !== 'gl-compat')
+      throw new TrainUsageError(`BLORA_WEBGPU_BACKEND must be vulkan or gl-compat, got "${env}"`);
     return { ctx: await acquireDevice({ label, node: { backend: env } }), why: `BLORA_WEBGPU_BACKEND=${env}` };
   }
   try {
     const ctx = await acquireDevice({ label, node: { backend: 'vulkan', icd: 'system' } });
     const a = ctx.caps.adapter;
-    const software = ctx.caps.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|software|cpu/i.test(`${a.vendor} ${a.architecture} ${a.description} ${a.device}`);
+    const software =
+      ctx.caps.isFallbackAdapter ||
+      /swiftshader|llvmpipe|lavapipe|software|cpu/i.test(`${a.vendor} ${a.architecture} ${a.description} ${a.device}`);
     if (!software) return { ctx, why: 'hardware GPU found (system Vulkan driver)' };
     await ctx.destroy();
   } catch {
     /* no Vulkan driver: fall through to the CPU */
   }
-  return { ctx: await acquireDevice({ label, node: { backend: 'gl-compat' } }), why: 'no hardware GPU: gl-compat (Mesa llvmpipe, the fastest software WebGPU here)' };
+  return {
+    ctx: await acquireDevice({ label, node: { backend: 'gl-compat' } }),
+    why: 'no hardware GPU: gl-compat (Mesa llvmpipe, the fastest software WebGPU here)',
+  };
 }
 
 /**
@@ -327,8 +422,16 @@ export async function pickNodeGpu(label: string): Promise<{ ctx: GpuContext; why
  * or a Hub repo id whose config files are read now (small) and whose weights' headers are read now
  * (a few KB) — the ONNX encoder and the tensors download later, with progress bars.
  */
-async function openModel(modelIn: string, weights: string | null, log: (s: string) => void): Promise<{
-  model: string; hub: boolean; source: ModelSource; assets: WhisperAssets; plan: DecoderFetchPlan | null;
+async function openModel(
+  modelIn: string,
+  weights: string | null,
+  log: (s: string) => void,
+): Promise<{
+  model: string;
+  hub: boolean;
+  source: ModelSource;
+  assets: WhisperAssets;
+  plan: DecoderFetchPlan | null;
 }> {
   const hub = !existsSync(modelIn) && isHubRepoId(modelIn);
   const model = hub ? modelIn : resolve(modelIn);
@@ -337,10 +440,14 @@ async function openModel(modelIn: string, weights: string | null, log: (s: strin
   }
   if (!hub) {
     if (!existsSync(model)) {
-      throw new TrainUsageError(`--model ${model}: no such folder (run "npm run setup" for the default model, or give a Hub repo id such as onnx-community/whisper-base)`);
+      throw new TrainUsageError(
+        `--model ${model}: no such folder (run "npm run setup" for the default model, or give a Hub repo id such as onnx-community/whisper-base)`,
+      );
     }
     if (!weights && !existsSync(join(model, 'model.safetensors'))) {
-      throw new TrainUsageError(`--model ${model}: no model.safetensors (the WGSL engine reads the weights from it; tools/prepare_model.py writes it) — or name them with --weights <repo id|path to model.safetensors>`);
+      throw new TrainUsageError(
+        `--model ${model}: no model.safetensors (the WGSL engine reads the weights from it; tools/prepare_model.py writes it) — or name them with --weights <repo id|path to model.safetensors>`,
+      );
     }
   }
   const source: ModelSource = hub ? new CachedHubSource(model, { cache: new NodeFsByteCache() }) : new FsModelSource(model);
@@ -354,15 +461,19 @@ async function openModel(modelIn: string, weights: string | null, log: (s: strin
   const assets = await loadWhisperAssets(source).catch((e) => fail(e, '--model'));
   let plan: DecoderFetchPlan | null = null;
   if (hub || weights || !assets.hasSafetensors) {
-    plan = await planDecoderFetch({ config: assets.config, model: source, modelId: hub ? model : null, weights }).catch((e) => fail(e, weights ? '--weights' : '--model'));
-    log(`decoder weights from ${plan.from}: ${formatMiB(plan.tensorBytes)} of ${plan.dtypes.join('/')} tensors, ${formatMiB(plan.fetchBytes)} to download`);
+    plan = await planDecoderFetch({ config: assets.config, model: source, modelId: hub ? model : null, weights }).catch((e) =>
+      fail(e, weights ? '--weights' : '--model'),
+    );
+    log(
+      `decoder weights from ${plan.from}: ${formatMiB(plan.tensorBytes)} of ${plan.dtypes.join('/')} tensors, ${formatMiB(plan.fetchBytes)} to download`,
+    );
   }
   return { model, hub, source, assets, plan };
 }
 
 /** Byte progress as a ProgressBar in MiB (one decimal). */
 function mibBar(total: number, label: string) {
-  const m = (b: number) => Math.round(b / 2 ** 20 * 10) / 10;
+  const m = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
   const bar = new ProgressBar(m(total), `${label} (MiB)`);
   let last = -1;
   return (loaded: number, note = '') => {
@@ -427,14 +538,22 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
     if (plan) {
       const bar = mibBar(plan.tensorBytes, `decoder weights ← ${plan.from}`);
       st = await loadDecoderWeights({
-        config: assets.config, model: source, modelId: hub ? model : null, weights: weightsArg, cache: new NodeFsByteCache(),
+        config: assets.config,
+        model: source,
+        modelId: hub ? model : null,
+        weights: weightsArg,
+        cache: new NodeFsByteCache(),
         onProgress: (p) => bar(p.loaded, p.etaS !== null && p.rate > 0 ? `${formatMiB(p.rate)}/s` : ''),
       });
     }
     let weights = uploadDecoderWeights(rt, st!, assets.config.decoder_attention_heads);
     let cache = new EncoderKvCache(rt, weights);
     let encBar: ((loaded: number) => void) | null = null;
-    let encoder = await WhisperEncoder.create(assets, 'wasm', hub ? (loaded, total) => (encBar ??= mibBar(total ?? loaded, `${assets.encoderFile} ← ${source.label}`))(loaded) : undefined);
+    let encoder = await WhisperEncoder.create(
+      assets,
+      'wasm',
+      hub ? (loaded, total) => (encBar ??= mibBar(total ?? loaded, `${assets.encoderFile} ← ${source.label}`))(loaded) : undefined,
+    );
     const mel = new LogMelExtractor(assets.preprocessor);
     type Opened = Awaited<ReturnType<typeof openDataset>>;
     const prepare = async ({ root, ds, files }: Opened, limit: number | undefined, label: string): Promise<PreparedUtterance[]> => {
@@ -442,15 +561,21 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
       const rows = ds.rows.slice(0, limit);
       const bar = new ProgressBar(rows.length, `prepare ${label} (encoder + cross K/V)`);
       const r = await prepareUtterances(rows, {
-        assets, cache, language,
+        assets,
+        cache,
+        language,
         // Through the dataset's reader: links out of the folder and pipes are refused at read time too.
         // Clips over Whisper's window are refused from the header, before they are decoded.
-        readAudio: async (row) => loadAudio16k(await files.readBytes(row.audio), join(root, row.audio), { maxSeconds: WHISPER_WINDOW_SECONDS }),
+        readAudio: async (row) =>
+          loadAudio16k(await files.readBytes(row.audio), join(root, row.audio), { maxSeconds: WHISPER_WINDOW_SECONDS }),
         encode: async (samples) => (await encoder.encode(await mel.compute(samples))).data,
         onProgress: (d) => bar.update(d),
       });
       if (!rows.length) bar.update(0);
-      for (const e of r.errors) log(`warning: ${join(root, ds.manifest)}: row "${e.id}"${e.audio ? ` (${join(root, e.audio)})` : ''} skipped (${label}): ${e.message}`);
+      for (const e of r.errors)
+        log(
+          `warning: ${join(root, ds.manifest)}: row "${e.id}"${e.audio ? ` (${join(root, e.audio)})` : ''} skipped (${label}): ${e.message}`,
+        );
       return r.utterances;
     };
     const prepareAll = async () => {
@@ -472,35 +597,51 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
       }
       const devUtts: PreparedUtterance[] = [];
       for (const e of devs) devUtts.push(...(await prepare(e, e.cfg.limit, `dev ${e.cfg.name ?? (basename(e.root) || e.root)}`)));
-      if (devs.length && !devUtts.length) throw new TrainUsageError(`--dev ${devs.map((d) => d.root).join(', ')}: no usable utterances (see the warnings above)`);
+      if (devs.length && !devUtts.length)
+        throw new TrainUsageError(`--dev ${devs.map((d) => d.root).join(', ')}: no usable utterances (see the warnings above)`);
       await encoder.release();
       return { trainUtts, evalData, devUtts, trainSets };
     };
     const { trainUtts, evalData, devUtts, trainSets } = await prepareAll();
 
     const records: (TrainRecord | EvalRecord | DevRecord)[] = [];
-    const makeTrainer = (d: Awaited<ReturnType<typeof prepareAll>>) => Trainer.create({ rt, weights, cache, assets }, cfg, { train: d.trainUtts, eval: d.evalData, dev: d.devUtts, trainSets: d.trainSets }, {
-      onRecord: (rec) => {
-        ensureOut();
-        records.push(rec);
-        appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
-      },
-    }, { baseModel: model, label: 'train' });
+    const makeTrainer = (d: Awaited<ReturnType<typeof prepareAll>>) =>
+      Trainer.create(
+        { rt, weights, cache, assets },
+        cfg,
+        { train: d.trainUtts, eval: d.evalData, dev: d.devUtts, trainSets: d.trainSets },
+        {
+          onRecord: (rec) => {
+            ensureOut();
+            records.push(rec);
+            appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
+          },
+        },
+        { baseModel: model, label: 'train' },
+      );
     let trainer = await makeTrainer({ trainUtts, evalData, devUtts, trainSets });
     ensureOut();
-    log(`${cfg.method}${cfg.method === 'blora' ? ` (ρ_B init ${trainer.plan.config.rhoBInit}${trainer.plan.config.freezeRho ? ', ρ frozen' : ''}${trainer.plan.config.klLogEps ? `, KL log(σ + ${trainer.plan.config.klLogEps})` : ''})` : ''} ${cfg.adapter.targets.join(',')} r=${cfg.adapter.r}: ${trainer.plan.size} adapter values; ${trainUtts.length} training utterances, B=${cfg.optim.batchSize} × S=${trainer.S} tokens, ${cfg.optim.gradAccum} micro-batch(es) per step`);
+    log(
+      `${cfg.method}${cfg.method === 'blora' ? ` (ρ_B init ${trainer.plan.config.rhoBInit}${trainer.plan.config.freezeRho ? ', ρ frozen' : ''}${trainer.plan.config.klLogEps ? `, KL log(σ + ${trainer.plan.config.klLogEps})` : ''})` : ''} ${cfg.adapter.targets.join(',')} r=${cfg.adapter.r}: ${trainer.plan.size} adapter values; ${trainUtts.length} training utterances, B=${cfg.optim.batchSize} × S=${trainer.S} tokens, ${cfg.optim.gradAccum} micro-batch(es) per step`,
+    );
     const evaluate = async () => {
       const recs = await trainer.evaluate();
       for (const [set, ts] of Object.entries(trainer.lastTranscripts)) {
         for (const t of ts) appendFileSync(transcriptsPath, JSON.stringify({ step: trainer.step, set, ...t }) + '\n');
       }
-      for (const r of recs) log(`eval step ${r.step} ${r.set} (${r.role}): WER ${(r.wer * 100).toFixed(1)} %, CER ${((r.cer ?? 0) * 100).toFixed(1)} % over ${r.utterances} utterances`);
+      for (const r of recs)
+        log(
+          `eval step ${r.step} ${r.set} (${r.role}): WER ${(r.wer * 100).toFixed(1)} %, CER ${((r.cer ?? 0) * 100).toFixed(1)} % over ${r.utterances} utterances`,
+        );
       return recs;
     };
     const before = await evaluate();
     const devEval = async () => {
       const d = await trainer.devLoss();
-      if (d) log(`dev step ${d.step}: CE ${d.ce.toFixed(4)} over ${d.utterances} utterances (${d.tokens} tokens)${trainer.bestDev?.step === d.step ? ' — the lowest so far' : ''}`);
+      if (d)
+        log(
+          `dev step ${d.step}: CE ${d.ce.toFixed(4)} over ${d.utterances} utterances (${d.tokens} tokens)${trainer.bestDev?.step === d.step ? ' — the lowest so far' : ''}`,
+        );
     };
     const devDue = (step: number) => cfg.eval.devInterval > 0 && (step % cfg.eval.devInterval === 0 || step === cfg.optim.steps);
     if (cfg.eval.devInterval > 0) await devEval();
@@ -516,7 +657,10 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
         save: (ck) => checkpoints.save(ck),
         load: () => checkpoints.load(),
         afterStep: async (_t, r) => {
-          bar.update(r.step, `ce ${r.ce.toFixed(4)} kl ${r.kl.toExponential(2)} lr ${r.lr.toExponential(2)} |g| ${r.gradNorm.toFixed(3)} ${r.tokensPerSec.toFixed(1)} tok/s`);
+          bar.update(
+            r.step,
+            `ce ${r.ce.toFixed(4)} kl ${r.kl.toExponential(2)} lr ${r.lr.toExponential(2)} |g| ${r.gradNorm.toFixed(3)} ${r.tokensPerSec.toFixed(1)} tok/s`,
+          );
           if (devDue(r.step)) await devEval();
           if (cfg.eval.interval > 0 && r.step % cfg.eval.interval === 0 && r.step < cfg.optim.steps) {
             await evaluate();
@@ -555,7 +699,9 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
     // from a lost device restarts the search at its checkpoint: the best before it is not in the checkpoint.)
     const selectedStep = trainer.selectAdapter();
     if (selectedStep !== trainer.step) {
-      log(`selected the adapter of step ${selectedStep} (dev CE ${trainer.bestDev!.ce.toFixed(4)}, the lowest of the dev evaluations) over step ${trainer.step}'s`);
+      log(
+        `selected the adapter of step ${selectedStep} (dev CE ${trainer.bestDev!.ce.toFixed(4)}, the lowest of the dev evaluations) over step ${trainer.step}'s`,
+      );
       evaluatedAt = -1; // the last step's evaluation was of another adapter
     }
     const after = evaluatedAt === cfg.optim.steps ? [] : await evaluate();
@@ -566,7 +712,9 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
       writeFileSync(join(out, 'uncertainty.jsonl'), uncertainty.rows.map((x) => JSON.stringify(x)).join('\n') + '\n');
       for (const [role, u] of Object.entries(uncertainty.byRole)) {
         const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(3));
-        log(`uncertainty (${role}, ${u.utterances} utterances, ${u.wrong} with errors): AUROC disagreement ${f(u.aurocDisagreement)}, entropy ${f(u.aurocEntropy)}; token ECE ${f(u.ece)} over ${u.tokens} tokens`);
+        log(
+          `uncertainty (${role}, ${u.utterances} utterances, ${u.wrong} with errors): AUROC disagreement ${f(u.aurocDisagreement)}, entropy ${f(u.aurocEntropy)}; token ECE ${f(u.ece)} over ${u.tokens} tokens`,
+        );
       }
     }
     const { files } = await trainer.exportAdapter();
@@ -575,9 +723,13 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
     const sp = adapterSparsity(trainer.plan, theta);
     const spW = deltaWSparsity(trainer.plan, theta);
     const lastTrain = records.filter((r): r is TrainRecord => r.kind === 'train').at(-1)!;
-    const sets: Record<string, { role: string; utterances: number; werBefore: number; werAfter: number; cerBefore?: number; cerAfter?: number }> = {};
+    const sets: Record<
+      string,
+      { role: string; utterances: number; werBefore: number; werAfter: number; cerBefore?: number; cerAfter?: number }
+    > = {};
     for (const b of before) {
-      const aft = after.find((x) => x.set === b.set) ?? records.filter((x): x is EvalRecord => x.kind === 'eval' && x.set === b.set).at(-1)!;
+      const aft =
+        after.find((x) => x.set === b.set) ?? records.filter((x): x is EvalRecord => x.kind === 'eval' && x.set === b.set).at(-1)!;
       sets[b.set] = { role: b.role, utterances: b.utterances, werBefore: b.wer, werAfter: aft.wer, cerBefore: b.cer, cerAfter: aft.cer };
     }
     const base = Object.values(sets).filter((s) => s.role === 'base');
@@ -609,9 +761,12 @@ export async function trainCommand(opts: Opts, defaultModel: string): Promise<vo
     };
     writeFileSync(join(out, 'result.json'), JSON.stringify(result, null, 2) + '\n');
     console.log(`\n${cfg.name}: ${trainer.step} steps in ${trainer.elapsedS.toFixed(1)} s on ${adapterName}`);
-    for (const [n, s] of Object.entries(sets)) console.log(`  ${n} (${s.role}): WER ${(s.werBefore * 100).toFixed(1)} % → ${(s.werAfter * 100).toFixed(1)} %`);
+    for (const [n, s] of Object.entries(sets))
+      console.log(`  ${n} (${s.role}): WER ${(s.werBefore * 100).toFixed(1)} % → ${(s.werAfter * 100).toFixed(1)} %`);
     if (result.forgetting !== null) console.log(`  forgetting ${(result.forgetting * 100).toFixed(1)} points`);
-    console.log(`  sparsity |μ| < 1e-3: A ${(sp.a * 100).toFixed(1)} %, B ${(sp.b * 100).toFixed(1)} %, ΔW ${(spW * 100).toFixed(1)} %; KL ${lastTrain.kl.toExponential(3)}`);
+    console.log(
+      `  sparsity |μ| < 1e-3: A ${(sp.a * 100).toFixed(1)} %, B ${(sp.b * 100).toFixed(1)} %, ΔW ${(spW * 100).toFixed(1)} %; KL ${lastTrain.kl.toExponential(3)}`,
+    );
     console.log(`  wrote ${out}/{metrics.jsonl,transcripts.jsonl,experiment.json,result.json,adapter/}`);
     trainer.destroy();
     cache.destroy();

@@ -79,7 +79,12 @@ export const MAX_CLIP_SECONDS = 30;
 const MAX_LINE_CHARS = 1 << 20;
 const MAX_JSON_DEPTH = 32;
 
-const FORMAT_NAMES: Record<ManifestFormat, string> = { audiofolder: 'audiofolder', jsonl: 'JSONL', kaldi: 'Kaldi', commonvoice: 'Common Voice' };
+const FORMAT_NAMES: Record<ManifestFormat, string> = {
+  audiofolder: 'audiofolder',
+  jsonl: 'JSONL',
+  kaldi: 'Kaldi',
+  commonvoice: 'Common Voice',
+};
 /** Common Voice .tsv files that do not list clips to train on. */
 const CV_OTHER = /^(invalidated|reported|clip_durations|unvalidated_sentences|validated_sentences|times)\.tsv$/i;
 
@@ -121,9 +126,16 @@ export function detectManifest(paths: Iterable<string>): ManifestChoice | null {
   found.sort((a, b) => cmp(key(a), key(b)) || (a.p < b.p ? -1 : 1));
   const best = found[0];
   const ties = found.filter((c) => cmp(key(c), key(best)) === 0);
-  const list = (cs: typeof found) => cs.slice(0, 8).map((c) => plain(c.p, 120)).join(', ') + (cs.length > 8 ? `, … (${cs.length} in all)` : '');
+  const list = (cs: typeof found) =>
+    cs
+      .slice(0, 8)
+      .map((c) => plain(c.p, 120))
+      .join(', ') + (cs.length > 8 ? `, … (${cs.length} in all)` : '');
   if (ties.length > 1) {
-    throw new DatasetError('', `several equally likely manifests: ${list(ties)}; open the folder of one of them, or pass the manifest file itself`);
+    throw new DatasetError(
+      '',
+      `several equally likely manifests: ${list(ties)}; open the folder of one of them, or pass the manifest file itself`,
+    );
   }
   const format = TIERS[best.tier].format;
   const choice: ManifestChoice = { format, manifest: best.p };
@@ -140,7 +152,7 @@ export function detectManifest(paths: Iterable<string>): ManifestChoice | null {
             : "Common Voice's validated.tsv holds every validated clip (there is no train.tsv)";
     choice.warning = `read ${plain(best.p, 120)} as ${FORMAT_NAMES[format]} because ${why}; also found ${list(others)} (not read; pass a manifest file itself to read that one instead)`;
     if (format === 'commonvoice' && baseName(best.p) === 'train.tsv' && others.some((o) => baseName(o.p) === 'validated.tsv')) {
-      choice.warning += "; validated.tsv was not used because it also holds the dev and test clips";
+      choice.warning += '; validated.tsv was not used because it also holds the dev and test clips';
     }
   }
   return choice;
@@ -175,7 +187,10 @@ export async function readDataset(files: DatasetFiles): Promise<Dataset> {
   const refused = files.refused ?? new Map<string, string>();
   const found = detectManifest([...files.paths, ...refused.keys()]);
   if (!found) {
-    throw new DatasetError('', 'No dataset manifest found: expected metadata.csv (audiofolder), a .jsonl manifest, wav.scp + text (Kaldi) or a Common Voice .tsv');
+    throw new DatasetError(
+      '',
+      'No dataset manifest found: expected metadata.csv (audiofolder), a .jsonl manifest, wav.scp + text (Kaldi) or a Common Voice .tsv',
+    );
   }
   const { format, manifest } = found;
   const base = dirOf(manifest);
@@ -199,7 +214,9 @@ export async function readDataset(files: DatasetFiles): Promise<Dataset> {
         else byName.set(baseName(p), [p]);
       }
     }
-    const hit = (byName.get(baseName(raw.replace(/\\/g, '/'))) ?? []).find((p) => raw.replace(/\\/g, '/').endsWith(`/${p}`) || baseName(p) === baseName(raw));
+    const hit = (byName.get(baseName(raw.replace(/\\/g, '/'))) ?? []).find(
+      (p) => raw.replace(/\\/g, '/').endsWith(`/${p}`) || baseName(p) === baseName(raw),
+    );
     return hit ? ` (the dataset has ${plain(hit, 120)})` : '';
   };
   const seenAudio = new Map<string, number>();
@@ -233,13 +250,18 @@ export async function readDataset(files: DatasetFiles): Promise<Dataset> {
     if (c.duration !== undefined) {
       u.duration = c.duration;
       if (c.duration > MAX_CLIP_SECONDS) {
-        warnings.push({ file: manifest, line: c.line, message: `${q}: ${c.duration.toFixed(1)} s, longer than Whisper's ${MAX_CLIP_SECONDS}-s window: the model hears only the first ${MAX_CLIP_SECONDS} s (not usable for training)` });
+        warnings.push({
+          file: manifest,
+          line: c.line,
+          message: `${q}: ${c.duration.toFixed(1)} s, longer than Whisper's ${MAX_CLIP_SECONDS}-s window: the model hears only the first ${MAX_CLIP_SECONDS} s (not usable for training)`,
+        });
       }
     }
     if (c.extra) u.extra = c.extra;
     if (c.extra && ('word_langs' in c.extra || 'segments' in c.extra)) {
       const tags = wordLangsOf(c.extra, c.text);
-      if (typeof tags === 'string') warnings.push({ file: manifest, line: c.line, message: `${q}: ${tags}; no per-word language tags for this row` });
+      if (typeof tags === 'string')
+        warnings.push({ file: manifest, line: c.line, message: `${q}: ${tags}; no per-word language tags for this row` });
       else if (tags) u.wordLangs = tags;
     }
     rows.push(u);
@@ -248,14 +270,24 @@ export async function readDataset(files: DatasetFiles): Promise<Dataset> {
 
   if (format === 'audiofolder') {
     const { rows: csv, problems, gaveUp } = parseCsvRows(text);
-    if (gaveUp) throw new DatasetError(manifest, `more than ${problems.length - 1} malformed quoted fields (the first on line ${problems[0].line}): not a readable CSV file`);
+    if (gaveUp)
+      throw new DatasetError(
+        manifest,
+        `more than ${problems.length - 1} malformed quoted fields (the first on line ${problems[0].line}): not a readable CSV file`,
+      );
     if (!csv.length) throw noRows(problems.length ? `${problems[0].message} (line ${problems[0].line})` : 'the file is empty');
     const [headerRow, ...body] = csv;
     const header = headerRow.cells.map((h) => h.trim());
     const col = (...names: string[]) => names.map((n) => header.indexOf(n)).find((i) => i >= 0) ?? -1;
-    const fi = col('file_name'), ti = col('transcription', 'text', 'sentence'), li = col('language', 'locale');
+    const fi = col('file_name'),
+      ti = col('transcription', 'text', 'sentence'),
+      li = col('language', 'locale');
     if (fi < 0 || ti < 0) {
-      const has = header.slice(0, 12).map((h) => plain(h, 40)).join(', ') + (header.length > 12 ? `, … (${header.length} columns)` : '');
+      const has =
+        header
+          .slice(0, 12)
+          .map((h) => plain(h, 40))
+          .join(', ') + (header.length > 12 ? `, … (${header.length} columns)` : '');
       throw new DatasetError(manifest, `needs a file_name column and a transcription/text column (has: ${has})`);
     }
     if (!body.length && !problems.length) throw noRows('a header line but no data rows');
@@ -299,8 +331,10 @@ export async function readDataset(files: DatasetFiles): Promise<Dataset> {
       const rec = o as Record<string, unknown>;
       const a = rec.audio as unknown;
       // HF datasets write {"audio": {"path": …}}.
-      const nested = a && typeof a === 'object' && typeof (a as { path?: unknown }).path === 'string' ? (a as { path: string }).path : undefined;
-      const audio = [rec.audio_filepath, nested ?? rec.audio, rec.path, rec.file_name].find((v) => typeof v === 'string') as string | undefined;
+      const nested =
+        a && typeof a === 'object' && typeof (a as { path?: unknown }).path === 'string' ? (a as { path: string }).path : undefined;
+      const audio = [rec.audio_filepath, nested ?? rec.audio, rec.path, rec.file_name].find((v) => typeof v === 'string') as
+        string | undefined;
       if (audio === undefined) {
         err(line, 'no "audio_filepath" (a string)');
         continue;
@@ -325,18 +359,32 @@ export async function readDataset(files: DatasetFiles): Promise<Dataset> {
       const extra = Object.fromEntries(
         Object.entries(rec)
           .filter(([k]) => !KNOWN.has(k))
-          .map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v) ?? String(v)] as const),
+          .map(([k, v]) => [k, typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v))] as const),
       );
-      add({ line, audio, base, text: t, language: typeof rec.language === 'string' ? rec.language.trim() || undefined : undefined, duration, extra });
+      add({
+        line,
+        audio,
+        base,
+        text: t,
+        language: typeof rec.language === 'string' ? rec.language.trim() || undefined : undefined,
+        duration,
+        extra,
+      });
     }
   } else if (format === 'commonvoice') {
     const lines = splitLines(text).filter((l) => l.text.length);
     if (!lines.length) throw noRows('the file is empty');
     const [h, ...body] = lines;
     const header = h.text.split('\t').map((x) => x.trim());
-    const pi = header.indexOf('path'), si = header.indexOf('sentence'), li = header.indexOf('locale');
+    const pi = header.indexOf('path'),
+      si = header.indexOf('sentence'),
+      li = header.indexOf('locale');
     if (pi < 0 || si < 0) {
-      const has = header.slice(0, 12).map((x) => plain(x, 40)).join(', ') + (header.length > 12 ? `, … (${header.length} columns)` : '');
+      const has =
+        header
+          .slice(0, 12)
+          .map((x) => plain(x, 40))
+          .join(', ') + (header.length > 12 ? `, … (${header.length} columns)` : '');
       throw new DatasetError(manifest, `a Common Voice .tsv needs path and sentence columns (has: ${has})`);
     }
     if (!body.length) throw noRows('a header line but no data rows');
@@ -353,13 +401,23 @@ export async function readDataset(files: DatasetFiles): Promise<Dataset> {
         continue;
       }
       const ms = durations.get(r[pi]);
-      add({ line, audio: r[pi], base: `${base}clips/`, text: r[si], language: li >= 0 ? r[li].trim() || undefined : undefined, duration: ms === undefined ? undefined : ms / 1000 });
+      add({
+        line,
+        audio: r[pi],
+        base: `${base}clips/`,
+        text: r[si],
+        language: li >= 0 ? r[li].trim() || undefined : undefined,
+        duration: ms === undefined ? undefined : ms / 1000,
+      });
     }
   } else {
     const textFile = `${base}text`;
     if (!have.has(textFile) && !refused.has(textFile)) throw new DatasetError(manifest, 'Kaldi data needs a "text" file beside wav.scp');
     if (have.has(`${base}segments`)) {
-      throw new DatasetError(`${base}segments`, 'Kaldi segments (utterances cut out of longer recordings) are not supported: give one audio file per utterance in wav.scp');
+      throw new DatasetError(
+        `${base}segments`,
+        'Kaldi segments (utterances cut out of longer recordings) are not supported: give one audio file per utterance in wav.scp',
+      );
     }
     const transcripts = new Map<string, string>();
     const firstLine = new Map<string, number>();
@@ -433,10 +491,27 @@ function wordLangsOf(extra: Record<string, string>, text: string): string[] | st
   if (extra.segments?.trim().startsWith('[')) {
     try {
       const segs = JSON.parse(extra.segments) as unknown;
-      if (!Array.isArray(segs) || !segs.every((g) => Array.isArray(g) && g.length === 2 && typeof g[0] === 'string' && typeof g[1] === 'string')) return undefined;
+      if (
+        !Array.isArray(segs) ||
+        !segs.every((g) => Array.isArray(g) && g.length === 2 && typeof g[0] === 'string' && typeof g[1] === 'string')
+      )
+        return undefined;
       const pairs = segs as [string, string][];
-      if (pairs.map(([, t]) => t).join(' ').split(/\s+/).filter(Boolean).join(' ') !== text.split(/\s+/).filter(Boolean).join(' ')) return undefined;
-      return pairs.flatMap(([lang, t]) => t.split(/\s+/).filter(Boolean).map(() => lang));
+      if (
+        pairs
+          .map(([, t]) => t)
+          .join(' ')
+          .split(/\s+/)
+          .filter(Boolean)
+          .join(' ') !== text.split(/\s+/).filter(Boolean).join(' ')
+      )
+        return undefined;
+      return pairs.flatMap(([lang, t]) =>
+        t
+          .split(/\s+/)
+          .filter(Boolean)
+          .map(() => lang),
+      );
     } catch {
       return undefined;
     }
@@ -473,7 +548,9 @@ async function clipDurations(
  * Node: a directory as DatasetFiles. Only regular files inside it are listed and read (symbolic links
  * are followed only when they stay inside); the rest is in `refused` with the reason (see node-files.ts).
  */
-export async function directoryFiles(dir: string): Promise<DatasetFiles & { refused: ReadonlyMap<string, string>; readBytes(path: string): Promise<Uint8Array>; root: string }> {
+export async function directoryFiles(
+  dir: string,
+): Promise<DatasetFiles & { refused: ReadonlyMap<string, string>; readBytes(path: string): Promise<Uint8Array>; root: string }> {
   const { nodeDirectoryFiles } = await import('./node-files');
   return nodeDirectoryFiles(dir);
 }

@@ -83,7 +83,13 @@ export async function nodeDirectoryFiles(dir: string): Promise<NodeDatasetFiles>
         }
         const st = await fs.stat(real).catch(() => null);
         if (st?.isFile()) paths.push(rel);
-        else refused.set(rel, st?.isDirectory() ? 'a symbolic link to a folder (not followed)' : `a symbolic link to ${st ? kindOf(st) : 'something unreadable'}`);
+        else
+          refused.set(
+            rel,
+            st?.isDirectory()
+              ? 'a symbolic link to a folder (not followed)'
+              : `a symbolic link to ${st ? kindOf(st) : 'something unreadable'}`,
+          );
       } else {
         const st = await fs.lstat(full).catch(() => null);
         refused.set(rel, st ? kindOf(st) : 'not a regular file');
@@ -102,7 +108,10 @@ export async function nodeDirectoryFiles(dir: string): Promise<NodeDatasetFiles>
     try {
       real = await fs.realpath(join(root, p));
     } catch (e) {
-      throw new DatasetError(p, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `cannot open (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new DatasetError(
+        p,
+        (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `cannot open (${(e as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
     if (!inside(real)) throw new DatasetError(p, 'refused: it leads outside the dataset folder');
     const st = await fs.stat(real);
@@ -113,7 +122,8 @@ export async function nodeDirectoryFiles(dir: string): Promise<NodeDatasetFiles>
     const fh = await fs.open(real, constants.O_RDONLY | constants.O_NONBLOCK | (constants.O_NOFOLLOW ?? 0));
     try {
       const hst = await fh.stat();
-      if (!hst.isFile() || hst.ino !== st.ino || hst.dev !== st.dev) throw new DatasetError(p, 'refused: the file changed while it was being opened');
+      if (!hst.isFile() || hst.ino !== st.ino || hst.dev !== st.dev)
+        throw new DatasetError(p, 'refused: the file changed while it was being opened');
       // Read at most maxBytes + 1, whatever the size says (a file may grow while it is read).
       const buf = new Uint8Array(Math.min(hst.size, maxBytes) + 1);
       let n = 0;

@@ -17,7 +17,9 @@ export function resolveInDataset(base: string, raw: string): { path: string } | 
   if (!p) return { error: 'empty audio path' };
   if (/[\u0000-\u001f\u007f]/.test(p)) return { error: `${excerpt(p)}: control characters in the audio path` };
   if (ABSOLUTE.test(p)) {
-    return { error: `${excerpt(p)}: absolute paths are refused (only files inside the dataset folder are read); write it relative to the manifest's folder` };
+    return {
+      error: `${excerpt(p)}: absolute paths are refused (only files inside the dataset folder are read); write it relative to the manifest's folder`,
+    };
   }
   const parts = base.split('/').filter(Boolean);
   const depth0 = 0;

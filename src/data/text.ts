@@ -24,12 +24,14 @@ const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202
 /** `s` shortened to `max` characters and escaped, without quotes. */
 export function plain(s: string, max = 80): string {
   const cut = s.length > max ? `${s.slice(0, max)}…` : s;
-  return cut.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).replace(/[\ud800-\udfff]/g, (c, i, all: string) => {
-    // keep well-formed surrogate pairs, escape lone halves
-    const code = c.charCodeAt(0);
-    const pair = code < 0xdc00 ? /[\udc00-\udfff]/.test(all[i + 1] ?? '') : /[\ud800-\udbff]/.test(all[i - 1] ?? '');
-    return pair ? c : `\\u${code.toString(16)}`;
-  });
+  return cut
+    .replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    .replace(/[\ud800-\udfff]/g, (c, i, all: string) => {
+      // keep well-formed surrogate pairs, escape lone halves
+      const code = c.charCodeAt(0);
+      const pair = code < 0xdc00 ? /[\udc00-\udfff]/.test(all[i + 1] ?? '') : /[\ud800-\udbff]/.test(all[i - 1] ?? '');
+      return pair ? c : `\\u${code.toString(16)}`;
+    });
 }
 
 /** `s` as a short, escaped, double-quoted excerpt for a message: "clips/a.wav". */
@@ -49,9 +51,9 @@ function validUtf8Prefix(b: Uint8Array): number {
     }
     let need: number;
     let min: number;
-    if (c >= 0xc2 && c <= 0xdf) (need = 1), (min = 0x80);
-    else if (c >= 0xe0 && c <= 0xef) (need = 2), (min = 0x800);
-    else if (c >= 0xf0 && c <= 0xf4) (need = 3), (min = 0x10000);
+    if (c >= 0xc2 && c <= 0xdf) ((need = 1), (min = 0x80));
+    else if (c >= 0xe0 && c <= 0xef) ((need = 2), (min = 0x800));
+    else if (c >= 0xf0 && c <= 0xf4) ((need = 3), (min = 0x10000));
     else return i;
     let cp = c & (0x3f >> need);
     for (let k = 1; k <= need; k++) {
@@ -78,7 +80,11 @@ export function decodeManifest(bytes: Uint8Array, file: string): string {
   if (ok < bytes.length) {
     let line = 1;
     for (let i = 0; i < ok; i++) if (bytes[i] === 0x0a) line++;
-    throw new DatasetError(file, `not UTF-8 text: byte 0x${bytes[ok].toString(16).padStart(2, '0')} cannot start or continue a UTF-8 character; save the file as UTF-8`, line);
+    throw new DatasetError(
+      file,
+      `not UTF-8 text: byte 0x${bytes[ok].toString(16).padStart(2, '0')} cannot start or continue a UTF-8 character; save the file as UTF-8`,
+      line,
+    );
   }
   return checkText(new TextDecoder('utf-8').decode(bytes), file); // the decoder drops a leading BOM
 }
@@ -167,7 +173,9 @@ export function parseCsvRows(text: string): { rows: CsvRow[]; problems: CsvProbl
           // Text right after a closing quote means the quotes are not paired as the writer meant
           // (typically a stray quote earlier): reading on would merge lines into one field.
           if (next !== undefined && next !== ',' && next !== '\n' && next !== '\r') {
-            i = recover(`malformed quoted field: the quote that opens on line ${quoteLine} closes on line ${line} before other text (a quote inside a field must be doubled)`);
+            i = recover(
+              `malformed quoted field: the quote that opens on line ${quoteLine} closes on line ${line} before other text (a quote inside a field must be doubled)`,
+            );
             continue;
           }
         }

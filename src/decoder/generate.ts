@@ -44,7 +44,9 @@ export function languageToken(assets: WhisperAssets, language: string): number {
   const token = language.startsWith('<|') ? language : `<|${language.toLowerCase()}|>`;
   const id = map[token];
   if (id === undefined) {
-    const known = Object.keys(map).map((t) => t.slice(2, -2)).join(', ');
+    const known = Object.keys(map)
+      .map((t) => t.slice(2, -2))
+      .join(', ');
     throw new Error(`Language "${language}" is not one this model knows (${known || 'it is English-only'})`);
   }
   return id;
@@ -58,7 +60,9 @@ export function languageToken(assets: WhisperAssets, language: string): number {
 export function englishOnlyLanguage(language: string | null | undefined): 'en' {
   const code = language ? language.replace(/^<\||\|>$/g, '').toLowerCase() : 'en';
   if (code !== 'en') {
-    throw new Error(`Language "${language}" cannot be transcribed: this model is English-only (generation_config.json is_multilingual is false)`);
+    throw new Error(
+      `Language "${language}" cannot be transcribed: this model is English-only (generation_config.json is_multilingual is false)`,
+    );
   }
   return 'en';
 }
@@ -126,6 +130,8 @@ export async function generateGreedy(
   } finally {
     stepper.dispose();
   }
-  const text = assets.tokenizer.decode(tokens.filter((t) => t !== g.eos_token_id).length ? tokens : [g.eos_token_id], { skip_special_tokens: true }).trim();
+  const text = assets.tokenizer
+    .decode(tokens.filter((t) => t !== g.eos_token_id).length ? tokens : [g.eos_token_id], { skip_special_tokens: true })
+    .trim();
   return { prompt, tokens, text, language, truncated };
 }

@@ -30,7 +30,13 @@ export class OrtWhisperDecoder implements StepDecoder {
     if (decoder.kind === 'merged') {
       return new OrtWhisperDecoder(await load(decoder.merged), null, config.decoder_layers, config.decoder_attention_heads, backend);
     }
-    return new OrtWhisperDecoder(await load(decoder.first), await load(decoder.withPast), config.decoder_layers, config.decoder_attention_heads, backend);
+    return new OrtWhisperDecoder(
+      await load(decoder.first),
+      await load(decoder.withPast),
+      config.decoder_layers,
+      config.decoder_attention_heads,
+      backend,
+    );
   }
 
   async begin(encoder: EncoderOutput): Promise<DecoderStepper> {

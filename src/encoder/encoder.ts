@@ -14,7 +14,10 @@ export interface EncoderOutput {
 }
 
 export class WhisperEncoder {
-  private constructor(private session: ort.InferenceSession, readonly backend: OrtBackend) {}
+  private constructor(
+    private session: ort.InferenceSession,
+    readonly backend: OrtBackend,
+  ) {}
 
   static async create(assets: WhisperAssets, backend: OrtBackend, onProgress?: Progress): Promise<WhisperEncoder> {
     const { bytes, externalData } = await readOnnx(assets.source, assets.encoderFile, onProgress);
@@ -40,7 +43,8 @@ export class WhisperEncoder {
 /** FNV-1a over the samples' bytes plus the length: the cache key of an utterance's audio. */
 export function utteranceKey(samples: Float32Array): string {
   const bytes = new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength);
-  let h1 = 0x811c9dc5, h2 = 0x01000193 ^ bytes.length;
+  let h1 = 0x811c9dc5,
+    h2 = 0x01000193 ^ bytes.length;
   for (let i = 0; i < bytes.length; i++) {
     h1 = Math.imul(h1 ^ bytes[i], 0x01000193);
     h2 = Math.imul(h2 ^ bytes[i], 0x5bd1e995) ^ (h2 >>> 15);

@@ -20,13 +20,22 @@ import TABLE from './adapter-targets.json';
 
 /** The literal names, for the type; their order and shapes come from adapter-targets.json (checked below). */
 export const ADAPTER_TARGETS = [
-  'self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.out_proj',
-  'encoder_attn.q_proj', 'encoder_attn.k_proj', 'encoder_attn.v_proj', 'encoder_attn.out_proj',
-  'fc1', 'fc2',
+  'self_attn.q_proj',
+  'self_attn.k_proj',
+  'self_attn.v_proj',
+  'self_attn.out_proj',
+  'encoder_attn.q_proj',
+  'encoder_attn.k_proj',
+  'encoder_attn.v_proj',
+  'encoder_attn.out_proj',
+  'fc1',
+  'fc2',
 ] as const;
 export type AdapterTarget = (typeof ADAPTER_TARGETS)[number];
 if (TABLE.targets.map((t) => t.name).join() !== ADAPTER_TARGETS.join()) {
-  throw new Error(`src/engine/adapter-targets.json lists ${TABLE.targets.map((t) => t.name).join(', ')}; src/engine/adapters.ts knows ${ADAPTER_TARGETS.join(', ')}`);
+  throw new Error(
+    `src/engine/adapter-targets.json lists ${TABLE.targets.map((t) => t.name).join(', ')}; src/engine/adapters.ts knows ${ADAPTER_TARGETS.join(', ')}`,
+  );
 }
 export type BayesEstimator = 'flipout' | 'bbb' | 'lrt';
 
@@ -141,8 +150,17 @@ export function planAdapters(dims: WhisperDecoderDims, cfg: AdapterConfig): Adap
       if (rhoA >= 0) klFactors.push({ module: id, factor: 'A', n: nA, muOff: muA, rhoOff: rhoA });
       if (rhoB >= 0) klFactors.push({ module: id, factor: 'B', n: nB, muOff: muB, rhoOff: rhoB });
       modules.push({
-        id, layer, target, name: `model.decoder.layers.${layer}.${target}`, nIn, nOut, modeA, modeB,
-        off: { muA, rhoA, muB, rhoB }, base, size: p - base,
+        id,
+        layer,
+        target,
+        name: `model.decoder.layers.${layer}.${target}`,
+        nIn,
+        nOut,
+        modeA,
+        modeB,
+        off: { muA, rhoA, muB, rhoB },
+        base,
+        size: p - base,
       });
     }
   }
@@ -183,7 +201,8 @@ export function posteriorSample(plan: AdapterPlan, theta: Float32Array, seed: nu
   const rnd = mulberry32(seed);
   const gauss = () => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
   const softplus = (r: number) => (r < -20 ? Math.exp(r) : Math.max(r, 0) + Math.log1p(Math.exp(-Math.abs(r))));
-  for (const f of plan.klFactors) for (let i = 0; i < f.n; i++) out[f.muOff + i] = theta[f.muOff + i] + softplus(theta[f.rhoOff + i]) * gauss();
+  for (const f of plan.klFactors)
+    for (let i = 0; i < f.n; i++) out[f.muOff + i] = theta[f.muOff + i] + softplus(theta[f.rhoOff + i]) * gauss();
   return out;
 }
 

@@ -32,7 +32,10 @@ export class BatchingRuntime extends GpuRuntime {
   readonly profile = new Map<string, { ms: number; n: number }>();
   private lastDone = 0;
 
-  constructor(device: GPUDevice, readonly batchLabel = 'engine-batch') {
+  constructor(
+    device: GPUDevice,
+    readonly batchLabel = 'engine-batch',
+  ) {
     super(device);
   }
 
@@ -152,7 +155,12 @@ export async function prepareAdd(
   needElems(label, b.y, n, 'Y');
   const pipeline = await rt.pipeline(addKernel());
   const params = rt.uniform(`${label}:params`, new Uint32Array([n, 0, 0, 0]));
-  const bg = bindAt(rt, `${label}:bind`, pipeline, [[0, params], [1, b.a], [2, b.b], [3, b.y]]);
+  const bg = bindAt(rt, `${label}:bind`, pipeline, [
+    [0, params],
+    [1, b.a],
+    [2, b.b],
+    [3, b.y],
+  ]);
   const wg = grid1d(n, 256);
   return { run: () => rt.dispatch(label, pipeline, bg, wg), destroy: () => params.destroy() };
 }

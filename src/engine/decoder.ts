@@ -82,7 +82,11 @@ export class EncoderKvCache {
   /** element type of the cached K and V (= the weights' storage type) */
   readonly storage: StorageType;
 
-  constructor(rt: GpuRuntime, readonly weights: DecoderWeights, opts: { frames?: number; capacity?: number } = {}) {
+  constructor(
+    rt: GpuRuntime,
+    readonly weights: DecoderWeights,
+    opts: { frames?: number; capacity?: number } = {},
+  ) {
     this.rt = batching(rt);
     this.storage = weights.storage;
     this.frames = opts.frames ?? WHISPER_ENCODER_FRAMES;
@@ -133,7 +137,10 @@ export class EncoderKvCache {
     const calls: Call[] = [];
     for (let l = 0; l < L; l++) {
       const ca = this.weights.layers[l].crossAttn;
-      for (const [lin, out] of [[ca.k, k], [ca.v, v]] as const) {
+      for (const [lin, out] of [
+        [ca.k, k],
+        [ca.v, v],
+      ] as const) {
         const y = tagStorage(rt.storage(`${lin.name}[${key}] (E,C)`, E * C * STORAGE_BYTES[this.storage]), this.storage);
         out.push(y);
         const call = await prepareMatmulBias(rt, { M: E, N: C, K: C }, { x: enc, w: lin.w, bias: lin.b, y }, `${lin.name}[${key}]`);
@@ -242,15 +249,21 @@ interface LayerActs {
 }
 
 interface LayerCalls {
-  ln1: Call; ln2: Call; ln3: Call;
-  ln1B: Call; ln2B: Call; ln3B: Call;
+  ln1: Call;
+  ln2: Call;
+  ln3: Call;
+  ln1B: Call;
+  ln2B: Call;
+  ln3B: Call;
   mm: Record<'saq' | 'sak' | 'sav' | 'sao' | 'caq' | 'cao' | 'fc1' | 'fc2', Call>;
   lb: Record<'saq' | 'sak' | 'sav' | 'sao' | 'caq' | 'cao' | 'fc1' | 'fc2', Call>;
   attnS: AttentionCall;
   attnC: AttentionCall;
   gelu: Call;
   geluB: Call;
-  add1: Call; add2: Call; add3: Call;
+  add1: Call;
+  add2: Call;
+  add3: Call;
   /** training adapters and posterior-mean (eval) adapters by target */
   ad: Partial<Record<AdapterTarget, LoraAdapterCall>>;
   adEval: Partial<Record<AdapterTarget, LoraAdapterCall>>;
@@ -354,7 +367,11 @@ export class WhisperDecoderEngine {
     // ---- batch inputs
     this.tokens = this.buf('tokens (T,) u32', T);
     const positions = this.buf('positions (T,) u32', T);
-    rt.device.queue.writeBuffer(positions, 0, Uint32Array.from({ length: T }, (_, t) => t % S));
+    rt.device.queue.writeBuffer(
+      positions,
+      0,
+      Uint32Array.from({ length: T }, (_, t) => t % S),
+    );
     this.targets = this.buf('targets (T,) i32', T);
     this.keyMask = this.buf('self-attn key mask (B,S) u32', T);
     rt.device.queue.writeBuffer(this.keyMask, 0, new Uint32Array(T).fill(1));
@@ -397,12 +414,36 @@ export class WhisperDecoderEngine {
 
     // ---- embedding, final LN, logits + CE
     this.embedding = this.own(
-      await prepareEmbedding(rt, { T, C, V, NP }, { tokens: this.tokens, positions, E: weights.embedTokens, P: weights.embedPositions, x: this.acts[0]?.x ?? xL }, { label: `${this.label}.embedding` }),
+      await prepareEmbedding(
+        rt,
+        { T, C, V, NP },
+        { tokens: this.tokens, positions, E: weights.embedTokens, P: weights.embedPositions, x: this.acts[0]?.x ?? xL },
+        { label: `${this.label}.embedding` },
+      ),
     );
     const lnW = weights.layerNorm;
-    this.lnF = this.own(await prepareLayernormForward(rt, { T, C }, { x: xL, gamma: lnW.gamma, beta: lnW.beta, y: hF, mean: meanF, rstd: rstdF }, { label: `${this.label}.layer_norm` }));
-    this.lnFB = this.own(await prepareLayernormBackward(rt, { T, C }, { dy: dhF, x: xL, gamma: lnW.gamma, mean: meanF, rstd: rstdF, dx: dres }, { accumulate: false, label: `${this.label}.layer_norm.bwd` }));
-    this.ce = await prepareLogitsCe(rt, { T, C, V }, { h: hF, E: weights.embedTokens, targets: this.targets, dh: dhF }, { label: `${this.label}.logits_ce`, lossScale: 1 / this.gradAccum });
+    this.lnF = this.own(
+      await prepareLayernormForward(
+        rt,
+        { T, C },
+        { x: xL, gamma: lnW.gamma, beta: lnW.beta, y: hF, mean: meanF, rstd: rstdF },
+        { label: `${this.label}.layer_norm` },
+      ),
+    );
+    this.lnFB = this.own(
+      await prepareLayernormBackward(
+        rt,
+        { T, C },
+        { dy: dhF, x: xL, gamma: lnW.gamma, mean: meanF, rstd: rstdF, dx: dres },
+        { accumulate: false, label: `${this.label}.layer_norm.bwd` },
+      ),
+    );
+    this.ce = await prepareLogitsCe(
+      rt,
+      { T, C, V },
+      { h: hF, E: weights.embedTokens, targets: this.targets, dh: dhF },
+      { label: `${this.label}.logits_ce`, lossScale: 1 / this.gradAccum },
+    );
 
     // ---- layers
     const mods = new Map(plan.modules.map((m) => [`${m.layer}:${m.target}`, m]));
@@ -414,11 +455,22 @@ export class WhisperDecoderEngine {
       const mm = async (lin: LinearWeights, x: GPUBuffer, y: GPUBuffer, M: number) =>
         this.own(await prepareMatmulBias(rt, { M, N: lin.nOut, K: lin.nIn }, { x, w: lin.w, bias: lin.b, y }, `${p}:${lin.name}`));
       const lb = async (lin: LinearWeights, dy: GPUBuffer, dx: GPUBuffer, accumulate: boolean) =>
-        this.own(await prepareLinearBackward(rt, { M: T, N: lin.nOut, K: lin.nIn }, { dy, w: lin.w, dx }, { accumulate }, `${p}:${lin.name}.bwd`));
+        this.own(
+          await prepareLinearBackward(rt, { M: T, N: lin.nOut, K: lin.nIn }, { dy, w: lin.w, dx }, { accumulate }, `${p}:${lin.name}.bwd`),
+        );
       const lnf = async (ln: typeof w.selfAttnLn, x: GPUBuffer, y: GPUBuffer, mean: GPUBuffer, rstd: GPUBuffer) =>
-        this.own(await prepareLayernormForward(rt, { T, C }, { x, gamma: ln.gamma, beta: ln.beta, y, mean, rstd }, { label: `${p}:${ln.name}` }));
+        this.own(
+          await prepareLayernormForward(rt, { T, C }, { x, gamma: ln.gamma, beta: ln.beta, y, mean, rstd }, { label: `${p}:${ln.name}` }),
+        );
       const lnb = async (ln: typeof w.selfAttnLn, x: GPUBuffer, mean: GPUBuffer, rstd: GPUBuffer) =>
-        this.own(await prepareLayernormBackward(rt, { T, C }, { dy: dH, x, gamma: ln.gamma, mean, rstd, dx: dres }, { accumulate: true, label: `${p}:${ln.name}.bwd` }));
+        this.own(
+          await prepareLayernormBackward(
+            rt,
+            { T, C },
+            { dy: dH, x, gamma: ln.gamma, mean, rstd, dx: dres },
+            { accumulate: true, label: `${p}:${ln.name}.bwd` },
+          ),
+        );
       const add = async (x: GPUBuffer, y: GPUBuffer, out: GPUBuffer, what: string) =>
         this.own(await prepareAdd(rt, TC, { a: x, b: y, y: out }, `${p}:residual ${what}`));
 
@@ -442,13 +494,23 @@ export class WhisperDecoderEngine {
         if (!m) continue;
         const wr = wiring[target];
         const spec = {
-          T: wr.T, nIn: m.nIn, r: cfg.r, nOut: m.nOut, alpha: cfg.alpha, seed: cfg.seed, moduleId: m.id,
+          T: wr.T,
+          nIn: m.nIn,
+          r: cfg.r,
+          nOut: m.nOut,
+          alpha: cfg.alpha,
+          seed: cfg.seed,
+          moduleId: m.id,
           off: { muA: m.off.muA, rhoA: Math.max(0, m.off.rhoA), muB: m.off.muB, rhoB: Math.max(0, m.off.rhoB) },
           gradOff: { muA: m.off.muA, rhoA: Math.max(0, m.off.rhoA), muB: m.off.muB, rhoB: Math.max(0, m.off.rhoB) },
         };
         const bufs = { theta: this.theta, grads: this.grads, x: wr.x, y: wr.y, dy: wr.dy, dx: wr.dx };
-        ad[target] = this.own(await prepareLoraAdapter(rt, { ...spec, modeA: m.modeA, modeB: m.modeB, dropout: cfg.dropout }, bufs, `${p}:${m.name}.adapter`));
-        adEval[target] = this.own(await prepareLoraAdapter(rt, { ...spec, modeA: 'det', modeB: 'det', dropout: 0 }, bufs, `${p}:${m.name}.adapter(mean)`));
+        ad[target] = this.own(
+          await prepareLoraAdapter(rt, { ...spec, modeA: m.modeA, modeB: m.modeB, dropout: cfg.dropout }, bufs, `${p}:${m.name}.adapter`),
+        );
+        adEval[target] = this.own(
+          await prepareLoraAdapter(rt, { ...spec, modeA: 'det', modeB: 'det', dropout: 0 }, bufs, `${p}:${m.name}.adapter(mean)`),
+        );
       }
 
       const sa = w.selfAttn;
@@ -482,14 +544,16 @@ export class WhisperDecoderEngine {
         },
         attnS: this.own(
           await prepareAttention(
-            rt, { B, S, Skv: S, H, D, causal: true },
+            rt,
+            { B, S, Skv: S, H, D, causal: true },
             { q: a.q, k: a.k, v: a.v, mask: this.keyMask, o: a.o1, stats: a.st1, dO, dq: dQ, dk: dK, dv: dV },
             `${p}:self_attn.sdpa`,
           ),
         ),
         attnC: this.own(
           await prepareAttention(
-            rt, { B, S, Skv: E, H, D, causal: false },
+            rt,
+            { B, S, Skv: E, H, D, causal: false },
             { q: a.q2, k: a.kc, v: a.vc, mask: null, o: a.o2, stats: a.st2, dO, dq: dQ2, dk: dK2 ?? undefined, dv: dV2 ?? undefined },
             `${p}:encoder_attn.sdpa`,
           ),
@@ -512,7 +576,18 @@ export class WhisperDecoderEngine {
         const call = this.own(
           await prepareKl(
             rt,
-            { n: f.n, muOff: f.muOff, rhoOff: f.rhoOff, gradMuOff: f.muOff, gradRhoOff: f.rhoOff, slot, sigmaPrior: cfg.sigmaPrior, logEps: plan.config.klLogEps, beta: cfg.beta / this.gradAccum, writeGrads },
+            {
+              n: f.n,
+              muOff: f.muOff,
+              rhoOff: f.rhoOff,
+              gradMuOff: f.muOff,
+              gradRhoOff: f.rhoOff,
+              slot,
+              sigmaPrior: cfg.sigmaPrior,
+              logEps: plan.config.klLogEps,
+              beta: cfg.beta / this.gradAccum,
+              writeGrads,
+            },
             { theta: this.theta, grads: this.grads, klOut: this.klOut },
             `${this.label}:kl[${slot}]${writeGrads ? '' : '(value)'}`,
           ),
@@ -559,7 +634,8 @@ export class WhisperDecoderEngine {
     const { B, S } = this.shape;
     const T = this.T;
     const { V } = this.weights.dims;
-    if (batch.inputIds.length !== T || batch.labels.length !== T) throw new Error(`${this.label}: inputIds/labels must have B·S = ${T} values`);
+    if (batch.inputIds.length !== T || batch.labels.length !== T)
+      throw new Error(`${this.label}: inputIds/labels must have B·S = ${T} values`);
     if (batch.utterances.length !== B) throw new Error(`${this.label}: ${B} utterances needed`);
     for (const u of batch.utterances) this.cache.get(u);
     const ids = Uint32Array.from(batch.inputIds, (v) => {
@@ -620,7 +696,14 @@ export class WhisperDecoderEngine {
         this.rt.flush(); // its uniform may still be used by recorded work
         hit.call.destroy();
       }
-      const call = convertCall(this.rt, this.widenPipeline!, n, src, { buffer: dst, offset: b * n * 4, size: n * 4 }, `${this.label}:widen ${key}`);
+      const call = convertCall(
+        this.rt,
+        this.widenPipeline!,
+        n,
+        src,
+        { buffer: dst, offset: b * n * 4, size: n * 4 },
+        `${this.label}:widen ${key}`,
+      );
       hit = { src, call };
       this.widenCalls.set(key, hit);
     }
@@ -641,26 +724,34 @@ export class WhisperDecoderEngine {
       const adapt = (t: AdapterTarget) => ad[t]?.forward(step);
       // self-attention block
       c.ln1.run(); // h1 = LN1(x)
-      c.mm.saq.run(); adapt('self_attn.q_proj'); // q (T,C)
-      c.mm.sak.run(); adapt('self_attn.k_proj'); // k (T,C)
-      c.mm.sav.run(); adapt('self_attn.v_proj'); // v (T,C)
+      c.mm.saq.run();
+      adapt('self_attn.q_proj'); // q (T,C)
+      c.mm.sak.run();
+      adapt('self_attn.k_proj'); // k (T,C)
+      c.mm.sav.run();
+      adapt('self_attn.v_proj'); // v (T,C)
       c.attnS.forward(); // o1 (T,C), stats
-      c.mm.sao.run(); adapt('self_attn.out_proj'); // tmp (T,C)
+      c.mm.sao.run();
+      adapt('self_attn.out_proj'); // tmp (T,C)
       c.add1.run(); // x1 = x + tmp
       // cross-attention block
       c.ln2.run(); // h2 = LN2(x1)
-      c.mm.caq.run(); adapt('encoder_attn.q_proj'); // q2 (T,C)
+      c.mm.caq.run();
+      adapt('encoder_attn.q_proj'); // q2 (T,C)
       this.fillCross(l, !this.crossShared && l === 0); // K, V (B·E,C) of the batch from the cache (+ enc once)
       adapt('encoder_attn.k_proj');
       adapt('encoder_attn.v_proj');
       c.attnC.forward(); // o2 (T,C)
-      c.mm.cao.run(); adapt('encoder_attn.out_proj'); // tmp
+      c.mm.cao.run();
+      adapt('encoder_attn.out_proj'); // tmp
       c.add2.run(); // x2 = x1 + tmp
       // MLP block
       c.ln3.run(); // h3 = LN3(x2)
-      c.mm.fc1.run(); adapt('fc1'); // f1 (T,F)
+      c.mm.fc1.run();
+      adapt('fc1'); // f1 (T,F)
       c.gelu.run(); // g = GELU(f1)
-      c.mm.fc2.run(); adapt('fc2'); // tmp (T,C)
+      c.mm.fc2.run();
+      adapt('fc2'); // tmp (T,C)
       c.add3.run(); // x_{l+1} = x2 + tmp
     }
     this.lnF.run(); // hF = LN_f(x_L)
@@ -672,7 +763,8 @@ export class WhisperDecoderEngine {
 
   /** Backward of the last training forward (same step): adapter gradients accumulate into grads. */
   backward(step: number): void {
-    if (this.trainedForward !== step) throw new Error(`${this.label}: backward(${step}) needs forward(${step}) in training mode just before`);
+    if (this.trainedForward !== step)
+      throw new Error(`${this.label}: backward(${step}) needs forward(${step}) in training mode just before`);
     const has = (l: number, t: AdapterTarget) => this.layers[l].ad[t] !== undefined;
     // block b = 3l + {sa 0, ca 1, ffn 2}; work is needed down to the lowest adapted block
     let lowest = Infinity;

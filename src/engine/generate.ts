@@ -95,9 +95,22 @@ interface StepGraph {
   B: number;
   embedding: Call;
   layers: {
-    ln1: Call; q: Call; k: Call; v: Call; attn: AttentionCall; out: Call; add1: Call;
-    ln2: Call; cq: Call; cout: Call; add2: Call;
-    ln3: Call; fc1: Call; gelu: Call; fc2: Call; add3: Call;
+    ln1: Call;
+    q: Call;
+    k: Call;
+    v: Call;
+    attn: AttentionCall;
+    out: Call;
+    add1: Call;
+    ln2: Call;
+    cq: Call;
+    cout: Call;
+    add2: Call;
+    ln3: Call;
+    fc1: Call;
+    gelu: Call;
+    fc2: Call;
+    add3: Call;
   }[];
   lnF: Call;
   logits: Call;
@@ -128,7 +141,27 @@ export class WgslGreedyDecoder {
   private busy = false;
   // buffers
   private readonly bufs: Record<
-    'tokens' | 'positions' | 'mask' | 'x0' | 'x1' | 'x2' | 'tmp' | 'h' | 'q' | 'k' | 'v' | 'o' | 'f' | 'g' | 'mean' | 'rstd' | 'stats' | 'qRow' | 'oRow' | 'statsRow' | 'logits',
+    | 'tokens'
+    | 'positions'
+    | 'mask'
+    | 'x0'
+    | 'x1'
+    | 'x2'
+    | 'tmp'
+    | 'h'
+    | 'q'
+    | 'k'
+    | 'v'
+    | 'o'
+    | 'f'
+    | 'g'
+    | 'mean'
+    | 'rstd'
+    | 'stats'
+    | 'qRow'
+    | 'oRow'
+    | 'statsRow'
+    | 'logits',
     GPUBuffer
   >;
   private readonly kc: GPUBuffer[] = [];
@@ -144,8 +177,10 @@ export class WgslGreedyDecoder {
     this.label = opts.label ?? 'greedy';
     this.maxBatch = opts.maxBatch ?? 8;
     this.maxNewTokens = opts.maxNewTokens ?? 128;
-    if (!(Number.isInteger(this.maxBatch) && this.maxBatch >= 1)) throw new Error(`${this.label}: maxBatch must be an integer ≥ 1 (got ${this.maxBatch})`);
-    if (!(Number.isInteger(this.maxNewTokens) && this.maxNewTokens >= 1)) throw new Error(`${this.label}: maxNewTokens must be an integer ≥ 1 (got ${this.maxNewTokens})`);
+    if (!(Number.isInteger(this.maxBatch) && this.maxBatch >= 1))
+      throw new Error(`${this.label}: maxBatch must be an integer ≥ 1 (got ${this.maxBatch})`);
+    if (!(Number.isInteger(this.maxNewTokens) && this.maxNewTokens >= 1))
+      throw new Error(`${this.label}: maxNewTokens must be an integer ≥ 1 (got ${this.maxNewTokens})`);
     const { C, H, F, L, V, NP } = weights.dims;
     const g = assets.generation;
     this.promptLen = g.is_multilingual ? 4 : 2;
@@ -202,7 +237,13 @@ export class WgslGreedyDecoder {
     for (const part of emb.parts) {
       for (let r = 0; r < part.rows; r += R) {
         const rows = Math.min(R, part.rows - r);
-        this.tiles.push({ v0: part.r0 + r, rows, offsetBytes: r * rowBytes, sizeBytes: Math.ceil((rows * rowBytes) / 4) * 4, buffer: part.buffer });
+        this.tiles.push({
+          v0: part.r0 + r,
+          rows,
+          offsetBytes: r * rowBytes,
+          sizeBytes: Math.ceil((rows * rowBytes) / 4) * 4,
+          buffer: part.buffer,
+        });
       }
     }
   }
@@ -271,13 +312,16 @@ export class WgslGreedyDecoder {
     this.crossAdapted.clear();
     const keep = new Set<string>();
     if (plan) {
-      if (!theta || theta.length !== plan.size) throw new Error(`${this.label}: theta has ${theta?.length ?? 'no'} values, the adapter plan ${plan.size}`);
+      if (!theta || theta.length !== plan.size)
+        throw new Error(`${this.label}: theta has ${theta?.length ?? 'no'} values, the adapter plan ${plan.size}`);
       const r = plan.config.r;
       const s = plan.config.alpha / r;
       for (const m of plan.modules) {
         const lin = this.linear(m.layer, m.target);
         if (lin.name !== m.name || lin.nIn !== m.nIn || lin.nOut !== m.nOut) {
-          throw new Error(`${this.label}: adapter module ${m.name} (${m.nOut}×${m.nIn}) does not match the weights (${lin.name} ${lin.nOut}×${lin.nIn})`);
+          throw new Error(
+            `${this.label}: adapter module ${m.name} (${m.nOut}×${m.nIn}) does not match the weights (${lin.name} ${lin.nOut}×${lin.nIn})`,
+          );
         }
         const t = moduleTensors(plan, m, theta);
         const A = t.find((x) => x.key === 'A' || x.key === 'muA')!.data; // μ_A (r, nIn)
@@ -326,11 +370,24 @@ export class WgslGreedyDecoder {
     const mm = async (lin: LinearWeights, x: GPUBuffer, y: GPUBuffer) =>
       own(await prepareLinearRows(rt, { M: B, N: lin.nOut, K: lin.nIn }, { x, w: this.w(lin), bias: lin.b, y }, `${p}:${lin.name}`));
     const ln = async (w: { name: string; gamma: GPUBuffer; beta: GPUBuffer }, x: GPUBuffer, y: GPUBuffer) =>
-      own(await prepareLayernormForward(rt, { T: B, C }, { x, gamma: w.gamma, beta: w.beta, y, mean: bufs.mean, rstd: bufs.rstd }, { label: `${p}:${w.name}` }));
-    const add = async (a: GPUBuffer, b: GPUBuffer, y: GPUBuffer, what: string) => own(await prepareAdd(rt, B * C, { a, b, y }, `${p}:L residual ${what}`));
+      own(
+        await prepareLayernormForward(
+          rt,
+          { T: B, C },
+          { x, gamma: w.gamma, beta: w.beta, y, mean: bufs.mean, rstd: bufs.rstd },
+          { label: `${p}:${w.name}` },
+        ),
+      );
+    const add = async (a: GPUBuffer, b: GPUBuffer, y: GPUBuffer, what: string) =>
+      own(await prepareAdd(rt, B * C, { a, b, y }, `${p}:L residual ${what}`));
 
     const embedding = own(
-      await prepareEmbedding(rt, { T: B, C, V, NP }, { tokens: bufs.tokens, positions: bufs.positions, E: weights.embedTokens, P: weights.embedPositions, x: bufs.x0 }, { label: `${p}:embedding` }),
+      await prepareEmbedding(
+        rt,
+        { T: B, C, V, NP },
+        { tokens: bufs.tokens, positions: bufs.positions, E: weights.embedTokens, P: weights.embedPositions, x: bufs.x0 },
+        { label: `${p}:embedding` },
+      ),
     );
     const layers: StepGraph['layers'] = [];
     for (const [l, w] of weights.layers.entries()) {
@@ -396,7 +453,9 @@ export class WgslGreedyDecoder {
     this.busy = true;
     this.stats = { steps: 0, stepMs: 0, byBatch: {} };
     try {
-      for (const r of reqs) if (!this.cache.has(r.utterance)) throw new Error(`${this.label}: utterance '${r.utterance}' is not in the EncoderKvCache (add it first)`);
+      for (const r of reqs)
+        if (!this.cache.has(r.utterance))
+          throw new Error(`${this.label}: utterance '${r.utterance}' is not in the EncoderKvCache (add it first)`);
       const out: GenerateResult[] = [];
       onProgress?.(0, reqs.length);
       for (let i = 0; i < reqs.length; i += this.maxBatch) {
@@ -464,10 +523,18 @@ export class WgslGreedyDecoder {
             if (!y) {
               // same element type as the cache (attention reads K and V as one type)
               const st = bufferStorage(e.k[l]);
-              y = tagStorage(rt.storage(`${this.label}:row ${b} L${l}.cross ${which.toUpperCase()} (E,C) merged`, E * C * STORAGE_BYTES[st]), st);
+              y = tagStorage(
+                rt.storage(`${this.label}:row ${b} L${l}.cross ${which.toUpperCase()} (E,C) merged`, E * C * STORAGE_BYTES[st]),
+                st,
+              );
               this.crossAdapted.set(key, y);
             }
-            const call = await prepareMatmulBias(rt, { M: E, N: C, K: C }, { x: e.enc, w: m, bias: lin.b, y }, `${this.label}:row ${b} ${lin.name}(merged)`);
+            const call = await prepareMatmulBias(
+              rt,
+              { M: E, N: C, K: C },
+              { x: e.enc, w: m, bias: lin.b, y },
+              `${this.label}:row ${b} ${lin.name}(merged)`,
+            );
             prepared.push(call);
             call.run();
             kv[which] = y;
@@ -597,7 +664,15 @@ export class WgslGreedyDecoder {
         const text = assets.tokenizer
           .decode(toks.filter((t) => t !== g.eos_token_id).length ? toks : [g.eos_token_id], { skip_special_tokens: true })
           .trim();
-        return { prompt: prompts[b], tokens: toks, text, language: languages[b], truncated, tokenProbs: probs[b], tokenEntropy: entropy[b] };
+        return {
+          prompt: prompts[b],
+          tokens: toks,
+          text,
+          language: languages[b],
+          truncated,
+          tokenProbs: probs[b],
+          tokenEntropy: entropy[b],
+        };
       });
     } finally {
       rt.flush();

@@ -38,8 +38,28 @@ export interface BufferSpec<K extends string = string> {
 }
 
 export type LayerActKey =
-  | 'x' | 'h1' | 'mean1' | 'rstd1' | 'q' | 'k' | 'v' | 'o1' | 'st1' | 'x1'
-  | 'h2' | 'mean2' | 'rstd2' | 'q2' | 'o2' | 'st2' | 'x2' | 'h3' | 'mean3' | 'rstd3' | 'f1' | 'g';
+  | 'x'
+  | 'h1'
+  | 'mean1'
+  | 'rstd1'
+  | 'q'
+  | 'k'
+  | 'v'
+  | 'o1'
+  | 'st1'
+  | 'x1'
+  | 'h2'
+  | 'mean2'
+  | 'rstd2'
+  | 'q2'
+  | 'o2'
+  | 'st2'
+  | 'x2'
+  | 'h3'
+  | 'mean3'
+  | 'rstd3'
+  | 'f1'
+  | 'g';
 
 /** Saved activations of ONE decoder layer, T = B·S rows (decoder.ts allocates these per layer). */
 export function layerActivationSpecs(d: { C: number; H: number; F: number }, B: number, S: number): BufferSpec<LayerActKey>[] {
@@ -49,15 +69,27 @@ export function layerActivationSpecs(d: { C: number; H: number; F: number }, B: 
   const s = (key: LayerActKey, label: string, elems: number): BufferSpec<LayerActKey> => ({ key, label, elems });
   return [
     s('x', 'x (T,C)', TC),
-    s('h1', 'h1 (T,C)', TC), s('mean1', 'mean1 (T,)', T), s('rstd1', 'rstd1 (T,)', T),
-    s('q', 'q (T,C)', TC), s('k', 'k (T,C)', TC), s('v', 'v (T,C)', TC),
-    s('o1', 'o1 (T,C)', TC), s('st1', 'stats1 (B,H,S,2)', st),
+    s('h1', 'h1 (T,C)', TC),
+    s('mean1', 'mean1 (T,)', T),
+    s('rstd1', 'rstd1 (T,)', T),
+    s('q', 'q (T,C)', TC),
+    s('k', 'k (T,C)', TC),
+    s('v', 'v (T,C)', TC),
+    s('o1', 'o1 (T,C)', TC),
+    s('st1', 'stats1 (B,H,S,2)', st),
     s('x1', 'x1 (T,C)', TC),
-    s('h2', 'h2 (T,C)', TC), s('mean2', 'mean2 (T,)', T), s('rstd2', 'rstd2 (T,)', T),
-    s('q2', 'q2 (T,C)', TC), s('o2', 'o2 (T,C)', TC), s('st2', 'stats2 (B,H,S,2)', st),
+    s('h2', 'h2 (T,C)', TC),
+    s('mean2', 'mean2 (T,)', T),
+    s('rstd2', 'rstd2 (T,)', T),
+    s('q2', 'q2 (T,C)', TC),
+    s('o2', 'o2 (T,C)', TC),
+    s('st2', 'stats2 (B,H,S,2)', st),
     s('x2', 'x2 (T,C)', TC),
-    s('h3', 'h3 (T,C)', TC), s('mean3', 'mean3 (T,)', T), s('rstd3', 'rstd3 (T,)', T),
-    s('f1', 'f1 (T,F)', T * d.F), s('g', 'g (T,F)', T * d.F),
+    s('h3', 'h3 (T,C)', TC),
+    s('mean3', 'mean3 (T,)', T),
+    s('rstd3', 'rstd3 (T,)', T),
+    s('f1', 'f1 (T,F)', T * d.F),
+    s('g', 'g (T,F)', T * d.F),
   ];
 }
 
@@ -68,9 +100,16 @@ export function activationGradSpecs(d: { C: number; F: number }, T: number): Buf
   const TC = T * d.C;
   const s = (key: ActGradKey, label: string, elems: number): BufferSpec<ActGradKey> => ({ key, label, elems });
   return [
-    s('dres', 'd residual (T,C)', TC), s('dH', 'dH (T,C) LN output grad', TC),
-    s('dQ', 'dQ (T,C)', TC), s('dK', 'dK (T,C)', TC), s('dV', 'dV (T,C)', TC), s('dO', 'dO (T,C)', TC),
-    s('dQ2', 'dQ2 (T,C)', TC), s('dF', 'dF (T,F)', T * d.F), s('dG', 'dG (T,F)', T * d.F), s('dhF', 'dhF (T,C)', TC),
+    s('dres', 'd residual (T,C)', TC),
+    s('dH', 'dH (T,C) LN output grad', TC),
+    s('dQ', 'dQ (T,C)', TC),
+    s('dK', 'dK (T,C)', TC),
+    s('dV', 'dV (T,C)', TC),
+    s('dO', 'dO (T,C)', TC),
+    s('dQ2', 'dQ2 (T,C)', TC),
+    s('dF', 'dF (T,F)', T * d.F),
+    s('dG', 'dG (T,F)', T * d.F),
+    s('dhF', 'dhF (T,C)', TC),
   ];
 }
 
@@ -257,7 +296,9 @@ function planOnce(inp: MemoryPlanInput): Omit<MemoryPlan, 'fits' | 'problems' | 
     weightsBytes += bytes;
     // E is uploaded in row parts of at most one buffer and one binding (vocab_tiles.ts uploadRowSplit)
     const embed = w.key.startsWith('embed_tokens');
-    const part = embed ? Math.min(bytes, pad(rowSplitRows(C, sb, Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize)) * C * sb)) : bytes;
+    const part = embed
+      ? Math.min(bytes, pad(rowSplitRows(C, sb, Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize)) * C * sb))
+      : bytes;
     big.push({ label: embed && part < bytes ? `${w.label} row part` : w.label, bytes: part, tiled: embed });
   }
   const kvBytesPerUtterance = kvCacheBytesPerUtterance(dims, E, inp.storage);
@@ -296,10 +337,17 @@ function planOnce(inp: MemoryPlanInput): Omit<MemoryPlan, 'fits' | 'problems' | 
   const activationBytes = acts + crossBatchBytes + adapterScratch;
 
   // vocabulary tiles (logits_ce: the same layout function the kernel uses)
-  const tileLim: VocabTileLimits = { maxBindingBytes: limits.maxStorageBufferBindingSize, offsetAlignment: limits.minStorageBufferOffsetAlignment, elemBytes: sb };
+  const tileLim: VocabTileLimits = {
+    maxBindingBytes: limits.maxStorageBufferBindingSize,
+    offsetAlignment: limits.minStorageBufferOffsetAlignment,
+    elemBytes: sb,
+  };
   const ce = logitsCeLayout({ T, C, V }, tileLim);
   const vocabTileBytes = f32(ce.scratchElems) + f32(ce.partialElems) + 7 * f32(T); // + running (T,3), argmax, rowLoss, lse2 (T,2)
-  big.push({ label: 'logits tile scratch (T,R)', bytes: f32(ce.scratchElems) }, { label: 'dh partials (S,T,C)', bytes: f32(ce.partialElems) });
+  big.push(
+    { label: 'logits tile scratch (T,R)', bytes: f32(ce.scratchElems) },
+    { label: 'dh partials (S,T,C)', bytes: f32(ce.partialElems) },
+  );
 
   // staging: the largest readback (theta / m / v at a checkpoint, one at a time) + kernel params
   const stagingBytes = f32(P) + L * KERNEL_BYTES_PER_LAYER + 2 * plan.modules.length * KERNEL_BYTES_PER_MODULE;
@@ -318,16 +366,33 @@ function planOnce(inp: MemoryPlanInput): Omit<MemoryPlan, 'fits' | 'problems' | 
     big.push({ label: 'eval logits (B,V)', bytes: f32(Be * V) });
   }
 
-  const totalBytes = weightsBytes + utterances * kvBytesPerUtterance + activationBytes + adapterStateBytes + vocabTileBytes + stagingBytes + evalBytes;
+  const totalBytes =
+    weightsBytes + utterances * kvBytesPerUtterance + activationBytes + adapterStateBytes + vocabTileBytes + stagingBytes + evalBytes;
   big.sort((a, b) => b.bytes - a.bytes);
   const largestBuffer = { label: big[0].label, bytes: big[0].bytes };
   const bound = big.find((b) => !b.tiled)!;
   return {
-    storage: inp.storage, batch: B, tokens: S, utterances, frames: E,
-    weightsBytes, kvBytesPerUtterance, kvBytes: utterances * kvBytesPerUtterance,
-    activationBytes, activationBytesPerToken: Math.round((activationBytes - crossBatchBytes) / T), crossBatchBytes,
-    adapterStateBytes, adapterParams: plan.size, vocabTileBytes, vocabTiles: ce.tiles.length, stagingBytes, evalBytes, totalBytes,
-    largestBuffer, largestBinding: { label: bound.label, bytes: bound.bytes }, limits,
+    storage: inp.storage,
+    batch: B,
+    tokens: S,
+    utterances,
+    frames: E,
+    weightsBytes,
+    kvBytesPerUtterance,
+    kvBytes: utterances * kvBytesPerUtterance,
+    activationBytes,
+    activationBytesPerToken: Math.round((activationBytes - crossBatchBytes) / T),
+    crossBatchBytes,
+    adapterStateBytes,
+    adapterParams: plan.size,
+    vocabTileBytes,
+    vocabTiles: ce.tiles.length,
+    stagingBytes,
+    evalBytes,
+    totalBytes,
+    largestBuffer,
+    largestBinding: { label: bound.label, bytes: bound.bytes },
+    limits,
   };
 }
 
@@ -335,9 +400,15 @@ function check(p: Omit<MemoryPlan, 'fits' | 'problems' | 'fixes'>): string[] {
   const l = p.limits;
   const out: string[] = [];
   if (p.totalBytes > l.budgetBytes) out.push(`needs ${fmtBytes(p.totalBytes)}, over the ${fmtBytes(l.budgetBytes)} budget`);
-  if (p.largestBuffer.bytes > l.maxBufferSize) out.push(`${p.largestBuffer.label} is ${fmtMiB(p.largestBuffer.bytes)}, over maxBufferSize ${fmtMiB(l.maxBufferSize)}`);
-  if (p.largestBinding.bytes > l.maxStorageBufferBindingSize && !(p.largestBinding.label === p.largestBuffer.label && p.largestBuffer.bytes > l.maxBufferSize)) {
-    out.push(`${p.largestBinding.label} is ${fmtMiB(p.largestBinding.bytes)}, over maxStorageBufferBindingSize ${fmtMiB(l.maxStorageBufferBindingSize)}`);
+  if (p.largestBuffer.bytes > l.maxBufferSize)
+    out.push(`${p.largestBuffer.label} is ${fmtMiB(p.largestBuffer.bytes)}, over maxBufferSize ${fmtMiB(l.maxBufferSize)}`);
+  if (
+    p.largestBinding.bytes > l.maxStorageBufferBindingSize &&
+    !(p.largestBinding.label === p.largestBuffer.label && p.largestBuffer.bytes > l.maxBufferSize)
+  ) {
+    out.push(
+      `${p.largestBinding.label} is ${fmtMiB(p.largestBinding.bytes)}, over maxStorageBufferBindingSize ${fmtMiB(l.maxStorageBufferBindingSize)}`,
+    );
   }
   return out;
 }
@@ -358,7 +429,8 @@ export function planMemory(inp: MemoryPlanInput): MemoryPlan {
     const storages: [string[], Partial<MemoryPlanInput>][] = [[[], {}]];
     if (inp.storage === 'f32') storages.push([['f16 storage (needs an adapter with shader-f16)'], { storage: 'f16' }]);
     const targetSets: [string[], AdapterTarget[]][] = [[[], targets]];
-    if (noCross.length && noCross.length < targets.length) targetSets.push([['fewer targets: without encoder_attn.k_proj / v_proj (per-layer cross K/V copies of the batch)'], noCross]);
+    if (noCross.length && noCross.length < targets.length)
+      targetSets.push([['fewer targets: without encoder_attn.k_proj / v_proj (per-layer cross K/V copies of the batch)'], noCross]);
     if (targets.length > 1) targetSets.push([[`fewer targets: ${targets[0]} only`], [targets[0]]]);
     const found: { changes: string[]; cost: number }[] = [];
     for (const [sd, so] of storages) {
@@ -371,7 +443,8 @@ export function planMemory(inp: MemoryPlanInput): MemoryPlan {
           const uMax = Math.min(want, b + Math.floor((q.limits.budgetBytes - q.totalBytes) / q.kvBytesPerUtterance));
           const changes = [...sd, ...td];
           if (b < inp.batch) changes.push(`smaller batch: ${b}`);
-          if (uMax < want) changes.push(`fewer utterances: at most ${uMax} in the train + eval sets (K/V cache ${fmtBytes(q.kvBytesPerUtterance)} each)`);
+          if (uMax < want)
+            changes.push(`fewer utterances: at most ${uMax} in the train + eval sets (K/V cache ${fmtBytes(q.kvBytesPerUtterance)} each)`);
           if (changes.length) found.push({ changes, cost: changes.length });
           break;
         }

@@ -2,7 +2,15 @@
 // (posterior means merged into f32 weights) and the merged exports (rounded to the source's dtype) share it.
 
 /** W + s·B·A in float64, row-major [out, in] (the same arithmetic as mergeLora, without the rounding). */
-export function mergeF64(W: Float32Array, A: ArrayLike<number>, B: ArrayLike<number>, s: number, nOut: number, nIn: number, r: number): Float64Array {
+export function mergeF64(
+  W: Float32Array,
+  A: ArrayLike<number>,
+  B: ArrayLike<number>,
+  s: number,
+  nOut: number,
+  nIn: number,
+  r: number,
+): Float64Array {
   if (W.length !== nOut * nIn || A.length !== r * nIn || B.length !== nOut * r) {
     throw new Error(`merge: shapes W ${W.length} ≠ ${nOut}·${nIn}, A ${A.length} ≠ ${r}·${nIn} or B ${B.length} ≠ ${nOut}·${r}`);
   }
@@ -27,6 +35,14 @@ export function mergeF64(W: Float32Array, A: ArrayLike<number>, B: ArrayLike<num
  * W' (nOut, nIn) = fl32(W + s·B·A) with the product and the sum in float64 (one rounding per
  * element). A (r, nIn), B (nOut, r) row-major (PyTorch / PEFT lora_A, lora_B layout).
  */
-export function mergeLora(W: Float32Array, A: ArrayLike<number>, B: ArrayLike<number>, s: number, nOut: number, nIn: number, r: number): Float32Array<ArrayBuffer> {
+export function mergeLora(
+  W: Float32Array,
+  A: ArrayLike<number>,
+  B: ArrayLike<number>,
+  s: number,
+  nOut: number,
+  nIn: number,
+  r: number,
+): Float32Array<ArrayBuffer> {
   return new Float32Array(mergeF64(W, A, B, s, nOut, nIn, r));
 }

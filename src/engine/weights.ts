@@ -138,7 +138,12 @@ export function decoderDims(st: TensorSource, heads: number): WhisperDecoderDims
  * `heads` = config.json decoder_attention_heads (8 for Whisper base). `opts.storage`: 'f32' | 'f16' |
  * 'auto' (default: BLORA_STORAGE, else 'auto' = f16 where the device has shader-f16; see chooseStorage).
  */
-export function uploadDecoderWeights(rt: GpuRuntime, st: TensorSource, heads: number, opts: { storage?: StorageType | 'auto' } = {}): DecoderWeights {
+export function uploadDecoderWeights(
+  rt: GpuRuntime,
+  st: TensorSource,
+  heads: number,
+  opts: { storage?: StorageType | 'auto' } = {},
+): DecoderWeights {
   const storage = chooseStorage(rt.device, opts.storage ?? storageFromEnv()).storage;
   const dims = decoderDims(st, heads);
   const owned: GPUBuffer[] = [];
@@ -172,7 +177,8 @@ export function uploadDecoderWeights(rt: GpuRuntime, st: TensorSource, heads: nu
   // E: the one tensor that outgrows a buffer (large-v3: 253 MiB in f32; phones allow less): row parts
   const eName = `${PREFIX}embed_tokens.weight`;
   const eInfo = st.info(eName);
-  if (eInfo.shape.length !== 2 || eInfo.shape[0] !== V || eInfo.shape[1] !== C) throw new Error(`${eName}: shape [${eInfo.shape}] ≠ expected [${V},${C}]`);
+  if (eInfo.shape.length !== 2 || eInfo.shape[0] !== V || eInfo.shape[1] !== C)
+    throw new Error(`${eName}: shape [${eInfo.shape}] ≠ expected [${V},${C}]`);
   const embedTokens = uploadRowSplit(rt, eName, st.float32(eName), V, C, storage);
   for (const p of embedTokens.parts) {
     owned.push(p.buffer);

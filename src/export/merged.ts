@@ -21,8 +21,16 @@ export type ExportFiles = Record<string, Uint8Array>;
 
 /** Files copied beside the weights when the source has them (what from_pretrained / pipelines read). */
 export const CONFIG_FILES = [
-  'config.json', 'generation_config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer_config.json',
-  'vocab.json', 'merges.txt', 'added_tokens.json', 'special_tokens_map.json', 'normalizer.json',
+  'config.json',
+  'generation_config.json',
+  'preprocessor_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'vocab.json',
+  'merges.txt',
+  'added_tokens.json',
+  'special_tokens_map.json',
+  'normalizer.json',
 ];
 
 export { mergeF64 } from '../engine/merge';
@@ -87,7 +95,8 @@ export function encodeFloats(v: Float64Array, dtype: SafetensorsDtype): Uint8Arr
   const out = new Uint8Array(v.length * n);
   const dv = new DataView(out.buffer);
   for (let i = 0; i < v.length; i++) {
-    if (dtype === 'F32') dv.setFloat32(i * 4, v[i], true); // setFloat32 rounds f64 → f32 to nearest even
+    if (dtype === 'F32')
+      dv.setFloat32(i * 4, v[i], true); // setFloat32 rounds f64 → f32 to nearest even
     else if (dtype === 'F64') dv.setFloat64(i * 8, v[i], true);
     else if (dtype === 'F16') dv.setUint16(i * 2, f64ToHalfBits(v[i]), true);
     else dv.setUint16(i * 2, f64ToBf16Bits(v[i]), true);
@@ -120,7 +129,6 @@ export function mergeAdapter(base: SafetensorsFile, adapter: AdapterExport): Mer
   });
 }
 
-
 function rawTensor(st: SafetensorsFile, name: string): Uint8Array {
   const t = st.info(name);
   const headerLen = Number(new DataView(st.bytes.buffer, st.bytes.byteOffset, 8).getBigUint64(0, true));
@@ -146,8 +154,13 @@ async function copyConfigFiles(source: ModelSource, out: ExportFiles): Promise<v
  * The transformers folder: model.safetensors with every tensor of the source (same names, dtypes and
  * shapes), the adapted weights replaced by the merge rounded once to the source tensor's dtype.
  */
-export async function exportTransformers(source: ModelSource, adapter: AdapterExport, mergedIn?: MergedModule[]): Promise<{ files: ExportFiles; report: MergedReport }> {
-  if (!(await source.has('model.safetensors'))) throw new Error(`${source.label}: no model.safetensors (the transformers export rewrites it; the WGSL engine trains from it)`);
+export async function exportTransformers(
+  source: ModelSource,
+  adapter: AdapterExport,
+  mergedIn?: MergedModule[],
+): Promise<{ files: ExportFiles; report: MergedReport }> {
+  if (!(await source.has('model.safetensors')))
+    throw new Error(`${source.label}: no model.safetensors (the transformers export rewrites it; the WGSL engine trains from it)`);
   const st = new SafetensorsFile(await source.read('model.safetensors'), `${source.label}/model.safetensors`);
   const merged = mergedIn ?? mergeAdapter(st, adapter);
   const byName = new Map(merged.map((m) => [`${m.name}.weight`, m]));
@@ -185,7 +198,11 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
  * [out, in] or transposed [in, out] (torch.onnx turns Linear into MatMul with W^T) — since optimized
  * exports rename them. Returns the module → initializer names, or the modules that were not found.
  */
-export function patchOnnxWeights(onnx: Uint8Array, merged: MergedModule[], file: string): { bytes: Uint8Array; found: Map<string, string[]>; missing: string[] } {
+export function patchOnnxWeights(
+  onnx: Uint8Array,
+  merged: MergedModule[],
+  file: string,
+): { bytes: Uint8Array; found: Map<string, string[]>; missing: string[] } {
   const inits = findFloatInitializers(onnx, file);
   const out = onnx.slice();
   const found = new Map<string, string[]>();
@@ -209,7 +226,9 @@ export function patchOnnxWeights(onnx: Uint8Array, merged: MergedModule[], file:
       if (t.dims.length !== 2) continue;
       const have = onnx.subarray(t.offset, t.offset + t.length);
       // a square weight can be stored either way round: try [out, in], then [in, out]
-      const layouts = [false, true].filter((tr) => (tr ? t.dims[0] === m.nIn && t.dims[1] === m.nOut : t.dims[0] === m.nOut && t.dims[1] === m.nIn));
+      const layouts = [false, true].filter((tr) =>
+        tr ? t.dims[0] === m.nIn && t.dims[1] === m.nOut : t.dims[0] === m.nOut && t.dims[1] === m.nIn,
+      );
       const transposed = layouts.find((tr) => equalBytes(have, orig(t.dataType, tr)));
       if (transposed === undefined) continue;
       out.set(weightBytes(m.merged, m.nOut, m.nIn, t.dataType, transposed), t.offset);
@@ -226,13 +245,19 @@ export function patchOnnxWeights(onnx: Uint8Array, merged: MergedModule[], file:
  * decoder variant whose weights cannot be found by value (quantized: int8, q4, …) is left out rather
  * than shipped unmerged; the export fails when no decoder graph could be patched.
  */
-export async function exportTransformersJs(source: ModelSource, adapter: AdapterExport, onnxFiles: string[], mergedIn?: MergedModule[]): Promise<{ files: ExportFiles; report: MergedReport }> {
+export async function exportTransformersJs(
+  source: ModelSource,
+  adapter: AdapterExport,
+  onnxFiles: string[],
+  mergedIn?: MergedModule[],
+): Promise<{ files: ExportFiles; report: MergedReport }> {
   const files: ExportFiles = {};
   const report: MergedReport = { modules: [], skipped: [], notes: [] };
   await copyConfigFiles(source, files);
   let merged = mergedIn;
   if (!merged) {
-    if (!(await source.has('model.safetensors'))) throw new Error(`${source.label}: no model.safetensors: the merge needs the source weights by name`);
+    if (!(await source.has('model.safetensors')))
+      throw new Error(`${source.label}: no model.safetensors: the merge needs the source weights by name`);
     merged = mergeAdapter(new SafetensorsFile(await source.read('model.safetensors'), `${source.label}/model.safetensors`), adapter);
   }
   const targets = new Map<string, string[]>();
@@ -245,14 +270,20 @@ export async function exportTransformersJs(source: ModelSource, adapter: Adapter
     }
     const r = patchOnnxWeights(bytes, merged, `${source.label}/${f}`);
     if (r.missing.length) {
-      report.skipped.push({ file: f, reason: `the weights of ${r.missing.length} adapted module(s) (e.g. ${r.missing[0]}) are not in it as f32/f16 values (quantized?)` });
+      report.skipped.push({
+        file: f,
+        reason: `the weights of ${r.missing.length} adapted module(s) (e.g. ${r.missing[0]}) are not in it as f32/f16 values (quantized?)`,
+      });
       continue;
     }
     files[f] = r.bytes;
     patched++;
     for (const [name, inits] of r.found) targets.set(name, [...(targets.get(name) ?? []), ...inits.map((i) => `${f}:${i}`)]);
   }
-  if (!patched) throw new Error(`${source.label}: no decoder ONNX file holds the adapted weights as f32/f16 initializers (${onnxFiles.filter((f) => f.includes('decoder')).join(', ') || 'none found'})`);
+  if (!patched)
+    throw new Error(
+      `${source.label}: no decoder ONNX file holds the adapted weights as f32/f16 initializers (${onnxFiles.filter((f) => f.includes('decoder')).join(', ') || 'none found'})`,
+    );
   for (const m of merged) report.modules.push({ name: m.name, dtype: 'f32/f16 as the graph', targets: targets.get(m.name) ?? [] });
   // the merged model.safetensors keeps the folder trainable (the engine reads it) and loadable by transformers
   if (await source.has('model.safetensors')) {
@@ -268,7 +299,10 @@ export async function exportTransformersJs(source: ModelSource, adapter: Adapter
  * cannot be listed): the encoder, the merged or split decoder, and their f16 variants.
  */
 export async function layoutOnnxFiles(source: ModelSource): Promise<string[]> {
-  const names = ['encoder_model', 'decoder_model_merged', 'decoder_model', 'decoder_with_past_model'].flatMap((n) => [`onnx/${n}.onnx`, `onnx/${n}_fp16.onnx`]);
+  const names = ['encoder_model', 'decoder_model_merged', 'decoder_model', 'decoder_with_past_model'].flatMap((n) => [
+    `onnx/${n}.onnx`,
+    `onnx/${n}_fp16.onnx`,
+  ]);
   const out: string[] = [];
   for (const n of names) if (await source.has(n)) out.push(n);
   return out;

@@ -23,7 +23,13 @@ export interface ExportNote {
 
 export function exportNote(adapter: AdapterExport, format: ExportNote['format']): ExportNote {
   return {
-    exported_by: 'blora-studio', format, base_model: adapter.baseModel, method: adapter.method, r: adapter.r, alpha: adapter.alpha, modules: adapter.modules.length,
+    exported_by: 'blora-studio',
+    format,
+    base_model: adapter.baseModel,
+    method: adapter.method,
+    r: adapter.r,
+    alpha: adapter.alpha,
+    modules: adapter.modules.length,
     merge: `W + (alpha/r)·B·A${adapter.method === 'blora' ? ' (posterior means μ_B·μ_A)' : ''} in float64, rounded once to each weight's dtype`,
   };
 }

@@ -16,7 +16,10 @@ export interface OnnxInitializer {
 }
 
 class Reader {
-  constructor(readonly b: Uint8Array, readonly file: string) {}
+  constructor(
+    readonly b: Uint8Array,
+    readonly file: string,
+  ) {}
   varint(pos: { p: number }): number {
     let v = 0;
     let mul = 1;
@@ -72,7 +75,10 @@ export function findFloatInitializers(bytes: Uint8Array, file = 'model.onnx'): O
       else if (f === 9 && w === 2) raw = { offset: at.p, length: l };
       else if (f === 14 && w === 0) external = r.varint({ p: at.p }) === 1;
     });
-    if (external) throw new Error(`${file}: tensor ${name} keeps its data in an external file (not supported: export the model with its weights inside)`);
+    if (external)
+      throw new Error(
+        `${file}: tensor ${name} keeps its data in an external file (not supported: export the model with its weights inside)`,
+      );
     if ((dataType === 1 || dataType === 10) && raw) out.push({ name, dims, dataType, ...(raw as { offset: number; length: number }) });
   };
   const graph = (start: number, len: number) => {

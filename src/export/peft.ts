@@ -62,12 +62,14 @@ export function targetModulesRegex(names: string[]): string {
     if (!groups.has(g)) groups.set(g, []);
     groups.get(g)!.push(path);
   }
-  const alts = [...groups].map(([g, paths]) => {
-    const [prefix, layers] = g.split('|');
-    const l = layers.split(',');
-    const p = paths.sort().map(escapeRe);
-    return `${escapeRe(prefix)}\\.${l.length === 1 ? l[0] : `(${l.join('|')})`}\\.${p.length === 1 ? p[0] : `(${p.join('|')})`}`;
-  }).concat(plain);
+  const alts = [...groups]
+    .map(([g, paths]) => {
+      const [prefix, layers] = g.split('|');
+      const l = layers.split(',');
+      const p = paths.sort().map(escapeRe);
+      return `${escapeRe(prefix)}\\.${l.length === 1 ? l[0] : `(${l.join('|')})`}\\.${p.length === 1 ? p[0] : `(${p.join('|')})`}`;
+    })
+    .concat(plain);
   return alts.length === 1 ? alts[0] : `(${alts.join('|')})`;
 }
 
@@ -76,7 +78,8 @@ export function exportAdapter(a: AdapterExport): Record<string, Uint8Array | str
   const posterior: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const m of a.modules) {
     if (m.A.length !== a.r * m.inFeatures) throw new Error(`${m.name}: A has ${m.A.length} values, expected r·in = ${a.r}·${m.inFeatures}`);
-    if (m.B.length !== m.outFeatures * a.r) throw new Error(`${m.name}: B has ${m.B.length} values, expected out·r = ${m.outFeatures}·${a.r}`);
+    if (m.B.length !== m.outFeatures * a.r)
+      throw new Error(`${m.name}: B has ${m.B.length} values, expected out·r = ${m.outFeatures}·${a.r}`);
     tensors[`${PEFT_PREFIX}${m.name}.lora_A.weight`] = { shape: [a.r, m.inFeatures], data: m.A };
     tensors[`${PEFT_PREFIX}${m.name}.lora_B.weight`] = { shape: [m.outFeatures, a.r], data: m.B };
     if (a.method === 'blora') {
@@ -156,7 +159,12 @@ export function importAdapter(files: Record<string, Uint8Array | string>): Adapt
     baseModel: cfg.base_model_name_or_path ?? '',
     modules,
     blora: meta
-      ? { priorSigma: Number(meta.prior_sigma), estimator: meta.estimator as 'flipout', bayesianAOnly: meta.bayesian_a_only === 'true', beta: Number(meta.beta) }
+      ? {
+          priorSigma: Number(meta.prior_sigma),
+          estimator: meta.estimator as 'flipout',
+          bayesianAOnly: meta.bayesian_a_only === 'true',
+          beta: Number(meta.beta),
+        }
       : undefined,
   };
 }

@@ -15,13 +15,22 @@ export function zipFolder(files: ExportFiles, top: string): Uint8Array {
     z[`${top}/${name}`] = [data, { level: STORED.test(name) ? 0 : 6 }];
     total += data.byteLength;
   }
-  if (total >= 2 ** 32 - 2 ** 26) throw new Error(`zip of ${top}: ${total} bytes is too large for a zip without zip64; export with the CLI instead`);
+  if (total >= 2 ** 32 - 2 ** 26)
+    throw new Error(`zip of ${top}: ${total} bytes is too large for a zip without zip64; export with the CLI instead`);
   return zipSync(z);
 }
 
 /** The merged transformers or transformers.js folder of `source` + `adapter`, zipped. */
-export async function mergedZip(source: ModelSource, adapter: AdapterExport, format: 'hf' | 'transformersjs', top: string): Promise<{ zip: Uint8Array; report: MergedReport; bytes: number }> {
-  const r = format === 'hf' ? await exportTransformers(source, adapter) : await exportTransformersJs(source, adapter, await layoutOnnxFiles(source));
+export async function mergedZip(
+  source: ModelSource,
+  adapter: AdapterExport,
+  format: 'hf' | 'transformersjs',
+  top: string,
+): Promise<{ zip: Uint8Array; report: MergedReport; bytes: number }> {
+  const r =
+    format === 'hf'
+      ? await exportTransformers(source, adapter)
+      : await exportTransformersJs(source, adapter, await layoutOnnxFiles(source));
   const bytes = Object.values(r.files).reduce((a, f) => a + f.byteLength, 0);
   return { zip: zipFolder(r.files, top), report: r.report, bytes };
 }

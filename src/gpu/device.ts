@@ -89,14 +89,11 @@ export const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', '
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 const isNode = (): boolean =>
-  typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node ===
-    'string' && !(globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu;
+  typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string' &&
+  !(globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu;
 
 /** Plain-JSON snapshot of an adapter's identity, features and the limits that matter. */
-export function probeCapabilities(
-  adapter: GPUAdapter,
-  opts: { gpu?: GPU; backend?: GpuCapabilities['backend'] } = {},
-): GpuCapabilities {
+export function probeCapabilities(adapter: GPUAdapter, opts: { gpu?: GPU; backend?: GpuCapabilities['backend'] } = {}): GpuCapabilities {
   const info = adapter.info as GPUAdapterInfo & {
     subgroupMinSize?: number;
     subgroupMaxSize?: number;
@@ -230,13 +227,11 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<GpuConte
   const caps = probeCapabilities(adapter, { gpu, backend });
   const missing = (opts.requiredFeatures ?? []).filter((f) => !adapter.features.has(f));
   if (missing.length) {
-    throw new Error(
-      `Adapter ${caps.adapter.description || caps.adapter.device} lacks required features: ${missing.join(', ')}`,
-    );
+    throw new Error(`Adapter ${caps.adapter.description || caps.adapter.device} lacks required features: ${missing.join(', ')}`);
   }
-  const requiredFeatures = [
-    ...new Set([...(opts.requiredFeatures ?? []), ...(opts.optionalFeatures ?? OPTIONAL_FEATURES)]),
-  ].filter((f) => adapter.features.has(f));
+  const requiredFeatures = [...new Set([...(opts.requiredFeatures ?? []), ...(opts.optionalFeatures ?? OPTIONAL_FEATURES)])].filter((f) =>
+    adapter.features.has(f),
+  );
   const requiredLimits: Record<string, number> = {};
   for (const k of LIMITS_WE_NEED) requiredLimits[k] = caps.limits[k];
 

@@ -41,7 +41,8 @@ export function expandMicroTiles(src: string, file: string): string {
       case 'store': {
         const [call, accDef] = arg.split(' | ');
         const acc = accDef ? /^acc = (.+)$/.exec(accDef.trim())?.[1] : 'a{i}_{q}';
-        if (!call.includes('{acc}') || !acc) throw bad(`expected "<call with {i} and {acc}>[ | acc = <expression with {i}, {q}>]", got "${arg}"`);
+        if (!call.includes('{acc}') || !acc)
+          throw bad(`expected "<call with {i} and {acc}>[ | acc = <expression with {i}, {q}>]", got "${arg}"`);
         return rows.map((i) => `${ind}${sub(call, { i }).replace('{acc}', quads.map((q) => sub(acc, { i, q })).join(', '))};`).join('\n');
       }
       default:

@@ -24,7 +24,11 @@ export interface VariantProbe {
 const MARGIN = 1.5;
 
 /** Times one (M×K)·(K×N) matmul in each variant (a decoder-sized projection; ~0.1 s per run on llvmpipe). */
-export async function probeRegisterTiled(rt: GpuRuntime, shape: MatmulShape = { M: 128, N: 512, K: 512 }, rounds = 5): Promise<VariantProbe> {
+export async function probeRegisterTiled(
+  rt: GpuRuntime,
+  shape: MatmulShape = { M: 128, N: 512, K: 512 },
+  rounds = 5,
+): Promise<VariantProbe> {
   const { M, N, K } = shape;
   const x = rt.upload('probe-variant:x', new Float32Array(M * K).fill(0.5));
   const w = rt.upload('probe-variant:w', new Float32Array(N * K).fill(0.25));
@@ -32,7 +36,9 @@ export async function probeRegisterTiled(rt: GpuRuntime, shape: MatmulShape = { 
   const calls: Awaited<ReturnType<typeof prepareMatmulBias>>[] = [];
   try {
     for (const registerTiled of [false, true]) {
-      calls.push(await prepareMatmulBias(rt, shape, { x, w, bias: null, y }, `probe-variant:${registerTiled ? 'main_rt' : 'main'}`, registerTiled));
+      calls.push(
+        await prepareMatmulBias(rt, shape, { x, w, bias: null, y }, `probe-variant:${registerTiled ? 'main_rt' : 'main'}`, registerTiled),
+      );
     }
     // Interleaved rounds, the fastest of each: on a loaded machine (a CPU adapter shares its cores with
     // everything else) a slow spike hits one run, not one variant, and the minimum is the variant's own

@@ -31,7 +31,7 @@ function formatCompileMessages(label: string, code: string, msgs: readonly GPUCo
   const lines = code.split('\n');
   return msgs
     .map((m) => {
-      const src = m.lineNum > 0 ? lines[m.lineNum - 1] ?? '' : '';
+      const src = m.lineNum > 0 ? (lines[m.lineNum - 1] ?? '') : '';
       const caret = m.linePos > 0 ? ' '.repeat(m.linePos - 1) + '^' : '';
       return `${label}.wgsl:${m.lineNum}:${m.linePos} ${m.type}: ${m.message}${src ? `\n  ${src}\n  ${caret}` : ''}`;
     })
@@ -102,7 +102,8 @@ export class GpuRuntime {
     if (this.software === undefined) {
       const info = this.adapterInfo();
       this.software = info
-        ? Boolean(info.isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe|softpipe|software/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`)
+        ? Boolean(info.isFallbackAdapter) ||
+          /swiftshader|llvmpipe|lavapipe|softpipe|software/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`)
         : false;
     }
     return this.software;
@@ -147,7 +148,8 @@ export class GpuRuntime {
   /** A buffer over maxBufferSize fails later, as a validation error that names no tensor: refuse it here. */
   private checkSize(label: string, size: number): void {
     const max = this.limits.maxBufferSize;
-    if (size > max) throw new Error(`${label}: a buffer of ${size} bytes is over this device's maxBufferSize (${max} bytes); the tensor must be split`);
+    if (size > max)
+      throw new Error(`${label}: a buffer of ${size} bytes is over this device's maxBufferSize (${max} bytes); the tensor must be split`);
   }
 
   /** Count `buf` as live until its destroy() (which is wrapped to uncount it, once). */
@@ -286,12 +288,7 @@ export class GpuRuntime {
   }
 
   /** Encode one compute pass: `pipeline` with `bindGroup` over `workgroups` and submit it. */
-  dispatch(
-    label: string,
-    pipeline: GPUComputePipeline,
-    bindGroup: GPUBindGroup,
-    workgroups: readonly [number, number?, number?],
-  ): void {
+  dispatch(label: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, workgroups: readonly [number, number?, number?]): void {
     const max = this.device.limits.maxComputeWorkgroupsPerDimension;
     const [x, y = 1, z = 1] = workgroups;
     if (x > max || y > max || z > max) {

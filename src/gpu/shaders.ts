@@ -40,8 +40,7 @@ function readFromDisk(name: string): string {
   const fs = proc?.getBuiltinModule?.('node:fs') as typeof import('node:fs') | undefined;
   if (!fs) {
     throw new Error(
-      `wgsl('${name}'): no Vite import.meta.glob and no Node fs — ` +
-        'load this module through Vite (browser) or tsx on Node ≥ 20.16',
+      `wgsl('${name}'): no Vite import.meta.glob and no Node fs — ` + 'load this module through Vite (browser) or tsx on Node ≥ 20.16',
     );
   }
   // `here` in a variable: Vite rewrites `new URL(<literal>, import.meta.url)` into emitted assets.

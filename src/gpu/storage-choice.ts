@@ -18,7 +18,9 @@ export function chooseStorageFor(hasF16: boolean, requested?: StorageType | 'aut
     if (!hasF16) throw new Error("storage 'f16' asked for, but this adapter has no 'shader-f16' feature (use 'f32' or 'auto')");
     return { storage: 'f16', reason: 'f16 (shader-f16, asked for)' };
   }
-  if (requested === 'f32') return { storage: 'f32', reason: hasF16 ? 'f32 (asked for; the adapter has shader-f16)' : 'f32 — this adapter has no shader-f16' };
-  if (requested !== undefined && requested !== 'auto') throw new Error(`storage must be 'f16', 'f32' or 'auto', got '${String(requested)}'`);
+  if (requested === 'f32')
+    return { storage: 'f32', reason: hasF16 ? 'f32 (asked for; the adapter has shader-f16)' : 'f32 — this adapter has no shader-f16' };
+  if (requested !== undefined && requested !== 'auto')
+    throw new Error(`storage must be 'f16', 'f32' or 'auto', got '${String(requested)}'`);
   return hasF16 ? { storage: 'f16', reason: 'f16 (shader-f16)' } : { storage: 'f32', reason: 'f32 — this adapter has no shader-f16' };
 }

@@ -45,7 +45,10 @@ export function specializeWgsl(src: string, aliases: Record<string, StorageType>
 
 /** `shaders/<name>.wgsl` with its storage aliases set (cached). All-f32 maps return the file as is. */
 export function wgslVariant(name: string, aliases: Record<string, StorageType> = {}): string {
-  const key = `${name}|${Object.entries(aliases).sort().map(([k, v]) => `${k}=${v}`).join(',')}`;
+  const key = `${name}|${Object.entries(aliases)
+    .sort()
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',')}`;
   let v = variantCache.get(key);
   if (v === undefined) {
     v = specializeWgsl(wgsl(name), aliases, `shaders/${name}.wgsl`);
@@ -56,7 +59,10 @@ export function wgslVariant(name: string, aliases: Record<string, StorageType> =
 
 /** Label suffix of a variant, e.g. '[W=f16]' ('' for all-f32, so f32 labels stay as they were). */
 export function variantSuffix(aliases: Record<string, StorageType>): string {
-  const f16 = Object.entries(aliases).filter(([, t]) => t === 'f16').map(([k]) => k).sort();
+  const f16 = Object.entries(aliases)
+    .filter(([, t]) => t === 'f16')
+    .map(([k]) => k)
+    .sort();
   return f16.length ? `[f16:${f16.join(',')}]` : '';
 }
 
@@ -102,12 +108,12 @@ export function floatToHalf(x: number): number {
     const half = 1 << (shift - 1);
     let h = mant >>> shift;
     const rest = mant & ((1 << shift) - 1);
-    if (rest > half || (rest === half && (h & 1))) h++;
+    if (rest > half || (rest === half && h & 1)) h++;
     return sign | h;
   }
   let h = (e << 10) | (mant >>> 13);
   const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++; // may carry into the exponent: still correct
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++; // may carry into the exponent: still correct
   return sign | h;
 }
 
@@ -146,6 +152,13 @@ export function uploadAs(
 ): GPUBuffer {
   if (storage === 'f32') return rt.upload(label, data);
   const bits = toHalfBits(data);
-  const padded = bits.length % 2 ? (() => { const p = new Uint16Array(bits.length + 1); p.set(bits); return p; })() : bits;
+  const padded =
+    bits.length % 2
+      ? (() => {
+          const p = new Uint16Array(bits.length + 1);
+          p.set(bits);
+          return p;
+        })()
+      : bits;
   return tagStorage(rt.upload(label, padded), 'f16');
 }

@@ -23,11 +23,7 @@ export function editCounts<T>(ref: readonly T[], hyp: readonly T[]): EditCounts 
   let prefix = 0;
   while (prefix < ref.length && prefix < hyp.length && ref[prefix] === hyp[prefix]) prefix++;
   let suffix = 0;
-  while (
-    suffix < ref.length - prefix &&
-    suffix < hyp.length - prefix &&
-    ref[ref.length - 1 - suffix] === hyp[hyp.length - 1 - suffix]
-  ) {
+  while (suffix < ref.length - prefix && suffix < hyp.length - prefix && ref[ref.length - 1 - suffix] === hyp[hyp.length - 1 - suffix]) {
     suffix++;
   }
   const a = ref.slice(prefix, ref.length - suffix);
@@ -104,11 +100,7 @@ export function editOps<T>(ref: readonly T[], hyp: readonly T[]): EditOp[] {
   let prefix = 0;
   while (prefix < ref.length && prefix < hyp.length && ref[prefix] === hyp[prefix]) prefix++;
   let suffix = 0;
-  while (
-    suffix < ref.length - prefix &&
-    suffix < hyp.length - prefix &&
-    ref[ref.length - 1 - suffix] === hyp[hyp.length - 1 - suffix]
-  ) {
+  while (suffix < ref.length - prefix && suffix < hyp.length - prefix && ref[ref.length - 1 - suffix] === hyp[hyp.length - 1 - suffix]) {
     suffix++;
   }
   const a = ref.slice(prefix, ref.length - suffix);

@@ -41,7 +41,7 @@ export const METRIC_DEFINITIONS: MetricDefinition[] = [
   {
     key: 'backwardGain',
     name: 'backward gain',
-    text: '(F_LoRA − F_BLoRA) / F_LoRA: the fraction of LoRA\'s forgetting that BLoRA avoids; undefined when F_LoRA ≤ 0 (LoRA forgot nothing, so there is nothing to gain back)',
+    text: "(F_LoRA − F_BLoRA) / F_LoRA: the fraction of LoRA's forgetting that BLoRA avoids; undefined when F_LoRA ≤ 0 (LoRA forgot nothing, so there is nothing to gain back)",
   },
   {
     key: 'newDomainDrop',
@@ -51,7 +51,7 @@ export const METRIC_DEFINITIONS: MetricDefinition[] = [
   {
     key: 'sparsity',
     name: 'sparsity',
-    text: 'fraction of elements with |μ| < 1e-3: over all elements of the A factors (μ_A, or LoRA\'s A), of the B factors, and of ΔW = s·μ_B·μ_A (s = α/r) of every adapted module',
+    text: "fraction of elements with |μ| < 1e-3: over all elements of the A factors (μ_A, or LoRA's A), of the B factors, and of ΔW = s·μ_B·μ_A (s = α/r) of every adapted module",
   },
   {
     key: 'meanStd',
@@ -124,7 +124,12 @@ export interface AdapterSparsity {
 
 /** Sparsity over all A elements, all B elements, A and B together, and all ΔW elements of the modules. */
 export function adapterSparsity(modules: AdapterFactors[], scale: number, threshold = SPARSITY_THRESHOLD): AdapterSparsity {
-  let za = 0, na = 0, zb = 0, nb = 0, zd = 0, nd = 0;
+  let za = 0,
+    na = 0,
+    zb = 0,
+    nb = 0,
+    zd = 0,
+    nd = 0;
   for (const m of modules) {
     za += sparsity(m.A, threshold) * m.A.length;
     na += m.A.length;

@@ -265,8 +265,10 @@ export function computePier(items: readonly PierItem[], options: PierOptions = {
     const c = pierCounts(tagged.tokens, tagged.langs, hypTokens, matrix, options.insertions);
     if (tagged.projected) projected++;
     const base = { ...c, matrix, refTokens: tagged.tokens, refLangs: tagged.langs, hypTokens, projected: tagged.projected };
-    if (c.poiTokens === 0) return { ...base, value: null, reason: `no embedded-language words (every reference word is ${matrix || 'untagged'})` };
-    if (c.poiTokens === tagged.tokens.length) return { ...base, value: null, reason: `no matrix-language (${matrix}) words: not code-switched` };
+    if (c.poiTokens === 0)
+      return { ...base, value: null, reason: `no embedded-language words (every reference word is ${matrix || 'untagged'})` };
+    if (c.poiTokens === tagged.tokens.length)
+      return { ...base, value: null, reason: `no matrix-language (${matrix}) words: not code-switched` };
     utterances++;
     total.substitutions += c.substitutions;
     total.deletions += c.deletions;

@@ -47,7 +47,7 @@ export function auroc(scores: readonly number[], positives: readonly boolean[]):
   if (!nPos || !nNeg) return null;
   const order = scores.map((s, i) => [s, i] as const).sort((a, b) => a[0] - b[0]);
   const rank = new Float64Array(scores.length);
-  for (let i = 0; i < order.length; ) {
+  for (let i = 0; i < order.length;) {
     let j = i;
     while (j + 1 < order.length && order[j + 1][0] === order[i][0]) j++;
     for (let k = i; k <= j; k++) rank[order[k][1]] = (i + j) / 2 + 1;
@@ -67,7 +67,11 @@ export interface CalibrationBin {
 }
 
 /** Expected calibration error over `bins` equal-width confidence bins (a confidence of 1 goes in the last). */
-export function ece(confidence: readonly number[], correct: readonly boolean[], bins = 10): { ece: number | null; n: number; bins: CalibrationBin[] } {
+export function ece(
+  confidence: readonly number[],
+  correct: readonly boolean[],
+  bins = 10,
+): { ece: number | null; n: number; bins: CalibrationBin[] } {
   if (confidence.length !== correct.length) throw new Error('ece: one label per confidence');
   const acc = Array.from({ length: bins }, (_, b) => ({ lo: b / bins, hi: (b + 1) / bins, n: 0, c: 0, a: 0 }));
   confidence.forEach((p, i) => {

@@ -9,13 +9,13 @@
 // Parity with Python (transformers' normalizers + jiwer 4.0.0) is checked by
 // test/metrics/wer.test.ts using tools/wer_oracle.py.
 
-import { editCounts, type EditCounts } from "./align";
-import { BasicTextNormalizer, type TextNormalizer } from "./normalizers/basic";
-import { EnglishTextNormalizer } from "./normalizers/english";
-import { PY_WS, pyStrip } from "./normalizers/pyre";
+import { editCounts, type EditCounts } from './align';
+import { BasicTextNormalizer, type TextNormalizer } from './normalizers/basic';
+import { EnglishTextNormalizer } from './normalizers/english';
+import { PY_WS, pyStrip } from './normalizers/pyre';
 
 export { BasicTextNormalizer, EnglishTextNormalizer, type TextNormalizer };
-export { EnglishNumberNormalizer, EnglishSpellingNormalizer } from "./normalizers/english";
+export { EnglishNumberNormalizer, EnglishSpellingNormalizer } from './normalizers/english';
 
 export interface ErrorRate extends EditCounts {
   /** (S + D + I) / refTokens; jiwer's raw insertion count when refTokens is 0. */
@@ -42,11 +42,11 @@ export interface MetricOptions {
   normalize?: boolean | TextNormalizer;
 }
 
-const ENGLISH = new Set(["en", "english"]);
+const ENGLISH = new Set(['en', 'english']);
 
 /** Languages written without spaces between words; WER over whitespace words is meaningless. */
-const MIXED_LANGUAGES = new Set(["zh", "chinese", "mandarin", "yue", "cantonese", "ja", "japanese"]);
-const CER_LANGUAGES = new Set(["th", "thai", "lo", "lao", "my", "burmese", "myanmar", "km", "khmer", "bo", "tibetan"]);
+const MIXED_LANGUAGES = new Set(['zh', 'chinese', 'mandarin', 'yue', 'cantonese', 'ja', 'japanese']);
+const CER_LANGUAGES = new Set(['th', 'thai', 'lo', 'lao', 'my', 'burmese', 'myanmar', 'km', 'khmer', 'bo', 'tibetan']);
 
 function baseLanguage(language: string): string {
   return language.trim().toLowerCase().split(/[-_]/)[0];
@@ -60,32 +60,32 @@ const normalizerCache = new Map<string, TextNormalizer>();
  * For Chinese/Japanese letter splitting is deliberately left off so embedded Latin
  * words survive; computeMixedErrorRate does the CJK splitting instead.
  */
-export function normalizerFor(language = "en"): TextNormalizer {
-  const key = ENGLISH.has(baseLanguage(language)) ? "en" : "basic";
+export function normalizerFor(language = 'en'): TextNormalizer {
+  const key = ENGLISH.has(baseLanguage(language)) ? 'en' : 'basic';
   let fn = normalizerCache.get(key);
   if (!fn) {
-    fn = key === "en" ? new EnglishTextNormalizer().fn : new BasicTextNormalizer().fn;
+    fn = key === 'en' ? new EnglishTextNormalizer().fn : new BasicTextNormalizer().fn;
     normalizerCache.set(key, fn);
   }
   return fn;
 }
 
 /** The headline metric to report for a language. */
-export function primaryMetricFor(language = "en"): "wer" | "mer" | "cer" {
+export function primaryMetricFor(language = 'en'): 'wer' | 'mer' | 'cer' {
   const base = baseLanguage(language);
-  if (MIXED_LANGUAGES.has(base)) return "mer";
-  if (CER_LANGUAGES.has(base)) return "cer";
-  return "wer";
+  if (MIXED_LANGUAGES.has(base)) return 'mer';
+  if (CER_LANGUAGES.has(base)) return 'cer';
+  return 'wer';
 }
 
 // ---- tokenizers (jiwer default transforms) -------------------------------------------
 
-const MULTI_WS_RE = new RegExp(`[${PY_WS}][${PY_WS}]+`, "gu");
+const MULTI_WS_RE = new RegExp(`[${PY_WS}][${PY_WS}]+`, 'gu');
 
 /** jiwer wer_default: RemoveMultipleSpaces, Strip, split on " " dropping empties. */
 export function wordTokens(s: string): string[] {
-  return pyStrip(s.replace(MULTI_WS_RE, " "))
-    .split(" ")
+  return pyStrip(s.replace(MULTI_WS_RE, ' '))
+    .split(' ')
     .filter((w) => w.length >= 1);
 }
 
@@ -101,10 +101,10 @@ export function charTokens(s: string): string[] {
  * tools/wer_oracle.py uses the same ranges.
  */
 export const CJK_RANGES =
-  "\\u3005-\\u3007\\u3040-\\u309f\\u30a0-\\u30ff\\u31f0-\\u31ff\\u3400-\\u4dbf\\u4e00-\\u9fff" +
-  "\\uf900-\\ufaff\\u{20000}-\\u{2fa1f}\\u{30000}-\\u{323af}";
+  '\\u3005-\\u3007\\u3040-\\u309f\\u30a0-\\u30ff\\u31f0-\\u31ff\\u3400-\\u4dbf\\u4e00-\\u9fff' +
+  '\\uf900-\\ufaff\\u{20000}-\\u{2fa1f}\\u{30000}-\\u{323af}';
 
-const MIXED_TOKEN_RE = new RegExp(`[${CJK_RANGES}]|[^${PY_WS}${CJK_RANGES}]+`, "gu");
+const MIXED_TOKEN_RE = new RegExp(`[${CJK_RANGES}]|[^${PY_WS}${CJK_RANGES}]+`, 'gu');
 
 /**
  * Mixed CJK/Latin tokens: every CJK character is a token, every maximal run of other
@@ -118,8 +118,8 @@ export function mixedTokens(s: string): string[] {
 // ---- scoring ------------------------------------------------------------------------
 
 function resolveNormalizer(options: MetricOptions): TextNormalizer {
-  const { normalize = true, language = "en" } = options;
-  if (typeof normalize === "function") return normalize;
+  const { normalize = true, language = 'en' } = options;
+  if (typeof normalize === 'function') return normalize;
   return normalize ? normalizerFor(language) : (s) => s;
 }
 
@@ -157,11 +157,7 @@ function score(
 }
 
 /** Word error rate over a corpus (jiwer.wer on normalized text). */
-export function computeWer(
-  refs: readonly string[],
-  hyps: readonly string[],
-  options: MetricOptions = {},
-): CorpusErrorRate {
+export function computeWer(refs: readonly string[], hyps: readonly string[], options: MetricOptions = {}): CorpusErrorRate {
   return score(refs, hyps, options, wordTokens);
 }
 
@@ -169,11 +165,7 @@ export function computeWer(
  * Character error rate over a corpus (jiwer.cer on normalized text). As in jiwer,
  * inner spaces count as characters and consecutive spaces are not collapsed.
  */
-export function computeCer(
-  refs: readonly string[],
-  hyps: readonly string[],
-  options: MetricOptions = {},
-): CorpusErrorRate {
+export function computeCer(refs: readonly string[], hyps: readonly string[], options: MetricOptions = {}): CorpusErrorRate {
   return score(refs, hyps, options, charTokens);
 }
 
@@ -183,10 +175,6 @@ export function computeCer(
  * one per Latin word) and scored like WER. This is NOT jiwer.mer (match error rate,
  * (S+D+I)/(H+S+D+I)); it is jiwer.wer(" ".join(tokens(ref)), " ".join(tokens(hyp))).
  */
-export function computeMixedErrorRate(
-  refs: readonly string[],
-  hyps: readonly string[],
-  options: MetricOptions = {},
-): CorpusErrorRate {
-  return score(refs, hyps, { ...options, language: options.language ?? "zh" }, mixedTokens);
+export function computeMixedErrorRate(refs: readonly string[], hyps: readonly string[], options: MetricOptions = {}): CorpusErrorRate {
+  return score(refs, hyps, { ...options, language: options.language ?? 'zh' }, mixedTokens);
 }

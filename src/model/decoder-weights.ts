@@ -22,7 +22,10 @@ import type { WhisperConfig } from './whisperModel';
 
 /** A weights file is missing, refused, cut off or does not fit the model. `file`: URL or path of the file at fault. */
 export class DecoderWeightsError extends Error {
-  constructor(readonly file: string, message: string) {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'DecoderWeightsError';
   }
@@ -30,7 +33,13 @@ export class DecoderWeightsError extends Error {
 
 /** The Hub (or another server) answered 404 / 401 / 403 for a file. */
 export class HubFileError extends DecoderWeightsError {
-  constructor(readonly url: string, readonly status: number, readonly repo: string | null, readonly path: string, message: string) {
+  constructor(
+    readonly url: string,
+    readonly status: number,
+    readonly repo: string | null,
+    readonly path: string,
+    message: string,
+  ) {
     super(url, message);
     this.name = 'HubFileError';
   }
@@ -85,7 +94,10 @@ export class NodeFsByteCache implements ByteCache {
   }
   async has(key: CacheKey): Promise<boolean> {
     const { stat } = await import('node:fs/promises');
-    return stat(this.path(key)).then((s) => s.isFile() && s.size === key.size, () => false);
+    return stat(this.path(key)).then(
+      (s) => s.isFile() && s.size === key.size,
+      () => false,
+    );
   }
   async get(key: CacheKey): Promise<Uint8Array | null> {
     if (!(await this.has(key))) return null;
@@ -105,7 +117,10 @@ export class NodeFsByteCache implements ByteCache {
   }
   async getPartial(key: CacheKey): Promise<Uint8Array | null> {
     const { readFile } = await import('node:fs/promises');
-    return readFile(`${this.path(key)}.partial`).then((b) => (b.byteLength < key.size ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : null), () => null);
+    return readFile(`${this.path(key)}.partial`).then(
+      (b) => (b.byteLength < key.size ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : null),
+      () => null,
+    );
   }
   async putPartial(key: CacheKey, bytes: Uint8Array): Promise<void> {
     await this.write(`${this.path(key)}.partial`, bytes);
@@ -131,7 +146,9 @@ export class CacheStorageByteCache implements ByteCache {
     return res ? new Uint8Array(await res.arrayBuffer()) : null;
   }
   private async write(req: Request, bytes: Uint8Array) {
-    await (await caches.open(this.name)).put(req, new Response(bytes as BodyInit, { headers: { 'content-length': String(bytes.byteLength) } }));
+    await (
+      await caches.open(this.name)
+    ).put(req, new Response(bytes as BodyInit, { headers: { 'content-length': String(bytes.byteLength) } }));
   }
   async has(key: CacheKey): Promise<boolean> {
     const res = await (await caches.open(this.name)).match(this.req(key));
@@ -208,7 +225,11 @@ class HttpFile implements RangeFile {
   /** the URL the Hub redirected to (its CDN): later ranges go there directly, saving a round trip each */
   private direct: string | null = null;
   private readonly hub: ReturnType<typeof parseHubUrl>;
-  constructor(readonly url: string, readonly file: string, private opts: FetchOptions) {
+  constructor(
+    readonly url: string,
+    readonly file: string,
+    private opts: FetchOptions,
+  ) {
     this.hub = parseHubUrl(url);
   }
   get label() {
@@ -230,16 +251,33 @@ class HttpFile implements RangeFile {
       const todo = weightsFile
         ? 'name the repo that has the weights (CLI --weights owner/name or a path to model.safetensors) or drop its model.safetensors.'
         : 'a Whisper repo in the transformers.js ONNX layout is needed (e.g. onnx-community/whisper-base).';
-      return new HubFileError(url, status, repo, this.file,
-        `file "${this.file}" not found in ${this.where()} (HTTP 404, ${this.url}). Check the repo id and revision; ${todo}`);
+      return new HubFileError(
+        url,
+        status,
+        repo,
+        this.file,
+        `file "${this.file}" not found in ${this.where()} (HTTP 404, ${this.url}). Check the repo id and revision; ${todo}`,
+      );
     }
     if (status === 401 || status === 403) {
       const page = this.hub ? `${this.hub.endpoint}/${this.hub.repo}` : this.url;
-      return new HubFileError(url, status, repo, this.file,
+      return new HubFileError(
+        url,
+        status,
+        repo,
+        this.file,
         `${this.where()} refused "${this.file}" (HTTP ${status}${tokenSent ? ', the token was not accepted' : ', no token sent'}): the repo is gated or private. ` +
-          `Accept its licence at ${page} and use a token with access (CLI: HF_TOKEN=hf_…)${weightsFile ? ', or drop its model.safetensors instead' : ''}.`);
+          `Accept its licence at ${page} and use a token with access (CLI: HF_TOKEN=hf_…)${weightsFile ? ', or drop its model.safetensors instead' : ''}.`,
+      );
     }
-    if (status === 416) return new HubFileError(url, status, repo, this.file, `${this.url}: a byte range past the end of the file (it changed on the server? run again)`);
+    if (status === 416)
+      return new HubFileError(
+        url,
+        status,
+        repo,
+        this.file,
+        `${this.url}: a byte range past the end of the file (it changed on the server? run again)`,
+      );
     return new HubFileError(url, status, repo, this.file, `${this.url}: HTTP ${status}`);
   }
   private token(): string | null {
@@ -271,7 +309,10 @@ class HttpFile implements RangeFile {
   private checkVersion(res: Response) {
     const etag = etagOf(res);
     if (etag && this.version && !this.version.startsWith('size-') && etag !== this.version) {
-      throw new DecoderWeightsError(this.url, `${this.url} changed on the server while it was read (ETag ${this.version} → ${etag}); run again`);
+      throw new DecoderWeightsError(
+        this.url,
+        `${this.url} changed on the server while it was read (ETag ${this.version} → ${etag}); run again`,
+      );
     }
   }
 
@@ -281,7 +322,8 @@ class HttpFile implements RangeFile {
     const res = await this.retrying(`the size of ${this.file}`, () => this.request(null, 'HEAD'));
     if (!res.ok) throw this.statusError(res.status, res.url || this.url);
     const len = Number(res.headers.get('content-length'));
-    if (!Number.isFinite(len) || res.headers.get('content-length') === null) throw new DecoderWeightsError(this.url, `${this.url}: the server sent no content-length`);
+    if (!Number.isFinite(len) || res.headers.get('content-length') === null)
+      throw new DecoderWeightsError(this.url, `${this.url}: the server sent no content-length`);
     this.size = len;
     this.version = etagOf(res) ?? `size-${len}`;
   }
@@ -295,7 +337,8 @@ class HttpFile implements RangeFile {
         if (res.status < 500 || attempt >= retries) return res;
         await res.body?.cancel();
       } catch (e) {
-        if (attempt >= retries) throw new DecoderWeightsError(this.url, `${this.url}: network error reading ${what} after ${attempt + 1} tries (${causeOf(e)})`);
+        if (attempt >= retries)
+          throw new DecoderWeightsError(this.url, `${this.url}: network error reading ${what} after ${attempt + 1} tries (${causeOf(e)})`);
       }
       await sleep(Math.min(5000, (this.opts.retryDelayMs ?? 250) * 2 ** attempt));
     }
@@ -306,9 +349,15 @@ class HttpFile implements RangeFile {
     return !!c && this.size >= 0 && c.has(this.key(begin === 0 && end === this.size ? null : [begin, end]));
   }
 
-  async read(begin: number, end: number, what: string, onBytes: (n: number, fromCache: boolean) => void, useCache: boolean): Promise<Uint8Array> {
+  async read(
+    begin: number,
+    end: number,
+    what: string,
+    onBytes: (n: number, fromCache: boolean) => void,
+    useCache: boolean,
+  ): Promise<Uint8Array> {
     const n = end - begin;
-    const cache = useCache && this.size >= 0 ? this.opts.cache ?? null : null;
+    const cache = useCache && this.size >= 0 ? (this.opts.cache ?? null) : null;
     const key = cache ? this.key(begin === 0 && end === this.size ? null : [begin, end]) : null;
     if (cache && key) {
       const hit = await cache.get(key);
@@ -340,9 +389,11 @@ class HttpFile implements RangeFile {
         failures++;
         if (cache && key && have > 0) await cache.putPartial(key, buf.subarray(0, have));
         if (failures > retries) {
-          throw new DecoderWeightsError(this.url,
+          throw new DecoderWeightsError(
+            this.url,
             `${this.url}: connection lost ${failures} time${failures > 1 ? 's' : ''} reading ${what}; ${have} of ${n} bytes of it received` +
-              `${cache ? ' (kept in the cache: run again to resume)' : ''} (${causeOf(e)})`);
+              `${cache ? ' (kept in the cache: run again to resume)' : ''} (${causeOf(e)})`,
+          );
         }
         await sleep(Math.min(5000, (this.opts.retryDelayMs ?? 250) * 2 ** Math.max(0, failures - 1)));
       }
@@ -373,7 +424,10 @@ class HttpFile implements RangeFile {
       const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
       if (!cr || Number(cr[1]) !== from) {
         await res.body?.cancel();
-        throw new DecoderWeightsError(this.url, `${this.url}: asked for bytes ${from}-${to - 1}, the server sent "${res.headers.get('content-range')}"`);
+        throw new DecoderWeightsError(
+          this.url,
+          `${this.url}: asked for bytes ${from}-${to - 1}, the server sent "${res.headers.get('content-range')}"`,
+        );
       }
       if (this.size < 0 && cr[3] !== '*') this.size = Number(cr[3]);
     } else {
@@ -403,7 +457,8 @@ class HttpFile implements RangeFile {
     } finally {
       if (pos >= buf.byteLength) await reader.cancel().catch(() => {});
     }
-    if (pos < buf.byteLength) throw Object.assign(new Error(`the body ended after ${pos - have} of ${buf.byteLength - have} bytes`), { retry: true });
+    if (pos < buf.byteLength)
+      throw Object.assign(new Error(`the body ended after ${pos - have} of ${buf.byteLength - have} bytes`), { retry: true });
     return pos;
   }
 }
@@ -417,7 +472,11 @@ function etagOf(res: Response): string | null {
 class BlobFile implements RangeFile {
   size: number;
   version = 'local';
-  constructor(private blob: Blob | Uint8Array, readonly file: string, readonly label: string) {
+  constructor(
+    private blob: Blob | Uint8Array,
+    readonly file: string,
+    readonly label: string,
+  ) {
     this.size = blob instanceof Uint8Array ? blob.byteLength : blob.size;
   }
   async open() {}
@@ -425,8 +484,10 @@ class BlobFile implements RangeFile {
     return true; // local: nothing to download
   }
   async read(begin: number, end: number, _what: string, onBytes: (n: number, fromCache: boolean) => void): Promise<Uint8Array> {
-    if (end > this.size) throw new DecoderWeightsError(this.label, `${this.label}: bytes ${begin}-${end} are past its end (${this.size} bytes)`);
-    const b = this.blob instanceof Uint8Array ? this.blob.subarray(begin, end) : new Uint8Array(await this.blob.slice(begin, end).arrayBuffer());
+    if (end > this.size)
+      throw new DecoderWeightsError(this.label, `${this.label}: bytes ${begin}-${end} are past its end (${this.size} bytes)`);
+    const b =
+      this.blob instanceof Uint8Array ? this.blob.subarray(begin, end) : new Uint8Array(await this.blob.slice(begin, end).arrayBuffer());
     onBytes(end - begin, true);
     return b;
   }
@@ -436,28 +497,35 @@ class BlobFile implements RangeFile {
 class FsFile implements RangeFile {
   size = -1;
   version = 'local';
-  constructor(readonly path: string, readonly file: string) {}
+  constructor(
+    readonly path: string,
+    readonly file: string,
+  ) {}
   get label() {
     return this.path;
   }
   async open() {
     if (this.size >= 0) return;
     const { stat } = await import('node:fs/promises');
-    this.size = await stat(this.path).then((s) => s.size, () => {
-      throw new DecoderWeightsError(this.path, `${this.path}: file not found`);
-    });
+    this.size = await stat(this.path).then(
+      (s) => s.size,
+      () => {
+        throw new DecoderWeightsError(this.path, `${this.path}: file not found`);
+      },
+    );
   }
   async cached() {
     return true;
   }
   async read(begin: number, end: number, _what: string, onBytes: (n: number, fromCache: boolean) => void): Promise<Uint8Array> {
     await this.open();
-    if (end > this.size) throw new DecoderWeightsError(this.path, `${this.path}: bytes ${begin}-${end} are past its end (${this.size} bytes)`);
+    if (end > this.size)
+      throw new DecoderWeightsError(this.path, `${this.path}: bytes ${begin}-${end} are past its end (${this.size} bytes)`);
     const { open } = await import('node:fs/promises');
     const fh = await open(this.path, 'r');
     try {
       const buf = new Uint8Array(end - begin);
-      for (let off = 0; off < buf.byteLength; ) {
+      for (let off = 0; off < buf.byteLength;) {
         const { bytesRead } = await fh.read(buf, off, buf.byteLength - off, begin + off);
         if (!bytesRead) throw new DecoderWeightsError(this.path, `${this.path}: ended at byte ${begin + off}`);
         off += bytesRead;
@@ -507,7 +575,10 @@ function fsFolder(dir: string): Folder {
     file: (p) => new FsFile(join(p), p),
     has: async (p) => {
       const { stat } = await import('node:fs/promises');
-      return stat(join(p)).then((s) => s.isFile(), () => false);
+      return stat(join(p)).then(
+        (s) => s.isFile(),
+        () => false,
+      );
     },
   };
 }
@@ -519,7 +590,10 @@ function sourceFolder(source: ModelSource): Folder {
     label: source.label,
     file: (p) => {
       const f: RangeFile = {
-        label: `${source.label}: ${p}`, file: p, size: -1, version: 'local',
+        label: `${source.label}: ${p}`,
+        file: p,
+        size: -1,
+        version: 'local',
         async open() {
           if (!cache.has(p)) cache.set(p, source.read(p));
           f.size = (await cache.get(p)!).byteLength;
@@ -553,7 +627,9 @@ export interface NeededTensor {
 }
 
 /** The tensors src/engine/weights.ts uploads, with the shapes config.json implies. */
-export function neededDecoderTensors(config: Pick<WhisperConfig, 'd_model' | 'decoder_layers' | 'decoder_ffn_dim' | 'vocab_size' | 'max_target_positions'>): NeededTensor[] {
+export function neededDecoderTensors(
+  config: Pick<WhisperConfig, 'd_model' | 'decoder_layers' | 'decoder_ffn_dim' | 'vocab_size' | 'max_target_positions'>,
+): NeededTensor[] {
   const { d_model: C, decoder_layers: L, decoder_ffn_dim: F, vocab_size: V, max_target_positions: NP } = config;
   const out: NeededTensor[] = [
     { name: `${P}embed_tokens.weight`, shape: [V, C] },
@@ -594,7 +670,10 @@ async function readHeader(f: RangeFile): Promise<Header> {
   const lenBytes = await f.read(0, 8, 'the header length', () => {}, false);
   const len = Number(new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true));
   if (len <= 1 || len > 100 * 2 ** 20 || (f.size >= 0 && 8 + len > f.size)) {
-    throw new DecoderWeightsError(f.label, `${f.label}: not a safetensors file (header length ${len}${f.size >= 0 ? ` in a ${f.size}-byte file` : ''})`);
+    throw new DecoderWeightsError(
+      f.label,
+      `${f.label}: not a safetensors file (header length ${len}${f.size >= 0 ? ` in a ${f.size}-byte file` : ''})`,
+    );
   }
   const json = await f.read(8, 8 + len, 'the header', () => {}, false);
   let h: Record<string, { dtype: SafetensorsDtype; shape: number[]; data_offsets: [number, number] }>;
@@ -603,7 +682,8 @@ async function readHeader(f: RangeFile): Promise<Header> {
   } catch (e) {
     throw new DecoderWeightsError(f.label, `${f.label}: the safetensors header is not JSON (${(e as Error).message})`);
   }
-  if (h === null || typeof h !== 'object' || Array.isArray(h)) throw new DecoderWeightsError(f.label, `${f.label}: the safetensors header is not a JSON object`);
+  if (h === null || typeof h !== 'object' || Array.isArray(h))
+    throw new DecoderWeightsError(f.label, `${f.label}: the safetensors header is not a JSON object`);
   const tensors: Header['tensors'] = new Map();
   for (const [name, t] of Object.entries(h)) {
     if (name === '__metadata__') continue;
@@ -653,7 +733,10 @@ async function plan(folder: Folder, config: WhisperConfig): Promise<{ headers: H
   } else {
     const idx = folder.file(INDEX);
     if (!idx || (await folder.has(INDEX)) === false) {
-      throw new DecoderWeightsError(folder.label, `${folder.label} has neither ${SINGLE} nor ${INDEX}: no decoder weights there. Name the repo or file that has them (CLI --weights) or drop model.safetensors.`);
+      throw new DecoderWeightsError(
+        folder.label,
+        `${folder.label} has neither ${SINGLE} nor ${INDEX}: no decoder weights there. Name the repo or file that has them (CLI --weights) or drop model.safetensors.`,
+      );
     }
     indexLabel = idx.label;
     let bytes: Uint8Array;
@@ -662,7 +745,13 @@ async function plan(folder: Folder, config: WhisperConfig): Promise<{ headers: H
       bytes = await idx.read(0, idx.size, INDEX, () => {}, false);
     } catch (e) {
       if (e instanceof HubFileError && e.status === 404) {
-        throw new HubFileError(e.url, 404, e.repo, SINGLE, `file "${SINGLE}" not found in ${folder.label} (nor ${INDEX} for a sharded checkpoint). Check the repo id and revision; name the repo that has the weights (CLI --weights owner/name or a path to model.safetensors) or drop its model.safetensors.`);
+        throw new HubFileError(
+          e.url,
+          404,
+          e.repo,
+          SINGLE,
+          `file "${SINGLE}" not found in ${folder.label} (nor ${INDEX} for a sharded checkpoint). Check the repo id and revision; name the repo that has the weights (CLI --weights owner/name or a path to model.safetensors) or drop its model.safetensors.`,
+        );
       }
       throw e;
     }
@@ -675,10 +764,13 @@ async function plan(folder: Folder, config: WhisperConfig): Promise<{ headers: H
     }
     const need = neededDecoderTensors(config);
     const shards = [...new Set(need.map((t) => weightMap[t.name]).filter(Boolean))];
-    for (const t of need) if (!t.optional && !weightMap[t.name]) throw new DecoderWeightsError(idx.label, `${idx.label}: tensor ${t.name} is in no shard (weight_map has no entry for it)`);
+    for (const t of need)
+      if (!t.optional && !weightMap[t.name])
+        throw new DecoderWeightsError(idx.label, `${idx.label}: tensor ${t.name} is in no shard (weight_map has no entry for it)`);
     headers = [];
     for (const s of shards) {
-      if (s.includes('..') || s.startsWith('/')) throw new DecoderWeightsError(idx.label, `${idx.label}: shard name "${s}" leaves the folder`);
+      if (s.includes('..') || s.startsWith('/'))
+        throw new DecoderWeightsError(idx.label, `${idx.label}: shard name "${s}" leaves the folder`);
       headers.push(await readHeader(folder.file(s)!));
     }
     where = (n) => headers.find((h) => h.file.file === weightMap[n]) ?? null;
@@ -693,21 +785,35 @@ async function plan(folder: Folder, config: WhisperConfig): Promise<{ headers: H
     if (!h || !info) {
       if (t.optional) continue;
       const file = h?.file.label ?? headers[0]?.file.label ?? indexLabel;
-      throw new DecoderWeightsError(file, `${file}: no tensor ${t.name}, which the decoder needs by ${cfgText} — a checkpoint of another model?`);
+      throw new DecoderWeightsError(
+        file,
+        `${file}: no tensor ${t.name}, which the decoder needs by ${cfgText} — a checkpoint of another model?`,
+      );
     }
     if (info.shape.length !== t.shape.length || info.shape.some((s, i) => s !== t.shape[i])) {
-      throw new DecoderWeightsError(h.file.label, `${h.file.label}: tensor ${t.name} is [${info.shape}] but ${cfgText} needs [${t.shape}] — these weights belong to another model`);
+      throw new DecoderWeightsError(
+        h.file.label,
+        `${h.file.label}: tensor ${t.name} is [${info.shape}] but ${cfgText} needs [${t.shape}] — these weights belong to another model`,
+      );
     }
-    if (!DTYPE_BYTES[info.dtype]) throw new DecoderWeightsError(h.file.label, `${h.file.label}: tensor ${t.name} is ${info.dtype}; the engine reads F32, F16 or BF16`);
+    if (!DTYPE_BYTES[info.dtype])
+      throw new DecoderWeightsError(h.file.label, `${h.file.label}: tensor ${t.name} is ${info.dtype}; the engine reads F32, F16 or BF16`);
     if (info.end - info.begin !== t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[info.dtype]!) {
-      throw new DecoderWeightsError(h.file.label, `${h.file.label}: tensor ${t.name} ${info.dtype}[${info.shape}] has inconsistent offsets`);
+      throw new DecoderWeightsError(
+        h.file.label,
+        `${h.file.label}: tensor ${t.name} ${info.dtype}[${info.shape}] has inconsistent offsets`,
+      );
     }
     tensors.push({ name: t.name, header: h, ...info });
   }
   // More layers in the file than config.json says: the weights are of another model.
   const extra = `${P}layers.${config.decoder_layers}.fc1.weight`;
   for (const h of headers) {
-    if (h.tensors.has(extra)) throw new DecoderWeightsError(h.file.label, `${h.file.label}: has tensor ${extra}, but ${cfgText} has ${config.decoder_layers} decoder layers — these weights belong to another model`);
+    if (h.tensors.has(extra))
+      throw new DecoderWeightsError(
+        h.file.label,
+        `${h.file.label}: has tensor ${extra}, but ${cfgText} has ${config.decoder_layers} decoder layers — these weights belong to another model`,
+      );
   }
   return { headers, tensors, from: folder.label };
 }
@@ -781,7 +887,11 @@ export interface LoadedTensorInfo extends TensorInfo {
 export class DecoderTensors implements TensorSource {
   readonly tensors = new Map<string, LoadedTensorInfo>();
   private raw = new Map<string, Uint8Array>();
-  constructor(readonly from: string, readonly bytesFetched: number, readonly bytesCached: number) {}
+  constructor(
+    readonly from: string,
+    readonly bytesFetched: number,
+    readonly bytesCached: number,
+  ) {}
   /** @internal */
   add(name: string, info: LoadedTensorInfo, bytes: Uint8Array) {
     this.tensors.set(name, info);
@@ -848,9 +958,15 @@ function isNode(): boolean {
 
 /** Where the weights come from, by the rules at the top of this file. */
 async function resolveFolder(req: DecoderWeightsRequest): Promise<Folder> {
-  const opts: FetchOptions = { token: req.token, cache: req.cache === undefined ? defaultByteCache() : req.cache, retries: req.retries, retryDelayMs: req.retryDelayMs };
+  const opts: FetchOptions = {
+    token: req.token,
+    cache: req.cache === undefined ? defaultByteCache() : req.cache,
+    retries: req.retries,
+    retryDelayMs: req.retryDelayMs,
+  };
   const endpoint = req.endpoint ?? hubEndpoint();
-  const hub = (repo: string, revision = req.revision ?? 'main', ep = endpoint) => httpFolder(hubFileUrl(repo, '', revision, ep).replace(/\/$/, ''), opts);
+  const hub = (repo: string, revision = req.revision ?? 'main', ep = endpoint) =>
+    httpFolder(hubFileUrl(repo, '', revision, ep).replace(/\/$/, ''), opts);
   const w = req.weights;
   if (w) {
     if (w instanceof Uint8Array || isBlob(w)) {
@@ -866,7 +982,10 @@ async function resolveFolder(req: DecoderWeightsRequest): Promise<Folder> {
         if (s?.isFile()) return singleFileFolder(new FsFile(w, SINGLE), `file ${w}`);
       }
       if (isHubRepoId(w)) return hub(w);
-      throw new DecoderWeightsError(w, `weights "${w}": not a Hub repo id (owner/name), a URL${isNode() ? ', nor an existing file or folder' : ''}`);
+      throw new DecoderWeightsError(
+        w,
+        `weights "${w}": not a Hub repo id (owner/name), a URL${isNode() ? ', nor an existing file or folder' : ''}`,
+      );
     }
     switch (w.kind) {
       case 'hub':
@@ -891,10 +1010,12 @@ async function resolveFolder(req: DecoderWeightsRequest): Promise<Folder> {
   const repo = id ? weightsRepoFor(id) : null;
   if (repo) return hub(repo);
   const what = req.model?.label ?? id ?? 'this model';
-  throw new DecoderWeightsError(what,
+  throw new DecoderWeightsError(
+    what,
     `${what} has no model.safetensors (the WGSL engine trains from the decoder tensors in it)` +
       `${id ? `, and ${id} is not in the table of weights repos (src/model/hub.ts WHISPER_MODELS)` : ''}. ` +
-      `Name the repo with the PyTorch weights (CLI --weights openai/whisper-small, or a path to model.safetensors) or drop its model.safetensors.`);
+      `Name the repo with the PyTorch weights (CLI --weights openai/whisper-small, or a path to model.safetensors) or drop its model.safetensors.`,
+  );
 }
 
 function singleFileFolder(f: RangeFile, label: string): Folder {
@@ -911,7 +1032,8 @@ function urlFolder(url: string, opts: FetchOptions, label?: string): Folder {
 }
 
 function modelFolder(source: ModelSource, opts: FetchOptions): Folder {
-  if (source instanceof CachedHubSource) return httpFolder(source.baseUrl, { ...opts, cache: opts.cache ?? source.opts.cache }, source.label);
+  if (source instanceof CachedHubSource)
+    return httpFolder(source.baseUrl, { ...opts, cache: opts.cache ?? source.opts.cache }, source.label);
   if (source instanceof UrlModelSource) {
     // The dev server's own model (not a Hub URL) is local: no point in a second copy in the cache.
     const local = !parseHubUrl(source.baseUrl);
@@ -947,8 +1069,11 @@ export async function planDecoderFetch(req: DecoderWeightsRequest): Promise<Deco
   }
   const sum = (k: 'tensorBytes' | 'cachedBytes' | 'headerBytes') => files.reduce((s, f) => s + f[k], 0);
   return {
-    from: p.from, files,
-    tensorBytes: sum('tensorBytes'), cachedBytes: sum('cachedBytes'), headerBytes: sum('headerBytes'),
+    from: p.from,
+    files,
+    tensorBytes: sum('tensorBytes'),
+    cachedBytes: sum('cachedBytes'),
+    headerBytes: sum('headerBytes'),
     fetchBytes: sum('tensorBytes') - sum('cachedBytes'),
     dtypes: [...new Set(p.tensors.map((t) => t.dtype))],
   };
@@ -982,26 +1107,40 @@ export async function loadDecoderWeights(req: DecoderWeightsRequest): Promise<De
       const i = next++;
       const t = p.tensors[i];
       const f = t.header.file;
-      slots[i] = await f.read(t.begin, t.end, `tensor ${t.name}`, (n, fromCache) => {
-        loaded += n;
-        if (fromCache) cached += n;
-        else net += n;
-        report(f.label, t.name);
-      }, true);
+      slots[i] = await f.read(
+        t.begin,
+        t.end,
+        `tensor ${t.name}`,
+        (n, fromCache) => {
+          loaded += n;
+          if (fromCache) cached += n;
+          else net += n;
+          report(f.label, t.name);
+        },
+        true,
+      );
       report(f.label, t.name, true);
     }
   };
   // On an error the other workers finish their tensor (it lands in the cache) and take no new one.
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(PARALLEL, p.tensors.length) }, () => worker().catch((e) => {
-    failed = true;
-    throw e;
-  })));
+  const settled = await Promise.allSettled(
+    Array.from({ length: Math.min(PARALLEL, p.tensors.length) }, () =>
+      worker().catch((e) => {
+        failed = true;
+        throw e;
+      }),
+    ),
+  );
   const err = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (err) throw err.reason;
   const out = new DecoderTensors(p.from, net, cached);
   p.tensors.forEach((t, i) => {
     const dataStart = t.header.headerBytes;
-    out.add(t.name, { dtype: t.dtype, shape: t.shape, begin: t.begin - dataStart, end: t.end - dataStart, file: t.header.file.label }, slots[i]!);
+    out.add(
+      t.name,
+      { dtype: t.dtype, shape: t.shape, begin: t.begin - dataStart, end: t.end - dataStart, file: t.header.file.label },
+      slots[i]!,
+    );
   });
   report(p.headers.at(-1)?.file.label ?? p.from, null, true);
   return out;
@@ -1023,7 +1162,10 @@ export class CachedHubSource implements ModelSource {
   readonly label: string;
   private files = new Map<string, HttpFile>();
   readonly opts: FetchOptions;
-  constructor(readonly repo: string, private o: CachedHubSourceOptions = {}) {
+  constructor(
+    readonly repo: string,
+    private o: CachedHubSourceOptions = {},
+  ) {
     if (!isHubRepoId(repo)) throw new ModelFileError('(repo id)', `"${repo}"`, 'not a Hub repo id of the form "owner/name"');
     this.label = `Hub repo ${repo}@${o.revision ?? 'main'}`;
     this.opts = { ...o, cache: o.cache === undefined ? defaultByteCache() : o.cache };
@@ -1034,7 +1176,11 @@ export class CachedHubSource implements ModelSource {
   }
   private file(path: string): HttpFile {
     let f = this.files.get(path);
-    if (!f) this.files.set(path, (f = new HttpFile(hubFileUrl(this.repo, path, this.o.revision ?? 'main', this.o.endpoint ?? hubEndpoint()), path, this.opts)));
+    if (!f)
+      this.files.set(
+        path,
+        (f = new HttpFile(hubFileUrl(this.repo, path, this.o.revision ?? 'main', this.o.endpoint ?? hubEndpoint()), path, this.opts)),
+      );
     return f;
   }
   async read(path: string, onProgress?: Progress): Promise<Uint8Array> {

@@ -127,16 +127,88 @@ const ROWS: Row[] = [
     [false, true].map((en): Row => ({
       name: `whisper-${size}${en ? '.en' : ''}`,
       weightsRepo: `openai/whisper-${size}${en ? '.en' : ''}`,
-      dModel, decoderLayers: layers, encoderLayers: layers, heads,
-      vocab: en ? 51864 : 51865, melBins: 80, englishOnly: en, weightsDtype: 'F32',
+      dModel,
+      decoderLayers: layers,
+      encoderLayers: layers,
+      heads,
+      vocab: en ? 51864 : 51865,
+      melBins: 80,
+      englishOnly: en,
+      weightsDtype: 'F32',
     })),
   ),
-  { name: 'whisper-large-v3', weightsRepo: 'openai/whisper-large-v3', dModel: 1280, decoderLayers: 32, encoderLayers: 32, heads: 20, vocab: 51866, melBins: 128, englishOnly: false, weightsDtype: 'F16' },
-  { name: 'whisper-large-v3-turbo', weightsRepo: 'openai/whisper-large-v3-turbo', dModel: 1280, decoderLayers: 4, encoderLayers: 32, heads: 20, vocab: 51866, melBins: 128, englishOnly: false, weightsDtype: 'F16' },
-  { name: 'distil-small.en', weightsRepo: 'distil-whisper/distil-small.en', dModel: 768, decoderLayers: 2, encoderLayers: 12, heads: 12, vocab: 51864, melBins: 80, englishOnly: true, weightsDtype: 'F16' },
-  { name: 'distil-medium.en', weightsRepo: 'distil-whisper/distil-medium.en', dModel: 1024, decoderLayers: 2, encoderLayers: 24, heads: 16, vocab: 51864, melBins: 80, englishOnly: true, weightsDtype: 'F16' },
-  { name: 'distil-large-v2', weightsRepo: 'distil-whisper/distil-large-v2', dModel: 1280, decoderLayers: 2, encoderLayers: 32, heads: 20, vocab: 51865, melBins: 80, englishOnly: false, weightsDtype: 'F16' },
-  { name: 'distil-large-v3', weightsRepo: 'distil-whisper/distil-large-v3', dModel: 1280, decoderLayers: 2, encoderLayers: 32, heads: 20, vocab: 51866, melBins: 128, englishOnly: false, weightsDtype: 'F16' },
+  {
+    name: 'whisper-large-v3',
+    weightsRepo: 'openai/whisper-large-v3',
+    dModel: 1280,
+    decoderLayers: 32,
+    encoderLayers: 32,
+    heads: 20,
+    vocab: 51866,
+    melBins: 128,
+    englishOnly: false,
+    weightsDtype: 'F16',
+  },
+  {
+    name: 'whisper-large-v3-turbo',
+    weightsRepo: 'openai/whisper-large-v3-turbo',
+    dModel: 1280,
+    decoderLayers: 4,
+    encoderLayers: 32,
+    heads: 20,
+    vocab: 51866,
+    melBins: 128,
+    englishOnly: false,
+    weightsDtype: 'F16',
+  },
+  {
+    name: 'distil-small.en',
+    weightsRepo: 'distil-whisper/distil-small.en',
+    dModel: 768,
+    decoderLayers: 2,
+    encoderLayers: 12,
+    heads: 12,
+    vocab: 51864,
+    melBins: 80,
+    englishOnly: true,
+    weightsDtype: 'F16',
+  },
+  {
+    name: 'distil-medium.en',
+    weightsRepo: 'distil-whisper/distil-medium.en',
+    dModel: 1024,
+    decoderLayers: 2,
+    encoderLayers: 24,
+    heads: 16,
+    vocab: 51864,
+    melBins: 80,
+    englishOnly: true,
+    weightsDtype: 'F16',
+  },
+  {
+    name: 'distil-large-v2',
+    weightsRepo: 'distil-whisper/distil-large-v2',
+    dModel: 1280,
+    decoderLayers: 2,
+    encoderLayers: 32,
+    heads: 20,
+    vocab: 51865,
+    melBins: 80,
+    englishOnly: false,
+    weightsDtype: 'F16',
+  },
+  {
+    name: 'distil-large-v3',
+    weightsRepo: 'distil-whisper/distil-large-v3',
+    dModel: 1280,
+    decoderLayers: 2,
+    encoderLayers: 32,
+    heads: 20,
+    vocab: 51866,
+    melBins: 128,
+    englishOnly: false,
+    weightsDtype: 'F16',
+  },
 ];
 
 /**
@@ -162,7 +234,10 @@ export const WHISPER_MODELS: readonly WhisperModelInfo[] = ROWS.map((r) => {
 
 /** The table row of a repo id (ONNX or weights repo; "@revision", "_timestamped" and "-ONNX" suffixes ignored). */
 export function whisperModelFor(modelId: string): WhisperModelInfo | null {
-  const id = modelId.replace(/@.*$/, '').replace(/(_timestamped|-ONNX)$/i, '').toLowerCase();
+  const id = modelId
+    .replace(/@.*$/, '')
+    .replace(/(_timestamped|-ONNX)$/i, '')
+    .toLowerCase();
   return WHISPER_MODELS.find((m) => m.weightsRepo.toLowerCase() === id || m.onnxRepos.some((r) => r.toLowerCase() === id)) ?? null;
 }
 

@@ -13,7 +13,10 @@ export interface TensorInfo {
 }
 
 export class SafetensorsError extends Error {
-  constructor(readonly file: string, reason: string) {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
     super(`${file}: ${reason}`);
     this.name = 'SafetensorsError';
   }
@@ -37,7 +40,8 @@ export function checkTensorEntry(file: string, name: string, info: unknown, data
   if (info === null || typeof info !== 'object' || Array.isArray(info)) bad('header entry is not an object');
   const { dtype, shape, data_offsets } = info as Record<string, unknown>;
   if (typeof dtype !== 'string' || !Object.hasOwn(BYTES, dtype)) bad(`unknown dtype ${JSON.stringify(dtype)?.slice(0, 40)}`);
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) bad(`shape ${JSON.stringify(shape)?.slice(0, 80)} is not a list of non-negative integers`);
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    bad(`shape ${JSON.stringify(shape)?.slice(0, 80)} is not a list of non-negative integers`);
   if (!Array.isArray(data_offsets) || data_offsets.length !== 2 || !data_offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
     bad(`data_offsets ${JSON.stringify(data_offsets)?.slice(0, 80)} is not [begin, end] with non-negative integers`);
   }
@@ -48,7 +52,8 @@ export function checkTensorEntry(file: string, name: string, info: unknown, data
   if (end < begin || !Number.isSafeInteger(size) || end - begin !== size) {
     bad(`${dtype}[${dims}] needs ${size} bytes but data_offsets [${begin}, ${end}) hold ${end - begin}`);
   }
-  if (dataBytes !== undefined && end > dataBytes) bad(`data_offsets [${begin}, ${end}) lie past the end of the file (data section of ${dataBytes} bytes)`);
+  if (dataBytes !== undefined && end > dataBytes)
+    bad(`data_offsets [${begin}, ${end}) lie past the end of the file (data section of ${dataBytes} bytes)`);
   return { dtype: dtype as SafetensorsDtype, shape: dims, begin, end };
 }
 
@@ -67,7 +72,10 @@ export class SafetensorsFile implements TensorSource {
   readonly metadata: Record<string, string>;
   private dataStart: number;
 
-  constructor(readonly bytes: Uint8Array, readonly file = 'model.safetensors') {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly file = 'model.safetensors',
+  ) {
     if (bytes.byteLength < 8) throw new SafetensorsError(file, 'too short to be a safetensors file');
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const headerLen = Number(view.getBigUint64(0, true));
@@ -78,7 +86,8 @@ export class SafetensorsFile implements TensorSource {
     } catch (e) {
       throw new SafetensorsError(file, `header is not JSON (${(e as Error).message})`);
     }
-    if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError(file, 'header is not a JSON object');
+    if (header === null || typeof header !== 'object' || Array.isArray(header))
+      throw new SafetensorsError(file, 'header is not a JSON object');
     this.dataStart = 8 + headerLen;
     const meta = header.__metadata__ ?? {};
     if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) throw new SafetensorsError(file, '__metadata__ is not an object');
@@ -153,7 +162,10 @@ export interface RawTensorBytes {
  * 8 bytes as the reference implementation does — the one writer of the project (f32 adapters, merged
  * exports in the source dtype, the tests' local Hub).
  */
-export function writeSafetensorsRaw(tensors: Map<string, RawTensorBytes> | Record<string, RawTensorBytes>, metadata?: Record<string, string>): Uint8Array {
+export function writeSafetensorsRaw(
+  tensors: Map<string, RawTensorBytes> | Record<string, RawTensorBytes>,
+  metadata?: Record<string, string>,
+): Uint8Array {
   const map = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
   const names = [...map.keys()].sort();
   const header: Record<string, unknown> = {};
@@ -180,10 +192,14 @@ export function writeSafetensorsRaw(tensors: Map<string, RawTensorBytes> | Recor
 }
 
 /** Serialize f32 tensors (names sorted, 8-byte aligned header as the reference implementation pads it). */
-export function writeSafetensors(tensors: Record<string, { shape: number[]; data: Float32Array }>, metadata?: Record<string, string>): Uint8Array {
+export function writeSafetensors(
+  tensors: Record<string, { shape: number[]; data: Float32Array }>,
+  metadata?: Record<string, string>,
+): Uint8Array {
   const raw = new Map<string, RawTensorBytes>();
   for (const [n, { shape, data }] of Object.entries(tensors)) {
-    if (shape.reduce((a, b) => a * b, 1) !== data.length) throw new Error(`tensor ${n}: shape [${shape}] does not match ${data.length} values`);
+    if (shape.reduce((a, b) => a * b, 1) !== data.length)
+      throw new Error(`tensor ${n}: shape [${shape}] does not match ${data.length} values`);
     // Little-endian on every platform we run on (WebAssembly/JS engines are LE); copy bytes as-is.
     raw.set(n, { dtype: 'F32', shape, bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
   }

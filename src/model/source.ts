@@ -16,7 +16,11 @@ export interface ModelSource {
 
 /** A model file is missing or unreadable. Names the file, the source, and the cause. */
 export class ModelFileError extends Error {
-  constructor(readonly file: string, readonly source: string, readonly reason: string) {
+  constructor(
+    readonly file: string,
+    readonly source: string,
+    readonly reason: string,
+  ) {
     super(`Model file "${file}" in ${source}: ${reason}`);
     this.name = 'ModelFileError';
   }
@@ -46,7 +50,10 @@ async function readBody(res: Response, onProgress?: Progress): Promise<Uint8Arra
 
 /** Files served over HTTP under a base URL (the prepared default model, or the Hub's resolve URLs). */
 export class UrlModelSource implements ModelSource {
-  constructor(readonly baseUrl: string, readonly label = baseUrl) {}
+  constructor(
+    readonly baseUrl: string,
+    readonly label = baseUrl,
+  ) {}
   private url(path: string) {
     return this.baseUrl.replace(/\/?$/, '/') + path;
   }
@@ -81,7 +88,10 @@ export function hubModelSource(repoId: string, revision = 'main', host = hubEndp
   if (!/^[\w.-]+\/[\w.-]+$/.test(repoId)) {
     throw new ModelFileError('(repo id)', `"${repoId}"`, 'not a Hub repo id of the form "owner/name"');
   }
-  return new UrlModelSource(`${host.replace(/\/+$/, '')}/${repoId}/resolve/${encodeURIComponent(revision)}`, `Hub repo ${repoId}@${revision}`);
+  return new UrlModelSource(
+    `${host.replace(/\/+$/, '')}/${repoId}/resolve/${encodeURIComponent(revision)}`,
+    `Hub repo ${repoId}@${revision}`,
+  );
 }
 
 /**
@@ -90,7 +100,10 @@ export function hubModelSource(repoId: string, revision = 'main', host = hubEndp
  */
 export class DroppedFilesSource implements ModelSource {
   private files = new Map<string, Blob>();
-  constructor(entries: Iterable<[string, Blob]>, readonly label = 'the dropped folder') {
+  constructor(
+    entries: Iterable<[string, Blob]>,
+    readonly label = 'the dropped folder',
+  ) {
     const list = [...entries];
     const tops = new Set(list.map(([p]) => (p.includes('/') ? p.split('/')[0] : '')));
     const strip = tops.size === 1 && !tops.has('') && !list.some(([p]) => p.split('/')[0] === 'onnx');

@@ -48,9 +48,7 @@ export interface PreprocessorConfig {
   [k: string]: unknown;
 }
 
-export type DecoderFiles =
-  | { kind: 'merged'; merged: string }
-  | { kind: 'split'; first: string; withPast: string };
+export type DecoderFiles = { kind: 'merged'; merged: string } | { kind: 'split'; first: string; withPast: string };
 
 export interface WhisperAssets {
   source: ModelSource;
@@ -66,7 +64,11 @@ export interface WhisperAssets {
 }
 
 export class ModelMismatchError extends Error {
-  constructor(readonly file: string, readonly source: string, reason: string) {
+  constructor(
+    readonly file: string,
+    readonly source: string,
+    reason: string,
+  ) {
     super(`Model file "${file}" in ${source} does not match the model: ${reason}`);
     this.name = 'ModelMismatchError';
   }
@@ -120,8 +122,11 @@ export async function loadWhisperAssets(source: ModelSource, onStep?: (msg: stri
   const preprocessor = await readJson<PreprocessorConfig & Record<string, unknown>>(source, 'preprocessor_config.json');
   need<number>(preprocessor, 'feature_size', 'preprocessor_config.json', S, 'number');
   if (preprocessor.feature_size !== config.num_mel_bins) {
-    throw new ModelMismatchError('preprocessor_config.json', S,
-      `feature_size ${preprocessor.feature_size} but config.json num_mel_bins is ${config.num_mel_bins}`);
+    throw new ModelMismatchError(
+      'preprocessor_config.json',
+      S,
+      `feature_size ${preprocessor.feature_size} but config.json num_mel_bins is ${config.num_mel_bins}`,
+    );
   }
   if (preprocessor.sampling_rate !== 16000) {
     throw new ModelMismatchError('preprocessor_config.json', S, `sampling_rate ${preprocessor.sampling_rate}, Whisper expects 16000`);
@@ -137,16 +142,21 @@ export async function loadWhisperAssets(source: ModelSource, onStep?: (msg: stri
   ];
   const tokVocab = ids.length ? Math.max(...ids) + 1 : 0;
   if (tokVocab > config.vocab_size) {
-    throw new ModelMismatchError('tokenizer.json', S,
-      `it has ${tokVocab} tokens but config.json vocab_size is ${config.vocab_size} (a tokenizer of another Whisper?)`);
+    throw new ModelMismatchError(
+      'tokenizer.json',
+      S,
+      `it has ${tokVocab} tokens but config.json vocab_size is ${config.vocab_size} (a tokenizer of another Whisper?)`,
+    );
   }
   const specials: [string, number, string][] = [
     ['<|endoftext|>', generation.eos_token_id, 'generation_config.json eos_token_id'],
     ['<|startoftranscript|>', generation.decoder_start_token_id, 'generation_config.json decoder_start_token_id'],
     ['<|notimestamps|>', generation.no_timestamps_token_id, 'generation_config.json no_timestamps_token_id'],
   ];
-  for (const [lang, id] of Object.entries(generation.lang_to_id ?? {})) specials.push([lang, id, `generation_config.json lang_to_id["${lang}"]`]);
-  for (const [task, id] of Object.entries(generation.task_to_id ?? {})) specials.push([`<|${task}|>`, id, `generation_config.json task_to_id["${task}"]`]);
+  for (const [lang, id] of Object.entries(generation.lang_to_id ?? {}))
+    specials.push([lang, id, `generation_config.json lang_to_id["${lang}"]`]);
+  for (const [task, id] of Object.entries(generation.task_to_id ?? {}))
+    specials.push([`<|${task}|>`, id, `generation_config.json task_to_id["${task}"]`]);
   for (const [token, id, where] of specials) {
     const got = tokenId(tokJson, token);
     if (got !== id) {
@@ -159,15 +169,27 @@ export async function loadWhisperAssets(source: ModelSource, onStep?: (msg: stri
   if (!(await source.has(ENCODER))) throw new ModelFileError(ENCODER, S, 'file not found (the frozen encoder is required)');
   let decoder: DecoderFiles;
   if (await source.has(MERGED)) decoder = { kind: 'merged', merged: MERGED };
-  else if ((await source.has(SPLIT_FIRST)) && (await source.has(SPLIT_PAST))) decoder = { kind: 'split', first: SPLIT_FIRST, withPast: SPLIT_PAST };
+  else if ((await source.has(SPLIT_FIRST)) && (await source.has(SPLIT_PAST)))
+    decoder = { kind: 'split', first: SPLIT_FIRST, withPast: SPLIT_PAST };
   else throw new ModelFileError(MERGED, S, `file not found (nor the pair ${SPLIT_FIRST} + ${SPLIT_PAST})`);
   const hasSafetensors = await source.has('model.safetensors');
 
   return {
-    source, config, generation, preprocessor, tokenizer, encoderFile: ENCODER, decoder, hasSafetensors,
+    source,
+    config,
+    generation,
+    preprocessor,
+    tokenizer,
+    encoderFile: ENCODER,
+    decoder,
+    hasSafetensors,
     summary: {
-      layers: config.decoder_layers, dModel: config.d_model, vocab: config.vocab_size, melBins: config.num_mel_bins,
-      multilingual: !!generation.is_multilingual, languages: Object.keys(generation.lang_to_id ?? {}).length,
+      layers: config.decoder_layers,
+      dModel: config.d_model,
+      vocab: config.vocab_size,
+      melBins: config.num_mel_bins,
+      multilingual: !!generation.is_multilingual,
+      languages: Object.keys(generation.lang_to_id ?? {}).length,
     },
   };
 }

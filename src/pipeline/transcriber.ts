@@ -49,10 +49,12 @@ export class Transcriber {
     const picked = await pickBackend(opts.backend ?? 'auto');
     report({ stage: 'encoder', message: `loading ${assets.encoderFile}` });
     const encoder = await WhisperEncoder.create(assets, picked.backend, (loaded, total) =>
-      report({ stage: 'encoder', message: `loading ${assets.encoderFile}`, loaded, total }));
+      report({ stage: 'encoder', message: `loading ${assets.encoderFile}`, loaded, total }),
+    );
     report({ stage: 'decoder', message: 'loading the decoder' });
     const decoder = await OrtWhisperDecoder.create(assets, 'wasm', (loaded, total) =>
-      report({ stage: 'decoder', message: 'loading the decoder', loaded, total }));
+      report({ stage: 'decoder', message: 'loading the decoder', loaded, total }),
+    );
     report({ stage: 'ready', message: `ready (encoder on ${picked.backend}: ${picked.reason})` });
     return new Transcriber(assets, encoder, decoder, { encoder: picked.backend, decoder: 'wasm', reason: picked.reason });
   }

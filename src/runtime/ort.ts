@@ -40,7 +40,10 @@ export async function pickBackend(prefer: OrtBackend | 'auto' = 'auto'): Promise
   // worker does: the CPU-tuned one clearly winning means a CPU behind the adapter.
   const named = `${info?.vendor ?? ''} ${info?.architecture ?? ''} ${info?.description ?? ''}`;
   if (isFallbackAdapter(adapter) || /llvmpipe|lavapipe|swiftshader|software/i.test(named)) {
-    return { backend: 'wasm', reason: `the WebGPU adapter is a software one (${named.trim() || 'fallback adapter'}): wasm is faster there` };
+    return {
+      backend: 'wasm',
+      reason: `the WebGPU adapter is a software one (${named.trim() || 'fallback adapter'}): wasm is faster there`,
+    };
   }
   if (!info?.vendor && prefer === 'auto') {
     const probe = await probeCpuLike(level).catch((e: Error) => ({ error: e.message }));
@@ -52,7 +55,14 @@ export async function pickBackend(prefer: OrtBackend | 'auto' = 'auto'): Promise
   }
   // Hand onnxruntime-web the adapter we chose, so it does not request a different one.
   (ort.env.webgpu as { adapter?: unknown }).adapter = adapter;
-  return { backend: 'webgpu', reason: `WebGPU adapter ${info?.vendor || '(vendor not disclosed)'} ${info?.architecture || ''} (${level}${isFallbackAdapter(adapter) ? ', software' : ''})`.replace(/\s+/g, ' ') };
+  return {
+    backend: 'webgpu',
+    reason:
+      `WebGPU adapter ${info?.vendor || '(vendor not disclosed)'} ${info?.architecture || ''} (${level}${isFallbackAdapter(adapter) ? ', software' : ''})`.replace(
+        /\s+/g,
+        ' ',
+      ),
+  };
 }
 
 /**
@@ -79,7 +89,10 @@ export interface ExternalData {
 
 /** Read a graph and its external-data file, if the folder has one. */
 export async function readOnnx(
-  source: { read(path: string, onProgress?: (l: number, t: number | null) => void): Promise<Uint8Array>; has(path: string): Promise<boolean> },
+  source: {
+    read(path: string, onProgress?: (l: number, t: number | null) => void): Promise<Uint8Array>;
+    has(path: string): Promise<boolean>;
+  },
   file: string,
   onProgress?: (l: number, t: number | null) => void,
 ): Promise<{ bytes: Uint8Array; externalData?: ExternalData[] }> {
@@ -89,7 +102,12 @@ export async function readOnnx(
   return { bytes, externalData: [{ path: dataFile.split('/').pop()!, data: await source.read(dataFile, onProgress) }] };
 }
 
-export async function createSession(bytes: Uint8Array, backend: OrtBackend, label: string, externalData?: ExternalData[]): Promise<ort.InferenceSession> {
+export async function createSession(
+  bytes: Uint8Array,
+  backend: OrtBackend,
+  label: string,
+  externalData?: ExternalData[],
+): Promise<ort.InferenceSession> {
   configureOrt();
   try {
     return await ort.InferenceSession.create(bytes, {

@@ -211,7 +211,15 @@ function merge<T>(base: T, over: unknown, path: string): T {
   }
   return out as T;
 }
-const OPTIONAL_KEYS = new Set(['experiment.model', 'experiment.data.trainLimit', 'experiment.adapter.layers', 'experiment.adapter.betaSchedule', 'experiment.adapter.klScale', 'experiment.data.dev', 'experiment.data.trainMix']);
+const OPTIONAL_KEYS = new Set([
+  'experiment.model',
+  'experiment.data.trainLimit',
+  'experiment.adapter.layers',
+  'experiment.adapter.betaSchedule',
+  'experiment.adapter.klScale',
+  'experiment.data.dev',
+  'experiment.data.trainMix',
+]);
 
 /** Probabilities of data.train and each data.trainMix set, in that order (data.train takes the rest). */
 export function trainMixProbabilities(c: ExperimentConfig): number[] {
@@ -234,10 +242,13 @@ function resolveBeta(cfg: ExperimentConfig, json: unknown, e: string[]): void {
     if (!given && Number.isInteger(ga) && ga >= 1) a.beta = KL_SCALE_DEFAULT / ga;
     return;
   }
-  if (!(typeof a.klScale === 'number' && Number.isFinite(a.klScale) && a.klScale >= 0)) return void e.push(`adapter.klScale must be ≥ 0 (got ${JSON.stringify(a.klScale)})`);
+  if (!(typeof a.klScale === 'number' && Number.isFinite(a.klScale) && a.klScale >= 0))
+    return void e.push(`adapter.klScale must be ≥ 0 (got ${JSON.stringify(a.klScale)})`);
   const beta = a.klScale / ga;
   if (given && !(Math.abs(a.beta - beta) <= 1e-12 * Math.max(1, Math.abs(beta)))) {
-    return void e.push(`adapter.beta ${a.beta} and adapter.klScale ${a.klScale} disagree: klScale is the authors' kl_scale, β = klScale / optim.gradAccum = ${beta}; give one of them`);
+    return void e.push(
+      `adapter.beta ${a.beta} and adapter.klScale ${a.klScale} disagree: klScale is the authors' kl_scale, β = klScale / optim.gradAccum = ${beta}; give one of them`,
+    );
   }
   a.beta = beta;
 }
@@ -278,10 +289,12 @@ function validateBetaSchedule(s: unknown, e: string[]): void {
     if (!isObj(x)) return void e.push(`${k}[${i}] must be an object {step, beta} (got ${JSON.stringify(x)})`);
     for (const key of Object.keys(x)) if (key !== 'step' && key !== 'beta') e.push(`${k}[${i}].${key}: unknown key`);
     const { step, beta } = x as { step: unknown; beta: unknown };
-    if (!(typeof step === 'number' && Number.isInteger(step) && step >= 1)) e.push(`${k}[${i}].step must be an integer ≥ 1 (got ${JSON.stringify(step)})`);
+    if (!(typeof step === 'number' && Number.isInteger(step) && step >= 1))
+      e.push(`${k}[${i}].step must be an integer ≥ 1 (got ${JSON.stringify(step)})`);
     else if (step <= prev) e.push(`${k}[${i}].step must be above the previous entry's (${prev}; steps ascending, got ${step})`);
     else prev = step;
-    if (!(typeof beta === 'number' && Number.isFinite(beta) && beta >= 0)) e.push(`${k}[${i}].beta must be a finite number ≥ 0 (got ${JSON.stringify(beta)})`);
+    if (!(typeof beta === 'number' && Number.isFinite(beta) && beta >= 0))
+      e.push(`${k}[${i}].beta must be a finite number ≥ 0 (got ${JSON.stringify(beta)})`);
   });
 }
 
@@ -304,7 +317,8 @@ export function validateExperiment(c: ExperimentConfig): string[] {
   const e: string[] = [];
   const pos = (v: number, k: string) => (!(Number.isFinite(v) && v > 0) ? e.push(`${k} must be > 0 (got ${v})`) : 0);
   const nonneg = (v: number, k: string) => (!(Number.isFinite(v) && v >= 0) ? e.push(`${k} must be ≥ 0 (got ${v})`) : 0);
-  const int = (v: number, k: string, min: number) => (!(Number.isInteger(v) && v >= min) ? e.push(`${k} must be an integer ≥ ${min} (got ${v})`) : 0);
+  const int = (v: number, k: string, min: number) =>
+    !(Number.isInteger(v) && v >= min) ? e.push(`${k} must be an integer ≥ ${min} (got ${v})`) : 0;
   if (c.schema !== EXPERIMENT_SCHEMA_VERSION) e.push(`schema ${c.schema} is not ${EXPERIMENT_SCHEMA_VERSION}`);
   if (c.method !== 'lora' && c.method !== 'blora') e.push(`method must be "lora" or "blora" (got ${c.method})`);
   if (!c.data.train) e.push('data.train is required');
@@ -314,7 +328,9 @@ export function validateExperiment(c: ExperimentConfig): string[] {
   }
   const a = c.adapter;
   if (!a.targets.length) e.push('adapter.targets is empty');
-  for (const t of a.targets) if (!(ADAPTER_TARGETS as readonly string[]).includes(t)) e.push(`adapter.targets: unknown target "${t}" (one of ${ADAPTER_TARGETS.join(', ')})`);
+  for (const t of a.targets)
+    if (!(ADAPTER_TARGETS as readonly string[]).includes(t))
+      e.push(`adapter.targets: unknown target "${t}" (one of ${ADAPTER_TARGETS.join(', ')})`);
   int(a.r, 'adapter.r', 1);
   pos(a.alpha, 'adapter.alpha');
   if (!(a.dropout >= 0 && a.dropout < 1)) e.push(`adapter.dropout must be in [0, 1) (got ${a.dropout})`);
@@ -322,7 +338,8 @@ export function validateExperiment(c: ExperimentConfig): string[] {
   pos(a.sigmaPrior, 'adapter.sigmaPrior');
   if (!RHO_B_INITS.includes(a.rhoBInit)) e.push(`adapter.rhoBInit must be ${RHO_B_INITS.join(' or ')} (got ${JSON.stringify(a.rhoBInit)})`);
   nonneg(a.beta, 'adapter.beta');
-  if (!(typeof a.klLogEps === 'number' && a.klLogEps >= 0 && a.klLogEps <= 1e-2)) e.push(`adapter.klLogEps must be in [0, 0.01] (the authors' 1e-6; got ${JSON.stringify(a.klLogEps)})`);
+  if (!(typeof a.klLogEps === 'number' && a.klLogEps >= 0 && a.klLogEps <= 1e-2))
+    e.push(`adapter.klLogEps must be in [0, 0.01] (the authors' 1e-6; got ${JSON.stringify(a.klLogEps)})`);
   if (typeof a.freezeRho !== 'boolean') e.push(`adapter.freezeRho must be true or false (got ${JSON.stringify(a.freezeRho)})`);
   validateBetaSchedule(a.betaSchedule, e);
   const o = c.optim;
@@ -333,19 +350,22 @@ export function validateExperiment(c: ExperimentConfig): string[] {
   int(o.steps, 'optim.steps', 1);
   int(o.batchSize, 'optim.batchSize', 1);
   int(o.gradAccum, 'optim.gradAccum', 1);
-  if (!['inverse_sqrt', 'cosine', 'constant'].includes(o.schedule)) e.push(`optim.schedule must be inverse_sqrt, cosine or constant (got ${o.schedule})`);
+  if (!['inverse_sqrt', 'cosine', 'constant'].includes(o.schedule))
+    e.push(`optim.schedule must be inverse_sqrt, cosine or constant (got ${o.schedule})`);
   if (!(Number.isInteger(c.seed) && c.seed >= 0)) e.push(`seed must be an integer ≥ 0 (got ${c.seed})`);
   int(c.eval.interval, 'eval.interval', 0);
   int(c.eval.maxNewTokens, 'eval.maxNewTokens', 1);
   int(c.eval.devInterval, 'eval.devInterval', 0);
   int(c.eval.posteriorSamples, 'eval.posteriorSamples', 0);
-  if (!EVAL_SELECTS.includes(c.eval.select)) e.push(`eval.select must be ${EVAL_SELECTS.join(' or ')} (got ${JSON.stringify(c.eval.select)})`);
+  if (!EVAL_SELECTS.includes(c.eval.select))
+    e.push(`eval.select must be ${EVAL_SELECTS.join(' or ')} (got ${JSON.stringify(c.eval.select)})`);
   const mix = c.data.trainMix;
   if (mix !== undefined && !Array.isArray(mix)) e.push(`data.trainMix must be an array of {path, p, limit?} (got ${JSON.stringify(mix)})`);
   else if (mix) {
     mix.forEach((m, i) => {
       if (!isObj(m) || !m.path) e.push(`data.trainMix[${i}].path is required`);
-      else if (!(typeof m.p === 'number' && m.p > 0 && m.p < 1)) e.push(`data.trainMix[${i}].p must be in (0, 1) (got ${JSON.stringify(m.p)})`);
+      else if (!(typeof m.p === 'number' && m.p > 0 && m.p < 1))
+        e.push(`data.trainMix[${i}].p must be in (0, 1) (got ${JSON.stringify(m.p)})`);
     });
     const rest = 1 - mix.reduce((a, m) => a + (typeof m?.p === 'number' ? m.p : 0), 0);
     if (!(rest > 0)) e.push(`data.trainMix: the probabilities sum to ${(1 - rest).toPrecision(3)}; data.train needs the rest (> 0)`);
@@ -354,7 +374,8 @@ export function validateExperiment(c: ExperimentConfig): string[] {
   if (dev !== undefined && !Array.isArray(dev)) e.push(`data.dev must be an array of {path, name?, limit?} (got ${JSON.stringify(dev)})`);
   else for (const [i, s] of (dev ?? []).entries()) if (!isObj(s) || !s.path) e.push(`data.dev[${i}].path is required`);
   if (c.eval.select === 'dev-ce' && !(Array.isArray(dev) && dev.length)) e.push("eval.select 'dev-ce' needs a dev set (data.dev)");
-  if (c.eval.select === 'dev-ce' && !(c.eval.devInterval >= 1)) e.push("eval.select 'dev-ce' needs eval.devInterval ≥ 1 (dev CE every N steps; the authors' 100)");
+  if (c.eval.select === 'dev-ce' && !(c.eval.devInterval >= 1))
+    e.push("eval.select 'dev-ce' needs eval.devInterval ≥ 1 (dev CE every N steps; the authors' 100)");
   return e;
 }
 

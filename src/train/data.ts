@@ -67,7 +67,8 @@ export function specialTokens(assets: WhisperAssets): SpecialTokens {
   // The same rule as the decoders (src/decoder/generate.ts): is_multilingual decides the prompt.
   if (!g.is_multilingual) return { ...base, transcribe: null };
   const transcribe = g.task_to_id?.transcribe;
-  if (transcribe === undefined) throw new Error('generation_config.json has no task_to_id.transcribe (a multilingual Whisper needs it in the prompt)');
+  if (transcribe === undefined)
+    throw new Error('generation_config.json has no task_to_id.transcribe (a multilingual Whisper needs it in the prompt)');
   return { ...base, transcribe };
 }
 
@@ -84,7 +85,9 @@ export function tokenizeRow(
     try {
       englishOnlyLanguage(language); // no language = English: the only one the model knows
     } catch (e) {
-      return { error: `language "${language}": only English rows can be trained on this English-only model (generation_config.json is_multilingual is false)` };
+      return {
+        error: `language "${language}": only English rows can be trained on this English-only model (generation_config.json is_multilingual is false)`,
+      };
     }
     prompt = [sp.sot, sp.noTimestamps];
   } else {
@@ -118,7 +121,10 @@ export interface PrepareDeps {
 }
 
 /** Tokenize, read, encode and cache rows; bad rows are returned as errors, the rest prepared. */
-export async function prepareUtterances(rows: Utterance[], deps: PrepareDeps): Promise<{ utterances: PreparedUtterance[]; errors: PrepareError[] }> {
+export async function prepareUtterances(
+  rows: Utterance[],
+  deps: PrepareDeps,
+): Promise<{ utterances: PreparedUtterance[]; errors: PrepareError[] }> {
   const utterances: PreparedUtterance[] = [];
   const errors: PrepareError[] = [];
   const ok: { row: Utterance; seq: number[]; language: string }[] = [];
@@ -139,7 +145,11 @@ export async function prepareUtterances(rows: Utterance[], deps: PrepareDeps): P
     // Whisper hears 30 s: a longer clip's transcript would be trained against audio the model never
     // sees (the features cut the window), so it is rejected, with its duration.
     if (samples.length > WHISPER_MAX_SAMPLES) {
-      errors.push({ id: row.id, audio: row.audio, message: `${(samples.length / 16000).toFixed(1)} s of audio: longer than Whisper's 30-s window (cut it into clips of at most 30 s)` });
+      errors.push({
+        id: row.id,
+        audio: row.audio,
+        message: `${(samples.length / 16000).toFixed(1)} s of audio: longer than Whisper's 30-s window (cut it into clips of at most 30 s)`,
+      });
       deps.onProgress?.(i + 1, ok.length, row.id);
       continue;
     }
@@ -193,7 +203,11 @@ export class BatchSampler {
   private perm: number[];
   private st: SamplerState = { epoch: 0, pos: 0 };
 
-  constructor(readonly n: number, readonly batchSize: number, readonly seed: number) {
+  constructor(
+    readonly n: number,
+    readonly batchSize: number,
+    readonly seed: number,
+  ) {
     if (!(n >= 1)) throw new Error('BatchSampler: no training utterances');
     this.perm = this.permutation(0);
   }
@@ -249,10 +263,16 @@ export class MixSampler implements Sampler {
   private readonly cum: number[];
   private draws = 0;
 
-  constructor(sizes: number[], ps: number[], readonly batchSize: number, readonly seed: number) {
+  constructor(
+    sizes: number[],
+    ps: number[],
+    readonly batchSize: number,
+    readonly seed: number,
+  ) {
     if (sizes.length !== ps.length || !sizes.length) throw new Error('MixSampler: one probability per training set');
     const total = ps.reduce((a, b) => a + b, 0);
-    if (!ps.every((p) => p > 0) || Math.abs(total - 1) > 1e-9) throw new Error(`MixSampler: probabilities must be > 0 and sum to 1 (got ${ps.join(', ')})`);
+    if (!ps.every((p) => p > 0) || Math.abs(total - 1) > 1e-9)
+      throw new Error(`MixSampler: probabilities must be > 0 and sum to 1 (got ${ps.join(', ')})`);
     this.sets = sizes.map((n, i) => new BatchSampler(n, 1, seed + 7919 * i));
     this.offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
     let c = 0;

@@ -28,8 +28,26 @@ import { auroc, disagreement, ece, meanEntropy, tokenCorrectness } from '../metr
 import { computeCer, computeWer, normalizerFor, wordTokens } from '../metrics/wer';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors';
 import type { WhisperAssets } from '../model/whisperModel';
-import { type BetaScheduleEntry, betaAt, type DevRecord, type EvalRecord, type EvalRole, type ExperimentConfig, type TrainRecord, withBetaEntry } from './config';
-import { BatchSampler, inputLength, makeBatch, MixSampler, type PreparedUtterance, type Sampler, type SamplerState, specialTokens } from './data';
+import {
+  type BetaScheduleEntry,
+  betaAt,
+  type DevRecord,
+  type EvalRecord,
+  type EvalRole,
+  type ExperimentConfig,
+  type TrainRecord,
+  withBetaEntry,
+} from './config';
+import {
+  BatchSampler,
+  inputLength,
+  makeBatch,
+  MixSampler,
+  type PreparedUtterance,
+  type Sampler,
+  type SamplerState,
+  specialTokens,
+} from './data';
 import { learningRate } from './schedule';
 
 export type { Utterance };
@@ -127,7 +145,10 @@ export interface Transcript {
 
 /** The bytes of a checkpoint do not decode or do not match their checksum (a torn write, a bad disk, a truncated copy). */
 export class CheckpointCorruptError extends Error {
-  constructor(readonly file: string, readonly why: string) {
+  constructor(
+    readonly file: string,
+    readonly why: string,
+  ) {
     super(`${file}: the checkpoint is damaged (${why}); it is not used — the previous checkpoint is, if there is one that verifies`);
     this.name = 'CheckpointCorruptError';
   }
@@ -135,14 +156,22 @@ export class CheckpointCorruptError extends Error {
 
 /** The GPU device went away (driver reset, another tab, destroy()): the run can go on from its last checkpoint on a new device. */
 export class DeviceLostError extends Error {
-  constructor(readonly step: number, readonly reason: string, readonly detail: string) {
+  constructor(
+    readonly step: number,
+    readonly reason: string,
+    readonly detail: string,
+  ) {
     super(`the GPU device was lost during step ${step} (${reason}${detail ? `: ${detail}` : ''})`);
     this.name = 'DeviceLostError';
   }
 }
 
 export class TrainingDivergedError extends Error {
-  constructor(readonly step: number, readonly what: string, readonly lastGood: Checkpoint) {
+  constructor(
+    readonly step: number,
+    readonly what: string,
+    readonly lastGood: Checkpoint,
+  ) {
     super(
       `training stopped at step ${step}: ${what} is not finite (NaN/Inf). The adapter was rolled back to the last good ` +
         `checkpoint (step ${lastGood.step}); lower the learning rate (optim.lr) or enable clipping (optim.maxGradNorm).`,
@@ -196,7 +225,19 @@ export interface UncertaintyResult {
   K: number;
   step: number;
   rows: UncertaintyRow[];
-  byRole: Partial<Record<EvalRole, { utterances: number; wrong: number; aurocEntropy: number | null; aurocDisagreement: number | null; ece: number | null; tokens: number }>>;
+  byRole: Partial<
+    Record<
+      EvalRole,
+      {
+        utterances: number;
+        wrong: number;
+        aurocEntropy: number | null;
+        aurocDisagreement: number | null;
+        ece: number | null;
+        tokens: number;
+      }
+    >
+  >;
 }
 
 /** The experiment without its β schedule (what a checkpoint must match to be restored into a run). */
@@ -210,7 +251,11 @@ function withoutSchedule(c: ExperimentConfig): ExperimentConfig {
  * after it the checkpoint's entries with the run's own ones over them (a change made after the checkpoint
  * was written, e.g. the studio's live control before a reload). Undefined when neither has one.
  */
-export function mergeBetaSchedules(ck: BetaScheduleEntry[] | undefined, own: BetaScheduleEntry[] | undefined, ckStep: number): BetaScheduleEntry[] | undefined {
+export function mergeBetaSchedules(
+  ck: BetaScheduleEntry[] | undefined,
+  own: BetaScheduleEntry[] | undefined,
+  ckStep: number,
+): BetaScheduleEntry[] | undefined {
   if (!ck && !own) return undefined;
   let out = (ck ?? []).map((e) => ({ ...e }));
   for (const e of own ?? []) if (e.step > ckStep) out = withBetaEntry(out, e);
@@ -219,15 +264,18 @@ export function mergeBetaSchedules(ck: BetaScheduleEntry[] | undefined, own: Bet
 
 /** Fraction of |μ_A| (|A|) and |μ_B| (|B|) below `thr` over all modules. */
 export function adapterSparsity(plan: AdapterPlan, theta: Float32Array, thr = 1e-3): { a: number; b: number } {
-  let na = 0, za = 0, nb = 0, zb = 0;
+  let na = 0,
+    za = 0,
+    nb = 0,
+    zb = 0;
   for (const m of plan.modules) {
     for (const t of moduleTensors(plan, m, theta)) {
       if (t.key === 'rhoA' || t.key === 'rhoB') continue;
       const isA = t.key === 'A' || t.key === 'muA';
       let z = 0;
       for (const x of t.data) if (Math.abs(x) < thr) z++;
-      if (isA) (na += t.data.length), (za += z);
-      else (nb += t.data.length), (zb += z);
+      if (isA) ((na += t.data.length), (za += z));
+      else ((nb += t.data.length), (zb += z));
     }
   }
   return { a: na ? za / na : 0, b: nb ? zb / nb : 0 };
@@ -237,7 +285,8 @@ export function adapterSparsity(plan: AdapterPlan, theta: Float32Array, thr = 1e
 export function deltaWSparsity(plan: AdapterPlan, theta: Float32Array, thr = 1e-3): number {
   const { r, alpha } = plan.config;
   const s = alpha / r;
-  let n = 0, z = 0;
+  let n = 0,
+    z = 0;
   for (const m of plan.modules) {
     const A = theta.subarray(m.off.muA, m.off.muA + r * m.nIn);
     const B = theta.subarray(m.off.muB, m.off.muB + m.nOut * r);
@@ -261,7 +310,11 @@ export interface MuHistogram {
 }
 
 /** Histogram of log10|μ| of the A and B factors (the UI's sparsity chart). */
-export function muHistogram(plan: AdapterPlan, theta: Float32Array, opts: { lo?: number; hi?: number; binsPerDecade?: number } = {}): MuHistogram {
+export function muHistogram(
+  plan: AdapterPlan,
+  theta: Float32Array,
+  opts: { lo?: number; hi?: number; binsPerDecade?: number } = {},
+): MuHistogram {
   const lo = opts.lo ?? -8;
   const hi = opts.hi ?? 1;
   const per = opts.binsPerDecade ?? 4;
@@ -320,7 +373,9 @@ export function decodeCheckpoint(bytes: Uint8Array, file = 'checkpoint.safetenso
     throw new CheckpointCorruptError(file, `its state is not JSON: ${(e as Error).message}`);
   }
   if (rest.format !== 'blora-studio-checkpoint' || rest.version !== CHECKPOINT_VERSION) {
-    throw new Error(`${file}: unknown checkpoint format ${rest.format} v${rest.version} (this studio reads v${CHECKPOINT_VERSION}; written by a newer version?)`);
+    throw new Error(
+      `${file}: unknown checkpoint format ${rest.format} v${rest.version} (this studio reads v${CHECKPOINT_VERSION}; written by a newer version?)`,
+    );
   }
   const ck = { ...rest, theta: st.float32('theta'), m: st.float32('m'), v: st.float32('v') } as Checkpoint;
   const want = st.metadata.checksum;
@@ -359,10 +414,21 @@ export function pickCheckpoint(gens: CheckpointGeneration[]): { ck: Checkpoint; 
 export function scoreTranscripts(ts: Transcript[]): { wer: number; cer: number } {
   const groups = new Map<string, Transcript[]>();
   for (const t of ts) groups.set(t.language, [...(groups.get(t.language) ?? []), t]);
-  let we = 0, wn = 0, ce = 0, cn = 0;
+  let we = 0,
+    wn = 0,
+    ce = 0,
+    cn = 0;
   for (const [language, g] of groups) {
-    const w = computeWer(g.map((x) => x.reference), g.map((x) => x.hypothesis), { language });
-    const c = computeCer(g.map((x) => x.reference), g.map((x) => x.hypothesis), { language });
+    const w = computeWer(
+      g.map((x) => x.reference),
+      g.map((x) => x.hypothesis),
+      { language },
+    );
+    const c = computeCer(
+      g.map((x) => x.reference),
+      g.map((x) => x.hypothesis),
+      { language },
+    );
     we += w.substitutions + w.deletions + w.insertions;
     wn += w.refTokens;
     ce += c.substitutions + c.deletions + c.insertions;
@@ -381,7 +447,10 @@ interface GreedyDecoderLike {
   destroy(): void;
 }
 
-async function createGreedy(deps: TrainerDeps, opts: { maxBatch: number; maxNewTokens: number; label: string }): Promise<GreedyDecoderLike> {
+async function createGreedy(
+  deps: TrainerDeps,
+  opts: { maxBatch: number; maxNewTokens: number; label: string },
+): Promise<GreedyDecoderLike> {
   return WgslGreedyDecoder.create(deps.rt, deps.weights, deps.cache, deps.assets, opts);
 }
 
@@ -432,30 +501,46 @@ export class Trainer {
     return this.engine.plan;
   }
 
-  static async create(deps: TrainerDeps, cfg: ExperimentConfig, data: TrainerData, hooks: TrainerHooks, opts: TrainerOptions = {}): Promise<Trainer> {
+  static async create(
+    deps: TrainerDeps,
+    cfg: ExperimentConfig,
+    data: TrainerData,
+    hooks: TrainerHooks,
+    opts: TrainerOptions = {},
+  ): Promise<Trainer> {
     if (!data.train.length) throw new Error('Trainer: no training utterances (all rows rejected?)');
     const o = cfg.optim;
     // S covers the dev utterances too (devLoss runs them through the training engine's B × S batch)
     const S = Math.max(...data.train.map(inputLength), ...(data.dev ?? []).map(inputLength));
-    const engine = await WhisperDecoderEngine.create(
-      deps.rt,
-      deps.weights,
-      { B: o.batchSize, S },
-      adapterConfigOf(cfg),
-      deps.cache,
-      {
-        initSeed: cfg.seed,
-        hyper: { lr: o.lr, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay },
-        maxGradNorm: o.maxGradNorm,
-        gradAccum: o.gradAccum,
-        label: opts.label ?? 'trainer',
-      },
-    );
+    const engine = await WhisperDecoderEngine.create(deps.rt, deps.weights, { B: o.batchSize, S }, adapterConfigOf(cfg), deps.cache, {
+      initSeed: cfg.seed,
+      hyper: { lr: o.lr, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay },
+      maxGradNorm: o.maxGradNorm,
+      gradAccum: o.gradAccum,
+      label: opts.label ?? 'trainer',
+    });
     const sets = data.trainSets;
-    if (sets && sets.reduce((a, x) => a + x.n, 0) !== data.train.length) throw new Error(`Trainer: trainSets cover ${sets.reduce((a, x) => a + x.n, 0)} utterances, data.train has ${data.train.length}`);
-    const sampler: Sampler = sets && sets.length > 1 ? new MixSampler(sets.map((x) => x.n), sets.map((x) => x.p), o.batchSize, cfg.seed) : new BatchSampler(data.train.length, o.batchSize, cfg.seed);
+    if (sets && sets.reduce((a, x) => a + x.n, 0) !== data.train.length)
+      throw new Error(`Trainer: trainSets cover ${sets.reduce((a, x) => a + x.n, 0)} utterances, data.train has ${data.train.length}`);
+    const sampler: Sampler =
+      sets && sets.length > 1
+        ? new MixSampler(
+            sets.map((x) => x.n),
+            sets.map((x) => x.p),
+            o.batchSize,
+            cfg.seed,
+          )
+        : new BatchSampler(data.train.length, o.batchSize, cfg.seed);
     const st = await engine.readState();
-    const init: Checkpoint = { format: 'blora-studio-checkpoint', version: CHECKPOINT_VERSION, step: 0, ...st, sampler: sampler.state, config: cfg, elapsedS: 0 };
+    const init: Checkpoint = {
+      format: 'blora-studio-checkpoint',
+      version: CHECKPOINT_VERSION,
+      step: 0,
+      ...st,
+      sampler: sampler.state,
+      config: cfg,
+      elapsedS: 0,
+    };
     const tr = new Trainer(deps, cfg, data, hooks, engine, sampler, S, opts, init);
     tr.theta = st.theta;
     return tr;
@@ -523,8 +608,20 @@ export class Trainer {
     const lastGood = t % (this.opts.checkpointInterval ?? 1) === 0 ? await this.engine.readState() : null;
     const sp = adapterSparsity(this.plan, theta);
     const rec: TrainRecord = {
-      kind: 'train', step: t, ce, kl, loss: ce + beta * kl, beta, lr, gradNorm, tokens, tokensPerSec: tokens / sec,
-      sparsityA: sp.a, sparsityB: sp.b, elapsedS: this.elapsedS + sec, backend: 'engine',
+      kind: 'train',
+      step: t,
+      ce,
+      kl,
+      loss: ce + beta * kl,
+      beta,
+      lr,
+      gradNorm,
+      tokens,
+      tokensPerSec: tokens / sec,
+      sparsityA: sp.a,
+      sparsityB: sp.b,
+      elapsedS: this.elapsedS + sec,
+      backend: 'engine',
     };
     this.pending = { rec, theta, kl, sec };
     this.pendingState = lastGood;
@@ -540,11 +637,24 @@ export class Trainer {
     this.theta = p.theta;
     this.lastKl = p.kl;
     if (this.pendingState) {
-      this.lastGood = { format: 'blora-studio-checkpoint', version: CHECKPOINT_VERSION, step: this.step, ...this.pendingState, sampler: this.sampler.state, config: this.config, elapsedS: this.elapsedS };
+      this.lastGood = {
+        format: 'blora-studio-checkpoint',
+        version: CHECKPOINT_VERSION,
+        step: this.step,
+        ...this.pendingState,
+        sampler: this.sampler.state,
+        config: this.config,
+        elapsedS: this.elapsedS,
+      };
     }
     this.pendingState = null;
     this.hooks.onRecord(rec);
-    this.hooks.onProgress?.({ phase: 'train', step: rec.step, steps: this.config.optim.steps, message: `step ${rec.step}/${this.config.optim.steps} ce ${rec.ce.toFixed(4)}` });
+    this.hooks.onProgress?.({
+      phase: 'train',
+      step: rec.step,
+      steps: this.config.optim.steps,
+      message: `step ${rec.step}/${this.config.optim.steps} ce ${rec.ce.toFixed(4)}`,
+    });
   }
 
   private async diverged(step: number, what: string): Promise<never> {
@@ -623,14 +733,30 @@ export class Trainer {
     await greedy.setAdapter(this.step === 0 ? null : this.plan, this.step === 0 ? null : await this.readTheta());
     const names = sets.map((s) => s.name).join(' + ');
     const report = (done: number, total: number) =>
-      this.hooks.onProgress?.({ phase: 'eval', step: this.step, steps: this.config.optim.steps, done, total, message: `eval ${names} ${done}/${total}` });
+      this.hooks.onProgress?.({
+        phase: 'eval',
+        step: this.step,
+        steps: this.config.optim.steps,
+        done,
+        total,
+        message: `eval ${names} ${done}/${total}`,
+      });
     const hyps = await this.decodeEvalSets(greedy, report);
     const out: EvalRecord[] = [];
     sets.forEach((set, k) => {
       const ts = set.utterances.map((u, i) => ({ id: u.id, language: u.language, reference: u.text, hypothesis: hyps[k][i] }));
       this.lastTranscripts[set.name] = ts;
       const { wer, cer } = scoreTranscripts(ts);
-      const rec: EvalRecord = { kind: 'eval', step: this.step, set: set.name, role: set.role, wer, cer, utterances: set.utterances.length, backend: 'engine' };
+      const rec: EvalRecord = {
+        kind: 'eval',
+        step: this.step,
+        set: set.name,
+        role: set.role,
+        wer,
+        cer,
+        utterances: set.utterances.length,
+        backend: 'engine',
+      };
       // PIER (code-switched words), when the set's references carry per-word language tags
       const pier = pierOfTranscripts(ts.map((t, i) => ({ ...t, wordLangs: set.utterances[i].wordLangs })));
       if (pier) Object.assign(rec, pier);
@@ -645,14 +771,19 @@ export class Trainer {
    * records or a change of state: what the export view shows as the WER a pruning costs. The eval sets'
    * K/V must be in the cache.
    */
-  async evaluateValues(values: Float32Array, onProgress?: (message: string) => void): Promise<{ set: string; role: EvalRole; wer: number; cer: number; utterances: number }[]> {
+  async evaluateValues(
+    values: Float32Array,
+    onProgress?: (message: string) => void,
+  ): Promise<{ set: string; role: EvalRole; wer: number; cer: number; utterances: number }[]> {
     if (values.length !== this.plan.size) throw new Error(`evaluateValues: ${values.length} values, the adapter has ${this.plan.size}`);
     const greedy = await this.greedyDecoder();
     await greedy.setAdapter(this.plan, values);
     const names = this.data.eval.map((s) => s.name).join(' + ');
     const hyps = await this.decodeEvalSets(greedy, (d, n) => onProgress?.(`eval ${names} ${d}/${n}`));
     return this.data.eval.map((set, k) => {
-      const { wer, cer } = scoreTranscripts(set.utterances.map((u, i) => ({ id: u.id, language: u.language, reference: u.text, hypothesis: hyps[k][i] })));
+      const { wer, cer } = scoreTranscripts(
+        set.utterances.map((u, i) => ({ id: u.id, language: u.language, reference: u.text, hypothesis: hyps[k][i] })),
+      );
       return { set: set.name, role: set.role, wer, cer, utterances: set.utterances.length };
     });
   }
@@ -674,8 +805,18 @@ export class Trainer {
   /** The greedy decoder of the eval sets (made on first use; batches up to 8 utterances). */
   private async greedyDecoder(): Promise<GreedyDecoderLike> {
     if (!this.greedy) {
-      const maxBatch = Math.max(1, Math.min(8, this.data.eval.reduce((n, s) => n + s.utterances.length, 0)));
-      this.greedy = await createGreedy(this.deps, { maxBatch, maxNewTokens: this.config.eval.maxNewTokens, label: `${this.opts.label ?? 'trainer'}:eval` });
+      const maxBatch = Math.max(
+        1,
+        Math.min(
+          8,
+          this.data.eval.reduce((n, s) => n + s.utterances.length, 0),
+        ),
+      );
+      this.greedy = await createGreedy(this.deps, {
+        maxBatch,
+        maxNewTokens: this.config.eval.maxNewTokens,
+        label: `${this.opts.label ?? 'trainer'}:eval`,
+      });
     }
     return this.greedy;
   }
@@ -702,7 +843,12 @@ export class Trainer {
    * domain the AUROC of each score for "has an error" and the token ECE. The decoder holds the mean adapter again
    * afterwards. The eval sets' K/V must be in the cache. `only`: the eval sets to score (default: all).
    */
-  async uncertainty(K: number, seed = this.config.seed, onProgress?: (message: string) => void, only?: (setName: string) => boolean): Promise<UncertaintyResult> {
+  async uncertainty(
+    K: number,
+    seed = this.config.seed,
+    onProgress?: (message: string) => void,
+    only?: (setName: string) => boolean,
+  ): Promise<UncertaintyResult> {
     const sets = this.data.eval.filter((s) => !only || only(s.name));
     const reqs = sets.flatMap((s) => s.utterances.map((u) => ({ utterance: u.key, language: u.language })));
     const { mean, samples } = await this.decodeWithPosterior(reqs, K, seed, onProgress);
@@ -720,7 +866,9 @@ export class Trainer {
         const toks = r.tokens ?? [];
         const ent = (r.tokenEntropy ?? []).filter((_, k) => toks[k] !== eot);
         const probs = (r.tokenProbs ?? []).filter((_, k) => toks[k] !== eot);
-        const pieces = toks.filter((t) => t !== eot).map((t) => this.deps.assets.tokenizer.decode([t], { skip_special_tokens: true, clean_up_tokenization_spaces: false }));
+        const pieces = toks
+          .filter((t) => t !== eot)
+          .map((t) => this.deps.assets.tokenizer.decode([t], { skip_special_tokens: true, clean_up_tokenization_spaces: false }));
         const correct = tokenCorrectness(pieces, u.text, lang);
         const acc = (tok[set.role] ??= { p: [], ok: [] });
         correct.forEach((ok, k) => {
@@ -729,8 +877,21 @@ export class Trainer {
           acc.ok.push(ok);
         });
         rows.push({
-          set: set.name, role: set.role, id: u.id, reference: u.text, hypothesis: r.text, errors, wrong: errors > 0,
-          entropy: meanEntropy(ent), disagreement: samples.length ? disagreement(r.text, samples.map((s) => s[at]), lang) : null,
+          set: set.name,
+          role: set.role,
+          id: u.id,
+          reference: u.text,
+          hypothesis: r.text,
+          errors,
+          wrong: errors > 0,
+          entropy: meanEntropy(ent),
+          disagreement: samples.length
+            ? disagreement(
+                r.text,
+                samples.map((s) => s[at]),
+                lang,
+              )
+            : null,
           samples: samples.map((s) => s[at]),
         });
         at++;
@@ -743,10 +904,20 @@ export class Trainer {
       const wrong = rs.map((r) => r.wrong);
       const e = ece(tok[role]?.p ?? [], tok[role]?.ok ?? []);
       byRole[role] = {
-        utterances: rs.length, wrong: wrong.filter(Boolean).length,
-        aurocEntropy: auroc(rs.map((r) => r.entropy), wrong),
-        aurocDisagreement: samples.length ? auroc(rs.map((r) => r.disagreement!), wrong) : null,
-        ece: e.ece, tokens: e.n,
+        utterances: rs.length,
+        wrong: wrong.filter(Boolean).length,
+        aurocEntropy: auroc(
+          rs.map((r) => r.entropy),
+          wrong,
+        ),
+        aurocDisagreement: samples.length
+          ? auroc(
+              rs.map((r) => r.disagreement!),
+              wrong,
+            )
+          : null,
+        ece: e.ece,
+        tokens: e.n,
       };
     }
     return { K: samples.length, step: this.step, rows, byRole };
@@ -786,7 +957,10 @@ export class Trainer {
    * Try it: an utterance whose K/V are in the cache by the frozen model and by the adapter, with the adapter's
    * uncertainty (mean token entropy; BLoRA: disagreement of K posterior samples, src/metrics/uncertainty.ts).
    */
-  async tryUtterance(u: { key: string; language: string }, K: number): Promise<{ frozen: string; adapted: string; entropy: number; disagreement: number | null; samples: string[] }> {
+  async tryUtterance(
+    u: { key: string; language: string },
+    K: number,
+  ): Promise<{ frozen: string; adapted: string; entropy: number; disagreement: number | null; samples: string[] }> {
     // the frozen model once; the adapter's transcript is the mean decode of decodeWithPosterior (not decoded twice)
     const req = { utterance: u.key, language: u.language };
     const greedy = await this.greedyDecoder();
@@ -797,8 +971,17 @@ export class Trainer {
     const r = mean[0];
     const ent = (r.tokenEntropy ?? []).filter((_, k) => (r.tokens ?? [])[k] !== eot);
     return {
-      frozen: frozen[0], adapted: r.text, entropy: meanEntropy(ent),
-      disagreement: samples.length ? disagreement(r.text, samples.map((s) => s[0]), u.language) : null, samples: samples.map((s) => s[0]),
+      frozen: frozen[0],
+      adapted: r.text,
+      entropy: meanEntropy(ent),
+      disagreement: samples.length
+        ? disagreement(
+            r.text,
+            samples.map((s) => s[0]),
+            u.language,
+          )
+        : null,
+      samples: samples.map((s) => s[0]),
     };
   }
 
@@ -812,7 +995,15 @@ export class Trainer {
     // The last good state is read back after every step (checkpointInterval 1): no second read-back.
     if (this.lastGood.step === this.step) return { ...this.lastGood, config: this.config };
     const st = await this.engine.readState();
-    return { format: 'blora-studio-checkpoint', version: CHECKPOINT_VERSION, step: this.step, ...st, sampler: this.sampler.state, config: this.config, elapsedS: this.elapsedS };
+    return {
+      format: 'blora-studio-checkpoint',
+      version: CHECKPOINT_VERSION,
+      step: this.step,
+      ...st,
+      sampler: this.sampler.state,
+      config: this.config,
+      elapsedS: this.elapsedS,
+    };
   }
 
   /**
@@ -821,8 +1012,10 @@ export class Trainer {
    * entries over the checkpoint's); everything else must match.
    */
   restore(ck: Checkpoint): void {
-    if (ck.theta.length !== this.plan.size) throw new Error(`checkpoint has ${ck.theta.length} adapter values, this run ${this.plan.size} (another adapter configuration?)`);
-    if (JSON.stringify(withoutSchedule(ck.config)) !== JSON.stringify(withoutSchedule(this.config))) throw new Error('checkpoint was written by another experiment configuration');
+    if (ck.theta.length !== this.plan.size)
+      throw new Error(`checkpoint has ${ck.theta.length} adapter values, this run ${this.plan.size} (another adapter configuration?)`);
+    if (JSON.stringify(withoutSchedule(ck.config)) !== JSON.stringify(withoutSchedule(this.config)))
+      throw new Error('checkpoint was written by another experiment configuration');
     const schedule = mergeBetaSchedules(ck.config.adapter.betaSchedule, this.config.adapter.betaSchedule, ck.step);
     const { betaSchedule: _s, ...adapter } = this.config.adapter;
     this.config = { ...this.config, adapter: schedule ? { ...adapter, betaSchedule: schedule } : adapter };
@@ -855,7 +1048,15 @@ export class Trainer {
         const ts = Object.fromEntries(moduleTensors(plan, m, theta).map((x) => [x.key, new Float32Array(x.data)]));
         return { name: m.name, inFeatures: m.nIn, outFeatures: m.nOut, A: ts.A ?? ts.muA, B: ts.B ?? ts.muB, rhoA: ts.rhoA, rhoB: ts.rhoB };
       }),
-      blora: c.kind === 'blora' ? { priorSigma: c.sigmaPrior, estimator: c.estimator, bayesianAOnly: c.bayesianAOnly, beta: betaAt(this.config, Math.max(1, this.step)) } : undefined,
+      blora:
+        c.kind === 'blora'
+          ? {
+              priorSigma: c.sigmaPrior,
+              estimator: c.estimator,
+              bayesianAOnly: c.bayesianAOnly,
+              beta: betaAt(this.config, Math.max(1, this.step)),
+            }
+          : undefined,
     };
     return { files: exportPeft(adapter), adapter };
   }
@@ -908,7 +1109,11 @@ export const DEFAULT_MAX_RECOVERIES = 3;
  * most maxRecoveries times. NaN/Inf (TrainingDivergedError) stops the run with its last good state
  * persisted. Returns the trainer that finished (another object than `t` after a recovery).
  */
-export async function trainWithRecovery(t: Trainer, steps: number, o: RecoveryOptions): Promise<{ trainer: Trainer; recoveries: Recovery[] }> {
+export async function trainWithRecovery(
+  t: Trainer,
+  steps: number,
+  o: RecoveryOptions,
+): Promise<{ trainer: Trainer; recoveries: Recovery[] }> {
   const max = o.maxRecoveries ?? DEFAULT_MAX_RECOVERIES;
   const recoveries: Recovery[] = [];
   let savedStep = -1;
@@ -950,7 +1155,10 @@ export async function trainWithRecovery(t: Trainer, steps: number, o: RecoveryOp
       if (ck) t.restore(ck);
       savedStep = ck?.step ?? -1;
       const r: Recovery = {
-        attempt, max, step: t.step, lostStep: lost.step,
+        attempt,
+        max,
+        step: t.step,
+        lostStep: lost.step,
         message: `${lost.message}; resumed from ${ck ? `the checkpoint at step ${ck.step}` : 'the start (no checkpoint yet)'} (recovery ${attempt} of at most ${max})`,
       };
       recoveries.push(r);

@@ -65,20 +65,28 @@ export function App() {
         <DemoButton />
         {/* The steps a person takes, in order: model → data → experiment → start. */}
         <div className="step" data-step="model">
-          <h2 className="step-title">1 · Model <span className="muted small">the Whisper to adapt; it loads in the background</span></h2>
+          <h2 className="step-title">
+            1 · Model <span className="muted small">the Whisper to adapt; it loads in the background</span>
+          </h2>
           <BackendPanel />
           <ModelPanel />
         </div>
         <div className="step" data-step="data">
-          <h2 className="step-title">2 · Data <span className="muted small">code-switched clips to train on, a new-domain and a base-domain eval set</span></h2>
+          <h2 className="step-title">
+            2 · Data <span className="muted small">code-switched clips to train on, a new-domain and a base-domain eval set</span>
+          </h2>
           <DataPanel />
         </div>
         <div className="step" data-step="experiment">
-          <h2 className="step-title">3 · Experiment <span className="muted small">LoRA or BLoRA and its settings</span></h2>
+          <h2 className="step-title">
+            3 · Experiment <span className="muted small">LoRA or BLoRA and its settings</span>
+          </h2>
           <ExperimentPanel />
         </div>
         <div className="step" data-step="start">
-          <h2 className="step-title">4 · Start <span className="muted small">how long it will take, then go</span></h2>
+          <h2 className="step-title">
+            4 · Start <span className="muted small">how long it will take, then go</span>
+          </h2>
           <StartPanel />
         </div>
         <details className="panel" data-testid="demo-clips">

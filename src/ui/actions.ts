@@ -8,12 +8,20 @@ import { ModelClient } from '../worker/client';
 import type { ModelLocation } from '../worker/protocol';
 import { useStudio, type DemoClip } from './store';
 
-export const DEFAULT_MODEL: ModelLocation = { kind: 'url', baseUrl: '/models/whisper-base/', label: 'default model (Whisper base, prepared locally)' };
+export const DEFAULT_MODEL: ModelLocation = {
+  kind: 'url',
+  baseUrl: '/models/whisper-base/',
+  label: 'default model (Whisper base, prepared locally)',
+};
 /** The models scripts/setup.sh prepares from PyPI and the dev server serves (public/models/). */
 /** `hfId`: the model it was prepared from (its blora-model.json "model"), which a merged export names as its base. */
 export const PREPARED_MODELS: { name: string; hfId: string; location: ModelLocation }[] = [
   { name: 'Whisper base (multilingual)', hfId: 'openai/whisper-base', location: DEFAULT_MODEL },
-  { name: 'Whisper tiny.en (English only)', hfId: 'openai/whisper-tiny.en', location: { kind: 'url', baseUrl: '/models/whisper-tiny.en/', label: 'Whisper tiny.en (English only, prepared locally)' } },
+  {
+    name: 'Whisper tiny.en (English only)',
+    hfId: 'openai/whisper-tiny.en',
+    location: { kind: 'url', baseUrl: '/models/whisper-tiny.en/', label: 'Whisper tiny.en (English only, prepared locally)' },
+  },
 ];
 
 let client: ModelClient | null = null;
@@ -73,7 +81,8 @@ function saveModel(location: ModelLocation): void {
 
 export function modelLabel(location: ModelLocation): string {
   if (location.kind === 'url') return location.label ?? location.baseUrl;
-  if (location.kind === 'hub') return `Hub: ${location.repoId}${location.revision && location.revision !== 'main' ? `@${location.revision}` : ''}`;
+  if (location.kind === 'hub')
+    return `Hub: ${location.repoId}${location.revision && location.revision !== 'main' ? `@${location.revision}` : ''}`;
   return 'dropped folder';
 }
 
@@ -117,7 +126,16 @@ export async function loadDemoClips(): Promise<void> {
       .filter((l) => l.trim())
       .map((l) => {
         const r = JSON.parse(l);
-        return { id: r.audio_filepath.replace(/\.[^.]+$/, ''), file: r.audio_filepath, url: `/demo/${r.audio_filepath}`, text: r.text, language: r.language, languages: r.languages, duration: r.duration, domain: r.domain };
+        return {
+          id: r.audio_filepath.replace(/\.[^.]+$/, ''),
+          file: r.audio_filepath,
+          url: `/demo/${r.audio_filepath}`,
+          text: r.text,
+          language: r.language,
+          languages: r.languages,
+          duration: r.duration,
+          domain: r.domain,
+        };
       });
     set({ clips });
   } catch (e) {
@@ -126,14 +144,23 @@ export async function loadDemoClips(): Promise<void> {
 }
 
 /** Decode (WebAudio, main thread) → worker (features, encoder, greedy decoding) → WER vs the reference. */
-export async function transcribeBytes(id: string, bytes: ArrayBuffer, name: string, language: string | null, reference?: string): Promise<void> {
+export async function transcribeBytes(
+  id: string,
+  bytes: ArrayBuffer,
+  name: string,
+  language: string | null,
+  reference?: string,
+): Promise<void> {
   const { setResult } = useStudio.getState();
   setResult(id, { status: 'decoding' });
   try {
     const samples = await loadAudio16k(bytes, name);
     setResult(id, { status: 'running' });
     const transcript = await getClient().transcribe(samples, language);
-    const wer = reference !== undefined ? computeWer([reference], [transcript.text], { language: language ?? transcript.language ?? 'en' }).value : undefined;
+    const wer =
+      reference !== undefined
+        ? computeWer([reference], [transcript.text], { language: language ?? transcript.language ?? 'en' }).value
+        : undefined;
     setResult(id, { status: 'done', transcript, wer });
   } catch (e) {
     setResult(id, { status: 'error', error: (e as Error).message });

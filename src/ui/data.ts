@@ -34,14 +34,25 @@ export async function addDataset(dropped: DroppedDataset, role?: DatasetRole): P
   const { set, updateDataset } = useStudio.getState();
   const id = `ds${++seq}-${Date.now().toString(36)}`;
   const taken = useStudio.getState().datasets.map((d) => d.role);
-  const entry: DatasetEntry = { id, name: dropped.name, role: role ?? guessRole(dropped.name, taken), utts: [], issues: [], status: 'reading' };
+  const entry: DatasetEntry = {
+    id,
+    name: dropped.name,
+    role: role ?? guessRole(dropped.name, taken),
+    utts: [],
+    issues: [],
+    status: 'reading',
+  };
   set({ datasets: [...useStudio.getState().datasets, entry] });
   const upd = (f: (d: DatasetEntry) => DatasetEntry) => updateDataset(id, f);
   const files = dropped.files;
   let ds;
   try {
     // readBytes: the reader then refuses a manifest that is not UTF-8 (Blob.text() would silently repair it).
-    ds = await readDataset({ paths: [...files.keys()], readText: (p) => files.get(p)!.text(), readBytes: async (p) => new Uint8Array(await files.get(p)!.arrayBuffer()) });
+    ds = await readDataset({
+      paths: [...files.keys()],
+      readText: (p) => files.get(p)!.text(),
+      readBytes: async (p) => new Uint8Array(await files.get(p)!.arrayBuffer()),
+    });
   } catch (e) {
     return upd((d) => ({ ...d, status: 'error', error: `${dropped.name}: ${(e as Error).message}` }));
   }
@@ -59,7 +70,8 @@ export async function addDataset(dropped: DroppedDataset, role?: DatasetRole): P
     try {
       const samples = await loadAudio16k(await files.get(u.audio)!.arrayBuffer(), u.audio);
       const dur = samples.length / 16000;
-      if (dur > MAX_CLIP_SECONDS) throw new Error(`${u.audio}: too long (${dur.toFixed(1)} s > ${MAX_CLIP_SECONDS} s, Whisper's window); cut it into shorter clips`);
+      if (dur > MAX_CLIP_SECONDS)
+        throw new Error(`${u.audio}: too long (${dur.toFixed(1)} s > ${MAX_CLIP_SECONDS} s, Whisper's window); cut it into shorter clips`);
       if (dur < 0.1) throw new Error(`${u.audio}: too short (${(dur * 1000).toFixed(0)} ms)`);
       samplesOf.set(u.id, samples);
       upd((d) => ({ ...d, utts: d.utts.map((x) => (x.id === u.id ? { ...x, duration: dur, key: utteranceKey(samples) } : x)) }));
@@ -96,7 +108,11 @@ async function encodeAll(id: string, samplesOf: Map<string, Float32Array>): Prom
       if (r.cached) cached++;
       setU({ status: 'encoded', cached: r.cached });
     } catch (e) {
-      upd((d) => ({ ...d, issues: [...d.issues, { file: u.audio, message: `encoder failed: ${(e as Error).message}` }], utts: d.utts.filter((x) => x.id !== u.id) }));
+      upd((d) => ({
+        ...d,
+        issues: [...d.issues, { file: u.audio, message: `encoder failed: ${(e as Error).message}` }],
+        utts: d.utts.filter((x) => x.id !== u.id),
+      }));
     }
     samplesOf.delete(u.id);
     upd((d) => ({ ...d, progress: { ...d.progress!, done: i + 1, cached } }));
@@ -115,8 +131,14 @@ interface SavedDataset {
 function saveDataset(id: string): void {
   const entry = useStudio.getState().datasets.find((d) => d.id === id);
   if (!entry || entry.status !== 'ready') return;
-  const saved: SavedDataset = { entry: { ...entry, progress: undefined }, modelId: useStudio.getState().model.info?.modelId, savedAt: Date.now() };
-  idbPut('datasets', id, saved).catch((e) => useStudio.getState().set({ setupError: `could not save dataset ${entry.name}: ${(e as Error).message}` }));
+  const saved: SavedDataset = {
+    entry: { ...entry, progress: undefined },
+    modelId: useStudio.getState().model.info?.modelId,
+    savedAt: Date.now(),
+  };
+  idbPut('datasets', id, saved).catch((e) =>
+    useStudio.getState().set({ setupError: `could not save dataset ${entry.name}: ${(e as Error).message}` }),
+  );
 }
 
 /** On page load: the encoded datasets of the last session (their encoder states are in the cache). */
@@ -124,7 +146,9 @@ export async function restoreDatasets(): Promise<void> {
   const saved = (await idbAll<SavedDataset>('datasets')).sort((a, b) => a.savedAt - b.savedAt);
   if (!saved.length) return;
   const have = new Set(useStudio.getState().datasets.map((d) => d.id));
-  useStudio.getState().set({ datasets: [...saved.filter((x) => !have.has(x.entry.id)).map((x) => x.entry), ...useStudio.getState().datasets] });
+  useStudio
+    .getState()
+    .set({ datasets: [...saved.filter((x) => !have.has(x.entry.id)).map((x) => x.entry), ...useStudio.getState().datasets] });
 }
 
 export function setRole(id: string, role: DatasetRole): void {
@@ -150,7 +174,10 @@ export async function clearEncoderCache(): Promise<void> {
 export async function loadDemoData(): Promise<void> {
   const res = await fetch('/demo/manifest.jsonl');
   if (!res.ok) throw new Error(`/demo/manifest.jsonl: HTTP ${res.status}`);
-  const rows = (await res.text()).split('\n').filter((l) => l.trim()).map((l) => ({ line: l, r: JSON.parse(l) as { audio_filepath: string; domain: string; language: string } }));
+  const rows = (await res.text())
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => ({ line: l, r: JSON.parse(l) as { audio_filepath: string; domain: string; language: string } }));
   const cs = rows.filter((x) => x.r.domain === 'code-switched');
   const base = rows.filter((x) => x.r.domain !== 'code-switched');
   // base eval: one clip per language keeps the demo's evaluation short on software WebGPU
@@ -164,7 +191,11 @@ export async function loadDemoData(): Promise<void> {
     }
     return { name, files };
   };
-  const sets = [await make('demo code-switched (train)', cs.slice(0, 2)), await make('demo code-switched (eval)', cs.slice(2)), await make('demo monolingual (base eval)', baseOne)];
+  const sets = [
+    await make('demo code-switched (train)', cs.slice(0, 2)),
+    await make('demo code-switched (eval)', cs.slice(2)),
+    await make('demo monolingual (base eval)', baseOne),
+  ];
   await addDatasets(sets, ['train', 'new', 'base']);
 }
 
@@ -173,7 +204,12 @@ const ref = (u: DatasetUtt): UttRef => ({ id: u.id, key: u.key!, text: u.text, l
 /** How the studio's train datasets make data.train and data.trainMix (src/ui/mix.ts), or why they cannot. */
 export function studioTrainMix(): TrainMixPlan | string {
   const encoded = (d: DatasetEntry) => d.utts.filter((u) => u.status === 'encoded').length;
-  return trainMixPlan(useStudio.getState().datasets.filter((d) => d.role === 'train').map((d) => ({ name: d.name, n: encoded(d), mix: d.mix })));
+  return trainMixPlan(
+    useStudio
+      .getState()
+      .datasets.filter((d) => d.role === 'train')
+      .map((d) => ({ name: d.name, n: encoded(d), mix: d.mix })),
+  );
 }
 
 /** What a run trains and evaluates on: every encoded utterance of the datasets, by role. */
@@ -187,9 +223,21 @@ export function runData(): RunData | string {
   const mix = studioTrainMix();
   if (typeof mix === 'string') return mix;
   const train = mix.order.flatMap((i) => ok(trainDs[i])).map(ref);
-  const evalSets = datasets.filter((d) => (d.role === 'new' || d.role === 'base') && ok(d).length).map((d) => ({ name: d.name, role: d.role as 'new' | 'base', utts: ok(d).map(ref) }));
-  const dev = datasets.filter((d) => d.role === 'dev').flatMap(ok).map(ref);
-  return { modelId: model.info.modelId, model: model.info.location, train, ...(mix.trainSets ? { trainSets: mix.trainSets } : {}), eval: evalSets, ...(dev.length ? { dev } : {}) };
+  const evalSets = datasets
+    .filter((d) => (d.role === 'new' || d.role === 'base') && ok(d).length)
+    .map((d) => ({ name: d.name, role: d.role as 'new' | 'base', utts: ok(d).map(ref) }));
+  const dev = datasets
+    .filter((d) => d.role === 'dev')
+    .flatMap(ok)
+    .map(ref);
+  return {
+    modelId: model.info.modelId,
+    model: model.info.location,
+    train,
+    ...(mix.trainSets ? { trainSets: mix.trainSets } : {}),
+    eval: evalSets,
+    ...(dev.length ? { dev } : {}),
+  };
 }
 
 /** The Data panel's mixing share of a training dataset (p in (0, 1); undefined: concatenated with the first). */

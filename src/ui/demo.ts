@@ -25,15 +25,44 @@ export interface DemoSize {
   maxNewTokens: number;
 }
 
-const FORGETTING_TARGETS: AdapterTarget[] = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.out_proj', 'fc1', 'fc2'];
+const FORGETTING_TARGETS: AdapterTarget[] = [
+  'self_attn.q_proj',
+  'self_attn.k_proj',
+  'self_attn.v_proj',
+  'self_attn.out_proj',
+  'fc1',
+  'fc2',
+];
 
 export const DEMO_SIZES: Record<DemoSize['name'], DemoSize> = {
   // 12 clips, 12 steps of 4 = 4 epochs, LoRA vs BLoRA β 1 and 10 (docs/demo-backends.md, finding 5 and 6). On the
   // torch backend over seeds 0-2 LoRA forgot +25/+14/+7 points and β 10 −2 ± 2 (β 1 −2/0/+5); the engine's seed 0
   // (what the button runs): LoRA 44.6 → 57.1 %, β 1 → 53.6 %, β 10 → 42.9 %. 24 steps and β 1e-2 (the first demo)
   // left LoRA unchanged in the engine's seed 0, and β 1e-2 forgets as LoRA does.
-  demo: { name: 'demo', train: 12, newEval: 4, base: 6, steps: 12, batch: 4, r: 32, targets: FORGETTING_TARGETS, betas: [1, 10], maxNewTokens: 48 },
-  tiny: { name: 'tiny', train: 1, newEval: 1, base: 1, steps: 1, batch: 1, r: 2, targets: ['self_attn.q_proj', 'self_attn.v_proj'], betas: [1, 10], maxNewTokens: 16 },
+  demo: {
+    name: 'demo',
+    train: 12,
+    newEval: 4,
+    base: 6,
+    steps: 12,
+    batch: 4,
+    r: 32,
+    targets: FORGETTING_TARGETS,
+    betas: [1, 10],
+    maxNewTokens: 48,
+  },
+  tiny: {
+    name: 'tiny',
+    train: 1,
+    newEval: 1,
+    base: 1,
+    steps: 1,
+    batch: 1,
+    r: 2,
+    targets: ['self_attn.q_proj', 'self_attn.v_proj'],
+    betas: [1, 10],
+    maxNewTokens: 16,
+  },
 };
 
 /** The size the page asks for: ?demo-size=tiny, else the demo. */
@@ -48,9 +77,30 @@ export function demoExperiments(base: ExperimentConfig, size: DemoSize): Experim
     c.name = name;
     c.method = method;
     c.seed = 0;
-    c.adapter = { ...c.adapter, targets: [...size.targets], r: size.r, alpha: 2 * size.r, dropout: 0.05, estimator: 'flipout', sigmaPrior: 0.01, beta, bayesianAOnly: false, rhoBInit: 'constant' }; // ρ_B −50: what docs/demo-result.md measured (the experiment default is the paper's U(−5.5, −4.5))
+    c.adapter = {
+      ...c.adapter,
+      targets: [...size.targets],
+      r: size.r,
+      alpha: 2 * size.r,
+      dropout: 0.05,
+      estimator: 'flipout',
+      sigmaPrior: 0.01,
+      beta,
+      bayesianAOnly: false,
+      rhoBInit: 'constant',
+    }; // ρ_B −50: what docs/demo-result.md measured (the experiment default is the paper's U(−5.5, −4.5))
     delete c.adapter.betaSchedule;
-    c.optim = { ...c.optim, lr: 3e-3, weightDecay: 0, maxGradNorm: 1, warmupSteps: Math.min(5, size.steps - 1), schedule: 'inverse_sqrt', steps: size.steps, batchSize: size.batch, gradAccum: 1 };
+    c.optim = {
+      ...c.optim,
+      lr: 3e-3,
+      weightDecay: 0,
+      maxGradNorm: 1,
+      warmupSteps: Math.min(5, size.steps - 1),
+      schedule: 'inverse_sqrt',
+      steps: size.steps,
+      batchSize: size.batch,
+      gradAccum: 1,
+    };
     c.eval = { ...c.eval, interval: 0, maxNewTokens: size.maxNewTokens };
     return c;
   };
@@ -67,7 +117,10 @@ const CORPUS = '/demo-corpus';
 
 async function fetchOk(url: string): Promise<Response> {
   const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}${r.status === 404 ? ' — the demo corpus is made by scripts/setup.sh (tools/make_corpus.py --size demo → public/demo-corpus); run npm start again' : ''}`);
+  if (!r.ok)
+    throw new Error(
+      `${url}: HTTP ${r.status}${r.status === 404 ? ' — the demo corpus is made by scripts/setup.sh (tools/make_corpus.py --size demo → public/demo-corpus); run npm start again' : ''}`,
+    );
   return r;
 }
 
@@ -115,13 +168,18 @@ export async function runDemo(size: DemoSize = demoSizeOf(globalThis.location?.s
 }
 
 /** Mean transcript length of the demo corpus's clips (v1-demo metadata.csv: code-switched ≈ 45 characters, base ≈ 60). */
-const CS_CHARS = 45, BASE_CHARS = 60;
+const CS_CHARS = 45,
+  BASE_CHARS = 60;
 
 /**
  * The demo's time before its corpus is loaded: its three runs on the current model and adapter (src/ui/estimate.ts),
  * the frozen-model evaluation counted once (the later runs reuse it).
  */
-export function demoEstimate(s: Pick<EstimateInputs, 'model' | 'gpu'>, size: DemoSize, speed: Speed = studioSpeed({ ...s, datasets: [] })): Estimate | null {
+export function demoEstimate(
+  s: Pick<EstimateInputs, 'model' | 'gpu'>,
+  size: DemoSize,
+  speed: Speed = studioSpeed({ ...s, datasets: [] }),
+): Estimate | null {
   const utts = (n: number, chars: number) => Array.from({ length: n }, () => ({ text: 'x'.repeat(chars) }));
   const datasets = [
     { role: 'train', utts: utts(size.train, CS_CHARS) },

@@ -107,7 +107,14 @@ export const LAPTOP_GPU_FLOPS = 2e12;
 
 export function assumedSpeed(kind: 'software' | 'laptop-gpu'): Speed {
   const s = speedFromProbe(kind === 'software' ? ASSUMED_SOFTWARE_PROBE_MS : (PROBE_FLOPS / LAPTOP_GPU_FLOPS) * 1000);
-  return { ...s, source: 'assumed', note: kind === 'software' ? 'assumed: a software adapter like llvmpipe' : `assumed: a laptop GPU (${LAPTOP_GPU_FLOPS / 1e12} TFLOP/s of matmul)` };
+  return {
+    ...s,
+    source: 'assumed',
+    note:
+      kind === 'software'
+        ? 'assumed: a software adapter like llvmpipe'
+        : `assumed: a laptop GPU (${LAPTOP_GPU_FLOPS / 1e12} TFLOP/s of matmul)`,
+  };
 }
 
 export interface Estimate {
@@ -195,7 +202,14 @@ export function formatDuration(s: number): string {
 
 /** Minimal studio state the estimate reads (a structural slice of StudioState). */
 export interface EstimateInputs {
-  model: { info?: { modelId: string; backendReason: string; summary: { dModel: number; layers: number; vocab: number }; decoderConfig?: { ffn: number } } };
+  model: {
+    info?: {
+      modelId: string;
+      backendReason: string;
+      summary: { dModel: number; layers: number; vocab: number };
+      decoderConfig?: { ffn: number };
+    };
+  };
   gpu: { caps?: { adapter: { vendor: string; architecture: string; description: string } } };
   datasets: { role: string; utts: { text: string }[] }[];
 }
@@ -232,7 +246,14 @@ export function studioShape(s: EstimateInputs, cfg: ExperimentLike): RunShape | 
     steps: Math.max(1, Math.floor(cfg.optim.steps) || 1),
     batch,
     // a batch is padded to its longest transcript: the mean of the longest half is a fair middle
-    trainTokens: Math.round(mean(train.map((u) => tokensOf(u.text)).sort((a, b) => b - a).slice(0, Math.max(1, Math.ceil(train.length / 2))))),
+    trainTokens: Math.round(
+      mean(
+        train
+          .map((u) => tokensOf(u.text))
+          .sort((a, b) => b - a)
+          .slice(0, Math.max(1, Math.ceil(train.length / 2))),
+      ),
+    ),
     utterances: train.length + evalU.length,
     evalUtterances: evalU.length,
     evalTokens: Math.min(cfg.eval.maxNewTokens, Math.round(mean(evalU.map((u) => tokensOf(u.text) - 4)))),
@@ -247,7 +268,11 @@ export function studioSpeed(s: EstimateInputs, storage?: Pick<Storage, 'getItem'
   if (measured) return measured;
   const ms = probeMsFromReason(s.model.info?.backendReason);
   if (ms !== null) return speedFromProbe(ms);
-  return assumedSpeed(/software|llvmpipe|swiftshader|lavapipe|fallback|no WebGPU/i.test(`${s.model.info?.backendReason ?? ''} ${adapterName(s)}`) ? 'software' : 'laptop-gpu');
+  return assumedSpeed(
+    /software|llvmpipe|swiftshader|lavapipe|fallback|no WebGPU/i.test(`${s.model.info?.backendReason ?? ''} ${adapterName(s)}`)
+      ? 'software'
+      : 'laptop-gpu',
+  );
 }
 
 export function studioEstimate(s: EstimateInputs, cfg: ExperimentLike, storage?: Pick<Storage, 'getItem'>): Estimate | null {

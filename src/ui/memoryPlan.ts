@@ -3,7 +3,14 @@
 // the K/V cache will hold, longest transcript) and the adapter's limits from the WebGPU probe.
 import { chooseStorageFor } from '../gpu/storage-choice';
 import type { AdapterTarget } from '../engine/adapters';
-import { DEFAULT_BUDGET_BYTES, decoderDimsFromConfig, type MemoryPlan, planMemory, type PlanLimits, WEBGPU_DEFAULT_LIMITS } from '../engine/memory-plan';
+import {
+  DEFAULT_BUDGET_BYTES,
+  decoderDimsFromConfig,
+  type MemoryPlan,
+  planMemory,
+  type PlanLimits,
+  WEBGPU_DEFAULT_LIMITS,
+} from '../engine/memory-plan';
 import type { ExperimentConfig } from '../train/config';
 import type { StudioState } from './store';
 
@@ -30,15 +37,23 @@ function longestTokens(s: Pick<StudioState, 'datasets'>, positions: number): num
 }
 
 /** Plan of a run with `cfg` in the current studio state; null until a model is loaded. */
-export function studioPlan(s: Pick<StudioState, 'model' | 'datasets' | 'gpu'>, cfg: ExperimentConfig, budgetGiB = memoryBudgetGiB()): MemoryPlan | null {
+export function studioPlan(
+  s: Pick<StudioState, 'model' | 'datasets' | 'gpu'>,
+  cfg: ExperimentConfig,
+  budgetGiB = memoryBudgetGiB(),
+): MemoryPlan | null {
   const info = s.model.info;
   if (!info) return null;
   const sum = info.summary;
   const dc = info.decoderConfig;
   const dims = decoderDimsFromConfig({
-    d_model: sum.dModel, decoder_layers: sum.layers, vocab_size: sum.vocab,
+    d_model: sum.dModel,
+    decoder_layers: sum.layers,
+    vocab_size: sum.vocab,
     // older ModelInfo (a saved session) has no decoderConfig: Whisper's heads are C/64, FFN 4·C
-    decoder_attention_heads: dc?.heads ?? sum.dModel / 64, decoder_ffn_dim: dc?.ffn, max_target_positions: dc?.positions,
+    decoder_attention_heads: dc?.heads ?? sum.dModel / 64,
+    decoder_ffn_dim: dc?.ffn,
+    max_target_positions: dc?.positions,
   });
   const caps = s.gpu.caps;
   const limits: PlanLimits = caps
@@ -55,7 +70,13 @@ export function studioPlan(s: Pick<StudioState, 'model' | 'datasets' | 'gpu'>, c
   const batch = Math.max(1, Math.floor(cfg.optim.batchSize) || 1);
   return planMemory({
     dims,
-    adapters: { kind: cfg.method, r: Math.max(1, Math.floor(cfg.adapter.r) || 1), targets: cfg.adapter.targets as AdapterTarget[], estimator: cfg.adapter.estimator, bayesianAOnly: cfg.adapter.bayesianAOnly },
+    adapters: {
+      kind: cfg.method,
+      r: Math.max(1, Math.floor(cfg.adapter.r) || 1),
+      targets: cfg.adapter.targets as AdapterTarget[],
+      estimator: cfg.adapter.estimator,
+      bayesianAOnly: cfg.adapter.bayesianAOnly,
+    },
     batch,
     tokens: longestTokens(s, dims.NP),
     storage: chooseStorageFor(caps?.hasF16 ?? false).storage, // what the worker's engine picks (weights.ts chooseStorage)

@@ -32,7 +32,8 @@ export function trainMixPlan(parts: TrainPart[]): TrainMixPlan | string {
     if (!p.n) return `${p.name}: no encoded utterances to mix in`;
   }
   const rest = 1 - mixed.reduce((a, p) => a + p.mix!, 0);
-  if (mixed.length && !(rest > 1e-9)) return `the mixing shares add up to ${+((1 - rest) * 100).toFixed(2)} %: ${parts[0].name} needs the rest (> 0 %)`;
+  if (mixed.length && !(rest > 1e-9))
+    return `the mixing shares add up to ${+((1 - rest) * 100).toFixed(2)} %: ${parts[0].name} needs the rest (> 0 %)`;
   const plan: TrainMixPlan = { order: [...main, ...mixed].map((p) => p.i), train: main.map((p) => p.name).join(',') };
   if (mixed.length) {
     plan.trainMix = mixed.map((p) => ({ path: p.name, p: p.mix! }));

@@ -76,12 +76,22 @@ export function loraReference(runs: RunState[], r: RunState): RunState | undefin
  * be computed says why (e.g. "LoRA did not forget").
  */
 export function versusLora(r: RunState, lora: RunState): { backwardGain: MaybeValue; newDrop: MaybeValue } {
-  const a = summarize(r), b = summarize(lora);
+  const a = summarize(r),
+    b = summarize(lora);
   const missing = (what: string): MaybeValue => ({ value: null, reason: `not yet: ${what} has no evaluation after training` });
   return {
     backwardGain:
-      a.forgetting === undefined ? missing('this run') : b.forgetting === undefined ? missing(`LoRA run ${lora.name}`) : backwardGain(b.forgetting, a.forgetting),
-    newDrop: a.werNew === undefined ? missing('this run') : b.werNew === undefined ? missing(`LoRA run ${lora.name}`) : newDomainDrop(a.werNew, b.werNew),
+      a.forgetting === undefined
+        ? missing('this run')
+        : b.forgetting === undefined
+          ? missing(`LoRA run ${lora.name}`)
+          : backwardGain(b.forgetting, a.forgetting),
+    newDrop:
+      a.werNew === undefined
+        ? missing('this run')
+        : b.werNew === undefined
+          ? missing(`LoRA run ${lora.name}`)
+          : newDomainDrop(a.werNew, b.werNew),
   };
 }
 
@@ -99,4 +109,5 @@ export function maybePct(v: MaybeValue | undefined, sign = true): { text: string
 /** WER points (a difference of two WERs), e.g. "+1.2 pts". */
 export const pts = (v: number | undefined) => (v === undefined ? '—' : `${v > 0 ? '+' : ''}${(v * 100).toFixed(1)} pts`);
 
-export const pct = (v: number | undefined, sign = false) => (v === undefined ? '—' : `${sign && v > 0 ? '+' : ''}${(v * 100).toFixed(1)} %`);
+export const pct = (v: number | undefined, sign = false) =>
+  v === undefined ? '—' : `${sign && v > 0 ? '+' : ''}${(v * 100).toFixed(1)} %`;

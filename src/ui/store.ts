@@ -28,7 +28,12 @@ export interface ClipResult {
 }
 
 export type DatasetRole = 'train' | 'new' | 'base' | 'dev';
-export const ROLE_LABEL: Record<DatasetRole, string> = { train: 'train', new: 'new-domain eval', base: 'base-domain eval', dev: 'dev (selection by CE)' };
+export const ROLE_LABEL: Record<DatasetRole, string> = {
+  train: 'train',
+  new: 'new-domain eval',
+  base: 'base-domain eval',
+  dev: 'dev (selection by CE)',
+};
 
 export interface DatasetUtt {
   id: string;
@@ -141,7 +146,14 @@ function savedExperiment(): ExperimentConfig {
     const saved = JSON.parse(raw) as ExperimentConfig;
     // Only a config of the current shape (a newer studio may have added fields: take the defaults for those).
     if (saved?.schema !== fallback.schema) return fallback;
-    return { ...fallback, ...saved, data: fallback.data, adapter: { ...fallback.adapter, ...saved.adapter }, optim: { ...fallback.optim, ...saved.optim }, eval: { ...fallback.eval, ...saved.eval } };
+    return {
+      ...fallback,
+      ...saved,
+      data: fallback.data,
+      adapter: { ...fallback.adapter, ...saved.adapter },
+      optim: { ...fallback.optim, ...saved.optim },
+      eval: { ...fallback.eval, ...saved.eval },
+    };
   } catch {
     return fallback;
   }

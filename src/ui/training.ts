@@ -80,7 +80,11 @@ const launchedAt = new Map<string, number>();
 /** The run's inputs as the estimator sees them (its own utterances, the model loaded now). */
 function estimateInputs(r: RunState): EstimateInputs {
   const s = useStudio.getState();
-  return { model: s.model, gpu: s.gpu, datasets: [{ role: 'train', utts: r.data.train }, ...r.data.eval.map((e) => ({ role: e.role, utts: e.utts }))] };
+  return {
+    model: s.model,
+    gpu: s.gpu,
+    datasets: [{ role: 'train', utts: r.data.train }, ...r.data.eval.map((e) => ({ role: e.role, utts: e.utts }))],
+  };
 }
 
 /** A finished run's speed on this adapter, stored for the next estimate (src/ui/estimate.ts). */
@@ -109,14 +113,16 @@ function handle(m: FromTrain): void {
   const { updateRun } = useStudio.getState();
   switch (m.type) {
     case 'status':
-      if (m.status === 'done' || m.status === 'stopped' || m.status === 'error') finish(m.runId, { status: m.status, stage: undefined, error: m.error });
+      if (m.status === 'done' || m.status === 'stopped' || m.status === 'error')
+        finish(m.runId, { status: m.status, stage: undefined, error: m.error });
       else {
         if (m.status === 'paused') launchedAt.delete(m.runId); // its wall time now includes the pause
         updateRun(m.runId, (r) => ({
           ...r,
           status: m.status,
           stage: m.stage,
-          sessionStart: m.status === 'running' && r.status !== 'running' ? { at: performance.now(), step: r.train.at(-1)?.step ?? 0 } : r.sessionStart,
+          sessionStart:
+            m.status === 'running' && r.status !== 'running' ? { at: performance.now(), step: r.train.at(-1)?.step ?? 0 } : r.sessionStart,
         }));
         persistSoon(m.runId);
       }
@@ -221,8 +227,16 @@ function newRun(cfg: ExperimentConfig, name?: string): RunState | string {
   const config = structuredClone(cfg);
   // Dataset names stand for their folders in experiment.json (the browser never sees absolute paths).
   const mix = studioTrainMix() as TrainMixPlan; // runData() above refused a plan that cannot run
-  const devNames = useStudio.getState().datasets.filter((d) => d.role === 'dev').map((d) => d.name);
-  config.data = { train: mix.train || 'studio', ...(mix.trainMix ? { trainMix: mix.trainMix } : {}), eval: data.eval.map((e) => ({ path: e.name, role: e.role, name: e.name })), ...(devNames.length ? { dev: devNames.map((n) => ({ path: n, name: n })) } : {}) };
+  const devNames = useStudio
+    .getState()
+    .datasets.filter((d) => d.role === 'dev')
+    .map((d) => d.name);
+  config.data = {
+    train: mix.train || 'studio',
+    ...(mix.trainMix ? { trainMix: mix.trainMix } : {}),
+    eval: data.eval.map((e) => ({ path: e.name, role: e.role, name: e.name })),
+    ...(devNames.length ? { dev: devNames.map((n) => ({ path: n, name: n })) } : {}),
+  };
   const id = `run-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
   return { id, name: name ?? config.name, config, createdAt: Date.now(), status: 'queued', train: [], evals: [], data };
 }
@@ -231,7 +245,12 @@ function launch(saved: RunState, resume: boolean): void {
   const run = withModelFiles(saved);
   if (resume) launchedAt.delete(run.id);
   else launchedAt.set(run.id, performance.now());
-  useStudio.getState().updateRun(run.id, (r) => ({ ...r, status: 'starting', error: undefined, stage: resume ? 'resuming from the last checkpoint' : 'starting' }));
+  useStudio.getState().updateRun(run.id, (r) => ({
+    ...r,
+    status: 'starting',
+    error: undefined,
+    stage: resume ? 'resuming from the last checkpoint' : 'starting',
+  }));
   useStudio.getState().set({ activeRun: run.id, view: 'run' });
   send({ type: 'start', runId: run.id, config: run.config, data: run.data, resume });
 }
@@ -258,8 +277,12 @@ export function startRun(cfg: ExperimentConfig): string | null {
 
 /** One BLoRA run per β, same seed and data, run one after another. */
 export function queueSweep(cfg: ExperimentConfig, betas: string): string | null {
-  const values = betas.split(/[\s,;]+/).filter(Boolean).map(Number);
-  if (!values.length || values.some((b) => !(Number.isFinite(b) && b >= 0))) return reportSetupError(`β values must be numbers ≥ 0 separated by commas (got "${betas}")`);
+  const values = betas
+    .split(/[\s,;]+/)
+    .filter(Boolean)
+    .map(Number);
+  if (!values.length || values.some((b) => !(Number.isFinite(b) && b >= 0)))
+    return reportSetupError(`β values must be numbers ≥ 0 separated by commas (got "${betas}")`);
   const runs: RunState[] = [];
   for (const beta of values) {
     const c = structuredClone(cfg);

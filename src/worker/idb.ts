@@ -75,7 +75,11 @@ export async function idbAtomic(store: StoreName, what: string, f: (s: IDBObject
   const done = new Promise<void>((resolve, reject) => {
     const fail = () => {
       const e = t.error;
-      reject(e?.name === 'QuotaExceededError' ? new StorageFullError(what) : new Error(`IndexedDB (${what}): ${e?.message ?? 'transaction aborted'}`));
+      reject(
+        e?.name === 'QuotaExceededError'
+          ? new StorageFullError(what)
+          : new Error(`IndexedDB (${what}): ${e?.message ?? 'transaction aborted'}`),
+      );
     };
     t.oncomplete = () => resolve();
     t.onabort = fail; // a failed request aborts the transaction (its error is t.error)

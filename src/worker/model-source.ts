@@ -44,7 +44,9 @@ export function modelSource(loc: ModelLocation, origin: string, filesLabel?: str
     case 'files':
       // File handles reach a worker by postMessage; saved runs do not keep them (src/ui/training.ts).
       if (!loc.files.length) {
-        throw new Error(`this run was trained on a dropped model folder (${filesLabel ?? 'unnamed'}); drop the same folder in the Model panel again, then resume or export`);
+        throw new Error(
+          `this run was trained on a dropped model folder (${filesLabel ?? 'unnamed'}); drop the same folder in the Model panel again, then resume or export`,
+        );
       }
       return new DroppedFilesSource(loc.files, filesLabel);
   }
@@ -62,6 +64,13 @@ export async function baseModelOf(loc: ModelLocation, assets: WhisperAssets, sou
     if (typeof rec?.model === 'string') return rec.model;
   }
   const c = assets.config;
-  const row = WHISPER_MODELS.find((m) => m.dModel === c.d_model && m.decoderLayers === c.decoder_layers && m.encoderLayers === c.encoder_layers && m.vocab === c.vocab_size && m.melBins === c.num_mel_bins);
+  const row = WHISPER_MODELS.find(
+    (m) =>
+      m.dModel === c.d_model &&
+      m.decoderLayers === c.decoder_layers &&
+      m.encoderLayers === c.encoder_layers &&
+      m.vocab === c.vocab_size &&
+      m.melBins === c.num_mel_bins,
+  );
   return row?.weightsRepo ?? source.label;
 }

@@ -21,7 +21,6 @@ function idOf(loc: ModelLocation, label: string): string {
   return loc.kind === 'url' ? loc.baseUrl : loc.kind === 'hub' ? `hub:${loc.repoId}@${loc.revision ?? 'main'}` : `files:${label}`;
 }
 
-
 /** Whether the engine can train this model, from the weights' headers only (a few KB; nothing else is fetched). */
 async function trainability(loc: ModelLocation, assets: WhisperAssets, source: ModelSource): Promise<Trainability> {
   try {
@@ -39,15 +38,34 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
     try {
       configureOrt();
       const source = modelSource(msg.location, self.location.origin);
-      transcriber = await Transcriber.load(source, { backend: msg.backend, onProgress: (progress) => post({ type: 'progress', progress }) });
+      transcriber = await Transcriber.load(source, {
+        backend: msg.backend,
+        onProgress: (progress) => post({ type: 'progress', progress }),
+      });
       const { assets, backend } = transcriber;
       modelId = idOf(msg.location, source.label);
       const note = (await source.has(EXPORT_NOTE)) ? parseExportNote(await source.read(EXPORT_NOTE), source.label) : null;
-      const exportOf = note ? { baseModel: note.base_model, format: note.format, method: note.method, r: note.r, modules: note.modules } : undefined;
+      const exportOf = note
+        ? { baseModel: note.base_model, format: note.format, method: note.method, r: note.r, modules: note.modules }
+        : undefined;
       post({
         type: 'loaded',
-        info: { label: source.label, modelId, location: msg.location, summary: assets.summary, encoderBackend: backend.encoder, decoderBackend: backend.decoder, backendReason: backend.reason, hasSafetensors: assets.hasSafetensors,
-          decoderConfig: { heads: assets.config.decoder_attention_heads, ffn: assets.config.decoder_ffn_dim, positions: assets.config.max_target_positions }, exportOf },
+        info: {
+          label: source.label,
+          modelId,
+          location: msg.location,
+          summary: assets.summary,
+          encoderBackend: backend.encoder,
+          decoderBackend: backend.decoder,
+          backendReason: backend.reason,
+          hasSafetensors: assets.hasSafetensors,
+          decoderConfig: {
+            heads: assets.config.decoder_attention_heads,
+            ffn: assets.config.decoder_ffn_dim,
+            positions: assets.config.max_target_positions,
+          },
+          exportOf,
+        },
       });
       post({ type: 'trainability', modelId, trainability: await trainability(msg.location, assets, source) });
     } catch (e) {
@@ -57,7 +75,15 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
     try {
       if (!transcriber) throw new Error('no model loaded yet');
       const r = await transcriber.transcribe(msg.samples, { language: msg.language, maxNewTokens: 128 });
-      post({ type: 'transcript', id: msg.id, text: r.text, language: r.language, tokens: r.tokens.length, truncated: r.truncated, timing: r.timing });
+      post({
+        type: 'transcript',
+        id: msg.id,
+        text: r.text,
+        language: r.language,
+        tokens: r.tokens.length,
+        truncated: r.truncated,
+        timing: r.timing,
+      });
     } catch (e) {
       post({ type: 'transcribe-error', id: msg.id, message: (e as Error).message });
     }

@@ -83,9 +83,25 @@ export type FromTrain =
    */
   | { type: 'resumed'; runId: string; step: number; records: TrainRecord[]; betaSchedule?: BetaScheduleEntry[] }
   /** files by name; pruned: fraction of μ elements zeroed by the SNR threshold (0 without pruning) */
-  | { type: 'exported'; id: string; files: Record<string, Uint8Array | string>; pruned: number; elements: number; prunedWer?: { set: string; role: EvalRole; wer: number; utterances: number }[] }
+  | {
+      type: 'exported';
+      id: string;
+      files: Record<string, Uint8Array | string>;
+      pruned: number;
+      elements: number;
+      prunedWer?: { set: string; role: EvalRole; wer: number; utterances: number }[];
+    }
   /** entropy: mean token entropy (nats) of the adapter's transcript; disagreement: of K posterior samples (BLoRA; null for LoRA) */
-  | { type: 'tried'; id: string; step: number; frozen: string; adapted: string; entropy: number; disagreement: number | null; samples: string[] }
+  | {
+      type: 'tried';
+      id: string;
+      step: number;
+      frozen: string;
+      adapted: string;
+      entropy: number;
+      disagreement: number | null;
+      samples: string[];
+    }
   | { type: 'request-error'; id: string; message: string }
   /**
    * The GPU device was lost during a run and the worker went on on a new device from the newest good
@@ -94,4 +110,3 @@ export type FromTrain =
   | { type: 'recovered'; runId: string; step: number; attempt: number; max: number; message: string; records: TrainRecord[] }
   /** the GPU device was lost while no run was training: the UI restarts the worker (a run resumes from its checkpoint) */
   | { type: 'device-lost'; runId: string | null; message: string };
-

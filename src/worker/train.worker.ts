@@ -19,7 +19,13 @@ import { loadWhisperAssets, type WhisperAssets } from '../model/whisperModel';
 import type { EvalRecord, EvalRole, ExperimentConfig, TrainRecord } from '../train/config';
 import { tokenizeRow, type PreparedUtterance } from '../train/data';
 import {
-  type Checkpoint, DEFAULT_MAX_RECOVERIES, encodeCheckpoint, pickCheckpoint, Trainer, type TrainerTestFaults, trainWithRecovery,
+  type Checkpoint,
+  DEFAULT_MAX_RECOVERIES,
+  encodeCheckpoint,
+  pickCheckpoint,
+  Trainer,
+  type TrainerTestFaults,
+  trainWithRecovery,
 } from '../train/trainer';
 import { encoderCacheKey, idbAtomic, idbGet, idbPut } from './idb';
 import type { EvalTranscript, FromTrain, RunData, ToTrain, UttRef } from './train-protocol';
@@ -109,7 +115,9 @@ async function loadModel(data: RunData, stage: (s: string) => void): Promise<Mod
       stage('timing kernel variants on this adapter');
       const p = await probeRegisterTiled(rt);
       rt.setSoftwareAdapter(p.registerTiled);
-      console.info(`[train-worker] adapter not disclosed; matmul main ${p.msMain.toFixed(1)} ms vs main_rt ${p.msRegisterTiled.toFixed(1)} ms → ${p.registerTiled ? 'CPU-tuned' : 'GPU'} kernels`);
+      console.info(
+        `[train-worker] adapter not disclosed; matmul main ${p.msMain.toFixed(1)} ms vs main_rt ${p.msRegisterTiled.toFixed(1)} ms → ${p.registerTiled ? 'CPU-tuned' : 'GPU'} kernels`,
+      );
     }
     const source = sourceOf(data);
     stage('reading the model');
@@ -117,7 +125,9 @@ async function loadModel(data: RunData, stage: (s: string) => void): Promise<Mod
     let st: TensorSource;
     if (assets.hasSafetensors && data.model.kind === 'url') {
       // The prepared default, served by the dev server: read whole (local; no second copy in the cache).
-      const bytes = await source.read('model.safetensors', (l, t) => stage(`reading model.safetensors ${(l / 2 ** 20).toFixed(0)}${t ? `/${(t / 2 ** 20).toFixed(0)}` : ''} MiB`));
+      const bytes = await source.read('model.safetensors', (l, t) =>
+        stage(`reading model.safetensors ${(l / 2 ** 20).toFixed(0)}${t ? `/${(t / 2 ** 20).toFixed(0)}` : ''} MiB`),
+      );
       st = new SafetensorsFile(bytes, 'model.safetensors');
     } else {
       // Only the decoder tensors: from the model's own model.safetensors, the weights the user named, or the
@@ -126,10 +136,11 @@ async function loadModel(data: RunData, stage: (s: string) => void): Promise<Mod
       stage('decoder weights: reading the safetensors header');
       st = await loadDecoderWeights({
         ...weightsRequest(data.model, assets, source),
-        onProgress: (p) => stage(
-          `decoder weights ${formatMiB(p.loaded)} / ${formatMiB(p.total)} (${p.total ? Math.floor((100 * p.loaded) / p.total) : 100} %)` +
-            `${p.rate > 0 ? `, ${formatMiB(p.rate)}/s` : ''}${p.etaS !== null && p.loaded < p.total ? `, ETA ${Math.ceil(p.etaS)} s` : ''}`,
-        ),
+        onProgress: (p) =>
+          stage(
+            `decoder weights ${formatMiB(p.loaded)} / ${formatMiB(p.total)} (${p.total ? Math.floor((100 * p.loaded) / p.total) : 100} %)` +
+              `${p.rate > 0 ? `, ${formatMiB(p.rate)}/s` : ''}${p.etaS !== null && p.loaded < p.total ? `, ETA ${Math.ceil(p.etaS)} s` : ''}`,
+          ),
       });
     }
     stage('uploading the decoder weights');
@@ -175,7 +186,13 @@ async function runTrainer(runId: string, config: ExperimentConfig, data: RunData
   return t;
 }
 
-async function createTrainer(runId: string, config: ExperimentConfig, data: RunData, kv: boolean, stage: (s: string) => void): Promise<Trainer> {
+async function createTrainer(
+  runId: string,
+  config: ExperimentConfig,
+  data: RunData,
+  kv: boolean,
+  stage: (s: string) => void,
+): Promise<Trainer> {
   if (trainer?.runId === runId) return trainer.t;
   const m = await loadModel(data, stage);
   trainer?.t.destroy();
@@ -185,13 +202,19 @@ async function createTrainer(runId: string, config: ExperimentConfig, data: RunD
   for (const s of data.eval) evalSets.push({ name: s.name, role: s.role, utterances: await prepare(m, data, s.utts, kv, stage) });
   const dev = data.dev?.length ? await prepare(m, data, data.dev, kv, stage) : undefined;
   stage('building the engine');
-  const t = await Trainer.create({ rt: m.rt, weights: m.weights, cache: m.cache, assets: m.assets }, config, { train, eval: evalSets, dev, trainSets: data.trainSets }, {
-    onRecord: (record) => {
-      if (record.kind === 'train') trainRecords.get(runId)?.push(record as TrainRecord);
-      post({ type: 'record', runId, record });
+  const t = await Trainer.create(
+    { rt: m.rt, weights: m.weights, cache: m.cache, assets: m.assets },
+    config,
+    { train, eval: evalSets, dev, trainSets: data.trainSets },
+    {
+      onRecord: (record) => {
+        if (record.kind === 'train') trainRecords.get(runId)?.push(record as TrainRecord);
+        post({ type: 'record', runId, record });
+      },
+      onProgress: (p) => p.phase === 'eval' && post({ type: 'status', runId, status: 'running', stage: p.message }),
     },
-    onProgress: (p) => p.phase === 'eval' && post({ type: 'status', runId, status: 'running', stage: p.message }),
-  }, { label: `run ${runId}`, baseModel: m.baseModel, testFaults: testFaults ?? undefined });
+    { label: `run ${runId}`, baseModel: m.baseModel, testFaults: testFaults ?? undefined },
+  );
   trainer = { runId, t };
   return t;
 }
@@ -213,14 +236,22 @@ const previousKey = (runId: string) => `${runId}|prev`;
 async function saveCheckpoint(runId: string, ck: Checkpoint): Promise<void> {
   const recs = trainRecords.get(runId);
   const bytes = encodeCheckpoint(ck);
-  await idbAtomic('checkpoints', `the checkpoint of run ${runId} (step ${ck.step}, ${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB)`, (s) => {
-    if (recs) s.put(recs.filter((r) => r.step <= ck.step), recordsKey(runId));
-    const cur = s.get(runId);
-    cur.onsuccess = () => {
-      if (cur.result) s.put(cur.result, previousKey(runId));
-      s.put(bytes, runId);
-    };
-  });
+  await idbAtomic(
+    'checkpoints',
+    `the checkpoint of run ${runId} (step ${ck.step}, ${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB)`,
+    (s) => {
+      if (recs)
+        s.put(
+          recs.filter((r) => r.step <= ck.step),
+          recordsKey(runId),
+        );
+      const cur = s.get(runId);
+      cur.onsuccess = () => {
+        if (cur.result) s.put(cur.result, previousKey(runId));
+        s.put(bytes, runId);
+      };
+    },
+  );
   console.info(`[train-worker] checkpoint of ${runId} saved at step ${ck.step}`);
   post({ type: 'checkpoint', runId, step: ck.step });
 }
@@ -240,7 +271,11 @@ async function loadCheckpoint(runId: string): Promise<Checkpoint | null> {
 
 /** What a frozen-model (step 0) evaluation depends on: the model, the eval sets' utterances, the decoding settings. */
 async function frozenEvalKey(data: RunData, config: ExperimentConfig): Promise<string> {
-  const what = JSON.stringify([data.modelId, config.eval.maxNewTokens, data.eval.map((s) => [s.name, s.role, s.utts.map((u) => [u.key, u.text, u.language ?? ''])])]);
+  const what = JSON.stringify([
+    data.modelId,
+    config.eval.maxNewTokens,
+    data.eval.map((s) => [s.name, s.role, s.utts.map((u) => [u.key, u.text, u.language ?? ''])]),
+  ]);
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(what)));
   return `frozen|${[...digest].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
@@ -305,7 +340,12 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
       if (sel !== tr.step) {
         // the stored checkpoint becomes the selected adapter: export and Try it read the run from it
         await saveCheckpoint(runId, await tr.checkpoint());
-        post({ type: 'status', runId, status: 'running', stage: `the adapter of step ${sel} (lowest dev CE ${tr.bestDev!.ce.toFixed(4)}) is the run's result` });
+        post({
+          type: 'status',
+          runId,
+          status: 'running',
+          stage: `the adapter of step ${sel} (lowest dev CE ${tr.bestDev!.ce.toFixed(4)}) is the run's result`,
+        });
       }
     }
   };
@@ -358,13 +398,20 @@ async function run(runId: string, config: ExperimentConfig, data: RunData, resum
       if (isEvalStep(tr.step) && ctl() !== 'stop') await gpuTask(() => evaluate(runId, tr, data));
       if (tr.step === steps && config.eval.posteriorSamples > 0 && data.eval.length && ctl() !== 'stop') {
         await gpuTask(async () => {
-          const result = await tr.uncertainty(config.eval.posteriorSamples, config.seed, (m) => post({ type: 'status', runId, status: 'running', stage: m }));
+          const result = await tr.uncertainty(config.eval.posteriorSamples, config.seed, (m) =>
+            post({ type: 'status', runId, status: 'running', stage: m }),
+          );
           post({ type: 'uncertainty', runId, result });
         });
       }
     },
     rebuild: async (lost, attempt) => {
-      post({ type: 'status', runId, status: 'starting', stage: `${lost.message}; recovering (${attempt} of at most ${DEFAULT_MAX_RECOVERIES}): new device, model and cache` });
+      post({
+        type: 'status',
+        runId,
+        status: 'starting',
+        stage: `${lost.message}; recovering (${attempt} of at most ${DEFAULT_MAX_RECOVERIES}): new device, model and cache`,
+      });
       model = null;
       trainer = null;
       return createTrainer(runId, liveConfig?.runId === runId ? liveConfig.config : config, data, true, stage);
@@ -410,13 +457,21 @@ self.onmessage = async (ev: MessageEvent<ToTrain>) => {
       // in the trainer's config, so every checkpoint from now on carries it; the UI keeps it in the run's config.
       const t = trainer?.runId === msg.runId ? trainer.t : null;
       try {
-        if (!t || activeRun !== msg.runId) throw new Error('β can be changed while the run trains (not while it starts, recovers or after it ended)');
+        if (!t || activeRun !== msg.runId)
+          throw new Error('β can be changed while the run trains (not while it starts, recovers or after it ended)');
         const { entry, schedule } = t.setBeta(msg.beta);
         if (liveConfig?.runId === msg.runId) liveConfig = { runId: msg.runId, config: t.config };
         console.info(`[train-worker] ${msg.runId}: β = ${entry.beta} from step ${entry.step}`);
         post({ type: 'beta', runId: msg.runId, step: entry.step, beta: entry.beta, schedule });
       } catch (e) {
-        post({ type: 'beta', runId: msg.runId, step: 0, beta: msg.beta, schedule: t?.config.adapter.betaSchedule ?? [], error: (e as Error).message });
+        post({
+          type: 'beta',
+          runId: msg.runId,
+          step: 0,
+          beta: msg.beta,
+          schedule: t?.config.adapter.betaSchedule ?? [],
+          error: (e as Error).message,
+        });
       }
       break;
     }
@@ -455,13 +510,17 @@ self.onmessage = async (ev: MessageEvent<ToTrain>) => {
       break;
     case 'try':
       try {
-        if (activeRun && activeRun !== msg.runId) throw new Error(`run ${activeRun} is training; try clips on this run when it has finished (or stop it)`);
+        if (activeRun && activeRun !== msg.runId)
+          throw new Error(`run ${activeRun} is training; try clips on this run when it has finished (or stop it)`);
         const r = await gpuTask(async () => {
           const t = await runTrainer(msg.runId, msg.config, msg.data);
           const m = await loadModel(msg.data, () => {});
           await addKv(m, msg.data, { id: 'your clip', key: msg.clip.key, text: '' });
           // with the adapter's uncertainty: K posterior samples (the run's eval.posteriorSamples, else 4) for BLoRA
-          const out = await t.tryUtterance({ key: msg.clip.key, language: msg.clip.language }, msg.config.eval.posteriorSamples || TRY_POSTERIOR_SAMPLES);
+          const out = await t.tryUtterance(
+            { key: msg.clip.key, language: msg.clip.language },
+            msg.config.eval.posteriorSamples || TRY_POSTERIOR_SAMPLES,
+          );
           return { step: t.step, ...out };
         });
         post({ type: 'tried', id: msg.id, ...r });
@@ -471,7 +530,8 @@ self.onmessage = async (ev: MessageEvent<ToTrain>) => {
       break;
     case 'export':
       try {
-        if (activeRun && activeRun !== msg.runId) throw new Error(`run ${activeRun} is training; export this run when it has finished (or stop it)`);
+        if (activeRun && activeRun !== msg.runId)
+          throw new Error(`run ${activeRun} is training; export this run when it has finished (or stop it)`);
         const files = await gpuTask(async () => {
           const t = await runTrainer(msg.runId, msg.config, msg.data);
           const theta = await t.readTheta();

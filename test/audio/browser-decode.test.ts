@@ -106,7 +106,10 @@ describe('decodeAudio in headless Chromium (WebAudio)', { skip, timeout: 120_000
         // Chromium drops the last 128 samples of this Vorbis stream; the rest is identical.
         r.lengths!.forEach((len, c) => assert.ok(len <= node.channels[c].length && len >= node.channels[c].length - 1024, `length ${len}`));
       } else {
-        assert.deepEqual(r.lengths, node.channels.map((c) => c.length));
+        assert.deepEqual(
+          r.lengths,
+          node.channels.map((c) => c.length),
+        );
       }
       r.channels!.forEach((ch, c) => {
         const d = maxAbsDiff(ch, node.channels[c]);

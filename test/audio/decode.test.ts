@@ -26,11 +26,13 @@ const SOURCES: Source[] = [
   {
     id: 'mono16k',
     sampleRate: 16000,
-    channels: [(() => {
-      const a = sine(440, 16000, 16000 * SECONDS, 0.5);
-      const b = sine(1200, 16000, 16000 * SECONDS, 0.2);
-      return a.map((v, i) => v + b[i]);
-    })()],
+    channels: [
+      (() => {
+        const a = sine(440, 16000, 16000 * SECONDS, 0.5);
+        const b = sine(1200, 16000, 16000 * SECONDS, 0.2);
+        return a.map((v, i) => v + b[i]);
+      })(),
+    ],
   },
 ];
 
@@ -54,7 +56,12 @@ const FORMATS: Record<string, Fmt> = {
 
 const skip = requireSox(['wav', 'flac', 'mp3', 'vorbis']);
 
-async function expectDecodeError(bytes: ArrayBuffer | Uint8Array, name: string, reason: AudioDecodeReason, pattern: RegExp): Promise<AudioDecodeError> {
+async function expectDecodeError(
+  bytes: ArrayBuffer | Uint8Array,
+  name: string,
+  reason: AudioDecodeReason,
+  pattern: RegExp,
+): Promise<AudioDecodeError> {
   let caught: unknown;
   try {
     await decodeAudio(bytes, name);
@@ -196,7 +203,12 @@ describe('decodeAudio: error cases without sox', () => {
     let s = 12345;
     const junk = new Uint8Array(4096).map(() => ((s = (s * 1103515245 + 12345) >>> 0) >>> 24) & 0xff);
     junk[0] = 0x13; // make sure no magic number matches by chance
-    await expectDecodeError(junk, 'noise.bin', 'unsupported-format', /not a supported audio format \(first bytes: 13 [0-9a-f]{2} [0-9a-f]{2} [0-9a-f]{2}\)/);
+    await expectDecodeError(
+      junk,
+      'noise.bin',
+      'unsupported-format',
+      /not a supported audio format \(first bytes: 13 [0-9a-f]{2} [0-9a-f]{2} [0-9a-f]{2}\)/,
+    );
   });
 
   it('recognisable non-audio files get a hint', async () => {
@@ -208,7 +220,12 @@ describe('decodeAudio: error cases without sox', () => {
       /Git LFS pointer/,
     );
     await expectDecodeError(enc.encode('{"error": "not found"}'), 'clip.ogg', 'unsupported-format', /= JSON\?\)/);
-    await expectDecodeError(new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0]), 'x.flac', 'unsupported-format', /PNG image/);
+    await expectDecodeError(
+      new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0]),
+      'x.flac',
+      'unsupported-format',
+      /PNG image/,
+    );
     await expectDecodeError(new Uint8Array([0x50, 0x4b, 0x03, 0x04, 1, 2, 3]), 'x.wav', 'unsupported-format', /ZIP archive/);
   });
 

@@ -37,15 +37,15 @@ function parseCsv(text: string): string[][] {
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
     if (q) {
-      if (c === '"' && text[i + 1] === '"') (field += '"'), i++;
+      if (c === '"' && text[i + 1] === '"') ((field += '"'), i++);
       else if (c === '"') q = false;
       else field += c;
     } else if (c === '"') q = true;
-    else if (c === ',') row.push(field), (field = '');
-    else if (c === '\n') row.push(field), out.push(row), (row = []), (field = '');
+    else if (c === ',') (row.push(field), (field = ''));
+    else if (c === '\n') (row.push(field), out.push(row), (row = []), (field = ''));
     else if (c !== '\r') field += c;
   }
-  if (field || row.length) row.push(field), out.push(row);
+  if (field || row.length) (row.push(field), out.push(row));
   return out;
 }
 
@@ -53,9 +53,18 @@ describe('public/demo', () => {
   it('manifest: 12 clips — English, Spanish and code-switched Spanish–English', () => {
     assert.equal(rows.length, 12);
     const count = (f: (r: Row) => boolean) => rows.filter(f).length;
-    assert.equal(count((r) => r.domain === 'base' && r.language === 'en'), 5);
-    assert.equal(count((r) => r.domain === 'base' && r.language === 'es'), 4);
-    assert.equal(count((r) => r.domain === 'code-switched'), 3);
+    assert.equal(
+      count((r) => r.domain === 'base' && r.language === 'en'),
+      5,
+    );
+    assert.equal(
+      count((r) => r.domain === 'base' && r.language === 'es'),
+      4,
+    );
+    assert.equal(
+      count((r) => r.domain === 'code-switched'),
+      3,
+    );
     for (const r of rows) {
       assert.ok(r.text.trim().length > 0);
       if (r.domain === 'code-switched') assert.deepEqual(r.languages, [r.language, 'en']);
@@ -67,7 +76,10 @@ describe('public/demo', () => {
   it('metadata.csv (audiofolder) has the same clips, texts and languages', () => {
     const [header, ...body] = parseCsv(readFileSync(join(DEMO, 'metadata.csv'), 'utf8'));
     assert.deepEqual(header, ['file_name', 'transcription', 'language']);
-    assert.deepEqual(body, rows.map((r) => [r.audio_filepath, r.text, r.language]));
+    assert.deepEqual(
+      body,
+      rows.map((r) => [r.audio_filepath, r.text, r.language]),
+    );
   });
 
   it('every clip is 16 kHz mono 16-bit WAV of 2–6 s, with the duration the manifest states', async () => {
@@ -90,7 +102,10 @@ describe('public/demo', () => {
 
   it('the folder stays under 2 MB', () => {
     const size = (dir: string): number =>
-      readdirSync(dir, { withFileTypes: true }).reduce((s, e) => s + (e.isDirectory() ? size(join(dir, e.name)) : statSync(join(dir, e.name)).size), 0);
+      readdirSync(dir, { withFileTypes: true }).reduce(
+        (s, e) => s + (e.isDirectory() ? size(join(dir, e.name)) : statSync(join(dir, e.name)).size),
+        0,
+      );
     const total = size(DEMO);
     assert.ok(total < 2_000_000, `${total} bytes`);
   });

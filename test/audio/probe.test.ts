@@ -47,7 +47,10 @@ describe('built-in WAV reader: integer scaling and formats', () => {
     const ints = Int16Array.of(-32768, -16384, -1, 0, 1, 16384, 32767);
     const bytes = wavBytes({ tag: 1, bits: 16, channels: 1, rate: 16000, data: new Uint8Array(ints.buffer) });
     const out = await decodeAudio(bytes, 'i16.wav');
-    assert.deepEqual(Array.from(out.channels[0]), Array.from(ints, (v) => v / 32768));
+    assert.deepEqual(
+      Array.from(out.channels[0]),
+      Array.from(ints, (v) => v / 32768),
+    );
   });
 
   it('int24, int32, uint8, float64, WAVE_FORMAT_EXTENSIBLE, stereo interleaving', () => {
@@ -113,7 +116,11 @@ describe('probeAudio', () => {
         try {
           const src = join(tmp.dir, 'src.wav');
           const out = join(tmp.dir, `o.${c.ext}`);
-          writeWavF32(src, Array.from({ length: c.channels }, (_, k) => sine(300 + 200 * k, c.rate, c.rate, 0.4)), c.rate);
+          writeWavF32(
+            src,
+            Array.from({ length: c.channels }, (_, k) => sine(300 + 200 * k, c.rate, c.rate, 0.4)),
+            c.rate,
+          );
           sox([src, ...(c.args ?? []), out]);
           const b = new Uint8Array(readFileSync(out));
           const p = probeAudio(b);

@@ -81,7 +81,11 @@ describe('resample', () => {
     const sr = 44100;
     const a = sine(440, sr, sr, 0.5);
     const b = sine(11000, sr, sr, 0.5);
-    const y = resample(a.map((v, i) => v + b[i]), sr, 16000);
+    const y = resample(
+      a.map((v, i) => v + b[i]),
+      sr,
+      16000,
+    );
     const keep = toneAmplitude(y, 440, 16000, EDGE, y.length - EDGE);
     const alias = toneAmplitude(y, 16000 - 11000, 16000, EDGE, y.length - EDGE);
     assert.ok(Math.abs(keep - 0.5) < 1e-4, `440 Hz amplitude ${keep}`);

@@ -17,7 +17,8 @@ import { DEMO_DIR, MODEL_DIR, REPO, requireModel } from '../support/env';
 const tmp = mkdtempSync(join(tmpdir(), 'blora-bad-input-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 const env = { ...process.env, BLORA_WEBGPU_BACKEND: process.env.BLORA_WEBGPU_BACKEND ?? 'gl-compat' };
-const cli = (...args: string[]) => spawnSync(process.execPath, [join(REPO, 'bin/blora-studio.mjs'), ...args], { encoding: 'utf8', cwd: REPO, env });
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, [join(REPO, 'bin/blora-studio.mjs'), ...args], { encoding: 'utf8', cwd: REPO, env });
 
 /** A safetensors file whose one header entry is replaced by `entry`. */
 function corrupt(entry: unknown, extraData = 0): Uint8Array {
@@ -65,12 +66,15 @@ describe('safetensors header validation', () => {
       [[1, 2], /header entry is not an object/],
     ];
     for (const [entry, re] of cases) {
-      assert.throws(() => new SafetensorsFile(corrupt(entry), 'bad.safetensors'), (e: Error) => {
-        assert.ok(e instanceof SafetensorsError, `${JSON.stringify(entry)}: ${e}`);
-        assert.match(e.message, /^bad\.safetensors: tensor "w": /, JSON.stringify(entry));
-        assert.match(e.message, re, JSON.stringify(entry));
-        return true;
-      });
+      assert.throws(
+        () => new SafetensorsFile(corrupt(entry), 'bad.safetensors'),
+        (e: Error) => {
+          assert.ok(e instanceof SafetensorsError, `${JSON.stringify(entry)}: ${e}`);
+          assert.match(e.message, /^bad\.safetensors: tensor "w": /, JSON.stringify(entry));
+          assert.match(e.message, re, JSON.stringify(entry));
+          return true;
+        },
+      );
     }
     // a good file still parses
     const ok = new SafetensorsFile(writeSafetensors({ w: { shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) } }));
@@ -119,9 +123,18 @@ describe('blora-studio: arguments checked before the model loads', () => {
       [['train', '--train', DEMO_DIR, '--out', aFile], /--out .*plain\.txt: exists and is not a folder/],
       [['train', '--train', join(DEMO_DIR, 'en_01.wav'), '--out', out], /--train .*en_01\.wav: a file that is not a manifest/],
       [['train', '--train', DEMO_DIR, '--eval-new', aFile, '--out', out], /--eval-new .*plain\.txt: a file that is not a manifest/],
-      [['train', '--train', DEMO_DIR, '--layers', '99', '--model', model, '--out', out], /--layers 99: this model has 6 decoder layers \(0…5\)/],
-      [['train', '--train', DEMO_DIR, '--language', 'zz', '--model', model, '--out', out], /--language zz: Language "zz" is not one this model knows/],
-      [['eval', '--data', DEMO_DIR, '--out', join(tmp, 'missing-dir', 'x.jsonl')], /--out .*x\.jsonl: the folder .*missing-dir does not exist/],
+      [
+        ['train', '--train', DEMO_DIR, '--layers', '99', '--model', model, '--out', out],
+        /--layers 99: this model has 6 decoder layers \(0…5\)/,
+      ],
+      [
+        ['train', '--train', DEMO_DIR, '--language', 'zz', '--model', model, '--out', out],
+        /--language zz: Language "zz" is not one this model knows/,
+      ],
+      [
+        ['eval', '--data', DEMO_DIR, '--out', join(tmp, 'missing-dir', 'x.jsonl')],
+        /--out .*x\.jsonl: the folder .*missing-dir does not exist/,
+      ],
       [['eval', '--data', DEMO_DIR, '--out', tmp], /--out .*: is a folder/],
       [['eval', '--data', aFile], /--data .*plain\.txt: a file that is not a manifest/],
       [['eval', '--data', DEMO_DIR, '--language', 'zz', '--model', model], /--language zz: Language "zz" is not one this model knows/],
@@ -131,7 +144,10 @@ describe('blora-studio: arguments checked before the model loads', () => {
     mkdirSync(badModel);
     for (const f of readdirSync(MODEL_DIR)) if (f !== 'model.safetensors') symlinkSync(join(MODEL_DIR, f), join(badModel, f));
     writeFileSync(join(badModel, 'model.safetensors'), corrupt({ dtype: 'F16', shape: 'abc', data_offsets: [0, 16] }));
-    cases.push([['train', '--train', DEMO_DIR, '--model', badModel, '--out', out], /--model .*bad-model: .*model\.safetensors: tensor "w": shape "abc" is not a list of non-negative integers/]);
+    cases.push([
+      ['train', '--train', DEMO_DIR, '--model', badModel, '--out', out],
+      /--model .*bad-model: .*model\.safetensors: tensor "w": shape "abc" is not a list of non-negative integers/,
+    ]);
     for (const [args, re] of cases) {
       const t0 = performance.now();
       const r = cli(...args);
@@ -153,12 +169,17 @@ describe('blora-studio eval: a bad clip is skipped and counted', () => {
     writeFileSync(join(ds, 'broken.wav'), Buffer.from('RIFF\x24\x00\x00\x00WAVEjunkjunkjunk', 'latin1'));
     copyFileSync(join(DEMO_DIR, 'en_02.wav'), join(ds, 'klingon.wav'));
     writeFileSync(join(ds, 'long.wav'), silentWav(31));
-    writeFileSync(join(ds, 'manifest.jsonl'), [
-      { audio_filepath: 'good.wav', text: 'I forgot my umbrella at the coffee shop again.', language: 'en' },
-      { audio_filepath: 'broken.wav', text: 'nothing here', language: 'en' },
-      { audio_filepath: 'klingon.wav', text: 'tlhIngan Hol', language: 'tlh' },
-      { audio_filepath: 'long.wav', text: 'silence', language: 'en', duration: 31 },
-    ].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    writeFileSync(
+      join(ds, 'manifest.jsonl'),
+      [
+        { audio_filepath: 'good.wav', text: 'I forgot my umbrella at the coffee shop again.', language: 'en' },
+        { audio_filepath: 'broken.wav', text: 'nothing here', language: 'en' },
+        { audio_filepath: 'klingon.wav', text: 'tlhIngan Hol', language: 'tlh' },
+        { audio_filepath: 'long.wav', text: 'silence', language: 'en', duration: 31 },
+      ]
+        .map((r) => JSON.stringify(r))
+        .join('\n') + '\n',
+    );
     const out = join(tmp, 'mixed.jsonl');
     const r = cli('eval', '--model', model, '--data', ds, '--out', out, '--max-new-tokens', '8');
     assert.equal(r.status, 0, r.stderr);
@@ -170,8 +191,17 @@ describe('blora-studio eval: a bad clip is skipped and counted', () => {
     assert.match(r.stdout, /2 of 4 utterances evaluated, 2 clips skipped/);
     assert.match(r.stdout, /en: WER \d+\.\d % over 2 utterances/);
     assert.match(r.stdout, /2 clip\(s\) skipped/);
-    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(lines.filter((l) => 'hypothesis' in l).length, 2);
-    assert.deepEqual(lines.filter((l) => l.skipped).map((l) => l.audio.split('/').at(-1)).sort(), ['broken.wav', 'klingon.wav']);
+    assert.deepEqual(
+      lines
+        .filter((l) => l.skipped)
+        .map((l) => l.audio.split('/').at(-1))
+        .sort(),
+      ['broken.wav', 'klingon.wav'],
+    );
   });
 });

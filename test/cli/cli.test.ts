@@ -11,7 +11,8 @@ import { baselineOracle } from '../support/oracle';
 
 const tmp = mkdtempSync(join(tmpdir(), 'blora-cli-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-const cli = (...args: string[]) => spawnSync(process.execPath, [join(REPO, 'bin/blora-studio.mjs'), ...args], { encoding: 'utf8', cwd: REPO });
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, [join(REPO, 'bin/blora-studio.mjs'), ...args], { encoding: 'utf8', cwd: REPO });
 
 describe('blora-studio CLI', () => {
   test('--help documents every eval flag', () => {
@@ -41,7 +42,10 @@ describe('blora-studio CLI', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /en: WER \d+\.\d % over 3 utterances/);
     assert.match(r.stderr, /eval .* 3\/3 100%/); // progress with ETA
-    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const oracle = baselineOracle(join(DEMO_DIR, 'manifest.jsonl'));
     assert.equal(lines.length, 3);
     for (const l of lines) assert.equal(l.hypothesis, oracle.clips.find((c) => c.id === l.id)!.text, l.id);

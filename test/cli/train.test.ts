@@ -23,13 +23,45 @@ import { DEMO_DIR, REPO, requireModel, requirePython } from '../support/env';
 const tmp = mkdtempSync(join(tmpdir(), 'blora-train-cli-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 const env = { ...process.env, BLORA_WEBGPU_BACKEND: process.env.BLORA_WEBGPU_BACKEND ?? 'gl-compat' };
-const cli = (...args: string[]) => spawnSync(process.execPath, [join(REPO, 'bin/blora-studio.mjs'), ...args], { encoding: 'utf8', cwd: REPO, env });
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, [join(REPO, 'bin/blora-studio.mjs'), ...args], { encoding: 'utf8', cwd: REPO, env });
 
 describe('blora-studio train', () => {
   test('--help documents every train flag', () => {
     const r = cli('--help');
     assert.equal(r.status, 0);
-    for (const f of ['--config', '--train', '--eval-new', '--eval-base', '--method', '--targets', '--r', '--alpha', '--beta', '--sigma-prior', '--estimator', '--rho-b-init', '--kl-scale', '--kl-log-eps', '--freeze-rho', '--train-mix', '--dev', '--dev-interval', '--select', '--posterior-samples', '--lr', '--steps', '--batch', '--grad-accum', '--warmup', '--schedule', '--seed', '--eval-interval', '--out', 'BLORA_WEBGPU_BACKEND']) {
+    for (const f of [
+      '--config',
+      '--train',
+      '--eval-new',
+      '--eval-base',
+      '--method',
+      '--targets',
+      '--r',
+      '--alpha',
+      '--beta',
+      '--sigma-prior',
+      '--estimator',
+      '--rho-b-init',
+      '--kl-scale',
+      '--kl-log-eps',
+      '--freeze-rho',
+      '--train-mix',
+      '--dev',
+      '--dev-interval',
+      '--select',
+      '--posterior-samples',
+      '--lr',
+      '--steps',
+      '--batch',
+      '--grad-accum',
+      '--warmup',
+      '--schedule',
+      '--seed',
+      '--eval-interval',
+      '--out',
+      'BLORA_WEBGPU_BACKEND',
+    ]) {
       assert.match(r.stdout, new RegExp(`${f}\\b`), f);
     }
   });
@@ -46,7 +78,10 @@ describe('blora-studio train', () => {
       [['train', '--train', DEMO_DIR, '--beta', '1e-3', '--kl-scale', '1e-4'], /give --beta or --kl-scale, not both/],
       [['train', '--train', DEMO_DIR, '--kl-log-eps', '1'], /adapter\.klLogEps must be in \[0, 0\.01\]/],
       [['train', '--train', DEMO_DIR, '--train-mix', DEMO_DIR], /--train-mix must be PATH:P \(a probability\)/],
-      [['train', '--train', DEMO_DIR, '--train-mix', `${DEMO_DIR}:0.6`, '--train-mix', `${DEMO_DIR}:0.5`], /data\.trainMix: the probabilities sum to 1\.10; data\.train needs the rest/],
+      [
+        ['train', '--train', DEMO_DIR, '--train-mix', `${DEMO_DIR}:0.6`, '--train-mix', `${DEMO_DIR}:0.5`],
+        /data\.trainMix: the probabilities sum to 1\.10; data\.train needs the rest/,
+      ],
       [['train', '--train', DEMO_DIR, '--train-mix', `${join(tmp, 'nomix')}:0.3`], /--train-mix .*nomix: no such file or folder/],
       [['train', '--train', DEMO_DIR, '--select', 'dev-ce', '--dev-interval', '1'], /eval\.select 'dev-ce' needs a dev set/],
       [['train', '--train', DEMO_DIR, '--model', join(tmp, 'no-model')], /--model .*no-model: no such folder/],
@@ -67,10 +102,51 @@ describe('blora-studio train', () => {
     const out = join(tmp, 'run');
     const t0 = performance.now();
     const r = cli(
-      'train', '--train', DEMO_DIR, '--train-limit', '2', '--eval-new', DEMO_DIR, '--eval-limit', '2',
-      '--method', 'blora', '--targets', 'self_attn.q_proj,self_attn.v_proj', '--layers', '4,5', '--r', '4', '--alpha', '8',
-      '--lr', '1e-2', '--warmup', '0', '--schedule', 'constant', '--steps', '2', '--batch', '2', '--seed', '3',
-      '--max-new-tokens', '40', '--rho-b-init', 'uniform', '--freeze-rho', 'true', '--kl-log-eps', '1e-6', '--train-mix', `${DEMO_DIR}:0.25`, '--posterior-samples', '2', '--out', out,
+      'train',
+      '--train',
+      DEMO_DIR,
+      '--train-limit',
+      '2',
+      '--eval-new',
+      DEMO_DIR,
+      '--eval-limit',
+      '2',
+      '--method',
+      'blora',
+      '--targets',
+      'self_attn.q_proj,self_attn.v_proj',
+      '--layers',
+      '4,5',
+      '--r',
+      '4',
+      '--alpha',
+      '8',
+      '--lr',
+      '1e-2',
+      '--warmup',
+      '0',
+      '--schedule',
+      'constant',
+      '--steps',
+      '2',
+      '--batch',
+      '2',
+      '--seed',
+      '3',
+      '--max-new-tokens',
+      '40',
+      '--rho-b-init',
+      'uniform',
+      '--freeze-rho',
+      'true',
+      '--kl-log-eps',
+      '1e-6',
+      '--train-mix',
+      `${DEMO_DIR}:0.25`,
+      '--posterior-samples',
+      '2',
+      '--out',
+      out,
     );
     const cliS = (performance.now() - t0) / 1000;
     console.log(r.stdout.trim());
@@ -83,10 +159,17 @@ describe('blora-studio train', () => {
     assert.deepEqual([written.rhoBInit, written.freezeRho, written.klLogEps], ['uniform', true, 1e-6]);
 
     // metrics.jsonl: eval before, 2 train steps, eval after
-    const recs = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(recs.map((x) => `${x.kind}@${x.step}`), ['eval@0', 'train@1', 'train@2', 'eval@2']);
+    const recs = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      recs.map((x) => `${x.kind}@${x.step}`),
+      ['eval@0', 'train@1', 'train@2', 'eval@2'],
+    );
     for (const x of recs.filter((x) => x.kind === 'train')) {
-      for (const k of ['ce', 'kl', 'loss', 'lr', 'gradNorm', 'tokens', 'tokensPerSec', 'sparsityA', 'sparsityB', 'elapsedS']) assert.ok(Number.isFinite(x[k]), `${k} = ${x[k]}`);
+      for (const k of ['ce', 'kl', 'loss', 'lr', 'gradNorm', 'tokens', 'tokensPerSec', 'sparsityA', 'sparsityB', 'elapsedS'])
+        assert.ok(Number.isFinite(x[k]), `${k} = ${x[k]}`);
       assert.equal(x.backend, 'engine');
       assert.equal(x.lr, 1e-2);
       assert.ok(x.kl > 0 && x.ce > 0);
@@ -109,8 +192,15 @@ describe('blora-studio train', () => {
     assert.equal(res.forgetting, null); // no base-domain set given
 
     // --posterior-samples 2: per-utterance uncertainty of the final adapter; the mean decode is the final evaluation's
-    const unc = readFileSync(join(out, 'uncertainty.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const finalHyps = readFileSync(join(out, 'transcripts.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.step === 2);
+    const unc = readFileSync(join(out, 'uncertainty.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const finalHyps = readFileSync(join(out, 'transcripts.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((x) => x.step === 2);
     assert.equal(unc.length, 2);
     for (const u of unc) {
       assert.equal(u.hypothesis, finalHyps.find((h) => h.id === u.id)?.hypothesis, `${u.id}: the mean adapter's transcript`);
@@ -120,13 +210,18 @@ describe('blora-studio train', () => {
     const ub = res.uncertainty.byRole.new;
     assert.equal(res.uncertainty.K, 2);
     assert.ok(ub.utterances === 2 && ub.tokens > 0 && ub.ece >= 0 && ub.ece <= 1, JSON.stringify(ub));
-    assert.match(r.stderr, /uncertainty \(new, 2 utterances, \d with errors\): AUROC disagreement (n\/a|[\d.]+), entropy (n\/a|[\d.]+); token ECE [\d.]+ over \d+ tokens/);
+    assert.match(
+      r.stderr,
+      /uncertainty \(new, 2 utterances, \d with errors\): AUROC disagreement (n\/a|[\d.]+), entropy (n\/a|[\d.]+); token ECE [\d.]+ over \d+ tokens/,
+    );
 
     // the export: PEFT files + BLoRA posterior; importAdapter re-imports it losslessly
     const files: Record<string, Uint8Array | string> = {};
     for (const f of ['adapter_model.safetensors', 'adapter_config.json', 'blora_posterior.safetensors']) {
       assert.ok(existsSync(join(out, 'adapter', f)), f);
-      files[f] = f.endsWith('.json') ? readFileSync(join(out, 'adapter', f), 'utf8') : new Uint8Array(readFileSync(join(out, 'adapter', f)));
+      files[f] = f.endsWith('.json')
+        ? readFileSync(join(out, 'adapter', f), 'utf8')
+        : new Uint8Array(readFileSync(join(out, 'adapter', f)));
     }
     const imp = importAdapter(files);
     assert.equal(imp.method, 'blora');
@@ -138,26 +233,61 @@ describe('blora-studio train', () => {
       const got = imp.modules.find((x) => x.name === m.name)!;
       assert.deepEqual(got.rhoA, theta0.subarray(m.off.rhoA, m.off.rhoA + got.rhoA!.length), `${m.name} ρ_A moved`);
       assert.deepEqual(got.rhoB, theta0.subarray(m.off.rhoB, m.off.rhoB + got.rhoB!.length), `${m.name} ρ_B moved`);
-      assert.ok(got.B.some((v) => v !== 0), `${m.name} μ_B did not train`);
+      assert.ok(
+        got.B.some((v) => v !== 0),
+        `${m.name} μ_B did not train`,
+      );
     }
     const again = exportAdapter(imp);
     for (const f of Object.keys(files)) assert.deepEqual(again[f], files[f], `${f} re-exported differently`);
 
     // PEFT transcripts vs the engine's merged-model transcripts of the final evaluation
-    const engine = readFileSync(join(out, 'transcripts.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.step === 2);
-    const manifest = readFileSync(join(DEMO_DIR, 'manifest.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const clips = engine.map((e) => ({ id: e.id, audio: join(DEMO_DIR, manifest.find((m) => m.audio_filepath.replace(/\.wav$/, '') === e.id).audio_filepath), language: e.language }));
+    const engine = readFileSync(join(out, 'transcripts.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((x) => x.step === 2);
+    const manifest = readFileSync(join(DEMO_DIR, 'manifest.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const clips = engine.map((e) => ({
+      id: e.id,
+      audio: join(DEMO_DIR, manifest.find((m) => m.audio_filepath.replace(/\.wav$/, '') === e.id).audio_filepath),
+      language: e.language,
+    }));
     writeFileSync(join(tmp, 'clips.jsonl'), clips.map((c) => JSON.stringify(c)).join('\n') + '\n');
     const t1 = performance.now();
-    execFileSync(requirePython(), [join(REPO, 'tools/peft_transcribe.py'), '--model', model, '--adapter', join(out, 'adapter'), '--clips', join(tmp, 'clips.jsonl'), '--out', join(tmp, 'peft.json'), '--max-new-tokens', '40'], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
-    });
+    execFileSync(
+      requirePython(),
+      [
+        join(REPO, 'tools/peft_transcribe.py'),
+        '--model',
+        model,
+        '--adapter',
+        join(out, 'adapter'),
+        '--clips',
+        join(tmp, 'clips.jsonl'),
+        '--out',
+        join(tmp, 'peft.json'),
+        '--max-new-tokens',
+        '40',
+      ],
+      {
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
+      },
+    );
     const py = JSON.parse(readFileSync(join(tmp, 'peft.json'), 'utf8'));
     assert.equal(py.adapted_modules.length, 4, `PEFT adapted ${py.adapted_modules}`);
     const same = engine.filter((e, i) => py.clips[i].text === e.hypothesis).length;
-    console.log(`PEFT vs engine merged: ${same}/${engine.length} identical transcripts (peft ${py.peft}, transformers ${py.transformers}); CLI ${cliS.toFixed(0)} s, python ${((performance.now() - t1) / 1000).toFixed(0)} s`);
-    for (const [i, e] of engine.entries()) console.log(`  ${e.id}: engine ${JSON.stringify(e.hypothesis)} | peft ${JSON.stringify(py.clips[i].text)} | base ${JSON.stringify(py.clips[i].base)}`);
+    console.log(
+      `PEFT vs engine merged: ${same}/${engine.length} identical transcripts (peft ${py.peft}, transformers ${py.transformers}); CLI ${cliS.toFixed(0)} s, python ${((performance.now() - t1) / 1000).toFixed(0)} s`,
+    );
+    for (const [i, e] of engine.entries())
+      console.log(
+        `  ${e.id}: engine ${JSON.stringify(e.hypothesis)} | peft ${JSON.stringify(py.clips[i].text)} | base ${JSON.stringify(py.clips[i].base)}`,
+      );
     assert.ok(same / engine.length >= 0.99, `${same}/${engine.length} identical`);
   });
 });

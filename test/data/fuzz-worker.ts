@@ -27,7 +27,12 @@ export interface Outcome {
 }
 
 const failure = (e: unknown): Failure => ({
-  type: e instanceof DatasetError ? 'DatasetError' : e instanceof AudioDecodeError ? 'AudioDecodeError' : ((e as Error)?.constructor?.name ?? typeof e),
+  type:
+    e instanceof DatasetError
+      ? 'DatasetError'
+      : e instanceof AudioDecodeError
+        ? 'AudioDecodeError'
+        : ((e as Error)?.constructor?.name ?? typeof e),
   message: String((e as Error)?.message ?? e),
   reason: e instanceof AudioDecodeError ? e.reason : undefined,
 });

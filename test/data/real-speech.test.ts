@@ -22,12 +22,20 @@ const PACKAGES = LANGS.flatMap((l) => [`asterisk-core-sounds-${l}`, `asterisk-co
 const DEBS = join(process.env.BLORA_CACHE ?? CACHE, 'debs');
 
 function build(out: string, args: string[] = []): string {
-  return execFileSync(requirePython(), [SCRIPT, '--limit', String(LIMIT), '--out', out, ...args],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 });
+  return execFileSync(requirePython(), [SCRIPT, '--limit', String(LIMIT), '--out', out, ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 240_000,
+  });
 }
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
-const norm = (s: string) => s.toLowerCase().replace(/[^\p{L}\p{N}' ]+/gu, ' ').split(/\s+/).filter(Boolean).join(' ');
-
+const norm = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}' ]+/gu, ' ')
+    .split(/\s+/)
+    .filter(Boolean)
+    .join(' ');
 
 describe(`real speech (tools/real_speech.py --limit ${LIMIT})`, () => {
   const tmp = mkdtempSync(join(tmpdir(), 'blora-real-'));
@@ -59,18 +67,29 @@ describe(`real speech (tools/real_speech.py --limit ${LIMIT})`, () => {
 
   test('metadata rows: base domain, the voice and template of the prompt, no notes, one language tag per word', () => {
     const header = readFileSync(join(dir, 'real-test/metadata.csv'), 'utf8').split('\n')[0];
-    assert.equal(header, 'file_name,transcription,language,languages,domain,pair,switch_type,duration,voice,rate_wpm,pitch,noise,snr_db,template,segments,word_langs');
+    assert.equal(
+      header,
+      'file_name,transcription,language,languages,domain,pair,switch_type,duration,voice,rate_wpm,pitch,noise,snr_db,template,segments,word_langs',
+    );
     for (const s of SPLITS) {
       for (const r of data[s].rows) {
-        const x = r.extra ?? {}, lang = r.language ?? '';
+        const x = r.extra ?? {},
+          lang = r.language ?? '';
         assert.match(r.audio, new RegExp(`^${lang}-\\d{5}\\.wav$`));
         assert.doesNotMatch(r.text, /[[\]()<>]/, `${s}/${r.audio}: ${r.text}`);
         const words = r.text.split(/\s+/).filter(Boolean);
         assert.ok(words.filter((w) => /[\p{L}\p{N}]/u.test(w)).length >= 3, `${s}/${r.audio}: under 3 words`);
-        assert.deepEqual(r.wordLangs, words.map(() => lang), `${s}/${r.audio}: word_langs`);
+        assert.deepEqual(
+          r.wordLangs,
+          words.map(() => lang),
+          `${s}/${r.audio}: word_langs`,
+        );
         assert.equal(x.word_langs, words.map(() => lang).join(' '));
-        assert.deepEqual([x.languages, x.domain, x.pair, x.switch_type, x.voice, x.noise, x.snr_db, x.rate_wpm],
-          [lang, 'base', '', 'none', `asterisk-${lang}`, 'none', '', ''], `${s}/${r.audio}`);
+        assert.deepEqual(
+          [x.languages, x.domain, x.pair, x.switch_type, x.voice, x.noise, x.snr_db, x.rate_wpm],
+          [lang, 'base', '', 'none', `asterisk-${lang}`, 'none', '', ''],
+          `${s}/${r.audio}`,
+        );
         assert.match(x.template, /^asterisk:[\w./-]+$/);
         assert.deepEqual(JSON.parse(x.segments), [[lang, r.text]]);
       }
@@ -92,7 +111,13 @@ describe(`real speech (tools/real_speech.py --limit ${LIMIT})`, () => {
         assert.ok(w.seconds > 0.3 && w.seconds <= 30, `${s}/${r.audio}: ${w.seconds} s`);
         assert.ok(Math.abs(w.seconds - Number(r.extra?.duration)) < 1e-3, `${s}/${r.audio}: duration ${r.extra?.duration} vs ${w.seconds}`);
       }
-      assert.deepEqual(readdirSync(join(dir, s)).filter((f) => f.endsWith('.wav')).sort(), data[s].rows.map((r) => r.audio).sort(), `${s}: stray files`);
+      assert.deepEqual(
+        readdirSync(join(dir, s))
+          .filter((f) => f.endsWith('.wav'))
+          .sort(),
+        data[s].rows.map((r) => r.audio).sort(),
+        `${s}: stray files`,
+      );
     }
   });
 
@@ -129,8 +154,15 @@ describe(`real speech (tools/real_speech.py --limit ${LIMIT})`, () => {
       '  r.clean("au menu poli (ne m\'appelez plus, jamais), 4.", "fr", "other")]))',
     ].join('\n');
     const got = JSON.parse(execFileSync(requirePython(), ['-c', code], { cwd: REPO, encoding: 'utf8' }));
-    assert.deepEqual(got, ['Please leave your message after the tone. When done hang up or press the pound key.',
-      'Sus saludos estan actualmente en uso', '', '', 'IAX', "au menu poli ne m'appelez plus, jamais, 4.", 'au menu poli, 4.']);
+    assert.deepEqual(got, [
+      'Please leave your message after the tone. When done hang up or press the pound key.',
+      'Sus saludos estan actualmente en uso',
+      '',
+      '',
+      'IAX',
+      "au menu poli ne m'appelez plus, jamais, 4.",
+      'au menu poli, 4.',
+    ]);
   });
 
   test('a rerun finds the folder complete; a second build elsewhere gives the same bytes', () => {
@@ -138,17 +170,25 @@ describe(`real speech (tools/real_speech.py --limit ${LIMIT})`, () => {
     const other = join(tmp, 'b');
     build(other);
     for (const s of SPLITS) {
-      assert.equal(readFileSync(join(other, s, 'metadata.csv'), 'utf8'), readFileSync(join(dir, s, 'metadata.csv'), 'utf8'), `${s}/metadata.csv`);
+      assert.equal(
+        readFileSync(join(other, s, 'metadata.csv'), 'utf8'),
+        readFileSync(join(dir, s, 'metadata.csv'), 'utf8'),
+        `${s}/metadata.csv`,
+      );
       for (const r of data[s].rows) assert.equal(sha(join(other, s, r.audio)), sha(join(dir, s, r.audio)), `${s}/${r.audio}`);
     }
   });
 
   test('a broken .deb fails with the package file and the cause, leaving no corpus', () => {
-    const debs = join(tmp, 'bad-debs'), out = join(tmp, 'c');
+    const debs = join(tmp, 'bad-debs'),
+      out = join(tmp, 'c');
     mkdirSync(debs);
     for (const p of PACKAGES) writeFileSync(join(debs, `${p}_1.6.1-1_all.deb`), 'not a deb');
-    assert.throws(() => build(out, ['--debs', debs]),
-      (e: { stderr?: string }) => /real_speech: error: .*asterisk-core-sounds-en_1\.6\.1-1_all\.deb: dpkg-deb -f failed/.test(e.stderr ?? ''));
+    assert.throws(
+      () => build(out, ['--debs', debs]),
+      (e: { stderr?: string }) =>
+        /real_speech: error: .*asterisk-core-sounds-en_1\.6\.1-1_all\.deb: dpkg-deb -f failed/.test(e.stderr ?? ''),
+    );
     assert.ok(!existsSync(join(out, 'corpus.json')));
   });
 });

@@ -41,7 +41,14 @@ describe('studio E2E: baseline transcription in headless Chromium', { timeout: 2
     await page.getByTestId('progress').first().waitFor({ timeout: 60_000 }); // a progress bar while loading
     await page.locator('[data-testid=model-status]', { hasText: /ready|error/ }).waitFor({ timeout: 5 * 60_000 });
     const status = await page.getByTestId('model-status').textContent();
-    assert.equal(status, 'ready', (await page.getByTestId('model-error').textContent().catch(() => null)) ?? 'model failed');
+    assert.equal(
+      status,
+      'ready',
+      (await page
+        .getByTestId('model-error')
+        .textContent()
+        .catch(() => null)) ?? 'model failed',
+    );
     assert.match((await page.getByTestId('model-backends').textContent()) ?? '', /Encoder on webgpu/);
     assert.match((await page.getByTestId('model-summary').textContent()) ?? '', /multilingual \(99 languages\)/);
     console.log(`studio loaded the default model in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${backend}`);
@@ -54,10 +61,15 @@ describe('studio E2E: baseline transcription in headless Chromium', { timeout: 2
     const t0 = Date.now();
     await row.getByTestId('transcribe').click();
     await row.locator('[data-testid=transcript], [data-testid=clip-error]').waitFor({ timeout: 15 * 60_000 });
-    const err = await row.getByTestId('clip-error').textContent().catch(() => null);
+    const err = await row
+      .getByTestId('clip-error')
+      .textContent()
+      .catch(() => null);
     assert.equal(err, null, `transcription failed: ${err}`);
     const text = await row.getByTestId('transcript').textContent();
-    console.log(`${CLIP} on WebGPU in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${JSON.stringify(text)} (python: ${JSON.stringify(expected.text)})`);
+    console.log(
+      `${CLIP} on WebGPU in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${JSON.stringify(text)} (python: ${JSON.stringify(expected.text)})`,
+    );
     assert.equal(text, expected.text);
     await page.screenshot({ path: join(SHOTS, 'studio-transcribed.png'), fullPage: true });
   });

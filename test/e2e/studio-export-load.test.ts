@@ -32,7 +32,13 @@ function randomAdapter(layers: number, C: number): AdapterExport {
   for (let l = 0; l < layers; l++) {
     for (const [k, p] of ['q_proj', 'v_proj'].entries()) {
       const seed = 1000 + 10 * l + k;
-      modules.push({ name: `model.decoder.layers.${l}.self_attn.${p}`, inFeatures: C, outFeatures: C, A: randomF32(R * C, seed, -1 / Math.sqrt(C), 1 / Math.sqrt(C)), B: randomF32(C * R, seed + 5, -0.25, 0.25) });
+      modules.push({
+        name: `model.decoder.layers.${l}.self_attn.${p}`,
+        inFeatures: C,
+        outFeatures: C,
+        A: randomF32(R * C, seed, -1 / Math.sqrt(C), 1 / Math.sqrt(C)),
+        B: randomF32(C * R, seed + 5, -0.25, 0.25),
+      });
     }
   }
   return { method: 'lora', r: R, alpha: 2 * R, dropout: 0, baseModel: 'openai/whisper-base', modules };
@@ -82,11 +88,30 @@ describe('studio E2E: a merged transformers.js export loaded back, compared with
   test('the export folder dropped on the Model panel loads, and the panel names its base', async () => {
     await page.goto(`${server.url}/?encoder=wasm`);
     await page.locator('[data-testid=model-status]', { hasText: /ready|error/ }).waitFor({ timeout: 5 * 60_000 });
-    assert.equal(await page.getByTestId('model-status').textContent(), 'ready', (await page.getByTestId('model-error').textContent().catch(() => null)) ?? '');
+    assert.equal(
+      await page.getByTestId('model-status').textContent(),
+      'ready',
+      (await page
+        .getByTestId('model-error')
+        .textContent()
+        .catch(() => null)) ?? '',
+    );
     assert.equal(await page.getByTestId('model-export-of').count(), 0, 'the prepared base is not an export');
     await page.getByTestId('model-folder-input').setInputFiles(exportDir);
-    await waitFor(page, 'the export to load', async () => (await page.getByTestId('model-export-of').count()) === 1 || (await page.getByTestId('model-error').count()) === 1, 5 * 60_000);
-    assert.equal(await page.getByTestId('model-status').textContent(), 'ready', (await page.getByTestId('model-error').textContent().catch(() => null)) ?? '');
+    await waitFor(
+      page,
+      'the export to load',
+      async () => (await page.getByTestId('model-export-of').count()) === 1 || (await page.getByTestId('model-error').count()) === 1,
+      5 * 60_000,
+    );
+    assert.equal(
+      await page.getByTestId('model-status').textContent(),
+      'ready',
+      (await page
+        .getByTestId('model-error')
+        .textContent()
+        .catch(() => null)) ?? '',
+    );
     const note = (await page.getByTestId('model-export-of').textContent()) ?? '';
     assert.match(note, /merged export of openai\/whisper-base/);
     assert.match(note, /LoRA, r 8, 12 modules/);
@@ -99,12 +124,37 @@ describe('studio E2E: a merged transformers.js export loaded back, compared with
     const sec = page.getByTestId('try-export');
     assert.match((await sec.textContent()) ?? '', /Its base: default model \(Whisper base, prepared locally\)/);
     await page.getByTestId('try-export-load-base').click();
-    await waitFor(page, 'the base to load', async () => ['ready', 'error'].includes((await page.getByTestId('try-export-base-status').getAttribute('data-status')) ?? ''), 5 * 60_000);
-    assert.equal(await page.getByTestId('try-export-base-status').getAttribute('data-status'), 'ready', (await page.getByTestId('try-export-base-error').textContent().catch(() => null)) ?? '');
+    await waitFor(
+      page,
+      'the base to load',
+      async () => ['ready', 'error'].includes((await page.getByTestId('try-export-base-status').getAttribute('data-status')) ?? ''),
+      5 * 60_000,
+    );
+    assert.equal(
+      await page.getByTestId('try-export-base-status').getAttribute('data-status'),
+      'ready',
+      (await page
+        .getByTestId('try-export-base-error')
+        .textContent()
+        .catch(() => null)) ?? '',
+    );
     lap('base loaded');
     await page.getByTestId('try-export-clip-input').setInputFiles(join(DEMO_DIR, `${CLIP}.wav`));
-    await waitFor(page, 'both transcripts', async () => (await page.getByTestId('try-export-adapted').count()) === 1 || (await page.getByTestId('try-export-error').count()) === 1, 5 * 60_000);
-    assert.equal(await page.getByTestId('try-export-error').count(), 0, (await page.getByTestId('try-export-error').textContent().catch(() => null)) ?? '');
+    await waitFor(
+      page,
+      'both transcripts',
+      async () =>
+        (await page.getByTestId('try-export-adapted').count()) === 1 || (await page.getByTestId('try-export-error').count()) === 1,
+      5 * 60_000,
+    );
+    assert.equal(
+      await page.getByTestId('try-export-error').count(),
+      0,
+      (await page
+        .getByTestId('try-export-error')
+        .textContent()
+        .catch(() => null)) ?? '',
+    );
     const words = async (id: string) => ((await page.getByTestId(id).textContent()) ?? '').replace(/\s+/g, ' ').trim();
     const [b, e] = [await words('try-export-base'), await words('try-export-adapted')];
     lap(`Try it: base ${JSON.stringify(b)}, export ${JSON.stringify(e)}`);

@@ -29,7 +29,6 @@ import { forwardPageErrors, launchChromium, type LaunchedChromium } from '../sup
 import { startStudioServer } from '../support/studio-server';
 import { waitFor } from '../support/e2e';
 
-
 describe('studio E2E: device loss, NaN and a full quota during training', { timeout: 15 * 60_000 }, () => {
   let server: Awaited<ReturnType<typeof startStudioServer>>;
   let chrome: LaunchedChromium;
@@ -37,10 +36,28 @@ describe('studio E2E: device loss, NaN and a full quota during training', { time
   let data: string;
   const t0 = Date.now();
   const lap = (what: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0)} s] ${what}`);
-  const status = () => page.getByTestId('run-view').getAttribute('data-status').catch(() => null);
-  const runId = () => page.getByTestId('run-view').getAttribute('data-run').catch(() => null);
-  const points = async (id: string) => Number((await page.getByTestId(`chart-${id}`).getAttribute('data-points').catch(() => '0')) ?? 0);
-  const runError = async () => (await page.getByTestId('run-error').textContent().catch(() => null)) ?? '';
+  const status = () =>
+    page
+      .getByTestId('run-view')
+      .getAttribute('data-status')
+      .catch(() => null);
+  const runId = () =>
+    page
+      .getByTestId('run-view')
+      .getAttribute('data-run')
+      .catch(() => null);
+  const points = async (id: string) =>
+    Number(
+      (await page
+        .getByTestId(`chart-${id}`)
+        .getAttribute('data-points')
+        .catch(() => '0')) ?? 0,
+    );
+  const runError = async () =>
+    (await page
+      .getByTestId('run-error')
+      .textContent()
+      .catch(() => null)) ?? '';
   const runs: string[] = [];
   /** seconds shown before each Start */
   const estimates: number[] = [];
@@ -79,7 +96,11 @@ describe('studio E2E: device loss, NaN and a full quota during training', { time
     const before = await runId();
     await page.getByTestId('start-run').click();
     await waitFor(page, `run ${name} to start`, async () => (await runId()) !== null && (await runId()) !== before, 60_000);
-    if (fault) await page.evaluate(([f, at]) => (globalThis as unknown as { __bloraTrainFault(f: string, at: number): void }).__bloraTrainFault(f, at), fault);
+    if (fault)
+      await page.evaluate(
+        ([f, at]) => (globalThis as unknown as { __bloraTrainFault(f: string, at: number): void }).__bloraTrainFault(f, at),
+        fault,
+      );
     const id = (await runId())!;
     runs.push(id);
     return id;
@@ -90,7 +111,12 @@ describe('studio E2E: device loss, NaN and a full quota during training', { time
     await page.locator('[data-testid=model-status]', { hasText: /ready|error/ }).waitFor({ timeout: 5 * 60_000 });
     assert.equal(await page.getByTestId('model-status').textContent(), 'ready');
     await page.getByTestId('data-folder-input').setInputFiles(join(data, 'faults-train'));
-    await waitFor(page, 'the dataset encoded', async () => (await page.locator('[data-testid=dataset][data-status=ready]').count()) === 1, 3 * 60_000);
+    await waitFor(
+      page,
+      'the dataset encoded',
+      async () => (await page.locator('[data-testid=dataset][data-status=ready]').count()) === 1,
+      3 * 60_000,
+    );
     assert.equal(await page.locator('[data-testid=dataset]').getAttribute('data-role'), 'train');
     await page.getByTestId('exp-method').selectOption('blora');
     await page.getByTestId('exp-batch').fill('1');
@@ -116,7 +142,10 @@ describe('studio E2E: device loss, NaN and a full quota during training', { time
     await start('faults nan', 2, ['nan', 2]);
     await waitFor(page, 'the run to stop', async () => ['done', 'error', 'stopped'].includes((await status()) ?? ''), 6 * 60_000);
     assert.equal(await status(), 'error');
-    assert.match(await runError(), /training stopped at step 2: the cross-entropy is not finite.*rolled back to the last good checkpoint \(step 1\)/);
+    assert.match(
+      await runError(),
+      /training stopped at step 2: the cross-entropy is not finite.*rolled back to the last good checkpoint \(step 1\)/,
+    );
     assert.match((await page.getByTestId('run-checkpoint').textContent()) ?? '', /step 1/);
     assert.equal(await points('ce'), 1);
     lap('NaN stopped the run');
@@ -127,18 +156,31 @@ describe('studio E2E: device loss, NaN and a full quota during training', { time
     const onLine = (msg: { text(): string }) => void lines.push(msg.text());
     page.on('console', onLine);
     await start('faults beta', 2, ['pause', 2]);
-    await waitFor(page, 'the run to pause before step 2', async () => ['paused', 'done', 'error'].includes((await status()) ?? ''), 6 * 60_000);
+    await waitFor(
+      page,
+      'the run to pause before step 2',
+      async () => ['paused', 'done', 'error'].includes((await status()) ?? ''),
+      6 * 60_000,
+    );
     assert.equal(await status(), 'paused', await runError());
     assert.equal(await points('ce'), 1);
     await page.getByTestId('run-beta').fill('-2'); // log10 β
     assert.equal(await page.getByTestId('run-beta-value').textContent(), '1e-2');
     await page.getByTestId('run-beta-apply').click();
-    await waitFor(page, 'the worker to take the new β', async () => /step 2: 1e-2/.test((await page.getByTestId('run-beta-schedule').textContent()) ?? ''), 60_000);
+    await waitFor(
+      page,
+      'the worker to take the new β',
+      async () => /step 2: 1e-2/.test((await page.getByTestId('run-beta-schedule').textContent()) ?? ''),
+      60_000,
+    );
     await page.getByTestId('resume').click();
     await waitFor(page, 'the run to finish', async () => ['done', 'error', 'stopped'].includes((await status()) ?? ''), 6 * 60_000);
     page.off('console', onLine);
     assert.equal(await status(), 'done', await runError());
-    assert.ok(lines.some((l) => /: β = 0\.01 from step 2$/.test(l)), 'the worker logs the change');
+    assert.ok(
+      lines.some((l) => /: β = 0\.01 from step 2$/.test(l)),
+      'the worker logs the change',
+    );
     // β of the step after the last is the changed one; the loss and KL charts mark step 2
     assert.equal(Number(await page.getByTestId('run-beta-control').getAttribute('data-beta')), 0.01);
     assert.equal(await page.getByTestId('chart-loss').getAttribute('data-beta-marks'), '2');
@@ -157,7 +199,10 @@ describe('studio E2E: device loss, NaN and a full quota during training', { time
       await start('faults quota', 2);
       await waitFor(page, 'the run to stop', async () => ['done', 'error', 'stopped'].includes((await status()) ?? ''), 6 * 60_000);
       assert.equal(await status(), 'error');
-      assert.match(await runError(), /Browser storage is full while saving .*Delete old runs \(Compare view → delete\) or clear the encoder cache/);
+      assert.match(
+        await runError(),
+        /Browser storage is full while saving .*Delete old runs \(Compare view → delete\) or clear the encoder cache/,
+      );
     } finally {
       await cdp.send('Storage.overrideQuotaForOrigin', { origin });
     }
@@ -206,7 +251,16 @@ describe('studio E2E: device loss, NaN and a full quota during training', { time
     assert.match((await est.textContent()) ?? '', /Time for the three runs: .*measured/);
     const t = Date.now();
     await page.getByTestId('demo-run').click();
-    await waitFor(page, 'the demo to land on the Compare view', async () => (await page.getByTestId('demo-status').getAttribute('data-stage').catch(() => null)) === 'done', 12 * 60_000);
+    await waitFor(
+      page,
+      'the demo to land on the Compare view',
+      async () =>
+        (await page
+          .getByTestId('demo-status')
+          .getAttribute('data-stage')
+          .catch(() => null)) === 'done',
+      12 * 60_000,
+    );
     const took = (Date.now() - t) / 1000;
     await page.getByTestId('compare-view').waitFor();
     const sentence = (await page.getByTestId('compare-summary').textContent()) ?? '';

@@ -46,7 +46,6 @@ function audiofolder(root: string, name: string, rows: [string, string, string][
   return dir;
 }
 
-
 describe('studio E2E: Hub model → data → BLoRA training → reload/resume → LoRA → compare → export', { timeout: 45 * 60_000 }, () => {
   let server: Awaited<ReturnType<typeof startStudioServer>>;
   let hub: LocalHub;
@@ -59,14 +58,27 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
   let data: string;
   const t0 = Date.now();
   const lap = (what: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0)} s] ${what}`);
-  const manifest = readFileSync(join(DEMO_DIR, 'manifest.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const manifest = readFileSync(join(DEMO_DIR, 'manifest.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
   const row = (f: string): [string, string, string] => {
     const m = manifest.find((x) => x.audio_filepath === f);
     return [f, m.text, m.language];
   };
   let blora = '';
-  const status = () => page.getByTestId('run-view').getAttribute('data-status').catch(() => null);
-  const points = async (id: string) => Number((await page.getByTestId(`chart-${id}`).getAttribute('data-points').catch(() => '0')) ?? 0);
+  const status = () =>
+    page
+      .getByTestId('run-view')
+      .getAttribute('data-status')
+      .catch(() => null);
+  const points = async (id: string) =>
+    Number(
+      (await page
+        .getByTestId(`chart-${id}`)
+        .getAttribute('data-points')
+        .catch(() => '0')) ?? 0,
+    );
 
   before(async () => {
     data = mkdtempSync(join(tmpdir(), 'blora-e2e-data-'));
@@ -82,7 +94,10 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     for (const [name, t] of readSafetensorsHeader(join(requireModel(), 'model.safetensors')).tensors) {
       if (name.startsWith('model.decoder.')) decoderBytes += t.end - t.begin;
     }
-    chrome = await launchChromium({ webgpu: 'gl-compat', contextOptions: { acceptDownloads: true, viewport: { width: 1200, height: 900 } } });
+    chrome = await launchChromium({
+      webgpu: 'gl-compat',
+      contextOptions: { acceptDownloads: true, viewport: { width: 1200, height: 900 } },
+    });
     page = await chrome.context.newPage();
     forwardPageErrors(page);
     // The training worker's stage log (model, kernel-variant probe, K/V, steps) makes a slow run readable.
@@ -100,16 +115,29 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     // its matmul timing probe must find a CPU behind the adapter and pick wasm (WebGPU took 404 s for the data).
     await page.goto(server.url);
     await page.locator('[data-testid=model-status]', { hasText: /ready|error/ }).waitFor({ timeout: 5 * 60_000 }); // the default loads first
-    assert.match((await page.getByTestId('model-backends').textContent()) ?? '', /Encoder on wasm \(the WebGPU adapter behaves like a CPU \(WGSL matmul probe: GPU tiles [\d.]+ ms, CPU-tuned [\d.]+ ms\)/);
+    assert.match(
+      (await page.getByTestId('model-backends').textContent()) ?? '',
+      /Encoder on wasm \(the WebGPU adapter behaves like a CPU \(WGSL matmul probe: GPU tiles [\d.]+ ms, CPU-tuned [\d.]+ ms\)/,
+    );
     await page.locator('[data-testid=model-advanced] summary').click();
     await page.getByTestId('hub-endpoint').fill(hub.url);
     await page.getByTestId('hub-endpoint-save').click();
     await page.getByTestId('model-pick').selectOption(HUB_REPOS.onnx);
-    assert.match((await page.getByTestId('model-pick-info').textContent()) ?? '', /decoder weights for training \(f32, from openai\/whisper-base/);
+    assert.match(
+      (await page.getByTestId('model-pick-info').textContent()) ?? '',
+      /decoder weights for training \(f32, from openai\/whisper-base/,
+    );
     await page.getByTestId('model-load-hub').click();
     await page.locator('[data-testid=model-label]', { hasText: `Hub: ${HUB_REPOS.onnx}` }).waitFor();
     await page.locator('[data-testid=model-status]', { hasText: /ready|error/ }).waitFor({ timeout: 5 * 60_000 });
-    assert.equal(await page.getByTestId('model-status').textContent(), 'ready', (await page.getByTestId('model-error').textContent().catch(() => null)) ?? '');
+    assert.equal(
+      await page.getByTestId('model-status').textContent(),
+      'ready',
+      (await page
+        .getByTestId('model-error')
+        .textContent()
+        .catch(() => null)) ?? '',
+    );
     await page.locator('[data-testid=model-trainable]:not([data-trainable=checking])').waitFor({ timeout: 60_000 });
     const trainable = (await page.getByTestId('model-trainable').textContent()) ?? '';
     assert.equal(await page.getByTestId('model-trainable').getAttribute('data-trainable'), 'true', trainable);
@@ -117,7 +145,10 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     // So far only the safetensors header was read from the weights repo, by Range requests.
     const weightsGets = hub.requests({ repo: HUB_REPOS.weights, file: 'model.safetensors', method: 'GET' });
     assert.ok(weightsGets.length > 0 && weightsGets.every((r) => r.status === 302 || r.range !== null), 'Range requests only');
-    assert.ok(hub.bytesServed({ repo: HUB_REPOS.weights }) < 1e5, `headers only before training (${hub.bytesServed({ repo: HUB_REPOS.weights })} B)`);
+    assert.ok(
+      hub.bytesServed({ repo: HUB_REPOS.weights }) < 1e5,
+      `headers only before training (${hub.bytesServed({ repo: HUB_REPOS.weights })} B)`,
+    );
     assert.equal(hub.bytesServed({ repo: HUB_REPOS.onnx, file: 'model.safetensors' }), 0);
     // The training worker's first large tensor response is cut after 2 MB: it must resume, not restart.
     hub.cutNext('model.safetensors', 2 << 20, HUB_REPOS.weights);
@@ -126,7 +157,12 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
 
   test('datasets through the folder input: counts, roles, a corrupt clip reported, encoder states cached', async () => {
     for (const d of ['cs-train', 'cs-eval', 'base-eval']) await page.getByTestId('data-folder-input').setInputFiles(join(data, d));
-    await waitFor(page, 'three datasets encoded', async () => (await page.locator('[data-testid=dataset][data-status=ready]').count()) === 3, 5 * 60_000);
+    await waitFor(
+      page,
+      'three datasets encoded',
+      async () => (await page.locator('[data-testid=dataset][data-status=ready]').count()) === 3,
+      5 * 60_000,
+    );
     lap('datasets encoded');
     const train = page.locator('[data-testid=dataset][data-name=cs-train]');
     assert.equal(await train.getAttribute('data-role'), 'train');
@@ -178,9 +214,31 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     await page.getByTestId('run-view').waitFor();
     blora = (await page.getByTestId('run-view').getAttribute('data-run')) ?? '';
     // The histogram is drawn from real |μ| values once the run starts (step 0 = the init): bars in more than one log bin.
-    await waitFor(page, 'the |μ| histogram', async () => Number((await page.getByTestId('mu-histogram').getAttribute('data-nonzero').catch(() => '0')) ?? 0) > 1 || (await status()) === 'error', 15 * 60_000);
-    await waitFor(page, 'the checkpoint after step 1 (and the reload it triggers)', async () => reload !== null || (await status()) === 'error', 15 * 60_000);
-    assert.ok(reload, (await page.getByTestId('run-error').textContent().catch(() => null)) ?? 'the run failed before step 1');
+    await waitFor(
+      page,
+      'the |μ| histogram',
+      async () =>
+        Number(
+          (await page
+            .getByTestId('mu-histogram')
+            .getAttribute('data-nonzero')
+            .catch(() => '0')) ?? 0,
+        ) > 1 || (await status()) === 'error',
+      15 * 60_000,
+    );
+    await waitFor(
+      page,
+      'the checkpoint after step 1 (and the reload it triggers)',
+      async () => reload !== null || (await status()) === 'error',
+      15 * 60_000,
+    );
+    assert.ok(
+      reload,
+      (await page
+        .getByTestId('run-error')
+        .textContent()
+        .catch(() => null)) ?? 'the run failed before step 1',
+    );
     page.off('console', onCheckpoint);
     lap('step 1 + checkpoint');
     // No screenshot here: while a step runs, software WebGPU keeps Chromium's GPU process (which also
@@ -190,28 +248,51 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     // The new tab's worker resumes the run from its IndexedDB checkpoint (its log says from which step);
     // 'done' counts too: the page may be slow to answer while the resumed step runs.
     // …with the records up to that checkpoint (the CE point of step 1) in the new tab.
-    await waitFor(page, 'the resumed run with the CE point of step 1', async () => resumedAt !== null && ['running', 'starting', 'done'].includes((await status()) ?? '') && (await points('ce')) >= 1, 8 * 60_000);
+    await waitFor(
+      page,
+      'the resumed run with the CE point of step 1',
+      async () => resumedAt !== null && ['running', 'starting', 'done'].includes((await status()) ?? '') && (await points('ce')) >= 1,
+      8 * 60_000,
+    );
     assert.equal(resumedAt, 1, 'resumed from the checkpoint of step 1');
     await waitFor(page, 'the run to finish', async () => ['done', 'error', 'stopped'].includes((await status()) ?? ''), 20 * 60_000);
-    assert.equal(await status(), 'done', (await page.getByTestId('run-error').textContent().catch(() => null)) ?? '');
+    assert.equal(
+      await status(),
+      'done',
+      (await page
+        .getByTestId('run-error')
+        .textContent()
+        .catch(() => null)) ?? '',
+    );
     lap('run done');
     // The decoder weights: decoder tensors only, fetched once despite the cut (Range requests from where it
     // stopped), and after the reload from Cache Storage (only the headers again).
     const gets = hub.requests({ repo: HUB_REPOS.weights, file: 'model.safetensors', method: 'GET' }).filter((r) => r.status !== 302);
-    assert.ok(gets.every((r) => r.range !== null), 'every GET of the weights is a Range request');
+    assert.ok(
+      gets.every((r) => r.range !== null),
+      'every GET of the weights is a Range request',
+    );
     const cut = gets.find((r) => r.cut);
     assert.ok(cut?.range, 'the cut happened');
     // …and the next request for that tensor starts where the cut one stopped, not at its start.
     const resumed = gets.find((r) => r.range && r !== cut && r.range[1] === cut.range![1] && r.range[0] > cut.range![0]);
     assert.ok(resumed, `a Range request resuming the cut tensor (cut at bytes ${cut.range[0]}+${cut.bytes})`);
     const served = hub.bytesServed({ repo: HUB_REPOS.weights });
-    console.log(`weights repo: ${served} B served in ${gets.length} requests (decoder tensors ${decoderBytes} B; ${servedAtReload} B before the reload; the cut tensor resumed at +${resumed.range![0] - cut.range[0]} B)`);
+    console.log(
+      `weights repo: ${served} B served in ${gets.length} requests (decoder tensors ${decoderBytes} B; ${servedAtReload} B before the reload; the cut tensor resumed at +${resumed.range![0] - cut.range[0]} B)`,
+    );
     assert.ok(servedAtReload >= decoderBytes, 'all decoder tensors were fetched before the reload');
     // Bytes in flight when the connection dropped may be lost and fetched again: at most the cut response.
-    assert.ok(served <= decoderBytes + (cut.bytes - (resumed.range![0] - cut.range[0])) + 1e6, `no tensor fetched twice, nothing but decoder tensors (+ headers): ${served} B`);
+    assert.ok(
+      served <= decoderBytes + (cut.bytes - (resumed.range![0] - cut.range[0])) + 1e6,
+      `no tensor fetched twice, nothing but decoder tensors (+ headers): ${served} B`,
+    );
     assert.ok(served - servedAtReload < 1e6, `after the reload the tensors come from the cache (${served - servedAtReload} B)`);
     assert.equal(await points('ce'), STEPS, 'one CE point per step, none duplicated by the resume');
-    assert.equal(await page.locator('[data-testid=chart-ce] .recharts-line-dots circle, [data-testid=chart-ce] .recharts-dot').count() >= STEPS, true);
+    assert.equal(
+      (await page.locator('[data-testid=chart-ce] .recharts-line-dots circle, [data-testid=chart-ce] .recharts-dot').count()) >= STEPS,
+      true,
+    );
     assert.match((await page.getByTestId('latest-ce').textContent()) ?? '', /CE \d+\.\d+/);
     assert.equal(await points('wer'), 2, 'WER before training and after');
     assert.match((await page.getByTestId('kpi-wer-base').textContent()) ?? '', /\d+\.\d %/);
@@ -220,7 +301,10 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     // posterior uncertainty of the final adapter: 2 samples, a score per eval utterance, AUROC/ECE per domain
     await waitFor(page, 'the uncertainty table', async () => (await page.getByTestId('run-uncertainty').count()) > 0, 2 * 60_000);
     assert.match((await page.getByTestId('run-uncertainty').textContent()) ?? '', /2 posterior samples of the adapter/);
-    assert.match((await page.getByTestId('run-uncertainty-new').textContent()) ?? '', /new domain: AUROC disagreement (n\/a|\d\.\d\d), entropy (n\/a|\d\.\d\d); ECE \d\.\d\d \(\d+\/\d+ wrong\)/);
+    assert.match(
+      (await page.getByTestId('run-uncertainty-new').textContent()) ?? '',
+      /new domain: AUROC disagreement (n\/a|\d\.\d\d), entropy (n\/a|\d\.\d\d); ECE \d\.\d\d \(\d+\/\d+ wrong\)/,
+    );
     assert.ok((await page.locator('[data-testid=run-uncertainty] tbody tr').count()) >= 2, 'a row per eval utterance');
     assert.ok((await page.locator('[data-testid=mu-histogram] .recharts-bar-rectangle').count()) > 1, 'histogram bars are drawn');
     await page.screenshot({ path: join(SHOTS, 'studio-run.png'), fullPage: true });
@@ -235,9 +319,25 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     await page.getByTestId('exp-name').fill('e2e lora');
     await page.getByTestId('exp-steps').fill(String(LORA_STEPS));
     await page.getByTestId('start-run').click();
-    await waitFor(page, 'the LoRA run to start', async () => (await page.getByTestId('run-view').getAttribute('data-run').catch(() => null)) !== blora && (await status()) !== null, 60_000);
+    await waitFor(
+      page,
+      'the LoRA run to start',
+      async () =>
+        (await page
+          .getByTestId('run-view')
+          .getAttribute('data-run')
+          .catch(() => null)) !== blora && (await status()) !== null,
+      60_000,
+    );
     await waitFor(page, 'the LoRA run to finish', async () => ['done', 'error', 'stopped'].includes((await status()) ?? ''), 20 * 60_000);
-    assert.equal(await status(), 'done', (await page.getByTestId('run-error').textContent().catch(() => null)) ?? '');
+    assert.equal(
+      await status(),
+      'done',
+      (await page
+        .getByTestId('run-error')
+        .textContent()
+        .catch(() => null)) ?? '',
+    );
     lap('LoRA run done');
     assert.equal(await points('ce'), LORA_STEPS);
     assert.equal(await points('wer'), 2, 'WER before training (reused) and after');
@@ -257,7 +357,9 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     if (gainText === 'n/a') assert.match((await gain.getAttribute('title')) ?? '', /LoRA did not forget/);
     else assert.match(gainText, /^[+-]?\d+\.\d %$/);
     assert.match((await bloraRow.getByTestId('compare-new-drop').textContent()) ?? '', /^(n\/a|[+-]?\d+\.\d %)$/);
-    console.log(`compare: BLoRA backward gain ${gainText} ${(await gain.getAttribute('title')) ?? ''}, new-domain drop ${await bloraRow.getByTestId('compare-new-drop').textContent()}`);
+    console.log(
+      `compare: BLoRA backward gain ${gainText} ${(await gain.getAttribute('title')) ?? ''}, new-domain drop ${await bloraRow.getByTestId('compare-new-drop').textContent()}`,
+    );
     await page.screenshot({ path: join(SHOTS, 'studio-compare.png'), fullPage: true });
     copyFileSync(join(SHOTS, 'studio-compare.png'), join(REPO, 'docs/img/studio-compare.png'));
     await page.getByTestId('tab-try').click();
@@ -270,12 +372,27 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     const [, , lang] = row('cs_03.wav');
     await page.getByTestId('try-language').selectOption(lang);
     await page.getByTestId('try-clip-input').setInputFiles(join(DEMO_DIR, 'cs_03.wav'));
-    await waitFor(page, 'your clip through both models', async () => (await page.getByTestId('try-own-adapted').count()) > 0 || (await page.getByTestId('try-own-error').count()) > 0, 10 * 60_000);
-    assert.equal(await page.getByTestId('try-own-error').count(), 0, (await page.getByTestId('try-own-error').textContent().catch(() => null)) ?? '');
+    await waitFor(
+      page,
+      'your clip through both models',
+      async () => (await page.getByTestId('try-own-adapted').count()) > 0 || (await page.getByTestId('try-own-error').count()) > 0,
+      10 * 60_000,
+    );
+    assert.equal(
+      await page.getByTestId('try-own-error').count(),
+      0,
+      (await page
+        .getByTestId('try-own-error')
+        .textContent()
+        .catch(() => null)) ?? '',
+    );
     assert.equal(((await page.getByTestId('try-own-base').textContent()) ?? '').trim(), evalBase);
     assert.equal(((await page.getByTestId('try-own-adapted').textContent()) ?? '').trim(), evalAdapted);
     // …with the adapter's uncertainty on it: token entropy, and for BLoRA the disagreement of posterior samples
-    assert.match((await page.getByTestId('try-own-uncertainty').textContent()) ?? '', /mean token entropy \d+\.\d\d nats(; \d+ posterior samples disagree with its transcript by \d+ % of the words| \(LoRA has no posterior to sample\))/);
+    assert.match(
+      (await page.getByTestId('try-own-uncertainty').textContent()) ?? '',
+      /mean token entropy \d+\.\d\d nats(; \d+ posterior samples disagree with its transcript by \d+ % of the words| \(LoRA has no posterior to sample\))/,
+    );
     lap('try-it with a dropped clip');
     await page.screenshot({ path: join(SHOTS, 'studio-try.png'), fullPage: true });
   });
@@ -290,7 +407,9 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     const bytes = readFileSync((await dl.path())!);
     const n = Number(bytes.readBigUInt64LE(0));
     const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[] }>;
-    const keys = Object.keys(header).filter((k) => k !== '__metadata__').sort();
+    const keys = Object.keys(header)
+      .filter((k) => k !== '__metadata__')
+      .sort();
     // the default targets (the authors'): q, v of self- and cross-attention
     assert.equal(keys.length, 6 * 4 * 2, '6 layers × (self, cross) × q,v × A,B');
     for (const k of keys) {
@@ -300,7 +419,8 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     }
     assert.match((await page.getByTestId('export-pruning').textContent()) ?? '', /% of [\d,]+ μ elements set to 0/);
     // …and the WER that pruning costs: the eval sets decoded again with the pruned means.
-    for (const role of ['new', 'base']) assert.match((await page.getByTestId(`export-cost-${role}`).textContent()) ?? '', /\d+\.\d %.*\d+\.\d %/);
+    for (const role of ['new', 'base'])
+      assert.match((await page.getByTestId(`export-cost-${role}`).textContent()) ?? '', /\d+\.\d %.*\d+\.\d %/);
     const cfgDl = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-adapter_config.json').click()]);
     const cfg = JSON.parse(readFileSync((await cfgDl[0].path())!, 'utf8'));
     assert.equal(cfg.peft_type, 'LORA');
@@ -314,11 +434,20 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
   test('a LoRA run that mixes a second training set in at 50 % and keeps the adapter of the lowest dev CE', async () => {
     await page.getByTestId('tab-setup').click();
     for (const d of ['replay', 'cs-dev']) await page.getByTestId('data-folder-input').setInputFiles(join(data, d));
-    await waitFor(page, 'five datasets encoded', async () => (await page.locator('[data-testid=dataset][data-status=ready]').count()) === 5, 5 * 60_000);
+    await waitFor(
+      page,
+      'five datasets encoded',
+      async () => (await page.locator('[data-testid=dataset][data-status=ready]').count()) === 5,
+      5 * 60_000,
+    );
     const replay = page.locator('[data-testid=dataset][data-name=replay]');
     await replay.getByTestId('dataset-role').selectOption('train');
     await page.locator('[data-testid=dataset][data-name=cs-dev]').getByTestId('dataset-role').selectOption('dev');
-    assert.equal(await page.locator('[data-testid=dataset][data-name=cs-train]').getByTestId('dataset-mix').count(), 0, 'the first training set takes the rest: no share to set');
+    assert.equal(
+      await page.locator('[data-testid=dataset][data-name=cs-train]').getByTestId('dataset-mix').count(),
+      0,
+      'the first training set takes the rest: no share to set',
+    );
     await replay.getByTestId('dataset-mix').fill('50');
     await page.getByTestId('exp-method').selectOption('lora');
     await page.getByTestId('exp-name').fill('e2e mix');
@@ -329,7 +458,14 @@ describe('studio E2E: Hub model → data → BLoRA training → reload/resume �
     await waitFor(page, 'the mixing run to start', async () => !['done', null].includes(await status()), 60_000);
     const run = (await page.getByTestId('run-view').getAttribute('data-run')) ?? '';
     await waitFor(page, 'the mixing run to finish', async () => ['done', 'error', 'stopped'].includes((await status()) ?? ''), 20 * 60_000);
-    assert.equal(await status(), 'done', (await page.getByTestId('run-error').textContent().catch(() => null)) ?? '');
+    assert.equal(
+      await status(),
+      'done',
+      (await page
+        .getByTestId('run-error')
+        .textContent()
+        .catch(() => null)) ?? '',
+    );
     lap('mixing run done');
     // dev CE at steps 0, 1, 2 (the worker's Trainer got the two sets: it refuses sizes that do not cover data.train)
     const dev = (await page.getByTestId('run-dev').textContent()) ?? '';

@@ -77,7 +77,9 @@ describe('engine adamw', () => {
       clip: rt.storage('adamw-test:clip', 8),
     };
     const norm = await prepareGradNorm(rt, { n, offset: 0, maxNorm }, b);
-    const steps = await Promise.all(groups.map((g, i) => prepareAdamW(rt, { n: g.n, offset: g.offset, hyper: g.h, zeroGrad: true }, b, `engine_adamw[g${i}]`)));
+    const steps = await Promise.all(
+      groups.map((g, i) => prepareAdamW(rt, { n: g.n, offset: g.offset, hyper: g.h, zeroGrad: true }, b, `engine_adamw[g${i}]`)),
+    );
 
     const refs = groups.map((g) => adamState(p0.subarray(g.offset, g.offset + g.n)));
     const emu = groups.map((g) => ({ p: p0.slice(g.offset, g.offset + g.n), m: new Float32Array(g.n), v: new Float32Array(g.n) }));
@@ -95,14 +97,21 @@ describe('engine adamw', () => {
       const relBound = ((perThread + 8 + 256 + 8 + 2) / 2 + 4) * U32;
       const eNorm = Math.abs(clip[0] - ref.norm) / ref.norm;
       const eCoef = Math.abs(clip[1] - ref.coef) / ref.coef;
-      console.log(`step ${t}: ‖g‖ gpu ${clip[0].toPrecision(9)} f64 ${ref.norm.toPrecision(9)} rel ${eNorm.toExponential(2)}; coef ${clip[1].toPrecision(7)} rel ${eCoef.toExponential(2)} (bound ${relBound.toExponential(2)})`);
+      console.log(
+        `step ${t}: ‖g‖ gpu ${clip[0].toPrecision(9)} f64 ${ref.norm.toPrecision(9)} rel ${eNorm.toExponential(2)}; coef ${clip[1].toPrecision(7)} rel ${eCoef.toExponential(2)} (bound ${relBound.toExponential(2)})`,
+      );
       assert.ok(eNorm <= relBound && eCoef <= 2 * relBound, `step ${t} norm/coef`);
       if (ref.coef < 1) clipped++;
       // Each kernel against its own reference: the Adam reference uses the GPU's coef (the norm
       // was just checked), so the comparison below isolates the AdamW update.
       groups.forEach((gr, k) => {
         const gs = g.subarray(gr.offset, gr.offset + gr.n);
-        adamwStepRef(refs[k], Float64Array.from(gs, (x) => x * clip[1]), gr.h, t);
+        adamwStepRef(
+          refs[k],
+          Float64Array.from(gs, (x) => x * clip[1]),
+          gr.h,
+          t,
+        );
         adamwStepF32Ref(emu[k].p, emu[k].m, emu[k].v, gs, clip[1], gr.h, t);
       });
     }
@@ -125,9 +134,14 @@ describe('engine adamw', () => {
         console.log(c.line);
         assert.ok(c.ok, c.line);
       }
-      console.log(`group ${k}: max |p_gpu − p_f32-emulation| = ${maxUlp.toFixed(1)} ulp; mean |Δp| over 10 steps = ${(r.p.reduce((s, x, i) => s + Math.abs(x - p0[gr.offset + i]), 0) / gr.n).toExponential(3)}`);
+      console.log(
+        `group ${k}: max |p_gpu − p_f32-emulation| = ${maxUlp.toFixed(1)} ulp; mean |Δp| over 10 steps = ${(r.p.reduce((s, x, i) => s + Math.abs(x - p0[gr.offset + i]), 0) / gr.n).toExponential(3)}`,
+      );
     });
-    assert.ok(gAfter.every((x) => x === 0), 'zero_grad');
+    assert.ok(
+      gAfter.every((x) => x === 0),
+      'zero_grad',
+    );
     norm.destroy();
     steps.forEach((s) => s.destroy());
     Object.values(b).forEach((x) => x.destroy());

@@ -22,26 +22,101 @@ interface Case extends AttnShape {
 }
 
 const CASES: Case[] = [
-  { name: 'self causal, right-padded', B: 2, S: 7, Skv: 7, H: 3, D: 8, causal: true, keys: [[0, 7], [0, 4]], amp: 2 },
-  { name: 'self causal, left-padded (empty row), odd D', B: 2, S: 6, Skv: 6, H: 2, D: 5, causal: true, keys: [[0, 6], [1, 6]], amp: 2 },
+  {
+    name: 'self causal, right-padded',
+    B: 2,
+    S: 7,
+    Skv: 7,
+    H: 3,
+    D: 8,
+    causal: true,
+    keys: [
+      [0, 7],
+      [0, 4],
+    ],
+    amp: 2,
+  },
+  {
+    name: 'self causal, left-padded (empty row), odd D',
+    B: 2,
+    S: 6,
+    Skv: 6,
+    H: 2,
+    D: 5,
+    causal: true,
+    keys: [
+      [0, 6],
+      [1, 6],
+    ],
+    amp: 2,
+  },
   { name: 'self causal, S=70 > chunk, D=64 (Whisper)', B: 1, S: 70, Skv: 70, H: 2, D: 64, causal: true, keys: [[0, 66]], amp: 1.5 },
   { name: 'cross, E=130 frames', B: 2, S: 5, Skv: 130, H: 2, D: 16, causal: false, keys: null, amp: 1.5 },
   { name: 'causal with KV offset (Skv > S)', B: 1, S: 3, Skv: 9, H: 1, D: 4, causal: true, keys: [[0, 9]], amp: 2 },
   // Tiling edges of the D ≤ 64 kernels (16-query blocks × 64-key tiles): S = 19 = 16 + 3 queries,
   // Skv = 67 = 64 + 3 keys, masked keys on both sides of the tile boundary, a batch row whose
   // visible keys all lie in the second tile.
-  { name: 'cross, S=19 (block+3), Skv=67 (tile+3), masked', B: 2, S: 19, Skv: 67, H: 2, D: 64, causal: false, keys: [[3, 62], [64, 67]], amp: 1.5 },
+  {
+    name: 'cross, S=19 (block+3), Skv=67 (tile+3), masked',
+    B: 2,
+    S: 19,
+    Skv: 67,
+    H: 2,
+    D: 64,
+    causal: false,
+    keys: [
+      [3, 62],
+      [64, 67],
+    ],
+    amp: 1.5,
+  },
   // Causal with a KV offset of 65 (> one key tile) and left padding (empty rows in block 1, the
   // offset makes the diagonal cross tiles inside one query block); odd D.
-  { name: 'causal, KV offset 65, S=18, left-padded', B: 2, S: 18, Skv: 83, H: 1, D: 7, causal: true, keys: [[0, 83], [70, 83]], amp: 2 },
+  {
+    name: 'causal, KV offset 65, S=18, left-padded',
+    B: 2,
+    S: 18,
+    Skv: 83,
+    H: 1,
+    D: 7,
+    causal: true,
+    keys: [
+      [0, 83],
+      [70, 83],
+    ],
+    amp: 2,
+  },
   // D > 64: the per-query row kernels (kept for D ≤ 256).
   { name: 'cross, D=80 (row kernels)', B: 1, S: 4, Skv: 70, H: 2, D: 80, causal: false, keys: null, amp: 1 },
   // One query (greedy decoding): forward_decode (backward: the row kernels, from its STATS), over a masked
   // KV cache (keys not yet written), over Whisper's 1500 encoder frames, and with odd D and a batch row
   // that sees no key at all.
-  { name: 'one query (forward_decode), D=64, masked KV cache', B: 1, S: 1, Skv: 130, H: 8, D: 64, causal: false, keys: [[0, 77]], amp: 1.5 },
+  {
+    name: 'one query (forward_decode), D=64, masked KV cache',
+    B: 1,
+    S: 1,
+    Skv: 130,
+    H: 8,
+    D: 64,
+    causal: false,
+    keys: [[0, 77]],
+    amp: 1.5,
+  },
   { name: 'one query (forward_decode), cross over E=1500 frames', B: 1, S: 1, Skv: 1500, H: 8, D: 64, causal: false, keys: null, amp: 1.5 },
-  { name: 'one query (forward_decode), odd D, a row with no visible key', B: 2, S: 1, Skv: 45, H: 3, D: 5, causal: false, keys: [[2, 40], [0, 0]], amp: 2 },
+  {
+    name: 'one query (forward_decode), odd D, a row with no visible key',
+    B: 2,
+    S: 1,
+    Skv: 45,
+    H: 3,
+    D: 5,
+    causal: false,
+    keys: [
+      [2, 40],
+      [0, 0],
+    ],
+    amp: 2,
+  },
 ];
 
 function maskOf(c: Case): Uint32Array | null {
@@ -66,7 +141,16 @@ describe('engine attention', () => {
 
   for (const base of [CASES[0], CASES[1], CASES[3], CASES[4]]) {
     test(`FD check of the float64 reference: ${base.name}`, () => {
-      const c: Case = base.Skv === base.S ? { ...base, S: Math.min(base.S, 5), Skv: Math.min(base.S, 5), D: 3, keys: base.keys?.map(([a, z]) => [a, Math.min(z, 5) - 1]) as [number, number][] } : { ...base, S: 3, Skv: base.causal ? 5 : 6, D: 3 };
+      const c: Case =
+        base.Skv === base.S
+          ? {
+              ...base,
+              S: Math.min(base.S, 5),
+              Skv: Math.min(base.S, 5),
+              D: 3,
+              keys: base.keys?.map(([a, z]) => [a, Math.min(z, 5) - 1]) as [number, number][],
+            }
+          : { ...base, S: 3, Skv: base.causal ? 5 : 6, D: 3 };
       const mask = maskOf(c);
       const nq = c.B * c.S * c.H * c.D;
       const nk = c.B * c.Skv * c.H * c.D;

@@ -61,14 +61,7 @@ export interface FdResult {
  * (perturbed in place and restored), against the analytic gradient `grad`.
  * rel = max |fd − grad| / max(|grad|_∞, floor).
  */
-export function fdCheck(
-  name: string,
-  theta: Float64Array,
-  grad: ArrayLike<number>,
-  loss: () => number,
-  h = 1e-5,
-  floor = 1e-12,
-): FdResult {
+export function fdCheck(name: string, theta: Float64Array, grad: ArrayLike<number>, loss: () => number, h = 1e-5, floor = 1e-12): FdResult {
   let maxAbsErr = 0;
   let maxAbsGrad = 0;
   for (let i = 0; i < theta.length; i++) {

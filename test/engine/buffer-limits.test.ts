@@ -52,25 +52,53 @@ describe('no buffer over the limits: a 16 MiB cap', () => {
   });
 
   test('(a) embedding and logits + CE over E in row parts (several tiles per part) = one buffer', async () => {
-    const V = 3001, C = 64, T = 5, NP = 8;
-    const E = randomF32(V * C, 1), P = randomF32(NP * C, 2), H = randomF32(T * C, 3);
+    const V = 3001,
+      C = 64,
+      T = 5,
+      NP = 8;
+    const E = randomF32(V * C, 1),
+      P = randomF32(NP * C, 2),
+      H = randomF32(T * C, 3);
     const tokens = new Uint32Array([0, 255, 256, 2999, 3000]);
     const positions = new Uint32Array([0, 1, 2, 3, 7]);
     const targets = new Int32Array([3000, 7, 256, 1500, -100]);
     // one buffer, binding tiles of 100 rows
     const opts = { maxBindingBytes: 100 * C * 4 };
     const whole = rt.upload('limits-test:E whole', E);
-    const tok = rt.upload('limits-test:tokens', tokens), pos = rt.upload('limits-test:positions', positions), p = rt.upload('limits-test:P', P);
-    const x1 = rt.storage('limits-test:x1', T * C * 4), x2 = rt.storage('limits-test:x2', T * C * 4);
+    const tok = rt.upload('limits-test:tokens', tokens),
+      pos = rt.upload('limits-test:positions', positions),
+      p = rt.upload('limits-test:P', P);
+    const x1 = rt.storage('limits-test:x1', T * C * 4),
+      x2 = rt.storage('limits-test:x2', T * C * 4);
     // row parts of ≤ 1024 rows each (the cap), tiles of 100 rows inside them
     rt.capBufferBytes(1024 * C * 4);
     const split = uploadRowSplit(rt, 'limits-test:E split', E, V, C, 'f32');
     try {
-      assert.deepEqual(split.parts.map((q) => [q.r0, q.rows]), [[0, 1024], [1024, 1024], [2048, 953]]);
-      const a = await prepareEmbedding(rt, { T, C, V, NP }, { tokens: tok, positions: pos, E: whole, P: p, x: x1 }, { ...opts, label: 'limits-test:embedding whole' });
-      const b = await prepareEmbedding(rt, { T, C, V, NP }, { tokens: tok, positions: pos, E: split, P: p, x: x2 }, { ...opts, label: 'limits-test:embedding split' });
+      assert.deepEqual(
+        split.parts.map((q) => [q.r0, q.rows]),
+        [
+          [0, 1024],
+          [1024, 1024],
+          [2048, 953],
+        ],
+      );
+      const a = await prepareEmbedding(
+        rt,
+        { T, C, V, NP },
+        { tokens: tok, positions: pos, E: whole, P: p, x: x1 },
+        { ...opts, label: 'limits-test:embedding whole' },
+      );
+      const b = await prepareEmbedding(
+        rt,
+        { T, C, V, NP },
+        { tokens: tok, positions: pos, E: split, P: p, x: x2 },
+        { ...opts, label: 'limits-test:embedding split' },
+      );
       assert.equal(b.tiles.length, 11 + 11 + 10);
-      assert.ok(b.tiles.every((t) => split.parts.some((q) => q.buffer === t.buffer && t.v0 >= q.r0 && t.v0 + t.rows <= q.r0 + q.rows)), 'a tile crosses a part');
+      assert.ok(
+        b.tiles.every((t) => split.parts.some((q) => q.buffer === t.buffer && t.v0 >= q.r0 && t.v0 + t.rows <= q.r0 + q.rows)),
+        'a tile crosses a part',
+      );
       a.run();
       b.run();
       assert.deepEqual(await rt.readF32(x2, T * C), await rt.readF32(x1, T * C), 'embedding: split vs whole');
@@ -79,14 +107,24 @@ describe('no buffer over the limits: a 16 MiB cap', () => {
       rt.capBufferBytes(null);
       const ce1 = await logitsCrossEntropy(rt, H, E, targets, { T, C, V }, { ...opts, withGrad: true, label: 'limits-test:ce whole' });
       rt.capBufferBytes(1024 * C * 4);
-      const ce2 = await logitsCrossEntropy(rt, H, E, targets, { T, C, V }, { ...opts, withGrad: true, rowParts: true, label: 'limits-test:ce split' });
+      const ce2 = await logitsCrossEntropy(
+        rt,
+        H,
+        E,
+        targets,
+        { T, C, V },
+        { ...opts, withGrad: true, rowParts: true, label: 'limits-test:ce split' },
+      );
       console.log(`CE whole ${ce1.loss} (${ce1.tiles.length} tiles) vs split ${ce2.loss} (${ce2.tiles.length} tiles)`);
       assert.equal(ce2.tiles.length, 32);
       assert.ok(Math.abs(ce2.loss - ce1.loss) <= 1e-6 * Math.abs(ce1.loss), `CE: split ${ce2.loss} vs whole ${ce1.loss}`);
       assert.deepEqual(ce2.argmax, ce1.argmax);
       const dmax = ce1.dh!.reduce((m, v, i) => Math.max(m, Math.abs(v - ce2.dh![i])), 0);
       assert.ok(dmax <= 1e-6, `dH: max |split − whole| ${dmax}`);
-      assert.throws(() => rt.storage('limits-test:too big', 1024 * C * 4 + 4), /limits-test:too big: a buffer of \d+ bytes is over this device's maxBufferSize/);
+      assert.throws(
+        () => rt.storage('limits-test:too big', 1024 * C * 4 + 4),
+        /limits-test:too big: a buffer of \d+ bytes is over this device's maxBufferSize/,
+      );
     } finally {
       rt.capBufferBytes(null);
       for (const q of split.parts) q.buffer.destroy();
@@ -132,18 +170,29 @@ describe('no buffer over the limits: a 16 MiB cap', () => {
 
     test('E in row parts of ≤ 16 MiB; the plan at the cap fits', () => {
       const e = model.capped.weights.embedTokens;
-      console.log(`E capped: ${e.parts.length} parts of ${e.parts.map((q) => q.rows).join(', ')} rows; uncapped: ${model.whole.weights.embedTokens.parts.length}`);
+      console.log(
+        `E capped: ${e.parts.length} parts of ${e.parts.map((q) => q.rows).join(', ')} rows; uncapped: ${model.whole.weights.embedTokens.parts.length}`,
+      );
       assert.equal(model.whole.weights.embedTokens.parts.length, 1);
       assert.equal(e.parts.length, Math.ceil(e.rows / Math.floor(CAP / (e.cols * 4))));
       assert.ok(e.parts.every((q) => q.buffer.size <= CAP));
       assert.equal(model.capped.weights.bytes, model.whole.weights.bytes);
       const batch = tokenBatch(clips);
       const plan = planMemory({
-        dims: model.capped.weights.dims, adapters: ADAPTERS, batch: batch.B, tokens: batch.S, storage: 'f32', frames: model.capped.cache.frames,
-        limits: { ...deviceLimits(rt.device, 64 * 2 ** 30, 'test adapter'), maxBufferSize: CAP, maxStorageBufferBindingSize: CAP }, eval: { batch: 2, maxNewTokens: 48 },
+        dims: model.capped.weights.dims,
+        adapters: ADAPTERS,
+        batch: batch.B,
+        tokens: batch.S,
+        storage: 'f32',
+        frames: model.capped.cache.frames,
+        limits: { ...deviceLimits(rt.device, 64 * 2 ** 30, 'test adapter'), maxBufferSize: CAP, maxStorageBufferBindingSize: CAP },
+        eval: { batch: 2, maxNewTokens: 48 },
       });
       console.log(formatPlan(plan));
-      assert.ok(plan.largestBuffer.bytes <= CAP && plan.largestBinding.bytes <= CAP, `plan: ${plan.largestBuffer.label} ${plan.largestBuffer.bytes} B`);
+      assert.ok(
+        plan.largestBuffer.bytes <= CAP && plan.largestBinding.bytes <= CAP,
+        `plan: ${plan.largestBuffer.label} ${plan.largestBuffer.bytes} B`,
+      );
     });
 
     test('training-engine loss before and after one step: capped = uncapped; no live buffer over 16 MiB', async () => {
@@ -154,12 +203,17 @@ describe('no buffer over the limits: a 16 MiB cap', () => {
       for (const k of ['whole', 'capped'] as const) {
         losses[k] = await under(k, async () => {
           const { weights, cache } = model[k];
-          const eng = await WhisperDecoderEngine.create(rt, weights, { B: batch.B, S: batch.S }, ADAPTERS, cache, { theta, label: `limits-engine[${k}]` });
+          const eng = await WhisperDecoderEngine.create(rt, weights, { B: batch.B, S: batch.S }, ADAPTERS, cache, {
+            theta,
+            label: `limits-engine[${k}]`,
+          });
           try {
             const [l0, l1] = await lossAroundOneStep(eng, batch);
             if (k === 'capped') {
               const mem = rt.memory(400);
-              const over = mem.top.filter((b) => b.bytes > CAP && !b.label.startsWith(`${model.whole.weights.embedTokens.parts[0].buffer.label}`));
+              const over = mem.top.filter(
+                (b) => b.bytes > CAP && !b.label.startsWith(`${model.whole.weights.embedTokens.parts[0].buffer.label}`),
+              );
               // the uncapped copy's E (one 106 MB buffer) is live too; nothing else may be over the cap
               assert.deepEqual(over, [], `buffers over 16 MiB: ${over.map((b) => `${b.label} ${b.bytes}`).join(', ')}`);
             }
@@ -181,7 +235,10 @@ describe('no buffer over the limits: a 16 MiB cap', () => {
       const out: Record<string, number[][]> = {};
       for (const k of ['whole', 'capped'] as const) {
         out[k] = await under(k, async () => {
-          const dec = await WgslGreedyDecoder.create(rt, model[k].weights, model[k].cache, assets, { maxBatch: 2, label: `limits-greedy[${k}]` });
+          const dec = await WgslGreedyDecoder.create(rt, model[k].weights, model[k].cache, assets, {
+            maxBatch: 2,
+            label: `limits-greedy[${k}]`,
+          });
           try {
             const res = await dec.generate(clips.map((c) => ({ utterance: c.id, language: c.language })));
             for (const [i, r] of res.entries()) console.log(`${k} ${clips[i].id}: ${JSON.stringify(r.text)}`);
@@ -192,7 +249,10 @@ describe('no buffer over the limits: a 16 MiB cap', () => {
         });
       }
       assert.deepEqual(out.capped, out.whole);
-      assert.ok(out.whole.every((t) => t.length > 3), 'empty transcripts');
+      assert.ok(
+        out.whole.every((t) => t.length > 3),
+        'empty transcripts',
+      );
     });
   });
 });

@@ -27,14 +27,24 @@ export async function lossAroundOneStep(eng: WhisperDecoderEngine, batch: TokenB
 }
 type LossRead = Awaited<ReturnType<WhisperDecoderEngine['readLoss']>>;
 
-export const TOK = { SOT: 50258, EOT: 50257, TRANSCRIBE: 50359, NO_TIMESTAMPS: 50363, LANG: { en: 50259, es: 50262 } as Record<string, number> };
+export const TOK = {
+  SOT: 50258,
+  EOT: 50257,
+  TRANSCRIBE: 50359,
+  NO_TIMESTAMPS: 50363,
+  LANG: { en: 50259, es: 50262 } as Record<string, number>,
+};
 
 /**
  * Frozen decoder weights of the prepared model. storage: default BLORA_STORAGE, else f32 — the parity tests'
  * bounds are f32 ones, so a test adapter with shader-f16 (a real GPU) does not silently switch them to f16;
  * the f16 tests ask for 'f16' (f16-decoder.test.ts).
  */
-export function loadDecoderWeights(rt: GpuRuntime, modelDir: string, storage: 'f16' | 'f32' | 'auto' = (process.env.BLORA_STORAGE as 'f16' | 'f32' | 'auto' | undefined) || 'f32'): DecoderWeights {
+export function loadDecoderWeights(
+  rt: GpuRuntime,
+  modelDir: string,
+  storage: 'f16' | 'f32' | 'auto' = (process.env.BLORA_STORAGE as 'f16' | 'f32' | 'auto' | undefined) || 'f32',
+): DecoderWeights {
   const cfg = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8'));
   const st = new SafetensorsFile(new Uint8Array(readFileSync(join(modelDir, 'model.safetensors'))), 'model.safetensors');
   return uploadDecoderWeights(rt, st, cfg.decoder_attention_heads, { storage });
@@ -110,8 +120,18 @@ export function stepNoise(plan: AdapterPlan, T: number, Tcross: number, step: nu
   for (const m of plan.modules) {
     const Tm = m.target === 'encoder_attn.k_proj' || m.target === 'encoder_attn.v_proj' ? Tcross : T;
     const nz = materializeAdapterNoise({
-      T: Tm, nIn: m.nIn, r: cfg.r, nOut: m.nOut, alpha: cfg.alpha, modeA: m.modeA, modeB: m.modeB,
-      seed, step, tensorA: 2 * m.id, tensorB: 2 * m.id + 1, dropout: cfg.dropout,
+      T: Tm,
+      nIn: m.nIn,
+      r: cfg.r,
+      nOut: m.nOut,
+      alpha: cfg.alpha,
+      modeA: m.modeA,
+      modeB: m.modeB,
+      seed,
+      step,
+      tensorA: 2 * m.id,
+      tensorB: 2 * m.id + 1,
+      dropout: cfg.dropout,
     });
     const e: Record<string, { offset: number; shape: number[] }> = {};
     const put = (key: string, a: Float64Array | null, shape: number[]) => {
@@ -182,7 +202,14 @@ export function writeTinyWhisper(
   const C = d.d_model;
   const t: Record<string, { shape: number[]; data: Float32Array }> = {};
   const put = (name: string, shape: number[], lo: number, hi: number) => {
-    t[name] = { shape, data: uni(shape.reduce((a, b) => a * b, 1), lo, hi) };
+    t[name] = {
+      shape,
+      data: uni(
+        shape.reduce((a, b) => a * b, 1),
+        lo,
+        hi,
+      ),
+    };
   };
   const linear = (name: string, nOut: number, nIn: number, bias = true) => {
     const b = 1 / Math.sqrt(nIn);

@@ -90,17 +90,54 @@ const REAL_CASES: Case[] = [
   // Beyond the required q,v: every target (self/cross q,k,v,out, fc1, fc2) on layers 2 and 5 only —
   // cross-attention k/v adapters over the 2·1500 encoder frames (per-layer K/V, dK/dV), the MLP
   // adapters, and the backward stopping at layer 2 (nothing below is trained).
-  { name: 'blora-flipout-all-targets-L2-L5', adapters: { ...common, targets: ALL, layers: [2, 5], kind: 'blora', estimator: 'flipout' }, rhoB: 'uniform', steps: 2 },
+  {
+    name: 'blora-flipout-all-targets-L2-L5',
+    adapters: { ...common, targets: ALL, layers: [2, 5], kind: 'blora', estimator: 'flipout' },
+    rhoB: 'uniform',
+    steps: 2,
+  },
 ];
 
 const TINY_CASES: Case[] = [
-  { name: 'tiny-lora-all', adapters: { ...common, r: 4, alpha: 8, targets: ALL, kind: 'lora' }, rhoB: 'uniform', steps: 4, evalBefore: true },
-  { name: 'tiny-blora-flipout-all', adapters: { ...common, r: 4, alpha: 8, targets: ALL, kind: 'blora', estimator: 'flipout' }, rhoB: 'uniform', steps: 4, evalBefore: true },
-  { name: 'tiny-blora-bbb-all', adapters: { ...common, r: 4, alpha: 8, targets: ALL, kind: 'blora', estimator: 'bbb' }, rhoB: -50, steps: 4 },
-  { name: 'tiny-blora-lrt-all', adapters: { ...common, r: 4, alpha: 8, targets: ALL, kind: 'blora', estimator: 'lrt' }, rhoB: 'uniform', steps: 4 },
+  {
+    name: 'tiny-lora-all',
+    adapters: { ...common, r: 4, alpha: 8, targets: ALL, kind: 'lora' },
+    rhoB: 'uniform',
+    steps: 4,
+    evalBefore: true,
+  },
+  {
+    name: 'tiny-blora-flipout-all',
+    adapters: { ...common, r: 4, alpha: 8, targets: ALL, kind: 'blora', estimator: 'flipout' },
+    rhoB: 'uniform',
+    steps: 4,
+    evalBefore: true,
+  },
+  {
+    name: 'tiny-blora-bbb-all',
+    adapters: { ...common, r: 4, alpha: 8, targets: ALL, kind: 'blora', estimator: 'bbb' },
+    rhoB: -50,
+    steps: 4,
+  },
+  {
+    name: 'tiny-blora-lrt-all',
+    adapters: { ...common, r: 4, alpha: 8, targets: ALL, kind: 'blora', estimator: 'lrt' },
+    rhoB: 'uniform',
+    steps: 4,
+  },
   {
     name: 'tiny-blora-bbb-a-only-L1',
-    adapters: { ...common, r: 3, alpha: 6, dropout: 0, targets: ['self_attn.k_proj', 'encoder_attn.v_proj', 'fc2'], layers: [1], kind: 'blora', estimator: 'bbb', bayesianAOnly: true },
+    adapters: {
+      ...common,
+      r: 3,
+      alpha: 6,
+      dropout: 0,
+      targets: ['self_attn.k_proj', 'encoder_attn.v_proj', 'fc2'],
+      layers: [1],
+      kind: 'blora',
+      estimator: 'bbb',
+      bayesianAOnly: true,
+    },
     rhoB: 'uniform',
     steps: 3,
   },
@@ -166,7 +203,9 @@ async function parityCase(env: Env, c: Case, steps: number): Promise<void> {
       await dec.rt.sync();
       tm.optimizer += performance.now() - t;
       if (weights.dims.C >= 256) {
-        console.log(`  ${c.name} step ${step}: loss ${L.loss.toFixed(7)} (ce ${L.ce.toFixed(7)}, kl ${L.kl.toFixed(4)}) in ${((performance.now() - tStep) / 1000).toFixed(1)} s`);
+        console.log(
+          `  ${c.name} step ${step}: loss ${L.loss.toFixed(7)} (ce ${L.ce.toFixed(7)}, kl ${L.kl.toFixed(4)}) in ${((performance.now() - tStep) / 1000).toFixed(1)} s`,
+        );
       }
     }
     thetaN = await dec.readTheta();
@@ -177,8 +216,17 @@ async function parityCase(env: Env, c: Case, steps: number): Promise<void> {
 
   // ---- the case folder for the oracle
   const cd = writeOracleCase(join(resultsDir('parity'), 'engine-cases'), c.name, {
-    modelDir: env.modelDir, plan, batch, C: weights.dims.C, frames: cache.frames, encoder: env.encoder, theta0,
-    steps, hyper: HYPER, maxGradNorm: MAX_GRAD_NORM, evalBefore: c.evalBefore,
+    modelDir: env.modelDir,
+    plan,
+    batch,
+    C: weights.dims.C,
+    frames: cache.frames,
+    encoder: env.encoder,
+    theta0,
+    steps,
+    hyper: HYPER,
+    maxGradNorm: MAX_GRAD_NORM,
+    evalBefore: c.evalBefore,
   });
   const noiseS = cd.noiseS;
   writeF32(join(cd.dir, 'engine_grads1.f32'), grads1!);
@@ -209,16 +257,31 @@ async function parityCase(env: Env, c: Case, steps: number): Promise<void> {
     for (let i = 0; i < a.length; i++) if (Math.abs(a[i] - b[i]) >= HYPER.lr / 2) n++;
     return n;
   };
-  const elementsApart = { engine_vs_torch: apart(thetaN, tt), torch32_vs_f64: apart(tt, tt64), engine_vs_f64: apart(thetaN, tt64), of: plan.size };
+  const elementsApart = {
+    engine_vs_torch: apart(thetaN, tt),
+    torch32_vs_f64: apart(tt, tt64),
+    engine_vs_f64: apart(thetaN, tt64),
+    of: plan.size,
+  };
   const rel64 = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
   const exact = {
     loss_rel: { engine: rel64(losses[0].loss, o64.losses[0].loss), torch32: rel64(o.losses[0].loss, o64.losses[0].loss) },
-    grad_max_rel: { engine: Math.max(...compareTensors(plan, grads1!, tg64).map((x) => x.rel)), torch32: Math.max(...compareTensors(plan, tg, tg64).map((x) => x.rel)) },
+    grad_max_rel: {
+      engine: Math.max(...compareTensors(plan, grads1!, tg64).map((x) => x.rel)),
+      torch32: Math.max(...compareTensors(plan, tg, tg64).map((x) => x.rel)),
+    },
     param_all_rel: { engine: relNorm(thetaN, tt64).rel, torch32: relNorm(tt, tt64).rel },
-    param_max_rel: { engine: Math.max(...compareTensors(plan, thetaN, tt64).map((x) => x.rel)), torch32: Math.max(...compareTensors(plan, tt, tt64).map((x) => x.rel)) },
+    param_max_rel: {
+      engine: Math.max(...compareTensors(plan, thetaN, tt64).map((x) => x.rel)),
+      torch32: Math.max(...compareTensors(plan, tt, tt64).map((x) => x.rel)),
+    },
   };
   const evalRel = evalCe !== undefined ? rel64(evalCe, o.eval_ce) : undefined;
-  const perStep = { forward_s: tm.forward / steps / 1000, backward_s: tm.backward / steps / 1000, optimizer_s: tm.optimizer / steps / 1000 };
+  const perStep = {
+    forward_s: tm.forward / steps / 1000,
+    backward_s: tm.backward / steps / 1000,
+    optimizer_s: tm.optimizer / steps / 1000,
+  };
   console.log(
     `${c.name} (${plan.modules.length} modules, ${plan.size} params): loss[1] engine ${losses[0].loss.toFixed(8)} torch ${o.losses[0].loss.toFixed(8)} rel ${fmt(lossRel[0])}` +
       ` (max over ${steps} steps ${fmt(Math.max(...lossRel))})` +
@@ -240,12 +303,32 @@ async function parityCase(env: Env, c: Case, steps: number): Promise<void> {
     kl_step1: { engine: losses[0].kl, torch: o.losses[0].kl },
     eval_ce: evalCe !== undefined ? { engine: evalCe, torch: o.eval_ce, rel: evalRel } : undefined,
     grad_step1: { max_rel: gMax, by_kind: byKey(g), tensors: g },
-    params_after: { steps, max_rel_per_tensor: pMax, max_rel_per_tensor_without_apart: pMaxRest, all_rel: pAll, moved_rel: moved, elements_apart: elementsApart, by_kind: byKey(p), tensors: p },
+    params_after: {
+      steps,
+      max_rel_per_tensor: pMax,
+      max_rel_per_tensor_without_apart: pMaxRest,
+      all_rel: pAll,
+      moved_rel: moved,
+      elements_apart: elementsApart,
+      by_kind: byKey(p),
+      tensors: p,
+    },
     vs_float64: exact,
-    timings_s: { prepare: prepS, ...perStep, engine_total: engineS, noise: noiseS, oracle: oracleS, torch: o.seconds, torch_f64: o64.seconds },
+    timings_s: {
+      prepare: prepS,
+      ...perStep,
+      engine_total: engineS,
+      noise: noiseS,
+      oracle: oracleS,
+      torch: o.seconds,
+      torch_f64: o64.seconds,
+    },
     versions: { torch: o.torch, transformers: o.transformers, peft: o.peft },
     pass:
-      lossRel[0] <= TOL.loss && gMax <= TOL.grad && pMaxRest <= TOL.param && elementsApart.engine_vs_torch <= APART_MAX * plan.size &&
+      lossRel[0] <= TOL.loss &&
+      gMax <= TOL.grad &&
+      pMaxRest <= TOL.param &&
+      elementsApart.engine_vs_torch <= APART_MAX * plan.size &&
       (evalRel === undefined || evalRel <= TOL.loss),
   };
   assert.ok(lossRel[0] <= TOL.loss, `${c.name}: loss rel ${lossRel[0]} > ${TOL.loss}`);
@@ -313,10 +396,19 @@ describe('engine decoder parity', () => {
       const utterances = ['u0', 'u1', 'u2'];
       const encoder = Float32Array.from({ length: B * frames * dims.d_model }, () => 2 * rnd() - 1);
       await cache.add('evicted', encoder.subarray(0, frames * dims.d_model)); // LRU: dropped by u2
-      for (const [b, u] of utterances.entries()) await cache.add(u, encoder.subarray(b * frames * dims.d_model, (b + 1) * frames * dims.d_model));
+      for (const [b, u] of utterances.entries())
+        await cache.add(u, encoder.subarray(b * frames * dims.d_model, (b + 1) * frames * dims.d_model));
       assert.equal(cache.has('evicted'), false);
       assert.equal(cache.size, 3);
-      env = { rt, weights, cache, batch: { B, S, inputIds, labels, lengths, utterances }, encoder, modelDir, report: { model: 'tiny synthetic Whisper', dims, frames, lengths, ...baseReport() } };
+      env = {
+        rt,
+        weights,
+        cache,
+        batch: { B, S, inputIds, labels, lengths, utterances },
+        encoder,
+        modelDir,
+        report: { model: 'tiny synthetic Whisper', dims, frames, lengths, ...baseReport() },
+      };
     });
     after(() => {
       writeReport('engine-tiny.json', env?.report ?? {});
@@ -357,8 +449,22 @@ describe('engine decoder parity', () => {
           `batch B=${batch.B} S=${batch.S} lengths ${batch.lengths} (${clips.map((c) => c.id)})`,
       );
       env = {
-        rt, weights, cache, batch, encoder, modelDir: MODEL_DIR,
-        report: { adapter: describeAdapter(ctx), model: MODEL_DIR, clips: CLIPS, B: batch.B, S: batch.S, lengths: batch.lengths, timings, ...baseReport() },
+        rt,
+        weights,
+        cache,
+        batch,
+        encoder,
+        modelDir: MODEL_DIR,
+        report: {
+          adapter: describeAdapter(ctx),
+          model: MODEL_DIR,
+          clips: CLIPS,
+          B: batch.B,
+          S: batch.S,
+          lengths: batch.lengths,
+          timings,
+          ...baseReport(),
+        },
       };
     });
     after(() => {

@@ -18,11 +18,7 @@ export interface ErrStats {
 }
 
 /** Compare `got` (f32 from the GPU) with `ref` (float64) under a per-element `bound(i)`. */
-export function compareWithBound(
-  got: ArrayLike<number>,
-  ref: ArrayLike<number>,
-  bound: (i: number) => number,
-): ErrStats {
+export function compareWithBound(got: ArrayLike<number>, ref: ArrayLike<number>, bound: (i: number) => number): ErrStats {
   if (got.length < ref.length) throw new Error(`compare: got ${got.length} < ref ${ref.length}`);
   const n = ref.length;
   let maxAbsRef = 0;

@@ -94,7 +94,11 @@ describe('engine_embedding', () => {
       const r = bitExact(x, ref);
       console.log(`embedding ${c.name}: T=${T} C=${c.C} V=${c.V}, ${tiles.length} tile(s), ${r.mismatches} mismatches of ${ref.length}`);
       assert.equal(r.mismatches, 0, `first mismatch X[${r.first}] gpu=${x[r.first]} ref=${ref[r.first]}`);
-      for (const t of [2, 3, 4]) assert.ok(x.subarray(t * c.C, (t + 1) * c.C).every((v) => v === 0), `row ${t} not zero`);
+      for (const t of [2, 3, 4])
+        assert.ok(
+          x.subarray(t * c.C, (t + 1) * c.C).every((v) => v === 0),
+          `row ${t} not zero`,
+        );
     });
   }
 

@@ -38,7 +38,15 @@ import { describeAdapter, nodeF16Gpu } from '../support/node-gpu';
 import { loadDecoderWeights, lossAroundOneStep, tokenBatch, uniformTestTheta } from './decoder-parity-support';
 
 const CLIPS = ['en_01', 'es_02'];
-const ADAPTERS: AdapterConfig = { kind: 'lora', r: 4, alpha: 8, dropout: 0, seed: 3, targets: ['self_attn.q_proj', 'encoder_attn.v_proj'], layers: [0, 5] };
+const ADAPTERS: AdapterConfig = {
+  kind: 'lora',
+  r: 4,
+  alpha: 8,
+  dropout: 0,
+  seed: 3,
+  targets: ['self_attn.q_proj', 'encoder_attn.v_proj'],
+  layers: [0, 5],
+};
 
 const gpu = await nodeF16Gpu('engine-f16-decoder-test');
 const skip = 'skip' in gpu ? gpu.skip : false;
@@ -66,7 +74,9 @@ describe('f16 vs f32 storage, real Whisper base (shader-f16 adapter)', { skip },
       const cache = new EncoderKvCache(rt, weights);
       const t = performance.now();
       for (const c of clips) await cache.add(c.id, readF32(join(oracle.dir, c.encoder.file)));
-      console.log(`${st}: weights ${(weights.bytes / 1e6).toFixed(1)} MB, cross K/V of ${clips.length} clips ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      console.log(
+        `${st}: weights ${(weights.bytes / 1e6).toFixed(1)} MB, cross K/V of ${clips.length} clips ${((performance.now() - t) / 1000).toFixed(1)} s`,
+      );
       model[st] = { weights, cache, bytes: rt.memory().liveBytes - live0 };
     }
   });
@@ -86,7 +96,10 @@ describe('f16 vs f32 storage, real Whisper base (shader-f16 adapter)', { skip },
     assert.equal(bufferStorage(weights.embedTokens.parts[0].buffer), 'f16');
     assert.equal(bufferStorage(weights.layers[0].fc1.w), 'f16');
     assert.equal(bufferStorage(weights.layers[0].fc1.b!), 'f32');
-    const planned = decoderWeightSpecs(weights.dims).reduce((s, w) => s + Math.max(4, Math.ceil((w.elems * (w.vector ? 4 : 2)) / 4) * 4), 0);
+    const planned = decoderWeightSpecs(weights.dims).reduce(
+      (s, w) => s + Math.max(4, Math.ceil((w.elems * (w.vector ? 4 : 2)) / 4) * 4),
+      0,
+    );
     console.log(`weights: f16 ${weights.bytes} B (planned ${planned}), f32 ${model.f32.weights.bytes} B`);
     assert.equal(weights.bytes, planned);
     const e = cache.get(clips[0].id);
@@ -108,7 +121,10 @@ describe('f16 vs f32 storage, real Whisper base (shader-f16 adapter)', { skip },
       await rt.sync();
       const live0 = rt.memory().liveBytes;
       rt.resetPeak();
-      const eng = await WhisperDecoderEngine.create(rt, weights, { B: batch.B, S: batch.S }, adapters, cache, { theta, label: `f16test-engine[${st}]` });
+      const eng = await WhisperDecoderEngine.create(rt, weights, { B: batch.B, S: batch.S }, adapters, cache, {
+        theta,
+        label: `f16test-engine[${st}]`,
+      });
       try {
         const t = performance.now();
         const [l0, l1] = await lossAroundOneStep(eng, batch);
@@ -116,7 +132,9 @@ describe('f16 vs f32 storage, real Whisper base (shader-f16 adapter)', { skip },
         await eng.readState(); // a checkpoint's readback staging, as memory-plan.test.ts
         if (st === 'f16' && measure) f16EnginePeak = rt.memory().peakBytes - live0;
         losses[st] = [l0.ce, l1.ce];
-        console.log(`${st} [${adapters.targets!.join(', ')}]: CE ${l0.ce.toFixed(6)} (N=${l0.count}), after one step ${l1.ce.toFixed(6)} — ${((performance.now() - t) / 1000).toFixed(1)} s`);
+        console.log(
+          `${st} [${adapters.targets!.join(', ')}]: CE ${l0.ce.toFixed(6)} (N=${l0.count}), after one step ${l1.ce.toFixed(6)} — ${((performance.now() - t) / 1000).toFixed(1)} s`,
+        );
       } finally {
         eng.destroy();
       }
@@ -140,11 +158,19 @@ describe('f16 vs f32 storage, real Whisper base (shader-f16 adapter)', { skip },
     const { weights } = model.f16;
     const measured = model.f16.bytes + f16EnginePeak;
     const mplan = planMemory({
-      dims: weights.dims, adapters: ADAPTERS, batch: batch.B, tokens: batch.S, storage: 'f16', frames: model.f16.cache.frames,
-      limits: deviceLimits(rt.device, 64 * 2 ** 30, 'test adapter'), eval: null,
+      dims: weights.dims,
+      adapters: ADAPTERS,
+      batch: batch.B,
+      tokens: batch.S,
+      storage: 'f16',
+      frames: model.f16.cache.frames,
+      limits: deviceLimits(rt.device, 64 * 2 ** 30, 'test adapter'),
+      eval: null,
     });
     const rel = mplan.totalBytes / measured - 1;
-    console.log(`f16 plan ${fmtBytes(mplan.totalBytes)} vs measured ${fmtBytes(measured)}: ${(100 * rel).toFixed(2)} %\n  ${formatPlan(mplan)}`);
+    console.log(
+      `f16 plan ${fmtBytes(mplan.totalBytes)} vs measured ${fmtBytes(measured)}: ${(100 * rel).toFixed(2)} %\n  ${formatPlan(mplan)}`,
+    );
     assert.equal(mplan.weightsBytes, weights.bytes);
     assert.ok(Math.abs(rel) <= 0.1, `f16 plan ${mplan.totalBytes} vs measured ${measured}: ${(100 * rel).toFixed(1)} % > 10 %`);
   });
@@ -158,7 +184,8 @@ describe('f16 vs f32 storage, real Whisper base (shader-f16 adapter)', { skip },
         const t = performance.now();
         const res = await dec.generate(clips.map((c) => ({ utterance: c.id, language: c.language })));
         out[st] = res.map((r) => r.tokens);
-        for (const [i, r] of res.entries()) console.log(`${st} ${clips[i].id}: ${JSON.stringify(r.text)} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+        for (const [i, r] of res.entries())
+          console.log(`${st} ${clips[i].id}: ${JSON.stringify(r.text)} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
       } finally {
         dec.destroy();
       }

@@ -51,7 +51,11 @@ describe('f16 storage kernels (shader-f16 adapter)', { skip }, () => {
     return Float32Array.from(bits, halfBitsToFloat);
   };
 
-  for (const [M, N, K] of [[37, 70, 48], [64, 64, 64], [5, 130, 36]] as const) {
+  for (const [M, N, K] of [
+    [37, 70, 48],
+    [64, 64, 64],
+    [5, 130, 36],
+  ] as const) {
     for (const registerTiled of [false, true]) {
       test(`matmul_bias W f16 (and Y f16: the K/V cache) M=${M} N=${N} K=${K} ${registerTiled ? 'main_rt' : 'main'}`, async () => {
         const X = randomF32(M * K, 1 + M);
@@ -74,7 +78,12 @@ describe('f16 storage kernels (shader-f16 adapter)', { skip }, () => {
         [c1, c2].forEach((c) => c.destroy());
         [x, w, bb, y, yh].forEach((g) => g.destroy());
         const r1 = compare('Y (f32 out)', got, ref.y, (i) => errorBoundF32(K + 1, ref.absSum[i]));
-        const r2 = compare('Y (f16 out)', gotH, ref.y, (i) => errorBoundF32(K + 1, ref.absSum[i]) * (1 + 2 ** -11) + 2 ** -11 * Math.abs(ref.y[i]) + 2 ** -25);
+        const r2 = compare(
+          'Y (f16 out)',
+          gotH,
+          ref.y,
+          (i) => errorBoundF32(K + 1, ref.absSum[i]) * (1 + 2 ** -11) + 2 ** -11 * Math.abs(ref.y[i]) + 2 ** -25,
+        );
         console.log(`${r1.line}\n${r2.line}`);
         assert.ok(r1.ok, r1.line);
         assert.ok(r2.ok, r2.line);
@@ -146,10 +155,19 @@ describe('f16 storage kernels (shader-f16 adapter)', { skip }, () => {
       const Eh = roundToHalf(E);
       const ref = logitsCeForwardRef(H, Eh, targets, T, C, V);
       const dhRef = logitsCeBackwardRef(H, Eh, targets, T, C, V, 1, ref);
-      const got = await logitsCrossEntropy(rt, H, E, targets, { T, C, V }, { withGrad: true, storage: 'f16', maxTileRows: 256, registerTiled });
+      const got = await logitsCrossEntropy(
+        rt,
+        H,
+        E,
+        targets,
+        { T, C, V },
+        { withGrad: true, storage: 'f16', maxTileRows: 256, registerTiled },
+      );
       const bnd = logitsCeBounds(Eh, targets, T, C, V, got.tiles.length, ref, 1);
       const lossErr = Math.abs(got.loss - ref.loss);
-      console.log(`logits_ce f16: ${got.tiles.length} tiles, loss ${got.loss} ref ${ref.loss} |err| ${lossErr.toExponential(2)} bound ${bnd.loss.toExponential(2)}`);
+      console.log(
+        `logits_ce f16: ${got.tiles.length} tiles, loss ${got.loss} ref ${ref.loss} |err| ${lossErr.toExponential(2)} bound ${bnd.loss.toExponential(2)}`,
+      );
       assert.equal(got.tiles.length, 3);
       assert.equal(got.count, ref.count);
       assert.ok(lossErr <= bnd.loss, `loss ${got.loss} vs ${ref.loss}`);

@@ -73,7 +73,10 @@ describe('engine_gelu (exact erf GELU)', () => {
     assert.ok(maxRelErf < 1e-14, `erf64 rel err ${maxRelErf}`);
     assert.ok(maxRelErfc < 1e-14, `erfc64 rel err ${maxRelErfc}`);
     // continuity at the switches (erf: |x| = 3, erfc: x = 1)
-    for (const [f, at] of [[erf64, 3], [erfc64, 1]] as const) {
+    for (const [f, at] of [
+      [erf64, 3],
+      [erfc64, 1],
+    ] as const) {
       const below = f(at * (1 - 1e-15));
       const above = f(at);
       assert.ok(Math.abs(below - above) / above < 1e-13, `jump at ${at}: ${below} vs ${above}`);
@@ -151,7 +154,9 @@ describe('engine_gelu (exact erf GELU)', () => {
       const r = gelu64(tail[i]);
       maxRel = Math.max(maxRel, Math.abs(yt[i] - r) / Math.abs(r));
     }
-    console.log(`gelu forward left tail [−12, −1.3]: max rel err ${maxRel.toExponential(2)} (Φ down to ${normalCdf64(-12).toExponential(1)})`);
+    console.log(
+      `gelu forward left tail [−12, −1.3]: max rel err ${maxRel.toExponential(2)} (Φ down to ${normalCdf64(-12).toExponential(1)})`,
+    );
     assert.ok(maxRel < 2e-5, `left-tail relative error ${maxRel}`);
   });
 
@@ -185,7 +190,10 @@ describe('engine_gelu (exact erf GELU)', () => {
     const s = compareWithBound(got.subarray(0, n), ref, (i) => geluForwardTol(X[i], ref[i]));
     console.log(`gelu forward 2-D grid n=${n}: ${fmtStats(s)}`);
     assert.ok(s.firstBad < 0);
-    assert.ok(got.subarray(n).every((v) => v === 777), 'wrote past n');
+    assert.ok(
+      got.subarray(n).every((v) => v === 777),
+      'wrote past n',
+    );
   });
 
   test('no uncaptured GPU errors', () => {

@@ -117,15 +117,33 @@ describe('engine greedy decoding (WgslGreedyDecoder, real Whisper base)', () => 
       });
       console.log(`    p(token) ${r.tokenProbs!.map((p) => p.toFixed(3)).join(' ')}`);
       const lang = assets.generation.lang_to_id![`<|${c.language}|>`];
-      assert.deepEqual(r.prompt, [assets.generation.decoder_start_token_id, lang, assets.generation.task_to_id!.transcribe, assets.generation.no_timestamps_token_id]);
+      assert.deepEqual(r.prompt, [
+        assets.generation.decoder_start_token_id,
+        lang,
+        assets.generation.task_to_id!.transcribe,
+        assets.generation.no_timestamps_token_id,
+      ]);
     }
   });
 
   const CASES: { name: string; adapters: AdapterConfig; bScale: number }[] = [
-    { name: 'lora q,v all layers', adapters: { kind: 'lora', r: 8, alpha: 16, dropout: 0.05, seed: 7, targets: ['self_attn.q_proj', 'self_attn.v_proj'] }, bScale: 0.25 },
+    {
+      name: 'lora q,v all layers',
+      adapters: { kind: 'lora', r: 8, alpha: 16, dropout: 0.05, seed: 7, targets: ['self_attn.q_proj', 'self_attn.v_proj'] },
+      bScale: 0.25,
+    },
     {
       name: 'blora q, encoder_attn.v, fc2 of layers 1, 4',
-      adapters: { kind: 'blora', estimator: 'flipout', r: 4, alpha: 8, dropout: 0.05, seed: 9, targets: ['self_attn.q_proj', 'encoder_attn.v_proj', 'fc2'], layers: [1, 4] },
+      adapters: {
+        kind: 'blora',
+        estimator: 'flipout',
+        r: 4,
+        alpha: 8,
+        dropout: 0.05,
+        seed: 9,
+        targets: ['self_attn.q_proj', 'encoder_attn.v_proj', 'fc2'],
+        layers: [1, 4],
+      },
       bScale: 1,
     },
   ];
@@ -135,7 +153,11 @@ describe('engine greedy decoding (WgslGreedyDecoder, real Whisper base)', () => 
       assert.ok(frozen.size, 'needs the frozen transcripts of (a)');
       const plan = planAdapters(weights.dims, c.adapters);
       const theta = randomTheta(plan, 4321, c.bScale);
-      const gdec = await WgslGreedyDecoder.create(rt, weights, cache, assets, { maxBatch: 4, maxNewTokens: MAX_NEW_ADAPTED, label: `greedy-test[${c.name}]` });
+      const gdec = await WgslGreedyDecoder.create(rt, weights, cache, assets, {
+        maxBatch: 4,
+        maxNewTokens: MAX_NEW_ADAPTED,
+        label: `greedy-test[${c.name}]`,
+      });
       try {
         const wBefore = await rt.readF32(plan.modules[0] && weights.layers[plan.modules[0].layer].selfAttn.q.w);
         await gdec.setAdapter(plan, theta);
@@ -145,7 +167,14 @@ describe('engine greedy decoding (WgslGreedyDecoder, real Whisper base)', () => 
         let checked = 0;
         let maxUlpish = 0;
         for (const m of [plan.modules[0], plan.modules[plan.modules.length - 1]]) {
-          const lin = m.target === 'fc2' ? weights.layers[m.layer].fc2 : m.target === 'encoder_attn.v_proj' ? weights.layers[m.layer].crossAttn.v : m.target === 'self_attn.v_proj' ? weights.layers[m.layer].selfAttn.v : weights.layers[m.layer].selfAttn.q;
+          const lin =
+            m.target === 'fc2'
+              ? weights.layers[m.layer].fc2
+              : m.target === 'encoder_attn.v_proj'
+                ? weights.layers[m.layer].crossAttn.v
+                : m.target === 'self_attn.v_proj'
+                  ? weights.layers[m.layer].selfAttn.v
+                  : weights.layers[m.layer].selfAttn.q;
           assert.equal(lin.name, m.name);
           const W = await rt.readF32(lin.w, m.nOut * m.nIn);
           const merged = gdec.mergedWeight(m.name);
@@ -176,7 +205,9 @@ describe('engine greedy decoding (WgslGreedyDecoder, real Whisper base)', () => 
         const reqs = ADAPTED_CLIPS.map((id) => ({ utterance: id, language: clips.find((x) => x.id === id)!.language }));
         const t0 = performance.now();
         const res = await gdec.generate(reqs);
-        console.log(`generate (merged) ${reqs.length} clips: ${((performance.now() - t0) / 1000).toFixed(1)} s, ${gdec.stats.steps} steps (${Math.round(gdec.stats.stepMs / gdec.stats.steps)} ms/step)`);
+        console.log(
+          `generate (merged) ${reqs.length} clips: ${((performance.now() - t0) / 1000).toFixed(1)} s, ${gdec.stats.steps} steps (${Math.round(gdec.stats.stepMs / gdec.stats.steps)} ms/step)`,
+        );
         let changed = 0;
         for (const [b, r] of res.entries()) {
           const f = frozen.get(reqs[b].utterance)!;
@@ -227,7 +258,9 @@ describe('engine greedy decoding (WgslGreedyDecoder, real Whisper base)', () => 
             assert.equal(a, tok, `${reqs[b].utterance}: generated token ${i} is ${tok}, the training engine's argmax ${a}`);
           });
         });
-        console.log(`consistency: ${compared} generated tokens reproduced by the engine's argmax, ${skipped} positions skipped (argmax suppressed)`);
+        console.log(
+          `consistency: ${compared} generated tokens reproduced by the engine's argmax, ${skipped} positions skipped (argmax suppressed)`,
+        );
         assert.ok(skipped <= Math.max(1, compared / 10), `too many skipped positions (${skipped} of ${compared + skipped})`);
       } finally {
         gdec.destroy();

@@ -7,7 +7,13 @@ test('grid1d: ceil(items / per) workgroups, x ≤ maxDim, x·y covers them; chec
   assert.deepEqual(grid1d(0, 256), [0, 1, 1]);
   assert.deepEqual(grid1d(1000, 256), [4, 1, 1]);
   assert.deepEqual(grid1d(70_000), [65535, 2, 1]);
-  for (const [n, per, max] of [[1, 1, 4], [17, 1, 4], [1025, 64, 4], [10 ** 7, 256, 65535], [65535 * 3 + 1, 1, 65535]]) {
+  for (const [n, per, max] of [
+    [1, 1, 4],
+    [17, 1, 4],
+    [1025, 64, 4],
+    [10 ** 7, 256, 65535],
+    [65535 * 3 + 1, 1, 65535],
+  ]) {
     const [x, y, z] = grid1d(n, per, max);
     const groups = Math.ceil(n / per);
     assert.ok(x <= max && z === 1 && x * y >= groups && x * (y - 1) < groups, `${n}/${per} (max ${max}): ${x}×${y}`);
@@ -19,7 +25,10 @@ test('grid1d: ceil(items / per) workgroups, x ≤ maxDim, x·y covers them; chec
 
 test('UniformStruct: the WGSL struct and the packed words come from one table, values by name', async () => {
   const { UniformStruct } = await import('../../src/engine/kernels/uniform-pack');
-  const s = new UniformStruct('P', [['n', 'u32', 'rows'], ['scale', 'f32']] as const);
+  const s = new UniformStruct('P', [
+    ['n', 'u32', 'rows'],
+    ['scale', 'f32'],
+  ] as const);
   assert.equal(s.wgsl(), 'struct P {\n  n: u32,     // rows\n  scale: f32,\n  _tail0: u32,\n  _tail1: u32,\n}');
   const words = new DataView(s.pack({ n: 7, scale: 0.5 }).bytes());
   assert.equal(words.byteLength, 16);

@@ -49,7 +49,11 @@ describe('engine kl', () => {
       }
     }
     // Regime switch at ρ = −20 (exp vs softplus) is continuous to ~1e-9 relative.
-    for (const [f, name] of [[softplusRef, 'softplus'], [sigmoidOverSoftplusRef, 'sigmoid/softplus'], [logSoftplusRef, 'log softplus']] as const) {
+    for (const [f, name] of [
+      [softplusRef, 'softplus'],
+      [sigmoidOverSoftplusRef, 'sigmoid/softplus'],
+      [logSoftplusRef, 'log softplus'],
+    ] as const) {
       const a = f(-20 - 1e-12);
       const b = f(-20 + 1e-12);
       assert.ok(Math.abs(a - b) <= 1e-8 * Math.abs(a), `${name} jump at −20: ${a} vs ${b}`);
@@ -57,7 +61,7 @@ describe('engine kl', () => {
     assert.ok(Math.abs(sigmoidRef(-50) / softplusRef(-50) - 1) < 1e-15);
   });
 
-  test('FD check of the float64 reference with log(σ + ε), ε = 1e-6 (the authors\' KL)', () => {
+  test("FD check of the float64 reference with log(σ + ε), ε = 1e-6 (the authors' KL)", () => {
     const mu = Float64Array.from(randomF32(40, 3, -0.05, 0.05));
     const rho = Float64Array.from(randomF32(40, 4, -9, 2));
     rho[2] = -13; // σ ≈ 2e-6 ~ ε: both terms of σ + ε matter
@@ -72,10 +76,18 @@ describe('engine kl', () => {
     const exact = klRef(mu, rho, SIGMA_P);
     // the noiseless element: ~50 − 13.8 nats less, and its ρ gradient from the log term gone
     assert.ok(Math.abs((exact.kl - an.kl) * 40 - (50 + Math.log(eps))) < 0.5, `KL difference ${(exact.kl - an.kl) * 40}`);
-    assert.ok(Math.abs(an.drho[6]) < 1e-12 && Math.abs(exact.drho[6] + 1 / 40) < 1e-9, `dρ at −50: ${an.drho[6]} vs exact ${exact.drho[6]}`);
+    assert.ok(
+      Math.abs(an.drho[6]) < 1e-12 && Math.abs(exact.drho[6] + 1 / 40) < 1e-9,
+      `dρ at −50: ${an.drho[6]} vs exact ${exact.drho[6]}`,
+    );
   });
 
-  for (const [n, eps] of [[1, 0], [1000, 0], [300_001, 0], [1000, 1e-6]] as const) {
+  for (const [n, eps] of [
+    [1, 0],
+    [1000, 0],
+    [300_001, 0],
+    [1000, 1e-6],
+  ] as const) {
     test(`GPU vs float64 reference, n=${n}${eps ? `, log(σ + ${eps})` : ''}`, async () => {
       const mu = randomF32(n, 10 + n, -0.05, 0.05);
       const rho = rhoValues(n, 20 + n);
@@ -93,7 +105,11 @@ describe('engine kl', () => {
         grads: rt.upload('kl-test:grads', grads0),
         klOut: rt.upload('kl-test:out', new Float32Array([7, 7, 7])),
       };
-      const call = await prepareKl(rt, { n, muOff, rhoOff, gradMuOff, gradRhoOff, slot: 1, sigmaPrior: SIGMA_P, beta: BETA, logEps: eps }, b);
+      const call = await prepareKl(
+        rt,
+        { n, muOff, rhoOff, gradMuOff, gradRhoOff, slot: 1, sigmaPrior: SIGMA_P, beta: BETA, logEps: eps },
+        b,
+      );
       call.run();
       const [out, grads] = await Promise.all([rt.readF32(b.klOut, 3), rt.readF32(b.grads, 2 * n + 1)]);
       call.destroy();
@@ -121,15 +137,23 @@ describe('engine kl', () => {
       assert.equal(out[2], 7);
       // Gradients: per element, grad0 + β·g with g evaluated to a few ulp of its two pieces; exp's
       // WGSL accuracy 3 + 2|x| ulp is the dominant allowance for |ρ| up to 100.
-      const gmu = compare('β·dμ + g0', grads.subarray(gradMuOff, gradMuOff + n), ref.dmu.map((v, i) => grads0[gradMuOff + i] + BETA * v), (i) =>
-        8 * U32 * (Math.abs(BETA * ref.dmu[i]) + Math.abs(grads0[gradMuOff + i])),
+      const gmu = compare(
+        'β·dμ + g0',
+        grads.subarray(gradMuOff, gradMuOff + n),
+        ref.dmu.map((v, i) => grads0[gradMuOff + i] + BETA * v),
+        (i) => 8 * U32 * (Math.abs(BETA * ref.dmu[i]) + Math.abs(grads0[gradMuOff + i])),
       );
-      const grho = compare('β·dρ + g0', grads.subarray(gradRhoOff, gradRhoOff + n), ref.drho.map((v, i) => grads0[gradRhoOff + i] + BETA * v), (i) => {
-        const r = rho[i];
-        const pieceA = (softplusRef(r) * sigmoidRef(r)) / vp;
-        const pieceB = sigOverS(r);
-        return (16 + 4 * Math.abs(r)) * U32 * (BETA / n) * (pieceA + pieceB) + 2 * U32 * Math.abs(grads0[gradRhoOff + i]);
-      });
+      const grho = compare(
+        'β·dρ + g0',
+        grads.subarray(gradRhoOff, gradRhoOff + n),
+        ref.drho.map((v, i) => grads0[gradRhoOff + i] + BETA * v),
+        (i) => {
+          const r = rho[i];
+          const pieceA = (softplusRef(r) * sigmoidRef(r)) / vp;
+          const pieceB = sigOverS(r);
+          return (16 + 4 * Math.abs(r)) * U32 * (BETA / n) * (pieceA + pieceB) + 2 * U32 * Math.abs(grads0[gradRhoOff + i]);
+        },
+      );
       for (const r of [gmu, grho]) {
         console.log(`n=${n} ${r.line}`);
         assert.ok(r.ok, r.line);

@@ -7,12 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { GpuContext } from '../../src/gpu/device';
 import type { GpuRuntime } from '../../src/gpu/runtime';
-import {
-  layernormBackward,
-  layernormForward,
-  prepareLayernormBackward,
-  prepareLayernormForward,
-} from '../../src/engine/kernels/layernorm';
+import { layernormBackward, layernormForward, prepareLayernormBackward, prepareLayernormForward } from '../../src/engine/kernels/layernorm';
 import {
   layernormBackwardBounds,
   layernormBackwardRef,
@@ -147,7 +142,11 @@ describe('engine_layernorm', () => {
     const rstd = await rt.readF32(bufs.rstd, T);
     const dx = await rt.readF32(bufs.dx, T * C);
     const tails = [await rt.readF32(bufs.y, T * C + 64), await rt.readF32(bufs.dx, T * C + 64)];
-    for (const tail of tails) assert.ok(tail.subarray(T * C).every((v) => v === 777), 'wrote past T·C');
+    for (const tail of tails)
+      assert.ok(
+        tail.subarray(T * C).every((v) => v === 777),
+        'wrote past T·C',
+      );
     fwd.destroy();
     bwd.destroy();
     for (const b of Object.values(bufs)) b.destroy();

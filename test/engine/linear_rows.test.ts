@@ -89,7 +89,12 @@ describe('engine linear_rows (few-rows Linear forward)', () => {
         await prepareLinearRows(
           rt,
           { M, N: rows, K },
-          { x, w: { buffer: e, offset: v0 * K * 4, size: rows * K * 4 }, bias: null, y: { buffer: y, offset: M * v0 * 4, size: M * rows * 4 } },
+          {
+            x,
+            w: { buffer: e, offset: v0 * K * 4, size: rows * K * 4 },
+            bias: null,
+            y: { buffer: y, offset: M * v0 * 4, size: M * rows * 4 },
+          },
           `lr-test:tile ${v0}`,
         ),
       );

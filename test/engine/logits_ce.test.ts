@@ -157,7 +157,9 @@ describe('engine_logits_ce', () => {
     assert.equal(one.tiles.length, 1);
     assert.equal(five.tiles.length, 5);
     assert.deepEqual(Array.from(one.argmax), Array.from(five.argmax));
-    console.log(`1 vs 5 tiles: loss ${one.loss} vs ${five.loss}, max|ΔdH|=${Math.max(...one.dh!.map((v, i) => Math.abs(v - five.dh![i]))).toExponential(2)}`);
+    console.log(
+      `1 vs 5 tiles: loss ${one.loss} vs ${five.loss}, max|ΔdH|=${Math.max(...one.dh!.map((v, i) => Math.abs(v - five.dh![i]))).toExponential(2)}`,
+    );
     assert.ok(Math.abs(one.loss - five.loss) < 1e-5);
   });
 
@@ -172,13 +174,24 @@ describe('engine_logits_ce', () => {
     const e = rt.upload('ce_acc:E', E);
     const tg = rt.upload('ce_acc:targets', targets);
     const prev = randomF32(T * C, 73);
-    const dh = rt.upload('ce_acc:dH', Float32Array.from({ length: T * C + 64 }, (_, i) => (i < T * C ? prev[i] : 777)));
-    const call = await prepareLogitsCe(rt, { T, C, V }, { h, E: e, targets: tg, dh }, { accumulate: true, maxTileRows: 8, splitK: 3, label: 'ce_acc' });
+    const dh = rt.upload(
+      'ce_acc:dH',
+      Float32Array.from({ length: T * C + 64 }, (_, i) => (i < T * C ? prev[i] : 777)),
+    );
+    const call = await prepareLogitsCe(
+      rt,
+      { T, C, V },
+      { h, E: e, targets: tg, dh },
+      { accumulate: true, maxTileRows: 8, splitK: 3, label: 'ce_acc' },
+    );
     call.setLossScale(0.25);
     call.forward();
     call.backward();
     const got = await rt.readF32(dh, T * C);
-    assert.ok((await rt.readF32(dh, T * C + 64)).subarray(T * C).every((v) => v === 777), 'dH written past T·C');
+    assert.ok(
+      (await rt.readF32(dh, T * C + 64)).subarray(T * C).every((v) => v === 777),
+      'dH written past T·C',
+    );
     const ref = logitsCeForwardRef(H, E, targets, T, C, V);
     const dRef = logitsCeBackwardRef(H, E, targets, T, C, V, 0.25, ref).map((v, i) => v + prev[i]);
     const bnd = logitsCeBounds(E, targets, T, C, V, call.tiles.length, ref, 0.25);
@@ -193,7 +206,10 @@ describe('engine_logits_ce', () => {
     const l = await call.readLoss();
     const g = await rt.readF32(dh, T * C);
     assert.deepEqual([l.loss, l.count], [0, 0]);
-    assert.ok(g.every((v) => v === 3), 'all-padding batch must add nothing to dH');
+    assert.ok(
+      g.every((v) => v === 3),
+      'all-padding batch must add nothing to dH',
+    );
     call.destroy();
     for (const b of [h, e, tg, dh]) b.destroy();
   });
@@ -211,7 +227,9 @@ describe('engine_logits_ce', () => {
     const ref = logitsCeForwardRef(H, E, targets, T, C, V);
     const dhRef = logitsCeBackwardRef(H, E, targets, T, C, V, 1, ref);
     const bnd = logitsCeBounds(E, targets, T, C, V, got.tiles.length, ref, 1);
-    console.log(`logits_ce V=${V}: GPU forward+backward ${ms.toFixed(0)} ms (incl. upload of E, ${((V * C * 4) / 2 ** 20).toFixed(1)} MiB)`);
+    console.log(
+      `logits_ce V=${V}: GPU forward+backward ${ms.toFixed(0)} ms (incl. upload of E, ${((V * C * 4) / 2 ** 20).toFixed(1)} MiB)`,
+    );
     assert.equal(got.tiles.length, 7);
     report(`V=${V} C=${C} T=${T}`, got, ref, dhRef, bnd, targets, { T, V });
   });

@@ -47,7 +47,10 @@ const CASES: Case[] = [
 const SEED: [number, number] = [0x0badcafe, 7];
 const SEED_BIG = (7n << 32n) | 0x0badcafen;
 
-function makeParams(c: Case, seed: number): AdapterRefParams & { muA: Float32Array; rhoA: Float32Array; muB: Float32Array; rhoB: Float32Array } {
+function makeParams(
+  c: Case,
+  seed: number,
+): AdapterRefParams & { muA: Float32Array; rhoA: Float32Array; muB: Float32Array; rhoB: Float32Array } {
   const nA = c.r * c.nIn;
   const nB = c.nOut * c.r;
   const bound = 1 / Math.sqrt(c.nIn);
@@ -61,8 +64,19 @@ function makeParams(c: Case, seed: number): AdapterRefParams & { muA: Float32Arr
 
 function refCfg(c: Case, step: number, abs = false): AdapterRefConfig {
   return {
-    T: c.T, nIn: c.nIn, r: c.r, nOut: c.nOut, alpha: 2 * c.r, modeA: c.modeA, modeB: c.modeB,
-    seed: SEED, step, tensorA: 2 * 3, tensorB: 2 * 3 + 1, dropout: c.dropout, abs,
+    T: c.T,
+    nIn: c.nIn,
+    r: c.r,
+    nOut: c.nOut,
+    alpha: 2 * c.r,
+    modeA: c.modeA,
+    modeB: c.modeB,
+    seed: SEED,
+    step,
+    tensorA: 2 * 3,
+    tensorB: 2 * 3 + 1,
+    dropout: c.dropout,
+    abs,
   };
 }
 
@@ -74,21 +88,50 @@ function oracleForward(x: ArrayLike<number>, P: AdapterRefParams, c: AdapterRefC
   const noise = materializeAdapterNoise(c);
   const mm = (X: ArrayLike<number>, W: ArrayLike<number>, T: number, nIn: number, nOut: number): Float64Array => {
     const Y = new Float64Array(T * nOut); // X · Wᵀ
-    for (let t = 0; t < T; t++) for (let o = 0; o < nOut; o++) for (let k = 0; k < nIn; k++) Y[t * nOut + o] += X[t * nIn + k] * W[o * nIn + k];
+    for (let t = 0; t < T; t++)
+      for (let o = 0; o < nOut; o++) for (let k = 0; k < nIn; k++) Y[t * nOut + o] += X[t * nIn + k] * W[o * nIn + k];
     return Y;
   };
   const sp = (r: number): number => (r < -20 ? Math.exp(r) : Math.log1p(Math.exp(r)));
-  const factor = (X: ArrayLike<number>, mu: ArrayLike<number>, rho: ArrayLike<number> | undefined, mode: LoraMode, nz: FactorNoiseArrays, T: number, nIn: number, nOut: number) => {
+  const factor = (
+    X: ArrayLike<number>,
+    mu: ArrayLike<number>,
+    rho: ArrayLike<number> | undefined,
+    mode: LoraMode,
+    nz: FactorNoiseArrays,
+    T: number,
+    nIn: number,
+    nOut: number,
+  ) => {
     if (mode === 'det') return mm(X, mu, T, nIn, nOut);
     const sigma = Array.from(rho!, sp);
-    if (mode === 'bbb') return mm(X, Array.from(mu, (m, i) => m + sigma[i] * nz.eps![i]), T, nIn, nOut);
+    if (mode === 'bbb')
+      return mm(
+        X,
+        Array.from(mu, (m, i) => m + sigma[i] * nz.eps![i]),
+        T,
+        nIn,
+        nOut,
+      );
     if (mode === 'flipout') {
       const a = mm(X, mu, T, nIn, nOut);
-      const b = mm(Array.from(X, (v, i) => v * nz.signIn![i]), sigma.map((s, i) => s * nz.eps![i]), T, nIn, nOut);
+      const b = mm(
+        Array.from(X, (v, i) => v * nz.signIn![i]),
+        sigma.map((s, i) => s * nz.eps![i]),
+        T,
+        nIn,
+        nOut,
+      );
       return a.map((v, i) => v + b[i] * nz.signOut![i]);
     }
     const mean = mm(X, mu, T, nIn, nOut);
-    const vr = mm(Array.from(X, (v) => v * v), sigma.map((s) => s * s), T, nIn, nOut);
+    const vr = mm(
+      Array.from(X, (v) => v * v),
+      sigma.map((s) => s * s),
+      T,
+      nIn,
+      nOut,
+    );
     return mean.map((m, i) => m + Math.sqrt(vr[i] + 1e-8) * nz.xi![i]);
   };
   const hIn = noise.dropoutMask ? Array.from(x, (v, i) => v * noise.dropoutMask![i]) : x;
@@ -128,18 +171,16 @@ describe('engine lora / blora', () => {
       const P = makeParams(small, 11);
       const th = {
         x: Float64Array.from(randomF32(small.T * small.nIn, 21)),
-        muA: Float64Array.from(P.muA), rhoA: Float64Array.from(P.rhoA),
-        muB: Float64Array.from(P.muB), rhoB: Float64Array.from(P.rhoB),
+        muA: Float64Array.from(P.muA),
+        rhoA: Float64Array.from(P.rhoA),
+        muB: Float64Array.from(P.muB),
+        rhoB: Float64Array.from(P.rhoB),
       };
       const G = Float64Array.from(randomF32(small.T * small.nOut, 22));
       const cfg = refCfg(small, 5);
       const loss = (): number => dot(G, loraAdapterForwardRef(th.x, th, cfg).dy);
       const an = loraAdapterBackwardRef(th.x, th, G, cfg);
-      const checks = [
-        fdCheck('dx', th.x, an.dx, loss),
-        fdCheck('dμA', th.muA, an.dmuA, loss),
-        fdCheck('dμB', th.muB, an.dmuB, loss),
-      ];
+      const checks = [fdCheck('dx', th.x, an.dx, loss), fdCheck('dμA', th.muA, an.dmuA, loss), fdCheck('dμB', th.muB, an.dmuB, loss)];
       if (c.modeA !== 'det') checks.push(fdCheck('dρA', th.rhoA, an.drhoA, loss));
       if (c.modeB !== 'det') checks.push(fdCheck('dρB', th.rhoB, an.drhoB, loss));
       for (const r of checks) {
@@ -179,16 +220,25 @@ describe('engine lora / blora', () => {
       const step = 12;
       const call = await prepareLoraAdapter(
         rt,
-        { T: c.T, nIn: c.nIn, r: c.r, nOut: c.nOut, alpha: 2 * c.r, modeA: c.modeA, modeB: c.modeB, seed: SEED_BIG, moduleId: 3, dropout: c.dropout, off, gradOff },
+        {
+          T: c.T,
+          nIn: c.nIn,
+          r: c.r,
+          nOut: c.nOut,
+          alpha: 2 * c.r,
+          modeA: c.modeA,
+          modeB: c.modeB,
+          seed: SEED_BIG,
+          moduleId: 3,
+          dropout: c.dropout,
+          off,
+          gradOff,
+        },
         b,
       );
       call.forward(step);
       call.backward(step);
-      const [y, dx, grads] = await Promise.all([
-        rt.readF32(b.y, c.T * c.nOut),
-        rt.readF32(b.dx, c.T * c.nIn),
-        rt.readF32(b.grads, nTheta),
-      ]);
+      const [y, dx, grads] = await Promise.all([rt.readF32(b.y, c.T * c.nOut), rt.readF32(b.dx, c.T * c.nIn), rt.readF32(b.grads, nTheta)]);
 
       const cfg = refCfg(c, step);
       const fw = loraAdapterForwardRef(x, P, cfg);
@@ -200,17 +250,63 @@ describe('engine lora / blora', () => {
       // (softplus, Box–Muller, sqrt, ÷AUX, sigmoid: each a few ulp, all relative to the same terms);
       // plus u·|initial| for the accumulation into an existing value.
       const n = c.nIn + c.r + 16;
-      const bnd = (absArr: ArrayLike<number>, init: ArrayLike<number>, io = 0) => (i: number) =>
-        2 * n * U32 * absArr[i] + U32 * Math.abs(init[io + i]);
+      const bnd =
+        (absArr: ArrayLike<number>, init: ArrayLike<number>, io = 0) =>
+        (i: number) =>
+          2 * n * U32 * absArr[i] + U32 * Math.abs(init[io + i]);
       const results = [
-        compare('y = y0 + Δy', y, fw.dy.map((v, i) => y0[i] + v), bnd(fwAbs.dy, y0)),
-        compare('dx = dx0 + ∂', dx, bw.dx.map((v, i) => dx0[i] + v), bnd(bwAbs.dx, dx0)),
-        compare('dμA', grads.subarray(gradOff.muA, gradOff.muA + nA), bw.dmuA.map((v, i) => grads0[gradOff.muA + i] + v), bnd(bwAbs.dmuA, grads0, gradOff.muA)),
-        compare('dμB', grads.subarray(gradOff.muB, gradOff.muB + nB), bw.dmuB.map((v, i) => grads0[gradOff.muB + i] + v), bnd(bwAbs.dmuB, grads0, gradOff.muB)),
+        compare(
+          'y = y0 + Δy',
+          y,
+          fw.dy.map((v, i) => y0[i] + v),
+          bnd(fwAbs.dy, y0),
+        ),
+        compare(
+          'dx = dx0 + ∂',
+          dx,
+          bw.dx.map((v, i) => dx0[i] + v),
+          bnd(bwAbs.dx, dx0),
+        ),
+        compare(
+          'dμA',
+          grads.subarray(gradOff.muA, gradOff.muA + nA),
+          bw.dmuA.map((v, i) => grads0[gradOff.muA + i] + v),
+          bnd(bwAbs.dmuA, grads0, gradOff.muA),
+        ),
+        compare(
+          'dμB',
+          grads.subarray(gradOff.muB, gradOff.muB + nB),
+          bw.dmuB.map((v, i) => grads0[gradOff.muB + i] + v),
+          bnd(bwAbs.dmuB, grads0, gradOff.muB),
+        ),
       ];
-      if (c.modeA !== 'det') results.push(compare('dρA', grads.subarray(gradOff.rhoA, gradOff.rhoA + nA), bw.drhoA.map((v, i) => grads0[gradOff.rhoA + i] + v), bnd(bwAbs.drhoA, grads0, gradOff.rhoA)));
-      else results.push(compare('ρA slot untouched', grads.subarray(gradOff.rhoA, gradOff.rhoA + nA), grads0.subarray(gradOff.rhoA, gradOff.rhoA + nA), () => 0));
-      if (c.modeB !== 'det') results.push(compare('dρB', grads.subarray(gradOff.rhoB, gradOff.rhoB + nB), bw.drhoB.map((v, i) => grads0[gradOff.rhoB + i] + v), bnd(bwAbs.drhoB, grads0, gradOff.rhoB)));
+      if (c.modeA !== 'det')
+        results.push(
+          compare(
+            'dρA',
+            grads.subarray(gradOff.rhoA, gradOff.rhoA + nA),
+            bw.drhoA.map((v, i) => grads0[gradOff.rhoA + i] + v),
+            bnd(bwAbs.drhoA, grads0, gradOff.rhoA),
+          ),
+        );
+      else
+        results.push(
+          compare(
+            'ρA slot untouched',
+            grads.subarray(gradOff.rhoA, gradOff.rhoA + nA),
+            grads0.subarray(gradOff.rhoA, gradOff.rhoA + nA),
+            () => 0,
+          ),
+        );
+      if (c.modeB !== 'det')
+        results.push(
+          compare(
+            'dρB',
+            grads.subarray(gradOff.rhoB, gradOff.rhoB + nB),
+            bw.drhoB.map((v, i) => grads0[gradOff.rhoB + i] + v),
+            bnd(bwAbs.drhoB, grads0, gradOff.rhoB),
+          ),
+        );
       for (const r of results) console.log(`${c.name} ${r.line}`);
       for (const r of results) assert.ok(r.ok, `${c.name} ${r.line}`);
 

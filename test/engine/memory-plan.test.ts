@@ -19,7 +19,15 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type AdapterConfig, mulberry32 } from '../../src/engine/adapters';
 import { EncoderKvCache, prepareDecoder } from '../../src/engine/decoder';
-import { decoderDimsFromConfig, deviceLimits, fmtBytes, formatPlan, kvCacheBytesPerUtterance, planMemory, WEBGPU_DEFAULT_LIMITS } from '../../src/engine/memory-plan';
+import {
+  decoderDimsFromConfig,
+  deviceLimits,
+  fmtBytes,
+  formatPlan,
+  kvCacheBytesPerUtterance,
+  planMemory,
+  WEBGPU_DEFAULT_LIMITS,
+} from '../../src/engine/memory-plan';
 import type { GpuContext } from '../../src/gpu/device';
 import type { GpuRuntime } from '../../src/gpu/runtime';
 import { WHISPER_MODELS } from '../../src/model/hub';
@@ -38,12 +46,41 @@ interface Shape {
   S: number;
   adapters: AdapterConfig;
 }
-const W = (C: number, H: number, F: number, V: number, L: number): TinyWhisperDims => ({ d_model: C, heads: H, ffn: F, layers: L, vocab: V, positions: 448 });
-const ad = (kind: 'lora' | 'blora', targets: AdapterConfig['targets']): AdapterConfig => ({ kind, estimator: 'flipout', r: 8, alpha: 16, dropout: 0.05, seed: 5, targets });
+const W = (C: number, H: number, F: number, V: number, L: number): TinyWhisperDims => ({
+  d_model: C,
+  heads: H,
+  ffn: F,
+  layers: L,
+  vocab: V,
+  positions: 448,
+});
+const ad = (kind: 'lora' | 'blora', targets: AdapterConfig['targets']): AdapterConfig => ({
+  kind,
+  estimator: 'flipout',
+  r: 8,
+  alpha: 16,
+  dropout: 0.05,
+  seed: 5,
+  targets,
+});
 const SHAPES: Shape[] = [
   { name: 'base', dims: null, frames: 1500, B: 2, S: 16, adapters: ad('blora', ['self_attn.q_proj', 'self_attn.v_proj']) },
-  { name: 'small-width', dims: W(768, 12, 3072, 51865, 2), frames: 200, B: 2, S: 10, adapters: ad('blora', ['self_attn.q_proj', 'self_attn.v_proj', 'encoder_attn.k_proj', 'encoder_attn.v_proj']) },
-  { name: 'large-v3-turbo-width', dims: W(1280, 20, 5120, 51866, 2), frames: 200, B: 2, S: 10, adapters: ad('lora', ['self_attn.q_proj', 'self_attn.v_proj', 'fc1']) },
+  {
+    name: 'small-width',
+    dims: W(768, 12, 3072, 51865, 2),
+    frames: 200,
+    B: 2,
+    S: 10,
+    adapters: ad('blora', ['self_attn.q_proj', 'self_attn.v_proj', 'encoder_attn.k_proj', 'encoder_attn.v_proj']),
+  },
+  {
+    name: 'large-v3-turbo-width',
+    dims: W(1280, 20, 5120, 51866, 2),
+    frames: 200,
+    B: 2,
+    S: 10,
+    adapters: ad('lora', ['self_attn.q_proj', 'self_attn.v_proj', 'fc1']),
+  },
 ];
 const TOL = 0.1;
 
@@ -71,7 +108,11 @@ describe('memory plan vs GpuRuntime peak', () => {
       const cache = new EncoderKvCache(rt, weights, { frames: E });
       const rnd = mulberry32(3);
       const utts = Array.from({ length: B }, (_, b) => `u${b}`);
-      for (const u of utts) await cache.add(u, Float32Array.from({ length: E * C }, () => Math.sqrt(3) * (2 * rnd() - 1)));
+      for (const u of utts)
+        await cache.add(
+          u,
+          Float32Array.from({ length: E * C }, () => Math.sqrt(3) * (2 * rnd() - 1)),
+        );
       const engine = await prepareDecoder(rt, weights, { B, S }, shape.adapters, cache, { label: `mem-${shape.name}` });
       const ids = Array.from({ length: B * S }, () => Math.floor(rnd() * V));
       engine.setBatch({ inputIds: ids, labels: ids.map((_, i) => (i % S === S - 1 ? -100 : ids[(i + 1) % ids.length])), utterances: utts });
@@ -86,8 +127,14 @@ describe('memory plan vs GpuRuntime peak', () => {
       const top = rt.memory(6).top;
 
       const plan = planMemory({
-        dims: weights.dims, adapters: shape.adapters, batch: B, tokens: S, storage: 'f32', frames: E,
-        limits: deviceLimits(rt.device, 64 * 2 ** 30, 'test adapter'), eval: null,
+        dims: weights.dims,
+        adapters: shape.adapters,
+        batch: B,
+        tokens: S,
+        storage: 'f32',
+        frames: E,
+        limits: deviceLimits(rt.device, 64 * 2 ** 30, 'test adapter'),
+        eval: null,
       });
       const rel = plan.totalBytes / measured - 1;
       const rest = `beyond the weights ${(100 * ((plan.totalBytes - plan.weightsBytes) / (measured - weights.bytes) - 1)).toFixed(2)} %`;
@@ -115,17 +162,29 @@ describe('memory plan vs GpuRuntime peak', () => {
 test('plan table: per-size numbers, limits, fixes (no GPU)', () => {
   const dims = (name: string) => {
     const m = WHISPER_MODELS.find((x) => x.name === name)!;
-    return decoderDimsFromConfig({ d_model: m.dModel, decoder_layers: m.decoderLayers, decoder_attention_heads: m.heads, vocab_size: m.vocab });
+    return decoderDimsFromConfig({
+      d_model: m.dModel,
+      decoder_layers: m.decoderLayers,
+      decoder_attention_heads: m.heads,
+      vocab_size: m.vocab,
+    });
   };
   // the issue's K/V numbers: 39 MB base, ≈ 110 MB small (f32), 69 MB large-v3-turbo
-  const cases: [string, number][] = [['whisper-base', 39.9e6], ['whisper-small', 115.2e6], ['whisper-large-v3-turbo', 69.1e6]];
+  const cases: [string, number][] = [
+    ['whisper-base', 39.9e6],
+    ['whisper-small', 115.2e6],
+    ['whisper-large-v3-turbo', 69.1e6],
+  ];
   for (const [name, kv] of cases) {
     const d = dims(name);
     assert.ok(Math.abs(kvCacheBytesPerUtterance(d) - kv) < 0.1e6, `${name}: K/V ${kvCacheBytesPerUtterance(d)}`);
     const f32 = planMemory({ dims: d, adapters: { kind: 'blora', r: 8 }, batch: 8, tokens: 64, storage: 'f32' });
     const f16 = planMemory({ dims: d, adapters: { kind: 'blora', r: 8 }, batch: 8, tokens: 64, storage: 'f16' });
     // f16 halves the matrices; biases and layer norms (≈ 0.1–0.2 % of the weights) stay f32
-    assert.ok(f16.weightsBytes > f32.weightsBytes / 2 && f16.weightsBytes < 0.502 * f32.weightsBytes, `${name}: f16 weights ${f16.weightsBytes} vs f32 ${f32.weightsBytes}`);
+    assert.ok(
+      f16.weightsBytes > f32.weightsBytes / 2 && f16.weightsBytes < 0.502 * f32.weightsBytes,
+      `${name}: f16 weights ${f16.weightsBytes} vs f32 ${f32.weightsBytes}`,
+    );
     // K/V: 2L tensors halve, the encoder states (E, C) stay f32
     assert.equal(f16.kvBytesPerUtterance, (2 * d.L * 2 + 4) * 1500 * d.C);
     assert.equal(f16.adapterStateBytes, f32.adapterStateBytes, 'adapter state stays f32');
@@ -136,15 +195,33 @@ test('plan table: per-size numbers, limits, fixes (no GPU)', () => {
   assert.ok(base.fits, formatPlan(base));
   // large-v3 f32 with every target at batch 64: over a 4 GiB budget; the fix names a smaller batch and f16
   const big = planMemory({
-    dims: dims('whisper-large-v3'), batch: 64, tokens: 128, storage: 'f32', utterances: 64,
-    adapters: { kind: 'blora', r: 16, targets: ['self_attn.q_proj', 'self_attn.v_proj', 'encoder_attn.k_proj', 'encoder_attn.v_proj', 'fc1', 'fc2'] },
+    dims: dims('whisper-large-v3'),
+    batch: 64,
+    tokens: 128,
+    storage: 'f32',
+    utterances: 64,
+    adapters: {
+      kind: 'blora',
+      r: 16,
+      targets: ['self_attn.q_proj', 'self_attn.v_proj', 'encoder_attn.k_proj', 'encoder_attn.v_proj', 'fc1', 'fc2'],
+    },
   });
   assert.equal(big.fits, false);
   assert.ok(big.problems.length >= 1, big.problems.join('; '));
-  assert.ok(big.fixes.some((f) => /smaller batch|fewer targets|f16/.test(f)), big.fixes.join('; '));
+  assert.ok(
+    big.fixes.some((f) => /smaller batch|fewer targets|f16/.test(f)),
+    big.fixes.join('; '),
+  );
   console.log(formatPlan(big));
   // a binding over 128 MiB: the batch's cross K copy (32·1500, 1280) f32 = 246 MB → the largest batch under 128 MiB is 17
-  const wide = planMemory({ dims: dims('whisper-large-v3-turbo'), adapters: { kind: 'lora', r: 8, targets: ['self_attn.q_proj', 'self_attn.v_proj', 'encoder_attn.k_proj', 'encoder_attn.v_proj'] }, batch: 32, tokens: 32, storage: 'f32', limits: { ...WEBGPU_DEFAULT_LIMITS, budgetBytes: 64 * 2 ** 30 } });
+  const wide = planMemory({
+    dims: dims('whisper-large-v3-turbo'),
+    adapters: { kind: 'lora', r: 8, targets: ['self_attn.q_proj', 'self_attn.v_proj', 'encoder_attn.k_proj', 'encoder_attn.v_proj'] },
+    batch: 32,
+    tokens: 32,
+    storage: 'f32',
+    limits: { ...WEBGPU_DEFAULT_LIMITS, budgetBytes: 64 * 2 ** 30 },
+  });
   assert.equal(wide.fits, false, formatPlan(wide));
   assert.ok(wide.fixes.includes('smaller batch: 17'), wide.fixes.join('; '));
   // these targets adapt encoder_attn k/v: those per-layer cross K/V batch buffers are f32 in f16 storage

@@ -12,9 +12,21 @@ import { describeAdapter, nodeTestGpu } from '../support/node-gpu';
 
 // Random123 tests/kat_vectors, the three "philox4x32 10" lines: ctr[4] key[2] → out[4].
 const KAT: [number[], number[], number[]][] = [
-  [[0, 0, 0, 0], [0, 0], [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]],
-  [[0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff], [0xffffffff, 0xffffffff], [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]],
-  [[0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0], [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]],
+  [
+    [0, 0, 0, 0],
+    [0, 0],
+    [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8],
+  ],
+  [
+    [0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff],
+    [0xffffffff, 0xffffffff],
+    [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd],
+  ],
+  [
+    [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+    [0xa4093822, 0x299f31d0],
+    [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1],
+  ],
 ];
 
 describe('engine rng (Philox-4x32-10)', () => {
@@ -70,7 +82,9 @@ describe('engine rng (Philox-4x32-10)', () => {
     }
     mean /= n;
     const variance = m2 / n - mean * mean;
-    console.log(`normal n=${n}: max |gpu−f64| = ${maxAbs.toExponential(3)}, max rel (÷max(1,|z|)) = ${maxRel.toExponential(3)}; mean ${mean.toFixed(4)} var ${variance.toFixed(4)}`);
+    console.log(
+      `normal n=${n}: max |gpu−f64| = ${maxAbs.toExponential(3)}, max rel (÷max(1,|z|)) = ${maxRel.toExponential(3)}; mean ${mean.toFixed(4)} var ${variance.toFixed(4)}`,
+    );
     // Tolerance 1e-6·max(1,|z|) (≈ 16 f32 ulps): the WGSL computes ln and cos(π·) with its own
     // polynomials (+,−,×,÷, fma only; truncation < 2e-9), so the error is f32 rounding of ~15
     // operations plus sqrt (≤ 2.5 ulp) — measured ~2e-7. (With the driver's log/cos SwiftShader

@@ -85,21 +85,47 @@ interface Shape {
   optional?: boolean;
 }
 
-const W = (C: number, H: number, F: number, V: number, L: number) => ({ d_model: C, heads: H, ffn: F, layers: L, vocab: V, positions: 448 });
+const W = (C: number, H: number, F: number, V: number, L: number) => ({
+  d_model: C,
+  heads: H,
+  ffn: F,
+  layers: L,
+  vocab: V,
+  positions: 448,
+});
 const SHAPES: Shape[] = [
   { name: 'tiny', dims: W(384, 6, 1536, 51865, 4), realLayers: 4, frames: 1500, melBins: 80 },
   // distil-whisper keeps 2 decoder layers of its teacher; here with the English-only vocabulary (51,864)
-  { name: 'tiny.en-2-layer', dims: W(384, 6, 1536, 51864, 2), realLayers: 4, frames: 200, melBins: 80, note: 'distil-like 2-layer decoder, English-only vocabulary' },
+  {
+    name: 'tiny.en-2-layer',
+    dims: W(384, 6, 1536, 51864, 2),
+    realLayers: 4,
+    frames: 200,
+    melBins: 80,
+    note: 'distil-like 2-layer decoder, English-only vocabulary',
+  },
   { name: 'small', dims: W(768, 12, 3072, 51865, 2), realLayers: 12, frames: 200, melBins: 80 },
   { name: 'medium', dims: W(1024, 16, 4096, 51865, 2), realLayers: 24, frames: 200, melBins: 80 },
   { name: 'large-v3-turbo', dims: W(1280, 20, 5120, 51866, 4), realLayers: 4, frames: 200, melBins: 128 },
   { name: 'distil-large-v3', dims: W(1280, 20, 5120, 51866, 2), realLayers: 2, frames: 200, melBins: 128, optional: true },
-  { name: '32-layers-C32', dims: { d_model: 32, heads: 4, ffn: 64, layers: 32, vocab: 300, positions: 448 }, realLayers: 32, frames: 20, melBins: 80 },
+  {
+    name: '32-layers-C32',
+    dims: { d_model: 32, heads: 4, ffn: 64, layers: 32, vocab: 300, positions: 448 },
+    realLayers: 32,
+    frames: 20,
+    melBins: 80,
+  },
 ];
 const only = process.env.BLORA_SHAPE_PARITY?.split(',').map((s) => s.trim());
 const selected = SHAPES.filter((s) => (only ? only.includes(s.name) || only.includes('all') : !s.optional));
 
-const TARGETS: AdapterTarget[] = ['self_attn.q_proj', 'self_attn.v_proj', 'encoder_attn.q_proj', 'encoder_attn.k_proj', 'encoder_attn.v_proj'];
+const TARGETS: AdapterTarget[] = [
+  'self_attn.q_proj',
+  'self_attn.v_proj',
+  'encoder_attn.q_proj',
+  'encoder_attn.k_proj',
+  'encoder_attn.v_proj',
+];
 const common = { r: 8, alpha: 16, dropout: 0.05, seed: 20261, targets: TARGETS } as const;
 const CASES: { name: string; adapters: AdapterConfig }[] = [
   { name: 'lora', adapters: { ...common, kind: 'lora' } },
@@ -141,7 +167,13 @@ interface CaseResult {
   pass: boolean;
 }
 
-const report: Record<string, unknown> = { tolerances: TOL, targets: TARGETS, r: common.r, lengths: LENGTHS, shapes: {} as Record<string, unknown> };
+const report: Record<string, unknown> = {
+  tolerances: TOL,
+  targets: TARGETS,
+  r: common.r,
+  lengths: LENGTHS,
+  shapes: {} as Record<string, unknown>,
+};
 
 describe('engine parity at every Whisper decoder shape (random weights, real widths)', () => {
   let ctx: GpuContext;
@@ -150,7 +182,11 @@ describe('engine parity at every Whisper decoder shape (random weights, real wid
     ({ ctx, rt } = await nodeTestGpu('engine-shape-parity'));
     const lim = rt.device.limits;
     report.adapter = describeAdapter(ctx);
-    report.limits = { maxBufferSize: lim.maxBufferSize, maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize, maxComputeWorkgroupsPerDimension: lim.maxComputeWorkgroupsPerDimension };
+    report.limits = {
+      maxBufferSize: lim.maxBufferSize,
+      maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize,
+      maxComputeWorkgroupsPerDimension: lim.maxComputeWorkgroupsPerDimension,
+    };
     console.log(`adapter ${report.adapter}; limits ${JSON.stringify(report.limits)}`);
   });
   after(async () => {
@@ -204,8 +240,14 @@ describe('engine parity at every Whisper decoder shape (random weights, real wid
         const embedBytes = d.vocab * C * 4;
         const tiles = planVocabTiles(d.vocab, C, deviceTileLimits(rt.device)).length;
         Object.assign(entry, {
-          dims: weights.dims, real_layers: shape.realLayers, frames: E, mel_bins: shape.melBins, note: shape.note,
-          embed_bytes: embedBytes, embedding_tiles: tiles, weights_bytes: weights.bytes,
+          dims: weights.dims,
+          real_layers: shape.realLayers,
+          frames: E,
+          mel_bins: shape.melBins,
+          note: shape.note,
+          embed_bytes: embedBytes,
+          embedding_tiles: tiles,
+          weights_bytes: weights.bytes,
           timings_s: { write_model: writeS, upload: uploadS, cross_kv: kvS },
           cases,
         });
@@ -229,7 +271,10 @@ describe('engine parity at every Whisper decoder shape (random weights, real wid
           const theta0 = uniformTestTheta(plan, 1234, { bScale: 0.02, rhoB: 'uniform' });
           let t = performance.now();
           const dec = await prepareDecoder(rt, weights, { B: batch.B, S: batch.S }, c.adapters, cache, {
-            theta: theta0, hyper: HYPER, maxGradNorm: MAX_GRAD_NORM, label: `decoder[${shape.name}:${c.name}]`,
+            theta: theta0,
+            hyper: HYPER,
+            maxGradNorm: MAX_GRAD_NORM,
+            label: `decoder[${shape.name}:${c.name}]`,
           });
           const prepS = (performance.now() - t) / 1000;
           t = performance.now();
@@ -247,7 +292,16 @@ describe('engine parity at every Whisper decoder shape (random weights, real wid
           const stepS = (performance.now() - t) / 1000;
 
           const cd = writeOracleCase(root, c.name, {
-            modelDir, plan, batch, C: weights.dims.C, frames: cache.frames, encoder, theta0, steps: 1, hyper: HYPER, maxGradNorm: MAX_GRAD_NORM,
+            modelDir,
+            plan,
+            batch,
+            C: weights.dims.C,
+            frames: cache.frames,
+            encoder,
+            theta0,
+            steps: 1,
+            hyper: HYPER,
+            maxGradNorm: MAX_GRAD_NORM,
           });
           t = performance.now();
           await runOracle(cd.dir, []); // fp32 (the CE's log-softmax in float64, see engine_oracle.py)

@@ -51,7 +51,14 @@ describe('storage choice (adapter without shader-f16)', () => {
     const cache = new EncoderKvCache(rt, w, { frames: 8 });
     await cache.add('u', randomF32(8 * 64, 3));
     assert.equal(bufferStorage(cache.get('u').k[0]), 'f32');
-    const eng = await WhisperDecoderEngine.create(rt, w, { B: 1, S: 4 }, { kind: 'lora', r: 2, alpha: 4, dropout: 0, seed: 1, targets: ['encoder_attn.v_proj'] }, cache, { label: 'storage-choice' });
+    const eng = await WhisperDecoderEngine.create(
+      rt,
+      w,
+      { B: 1, S: 4 },
+      { kind: 'lora', r: 2, alpha: 4, dropout: 0, seed: 1, targets: ['encoder_attn.v_proj'] },
+      cache,
+      { label: 'storage-choice' },
+    );
     eng.setBatch({ inputIds: [1, 2, 3, 4], labels: [2, 3, 4, 5], utterances: ['u'] });
     eng.forward(0, { eval: true });
     const l = await eng.readLoss();

@@ -29,7 +29,14 @@ import { initAdapterTheta, planAdapters, mulberry32, posteriorSample } from '../
 import { klRef } from '../../src/engine/reference/kl';
 import { adapterSparsity, backwardGain, domainWer, forgetting, isDevSplit, newDomainDrop } from '../../src/metrics/experiment';
 import { SafetensorsFile } from '../../src/model/safetensors';
-import { defaultExperiment, type EvalRecord, type ExperimentConfig, KL_SCALE_DEFAULT, parseExperiment, type TrainRecord } from '../../src/train/config';
+import {
+  defaultExperiment,
+  type EvalRecord,
+  type ExperimentConfig,
+  KL_SCALE_DEFAULT,
+  parseExperiment,
+  type TrainRecord,
+} from '../../src/train/config';
 import { BatchSampler, MixSampler } from '../../src/train/data';
 import { CACHE, REPO, requireModel, requirePython } from '../support/env';
 
@@ -42,7 +49,10 @@ function ensureCorpus(): void {
 }
 
 function records(dir: string): (TrainRecord | EvalRecord)[] {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 function runner(config = 'experiments/ci.json', extra: string[] = []): { code: number; out: string; seconds: number } {
@@ -66,9 +76,22 @@ test('the torch trainer starts from the engine init and draws the engine batches
   ];
   for (const c of cases) {
     const rhoBInit = 'rhoBInit' in c ? c.rhoBInit : 'constant';
-    const plan = planAdapters(dims, { kind: c.kind, r: c.r, alpha: 2 * c.r, dropout: 0, seed: c.seed, layers: c.layers, targets: c.targets as never, rhoBInit });
+    const plan = planAdapters(dims, {
+      kind: c.kind,
+      r: c.r,
+      alpha: 2 * c.r,
+      dropout: 0,
+      seed: c.seed,
+      layers: c.layers,
+      targets: c.targets as never,
+      rhoBInit,
+    });
     const theta = initAdapterTheta(plan, c.seed);
-    const py = execFileSync(requirePython(), ['-c', `
+    const py = execFileSync(
+      requirePython(),
+      [
+        '-c',
+        `
 import sys, json, torch, torch.nn as nn
 sys.path.insert(0, ${JSON.stringify(join(REPO, 'tools'))})
 import blora_train as bt
@@ -95,7 +118,11 @@ if c["kind"] == "blora":
         a = ads[n]
         for t in [draw[a.A.mu], a.A.rho, draw[a.B.mu], a.B.rho]: post += t.reshape(-1).tolist()
 print(json.dumps({"theta": flat, "batches": [s.next() for _ in range(4)], "mix": [mx.next() for _ in range(30)], "post": post}))
-`, JSON.stringify(c)], { encoding: 'utf8', maxBuffer: 1 << 28 });
+`,
+        JSON.stringify(c),
+      ],
+      { encoding: 'utf8', maxBuffer: 1 << 28 },
+    );
     const got = JSON.parse(py) as { theta: number[]; batches: number[][]; mix: number[][]; post: number[] };
     assert.equal(got.theta.length, theta.length, `${c.kind}: theta size`);
     let diff = 0;
@@ -103,8 +130,13 @@ print(json.dumps({"theta": flat, "batches": [s.next() for _ in range(4)], "mix":
     assert.equal(diff, 0, `${c.kind} (ρ_B ${rhoBInit}): ${diff} of ${theta.length} initial values differ from initAdapterTheta`);
     if (c.kind === 'blora') {
       const rhoB = plan.modules.flatMap((m) => Array.from(theta.subarray(m.off.rhoB, m.off.rhoB + m.nOut * c.r)));
-      if (rhoBInit === 'uniform') assert.ok(rhoB.every((v) => v >= -5.5 && v <= -4.5) && new Set(rhoB).size > rhoB.length / 2, 'ρ_B not drawn from U(−5.5, −4.5)');
-      else assert.ok(rhoB.every((v) => v === -50), 'ρ_B not −50');
+      if (rhoBInit === 'uniform')
+        assert.ok(rhoB.every((v) => v >= -5.5 && v <= -4.5) && new Set(rhoB).size > rhoB.length / 2, 'ρ_B not drawn from U(−5.5, −4.5)');
+      else
+        assert.ok(
+          rhoB.every((v) => v === -50),
+          'ρ_B not −50',
+        );
     }
     const s = new BatchSampler(10, 4, c.seed);
     assert.deepEqual(got.batches, [s.next(), s.next(), s.next(), s.next()], `${c.kind}: batches differ from BatchSampler`);
@@ -117,12 +149,16 @@ print(json.dumps({"theta": flat, "batches": [s.next() for _ in range(4)], "mix":
       assert.equal(d, 0, `${d} of ${ps.length} posterior-sample values differ from posteriorSample`);
     }
     const mx = new MixSampler([5, 3, 4], [0.5, 0.3, 0.2], 4, c.seed);
-    assert.deepEqual(got.mix, Array.from({ length: 30 }, () => mx.next()), `${c.kind}: mixed batches differ from MixSampler`);
+    assert.deepEqual(
+      got.mix,
+      Array.from({ length: 30 }, () => mx.next()),
+      `${c.kind}: mixed batches differ from MixSampler`,
+    );
   }
   assert.ok(mulberry32(1)() >= 0);
 });
 
-test("the torch trainer reads klScale, klLogEps and freezeRho as the engine does (issue 14 item 2)", () => {
+test('the torch trainer reads klScale, klLogEps and freezeRho as the engine does (issue 14 item 2)', () => {
   // β from the authors' kl_scale, the KL with log(σ + ε) and its gradient, and AdamW with ρ frozen — each
   // computed by tools/blora_train.py / blora_torch.py and compared with the TypeScript side
   const mu = Array.from({ length: 12 }, (_, i) => 0.01 * Math.sin(i + 1));
@@ -132,7 +168,11 @@ test("the torch trainer reads klScale, klLogEps and freezeRho as the engine does
     { adapter: { klScale: 1e-3 }, optim: { gradAccum: 4 } },
     { adapter: { beta: 0.5 }, optim: { gradAccum: 3 } },
   ].map((c) => ({ data: { train: 'x' }, ...c }));
-  const py = execFileSync(requirePython(), ['-c', `
+  const py = execFileSync(
+    requirePython(),
+    [
+      '-c',
+      `
 import sys, json, torch, torch.nn as nn
 sys.path.insert(0, ${JSON.stringify(join(REPO, 'tools'))})
 import blora_train as bt
@@ -163,9 +203,16 @@ for step in range(3):
     opt.step(); opt.zero_grad(set_to_none=True)
 moved = {n: bool((p.detach() != before[n]).any()) for n, p in ad.named_parameters() if p.requires_grad}
 print(json.dumps({"betas": betas, "err": err, "kl": kl, "moved": moved}))
-`, JSON.stringify({ cases, mu, rho })], { encoding: 'utf8' });
+`,
+      JSON.stringify({ cases, mu, rho }),
+    ],
+    { encoding: 'utf8' },
+  );
   const got = JSON.parse(py);
-  assert.deepEqual(got.betas, cases.map((c) => parseExperiment(c).adapter.beta));
+  assert.deepEqual(
+    got.betas,
+    cases.map((c) => parseExperiment(c).adapter.beta),
+  );
   assert.deepEqual(got.betas, [5e-5, 2.5e-4, 0.5]);
   assert.match(got.err, /adapter\.beta 0\.001 and adapter\.klScale 0\.001 disagree/);
   for (const eps of [0, 1e-6]) {
@@ -173,8 +220,12 @@ print(json.dumps({"betas": betas, "err": err, "kl": kl, "moved": moved}))
     const t = got.kl[eps ? '1e-06' : '0.0'];
     const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1e-300, Math.abs(b));
     assert.ok(rel(t.kl, ref.kl) < 1e-12, `KL ε=${eps}: torch ${t.kl} vs reference ${ref.kl}`);
-    t.dmu.forEach((v: number, i: number) => assert.ok(Math.abs(v - ref.dmu[i]) <= 1e-12 * Math.abs(ref.dmu[i]) + 1e-300, `dμ[${i}] ε=${eps}`));
-    t.drho.forEach((v: number, i: number) => assert.ok(Math.abs(v - ref.drho[i]) <= 1e-8 * Math.abs(ref.drho[i]) + 1e-18, `dρ[${i}] ε=${eps}: ${v} vs ${ref.drho[i]}`));
+    t.dmu.forEach((v: number, i: number) =>
+      assert.ok(Math.abs(v - ref.dmu[i]) <= 1e-12 * Math.abs(ref.dmu[i]) + 1e-300, `dμ[${i}] ε=${eps}`),
+    );
+    t.drho.forEach((v: number, i: number) =>
+      assert.ok(Math.abs(v - ref.drho[i]) <= 1e-8 * Math.abs(ref.drho[i]) + 1e-18, `dρ[${i}] ε=${eps}: ${v} vs ${ref.drho[i]}`),
+    );
   }
   // the authors' ε: the noiseless element (ρ −50) no longer pushes its ρ; the exact KL does (−1/n)
   assert.ok(Math.abs(got.kl['1e-06'].drho[0]) < 1e-15 && Math.abs(got.kl['0.0'].drho[0] + 1 / 12) < 1e-12);
@@ -182,10 +233,19 @@ print(json.dumps({"betas": betas, "err": err, "kl": kl, "moved": moved}))
   assert.deepEqual(got.moved, { 'A.mu': true, 'A.rho': false, 'B.mu': true, 'B.rho': false });
 });
 
-test('every sweep in experiments/ expands into experiments both backends accept; the paper presets are the authors\' setup', () => {
-  const files = readdirSync(join(REPO, 'experiments')).filter((f) => f.endsWith('.json')).sort();
-  assert.ok(['paper-base.json', 'paper-small.json', 'paper-turbo.json'].every((f) => files.includes(f)), files.join(', '));
-  const py = execFileSync(requirePython(), ['-c', `
+test("every sweep in experiments/ expands into experiments both backends accept; the paper presets are the authors' setup", () => {
+  const files = readdirSync(join(REPO, 'experiments'))
+    .filter((f) => f.endsWith('.json'))
+    .sort();
+  assert.ok(
+    ['paper-base.json', 'paper-small.json', 'paper-turbo.json'].every((f) => files.includes(f)),
+    files.join(', '),
+  );
+  const py = execFileSync(
+    requirePython(),
+    [
+      '-c',
+      `
 import sys, json
 sys.path.insert(0, ${JSON.stringify(join(REPO, 'tools'))})
 import run_experiment as rx, blora_train as bt
@@ -199,7 +259,11 @@ try:
 except FileNotFoundError as e:
     err = str(e)
 print(json.dumps({"runs": out, "err": err}))
-`, JSON.stringify(files.map((f) => join(REPO, 'experiments', f)))], { encoding: 'utf8', env: { ...process.env, HF_HUB_OFFLINE: '1' } });
+`,
+      JSON.stringify(files.map((f) => join(REPO, 'experiments', f))),
+    ],
+    { encoding: 'utf8', env: { ...process.env, HF_HUB_OFFLINE: '1' } },
+  );
   const got = JSON.parse(py) as { runs: Record<string, ExperimentConfig[]>; err: string };
   for (const [f, runs] of Object.entries(got.runs)) {
     assert.ok(runs.length >= 1, f);
@@ -214,13 +278,20 @@ print(json.dumps({"runs": out, "err": err}))
     const b = runs.find((r) => r.method === 'blora')!;
     assert.deepEqual(b.adapter.targets, defaultExperiment().adapter.targets, `${f}: the default targets (the authors' q,v)`);
     assert.equal(b.adapter.beta, KL_SCALE_DEFAULT / b.optim.gradAccum, `${f}: β = their kl_scale / GA`);
-    assert.deepEqual([b.adapter.rhoBInit, b.adapter.freezeRho, b.adapter.klLogEps, b.eval.select, b.optim.batchSize, b.optim.gradAccum], ['uniform', true, 1e-6, 'dev-ce', 8, 2], f);
+    assert.deepEqual(
+      [b.adapter.rhoBInit, b.adapter.freezeRho, b.adapter.klLogEps, b.eval.select, b.optim.batchSize, b.optim.gradAccum],
+      ['uniform', true, 1e-6, 'dev-ce', 8, 2],
+      f,
+    );
     assert.ok(b.data.dev?.length && b.eval.devInterval > 0, `${f}: a dev set`);
   }
   assert.equal(got.runs[join(REPO, 'experiments/paper-small.json')][0].model, 'openai/whisper-small');
   assert.equal(got.runs[join(REPO, 'experiments/paper-turbo.json')][0].model, 'openai/whisper-large-v3-turbo');
   // a Hub id the torch backend cannot fetch: one message naming it and what to do
-  assert.match(got.err, /model 'openai\/whisper-not-here': not a folder here, and the Hub did not give it .*huggingface-cli download openai\/whisper-not-here/);
+  assert.match(
+    got.err,
+    /model 'openai\/whisper-not-here': not a folder here, and the Hub did not give it .*huggingface-cli download openai\/whisper-not-here/,
+  );
 });
 
 test('experiment runner, CI configuration (torch backend): runs, aggregate, report, resume', { timeout: 600_000 }, () => {
@@ -235,7 +306,14 @@ test('experiment runner, CI configuration (torch backend): runs, aggregate, repo
 
   // the frozen model, once
   const baseRecs = records(join(OUT, 'base')).filter((r): r is EvalRecord => r.kind === 'eval');
-  assert.deepEqual(baseRecs.map((r) => [r.set, r.role, r.step, r.backend]), [['cs-test', 'new', 0, 'torch'], ['base-test', 'base', 0, 'torch'], ['cs-dev', 'new', 0, 'torch']]);
+  assert.deepEqual(
+    baseRecs.map((r) => [r.set, r.role, r.step, r.backend]),
+    [
+      ['cs-test', 'new', 0, 'torch'],
+      ['base-test', 'base', 0, 'torch'],
+      ['cs-dev', 'new', 0, 'torch'],
+    ],
+  );
   // figures on the test splits: cs-dev is a dev split by its name (isDevSplit), for selection only
   const testOnly = (rs: EvalRecord[]) => rs.filter((r) => !isDevSplit(r.set));
   const werBase0 = domainWer(testOnly(baseRecs), 'base')!;
@@ -249,28 +327,64 @@ test('experiment runner, CI configuration (torch backend): runs, aggregate, repo
     const train = recs.filter((r): r is TrainRecord => r.kind === 'train');
     const evals = recs.filter((r): r is EvalRecord => r.kind === 'eval');
     assert.equal(train.length, 2, `${id}: 2 TrainRecords`);
-    assert.ok(train.every((r) => r.backend === 'torch' && Number.isFinite(r.ce) && r.tokens > 0 && r.gradNorm > 0), `${id}: train records`);
+    assert.ok(
+      train.every((r) => r.backend === 'torch' && Number.isFinite(r.ce) && r.tokens > 0 && r.gradNorm > 0),
+      `${id}: train records`,
+    );
     // the same 2 clips every step (trainLimit = batchSize): the CE must fall
     assert.ok(train[1].ce < train[0].ce, `${id}: CE did not fall: ${train.map((r) => r.ce.toFixed(4)).join(' → ')}`);
-    if (id.startsWith('blora')) assert.ok(train.every((r) => r.kl > 0), `${id}: KL must be > 0`);
-    else assert.ok(train.every((r) => r.kl === 0), `${id}: LoRA KL must be 0`);
-    assert.deepEqual(evals.map((r) => [r.set, r.role, r.step]), [['cs-test', 'new', 2], ['base-test', 'base', 2], ['cs-dev', 'new', 2]], `${id}: no step-0 eval (the runner evaluates the frozen model once), one per set after`);
+    if (id.startsWith('blora'))
+      assert.ok(
+        train.every((r) => r.kl > 0),
+        `${id}: KL must be > 0`,
+      );
+    else
+      assert.ok(
+        train.every((r) => r.kl === 0),
+        `${id}: LoRA KL must be 0`,
+      );
+    assert.deepEqual(
+      evals.map((r) => [r.set, r.role, r.step]),
+      [
+        ['cs-test', 'new', 2],
+        ['base-test', 'base', 2],
+        ['cs-dev', 'new', 2],
+      ],
+      `${id}: no step-0 eval (the runner evaluates the frozen model once), one per set after`,
+    );
     const werNew = domainWer(testOnly(evals), 'new')!;
     const werBase = domainWer(testOnly(evals), 'base')!;
     perRun[id] = { werNew, werBase };
     // eval.posteriorSamples 2 (torch backend, tools/uncertainty_metrics.py): a score per eval utterance, AUROC/ECE per domain;
     // the mean adapter's transcripts are the final evaluation's
     const unc = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')).uncertainty;
-    const urows = readFileSync(join(dir, 'uncertainty.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const urows = readFileSync(join(dir, 'uncertainty.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(unc.K, id.startsWith('blora') ? 2 : 0, `${id}: posterior samples (LoRA has none)`);
     assert.equal(urows.length, 5, `${id}: 2 + 3 test utterances (the dev split cs-dev is not scored)`);
-    assert.ok(urows.every((u) => u.set !== 'cs-dev'), `${id}: a dev split in uncertainty.jsonl`);
+    assert.ok(
+      urows.every((u) => u.set !== 'cs-dev'),
+      `${id}: a dev split in uncertainty.jsonl`,
+    );
     for (const u of urows) {
-      const hyp = readFileSync(join(dir, `hyps-${u.set}-step2.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((h) => h.id === u.id);
+      const hyp = readFileSync(join(dir, `hyps-${u.set}-step2.jsonl`), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .find((h) => h.id === u.id);
       assert.equal(u.hypothesis, hyp.hypothesis, `${id} ${u.id}: the mean adapter's transcript`);
-      assert.ok(u.entropy >= 0 && (id.startsWith('blora') ? u.samples.length === 2 && u.disagreement >= 0 : u.disagreement === null), `${id}: ${JSON.stringify(u)}`);
+      assert.ok(
+        u.entropy >= 0 && (id.startsWith('blora') ? u.samples.length === 2 && u.disagreement >= 0 : u.disagreement === null),
+        `${id}: ${JSON.stringify(u)}`,
+      );
     }
-    for (const role of ['new', 'base']) assert.ok(unc.byRole[role].tokens > 0 && unc.byRole[role].ece >= 0 && unc.byRole[role].ece <= 1, `${id} ${role}: ${JSON.stringify(unc.byRole[role])}`);
+    for (const role of ['new', 'base'])
+      assert.ok(
+        unc.byRole[role].tokens > 0 && unc.byRole[role].ece >= 0 && unc.byRole[role].ece <= 1,
+        `${id} ${role}: ${JSON.stringify(unc.byRole[role])}`,
+      );
     // …and the report's AUROC / ECE columns are these, per configuration (one seed: the mean is the run's value)
     const aggU = agg.configs[id.replace(/-s0$/, '')].uncertainty;
     for (const role of ['new', 'base']) {
@@ -282,7 +396,10 @@ test('experiment runner, CI configuration (torch backend): runs, aggregate, repo
     const cfg = JSON.parse(readFileSync(join(dir, 'adapter/adapter_config.json'), 'utf8'));
     assert.equal(cfg.peft_type, 'LORA');
     assert.equal(cfg.r, 8);
-    const st = new SafetensorsFile(new Uint8Array(readFileSync(join(dir, 'adapter/adapter_model.safetensors'))), 'adapter_model.safetensors');
+    const st = new SafetensorsFile(
+      new Uint8Array(readFileSync(join(dir, 'adapter/adapter_model.safetensors'))),
+      'adapter_model.safetensors',
+    );
     const names = [...new Set([...st.tensors.keys()].map((n) => n.replace(/\.lora_[AB]\.weight$/, '')))];
     assert.equal(names.length, 12, `${id}: q,v of 6 layers`);
     const modules = names.map((n) => {
@@ -290,12 +407,19 @@ test('experiment runner, CI configuration (torch backend): runs, aggregate, repo
       const nOut = st.info(`${n}.lora_B.weight`).shape[0];
       return { A: st.float32(`${n}.lora_A.weight`), B: st.float32(`${n}.lora_B.weight`), r, nIn, nOut };
     });
-    assert.ok(modules.some((m) => m.B.some((v) => v !== 0)), `${id}: B is still 0 after training`);
+    assert.ok(
+      modules.some((m) => m.B.some((v) => v !== 0)),
+      `${id}: B is still 0 after training`,
+    );
     const sp = adapterSparsity(modules, cfg.lora_alpha / cfg.r);
     const key = id.replace(/-s0$/, '');
     const a = agg.configs[key];
     assert.ok(a, `aggregate.json has no ${key}`);
-    for (const [k, field] of [['A', 'sparsityA'], ['B', 'sparsityB'], ['deltaW', 'sparsityDW']] as const) {
+    for (const [k, field] of [
+      ['A', 'sparsityA'],
+      ['B', 'sparsityB'],
+      ['deltaW', 'sparsityDW'],
+    ] as const) {
       assert.ok(Math.abs(sp[k] - a[field].mean) < 1e-9, `${id}: sparsity ${k} TS ${sp[k]} vs runner ${a[field].mean}`);
     }
     assert.ok(Math.abs(forgetting(werBase, werBase0) - a.forgetting.mean) < 1e-12, `${id}: forgetting`);
@@ -346,7 +470,8 @@ test('experiment runner, CI configuration (torch backend): runs, aggregate, repo
     const agg3 = JSON.parse(readFileSync(join(OUT, 'aggregate.json'), 'utf8'));
     for (const id of ids) {
       const key = id.replace(/-s0$/, '');
-      for (const f of ['sparsityA', 'sparsityB', 'sparsityDW']) assert.equal(agg3.configs[key][f].mean, agg.configs[key][f].mean, `${key} ${f} without the weights`);
+      for (const f of ['sparsityA', 'sparsityB', 'sparsityDW'])
+        assert.equal(agg3.configs[key][f].mean, agg.configs[key][f].mean, `${key} ${f} without the weights`);
     }
   } finally {
     for (const id of ids) renameSync(join(OUT, 'runs', id, 'adapter.aside'), join(OUT, 'runs', id, 'adapter'));
@@ -371,29 +496,52 @@ test('engine backend (blora-studio train) agrees with the torch backend on the C
   rmSync(engOut, { recursive: true, force: true });
   const r = runner('experiments/ci-engine.json');
   console.log(`# engine run: ${r.seconds.toFixed(0)} s`);
-  assert.equal(r.code, 0, `engine sweep failed:\n${r.out.slice(-3000)}\n${existsSync(join(engOut, 'runs/lora-s0/train.log')) ? readFileSync(join(engOut, 'runs/lora-s0/train.log'), 'utf8').slice(-3000) : ''}`);
+  assert.equal(
+    r.code,
+    0,
+    `engine sweep failed:\n${r.out.slice(-3000)}\n${existsSync(join(engOut, 'runs/lora-s0/train.log')) ? readFileSync(join(engOut, 'runs/lora-s0/train.log'), 'utf8').slice(-3000) : ''}`,
+  );
   const eng = records(join(engOut, 'runs', 'lora-s0')).filter((x): x is TrainRecord => x.kind === 'train');
   const tor = records(torchDir).filter((x): x is TrainRecord => x.kind === 'train');
   assert.equal(eng.length, 2);
   assert.ok(eng.every((x) => x.backend === 'engine') && tor.every((x) => x.backend === 'torch'), 'records name their backend');
   const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
   const rows = eng.map((e, i) => ({
-    step: e.step, ceEngine: e.ce, ceTorch: tor[i].ce, ceRel: rel(e.ce, tor[i].ce),
-    gnEngine: e.gradNorm, gnTorch: tor[i].gradNorm, gnRel: rel(e.gradNorm, tor[i].gradNorm), tokens: [e.tokens, tor[i].tokens],
+    step: e.step,
+    ceEngine: e.ce,
+    ceTorch: tor[i].ce,
+    ceRel: rel(e.ce, tor[i].ce),
+    gnEngine: e.gradNorm,
+    gnTorch: tor[i].gradNorm,
+    gnRel: rel(e.gradNorm, tor[i].gradNorm),
+    tokens: [e.tokens, tor[i].tokens],
   }));
   console.table(rows);
   for (const x of rows) {
     assert.equal(x.tokens[0], x.tokens[1], `step ${x.step}: scored tokens differ (engine ${x.tokens[0]}, torch ${x.tokens[1]})`);
-    assert.ok(x.ceRel <= CE_TOL, `step ${x.step}: CE engine ${x.ceEngine} vs torch ${x.ceTorch} (rel ${x.ceRel.toExponential(2)} > ${CE_TOL})`);
-    assert.ok(x.gnRel <= CE_TOL, `step ${x.step}: grad norm engine ${x.gnEngine} vs torch ${x.gnTorch} (rel ${x.gnRel.toExponential(2)} > ${CE_TOL})`);
+    assert.ok(
+      x.ceRel <= CE_TOL,
+      `step ${x.step}: CE engine ${x.ceEngine} vs torch ${x.ceTorch} (rel ${x.ceRel.toExponential(2)} > ${CE_TOL})`,
+    );
+    assert.ok(
+      x.gnRel <= CE_TOL,
+      `step ${x.step}: grad norm engine ${x.gnEngine} vs torch ${x.gnTorch} (rel ${x.gnRel.toExponential(2)} > ${CE_TOL})`,
+    );
   }
   // dev CE (eval.select dev-ce): the same values at steps 0, 1, 2 on both backends, and the same step selected
-  const devOf = (dir: string) => (records(dir) as { kind: string }[]).filter((x) => x.kind === 'dev') as unknown as { step: number; ce: number; tokens: number }[];
+  const devOf = (dir: string) =>
+    (records(dir) as { kind: string }[]).filter((x) => x.kind === 'dev') as unknown as { step: number; ce: number; tokens: number }[];
   const devE = devOf(join(engOut, 'runs', 'lora-s0'));
   const devT = devOf(torchDir);
   console.table(devE.map((e, i) => ({ step: e.step, devEngine: e.ce, devTorch: devT[i]?.ce, tokens: `${e.tokens}/${devT[i]?.tokens}` })));
-  assert.deepEqual(devE.map((x) => x.step), [0, 1, 2]);
-  assert.deepEqual(devT.map((x) => x.step), [0, 1, 2]);
+  assert.deepEqual(
+    devE.map((x) => x.step),
+    [0, 1, 2],
+  );
+  assert.deepEqual(
+    devT.map((x) => x.step),
+    [0, 1, 2],
+  );
   devE.forEach((e, i) => {
     assert.equal(e.tokens, devT[i].tokens, `dev step ${e.step}: tokens`);
     assert.ok(rel(e.ce, devT[i].ce) <= CE_TOL, `dev step ${e.step}: CE engine ${e.ce} vs torch ${devT[i].ce}`);
@@ -405,7 +553,9 @@ test('engine backend (blora-studio train) agrees with the torch backend on the C
   const md = readFileSync(join(REPO, 'test-results/experiment/ci-engine-results.md'), 'utf8');
   assert.match(md, /\| LoRA \| engine \| 1 \|/, 'the report names the engine backend');
   // tools/compare_backends.py (docs/demo-backends.md) reads the same two run folders and must find the same steps.
-  const cmp = spawnSync(requirePython(), [join(REPO, 'tools/compare_backends.py'), torchDir, join(engOut, 'runs', 'lora-s0')], { encoding: 'utf8' });
+  const cmp = spawnSync(requirePython(), [join(REPO, 'tools/compare_backends.py'), torchDir, join(engOut, 'runs', 'lora-s0')], {
+    encoding: 'utf8',
+  });
   assert.equal(cmp.status, 0, cmp.stderr);
   const worst = /Largest relative CE difference over (\d+) steps: (\S+)\./.exec(cmp.stdout);
   assert.ok(worst, cmp.stdout);

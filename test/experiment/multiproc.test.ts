@@ -32,7 +32,10 @@ function runner(out: string, launcher?: string): { code: number; out: string; se
   const py = requirePython();
   // The venv's bin folder off PATH, as `npm run experiment` runs it: the launcher must be found in the venv anyway.
   const venvBin = dirname(py);
-  const PATH = (process.env.PATH ?? '').split(delimiter).filter((p) => p && p !== venvBin).join(delimiter);
+  const PATH = (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter((p) => p && p !== venvBin)
+    .join(delimiter);
   const t0 = Date.now();
   const args = [join(REPO, 'tools/run_experiment.py'), '--config', 'experiments/ci-multiproc.json', '--out', out, '--no-report'];
   if (launcher) args.push('--launcher', launcher);
@@ -41,7 +44,11 @@ function runner(out: string, launcher?: string): { code: number; out: string; se
 }
 
 const trainRecords = (dir: string): TrainRecord[] =>
-  readFileSync(join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((r) => r.kind === 'train');
+  readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .filter((r) => r.kind === 'train');
 
 test('accelerate launch --num_processes 2 --cpu (gloo) = one process with the same global batch', { timeout: 300_000 }, () => {
   if (!existsSync(join(CACHE, 'corpora/v1-ci/corpus.json'))) {
@@ -78,9 +85,14 @@ test('accelerate launch --num_processes 2 --cpu (gloo) = one process with the sa
   const f2 = new SafetensorsFile(new Uint8Array(readFileSync(join(OUT, 'two/runs/lora-s0/adapter/adapter_model.safetensors'))));
   assert.deepEqual([...f2.tensors.keys()].sort(), [...f1.tensors.keys()].sort());
   const lr = 1e-3;
-  let n = 0, within = 0, maxAbs = 0, d2 = 0, v2 = 0;
+  let n = 0,
+    within = 0,
+    maxAbs = 0,
+    d2 = 0,
+    v2 = 0;
   for (const name of f1.tensors.keys()) {
-    const x = f1.float32(name), y = f2.float32(name);
+    const x = f1.float32(name),
+      y = f2.float32(name);
     assert.deepEqual(f2.info(name).shape, f1.info(name).shape, name);
     for (let i = 0; i < x.length; i++) {
       const d = Math.abs(x[i] - y[i]);
@@ -92,8 +104,10 @@ test('accelerate launch --num_processes 2 --cpu (gloo) = one process with the sa
     }
   }
   const relL2 = Math.sqrt(d2 / v2);
-  console.log(`one process ${one.seconds.toFixed(0)} s, two ${two.seconds.toFixed(0)} s; CE ${a.map((r, i) => `${r.ce.toFixed(6)}/${b[i].ce.toFixed(6)}`).join(', ')}; ` +
-    `adapter: ${within} of ${n} values within 1e-6, max |Δ| ${maxAbs.toExponential(2)}, relative L2 ${relL2.toExponential(2)}`);
+  console.log(
+    `one process ${one.seconds.toFixed(0)} s, two ${two.seconds.toFixed(0)} s; CE ${a.map((r, i) => `${r.ce.toFixed(6)}/${b[i].ce.toFixed(6)}`).join(', ')}; ` +
+      `adapter: ${within} of ${n} values within 1e-6, max |Δ| ${maxAbs.toExponential(2)}, relative L2 ${relL2.toExponential(2)}`,
+  );
   assert.ok(relL2 <= 1e-3, `adapter relative L2 difference ${relL2}`);
   assert.ok(within >= 0.999 * n, `${within} of ${n} adapter values within 1e-6`);
   assert.ok(maxAbs <= 2 * lr, `max |Δ| ${maxAbs} > 2·lr`);

@@ -32,7 +32,9 @@ interface SetData {
 
 const VOCAB = ['casa', 'perro', 'gato', 'luna', 'sol', 'mar', 'rio', 'flor', 'pan', 'tren'];
 const tmp = mkdtempSync(join(tmpdir(), 'blora-report-stats-'));
-after(() => { if (!process.env.KEEP_REPORT_STATS) rmSync(tmp, { recursive: true, force: true }); });
+after(() => {
+  if (!process.env.KEEP_REPORT_STATS) rmSync(tmp, { recursive: true, force: true });
+});
 
 function hypsLines(refWords: number[], errors: number[]): { lines: string; wer: number } {
   let e = 0;
@@ -42,7 +44,13 @@ function hypsLines(refWords: number[], errors: number[]): { lines: string; wer: 
     const hyp = ref.map((x, i) => (i < errors[u] ? 'zz' : x));
     e += errors[u];
     n += w;
-    return JSON.stringify({ id: `utt-${u}.wav`, language: 'es', reference: `${ref.join(' ')}.`, hypothesis: hyp.join(' '), wer: errors[u] / w });
+    return JSON.stringify({
+      id: `utt-${u}.wav`,
+      language: 'es',
+      reference: `${ref.join(' ')}.`,
+      hypothesis: hyp.join(' '),
+      wer: errors[u] / w,
+    });
   });
   return { lines: lines.join('\n') + '\n', wer: e / n };
 }
@@ -77,31 +85,55 @@ function writeSweep(name: string, sets: Record<string, SetData>, seeds: number[]
       runs.push({ id, key, method, seed, config });
     }
   }
-  return { name, out, runs, sweep: { name, seeds, base: {}, report: { img: join(out, 'img'), prefix: name } }, md: join(out, 'results.md') };
+  return {
+    name,
+    out,
+    runs,
+    sweep: { name, seeds, base: {}, report: { img: join(out, 'img'), prefix: name } },
+    md: join(out, 'results.md'),
+  };
 }
 
 const X = 'blora-b0.001-sp0.01';
 const Y = 'blora-b0.01-sp0.01';
 const x4 = (a: number[]) => a.flatMap((v) => [v, v, v, v]);
 const mapSet = (d: SetData, f: (a: number[]) => number[]): SetData => ({
-  role: d.role, refWords: f(d.refWords), frozen: f(d.frozen),
+  role: d.role,
+  refWords: f(d.refWords),
+  frozen: f(d.frozen),
   runs: Object.fromEntries(Object.entries(d.runs).map(([k, v]) => [k, v.map(f)])),
 });
 
 // (a) 10 utterances per set, 2 seeds; LoRA forgets on every utterance (F_LoRA > 0 in every resample)
 const varied: Record<string, SetData> = {
   'base-test': {
-    role: 'base', refWords: [5, 6, 4, 7, 5, 6, 5, 4, 6, 5], frozen: [0, 1, 0, 1, 0, 0, 1, 0, 1, 0],
+    role: 'base',
+    refWords: [5, 6, 4, 7, 5, 6, 5, 4, 6, 5],
+    frozen: [0, 1, 0, 1, 0, 0, 1, 0, 1, 0],
     runs: {
-      lora: [[2, 2, 1, 3, 1, 2, 2, 1, 2, 1], [2, 3, 1, 2, 1, 2, 3, 1, 2, 2]],
-      [X]: [[1, 1, 1, 2, 0, 1, 1, 0, 2, 1], [1, 2, 0, 2, 1, 1, 1, 0, 1, 1]],
+      lora: [
+        [2, 2, 1, 3, 1, 2, 2, 1, 2, 1],
+        [2, 3, 1, 2, 1, 2, 3, 1, 2, 2],
+      ],
+      [X]: [
+        [1, 1, 1, 2, 0, 1, 1, 0, 2, 1],
+        [1, 2, 0, 2, 1, 1, 1, 0, 1, 1],
+      ],
     },
   },
   'cs-test': {
-    role: 'new', refWords: [6, 5, 7, 4, 6, 5, 6, 7, 5, 6], frozen: [4, 3, 5, 3, 4, 4, 3, 5, 3, 4],
+    role: 'new',
+    refWords: [6, 5, 7, 4, 6, 5, 6, 7, 5, 6],
+    frozen: [4, 3, 5, 3, 4, 4, 3, 5, 3, 4],
     runs: {
-      lora: [[2, 1, 2, 1, 1, 2, 1, 3, 1, 2], [1, 1, 2, 1, 2, 2, 1, 2, 1, 2]],
-      [X]: [[2, 2, 2, 1, 2, 2, 1, 3, 2, 2], [2, 1, 3, 1, 2, 2, 2, 2, 1, 2]],
+      lora: [
+        [2, 1, 2, 1, 1, 2, 1, 3, 1, 2],
+        [1, 1, 2, 1, 2, 2, 1, 2, 1, 2],
+      ],
+      [X]: [
+        [2, 2, 2, 1, 2, 2, 1, 3, 2, 2],
+        [2, 1, 3, 1, 2, 2, 2, 2, 1, 2],
+      ],
     },
   },
 };
@@ -117,8 +149,9 @@ const constant: Record<string, SetData> = {
 
 // (b') varied utterances, BLoRA's errors those of LoRA: a paired resample gives gain 0 and drop 0 every time
 // (an unpaired one would not)
-const twin: Record<string, SetData> = Object.fromEntries(Object.entries(varied).map(([k, d]) =>
-  [k, { ...d, runs: { lora: d.runs.lora, [X]: d.runs.lora } }]));
+const twin: Record<string, SetData> = Object.fromEntries(
+  Object.entries(varied).map(([k, d]) => [k, { ...d, runs: { lora: d.runs.lora, [X]: d.runs.lora } }]),
+);
 
 // (c) X is best on dev (WER_new + F lowest there) but worse on test; Y the other way round
 const c8 = (v: number) => Array(8).fill(v);
@@ -129,21 +162,42 @@ const devTest: Record<string, SetData> = {
   'base-test': { role: 'base', refWords: c8(5), frozen: c8(1), runs: { lora: [c8(3)], [X]: [c8(2)], [Y]: [c8(1)] } },
 };
 
-interface Ci { value: number | null; lo?: number; hi?: number; reason?: string }
+interface Ci {
+  value: number | null;
+  lo?: number;
+  hi?: number;
+  reason?: string;
+}
 interface Agg {
   best: string | null;
   selection: { split: string | null; selected: string | null; bestOnTest: string | null; devSets: string[]; testSets: string[] };
-  configs: Record<string, {
-    werNew: { mean: number }; werBase: { mean: number }; devScore: { mean: number | null };
-    gainPaired: { mean: number } | null; dropPaired: { mean: number } | null;
-    bootstrap: { backwardGain: Ci; newDomainDrop: Ci; utterances: Record<string, number>; seeds: number[] } | null;
-  }>;
+  configs: Record<
+    string,
+    {
+      werNew: { mean: number };
+      werBase: { mean: number };
+      devScore: { mean: number | null };
+      gainPaired: { mean: number } | null;
+      dropPaired: { mean: number } | null;
+      bootstrap: { backwardGain: Ci; newDomainDrop: Ci; utterances: Record<string, number>; seeds: number[] } | null;
+    }
+  >;
 }
 
 const t0 = Date.now();
-const sweeps = [writeSweep('varied', varied, [0, 1]), writeSweep('varied-x4', variedX4, [0, 1]), writeSweep('constant', constant, [0, 1]),
-  writeSweep('twin', twin, [0, 1]), writeSweep('dev', devTest, [0])];
-const got = JSON.parse(execFileSync(requirePython(), ['-c', `
+const sweeps = [
+  writeSweep('varied', varied, [0, 1]),
+  writeSweep('varied-x4', variedX4, [0, 1]),
+  writeSweep('constant', constant, [0, 1]),
+  writeSweep('twin', twin, [0, 1]),
+  writeSweep('dev', devTest, [0]),
+];
+const got = JSON.parse(
+  execFileSync(
+    requirePython(),
+    [
+      '-c',
+      `
 import sys, json
 sys.path.insert(0, ${JSON.stringify(join(REPO, 'tools'))})
 from pathlib import Path
@@ -153,7 +207,15 @@ for s in json.loads(sys.argv[1]):
     r = er.report(s["sweep"], Path(s["out"]) / "sweep.json", Path(s["out"]), s["runs"], "torch", Path(s["md"]))
     res[s["name"]] = json.loads((Path(s["out"]) / "aggregate.json").read_text())
 print(json.dumps(res))
-`, JSON.stringify(sweeps)], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('{')).pop()!) as Record<string, Agg>;
+`,
+      JSON.stringify(sweeps),
+    ],
+    { encoding: 'utf8' },
+  )
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop()!,
+) as Record<string, Agg>;
 const md = Object.fromEntries(sweeps.map((s) => [s.name, readFileSync(s.md, 'utf8')]));
 console.log(`# ${sweeps.length} reports in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -163,7 +225,10 @@ test('(a) the bootstrap interval contains the point value and shrinks with 4× t
   assert.deepEqual(a.bootstrap!.utterances, { 'base-test': 10, 'cs-test': 10 });
   assert.deepEqual(a4.bootstrap!.utterances, { 'base-test': 40, 'cs-test': 40 });
   assert.deepEqual(a.bootstrap!.seeds, [0, 1]);
-  for (const [m, table] of [['backwardGain', 'gainPaired'], ['newDomainDrop', 'dropPaired']] as const) {
+  for (const [m, table] of [
+    ['backwardGain', 'gainPaired'],
+    ['newDomainDrop', 'dropPaired'],
+  ] as const) {
     const b = a.bootstrap![m];
     const b4 = a4.bootstrap![m];
     assert.ok(b.value !== null && b4.value !== null, `${m}: ${b.reason ?? b4.reason}`);
@@ -174,11 +239,16 @@ test('(a) the bootstrap interval contains the point value and shrinks with 4× t
     assert.ok(b4.lo! <= b4.value && b4.value <= b4.hi!, `${m} ×4: [${b4.lo}, ${b4.hi}] ∌ ${b4.value}`);
     const w = b.hi! - b.lo!;
     const w4 = b4.hi! - b4.lo!;
-    console.log(`# ${m}: ${b.value.toFixed(4)} [${b.lo!.toFixed(4)}, ${b.hi!.toFixed(4)}] (width ${w.toFixed(4)}); ×4: width ${w4.toFixed(4)}`);
+    console.log(
+      `# ${m}: ${b.value.toFixed(4)} [${b.lo!.toFixed(4)}, ${b.hi!.toFixed(4)}] (width ${w.toFixed(4)}); ×4: width ${w4.toFixed(4)}`,
+    );
     assert.ok(w4 < 0.75 * w, `${m}: ×4 width ${w4} not clearly below ${w} (expected about half)`);
   }
   assert.match(md.varied, /backward gain \[95 % CI\]/);
-  assert.match(md.varied, /\| BLoRA β 0\.001, σp 0\.01 \*\*\(best\)\*\* \(no dev split: best-on-test, not a fair selection\) \| torch \| 2 \|/);
+  assert.match(
+    md.varied,
+    /\| BLoRA β 0\.001, σp 0\.01 \*\*\(best\)\*\* \(no dev split: best-on-test, not a fair selection\) \| torch \| 2 \|/,
+  );
   assert.match(md.varied, /\| LoRA \| torch \| 2 \|/);
 });
 
@@ -189,8 +259,16 @@ test('(b) known exact answers: identical utterances, and BLoRA ≡ LoRA under pa
   assert.match(md.constant, /\+50\.0 % \(\+50\.0 ± 0\.0\) \[\+50\.0, \+50\.0\]/);
   assert.match(md.constant, /\+100\.0 % \(\+100\.0 ± 0\.0\) \[\+100\.0, \+100\.0\]/);
   const t = got.twin.configs[X].bootstrap!;
-  assert.deepEqual([t.backwardGain.value, t.backwardGain.lo, t.backwardGain.hi], [0, 0, 0], 'paired: BLoRA ≡ LoRA → gain 0 in every resample');
-  assert.deepEqual([t.newDomainDrop.value, t.newDomainDrop.lo, t.newDomainDrop.hi], [0, 0, 0], 'paired: BLoRA ≡ LoRA → drop 0 in every resample');
+  assert.deepEqual(
+    [t.backwardGain.value, t.backwardGain.lo, t.backwardGain.hi],
+    [0, 0, 0],
+    'paired: BLoRA ≡ LoRA → gain 0 in every resample',
+  );
+  assert.deepEqual(
+    [t.newDomainDrop.value, t.newDomainDrop.lo, t.newDomainDrop.hi],
+    [0, 0, 0],
+    'paired: BLoRA ≡ LoRA → drop 0 in every resample',
+  );
   assert.equal(got.constant.selection.selected, null);
   assert.match(md.constant, /no dev split: best-on-test, not a fair selection/);
 });
@@ -210,7 +288,10 @@ test('(c) selection on dev: the configuration best on dev, not the one best on t
   // X on test: F_LoRA 0.4, F_X 0.2 → gain 0.5; drop (0.6 − 0.4) / 0.4 = 0.5
   assert.ok(Math.abs(g.configs[X].bootstrap!.backwardGain.value! - 0.5) < 1e-12);
   const m = md.dev;
-  assert.match(m, /\*\*LoRA vs the BLoRA configuration selected on dev \(BLoRA β 0\.001, σp 0\.01\)\*\* — selected on dev: among the BLoRA configurations, the one with the lowest mean over seeds of WER_new\(dev\) \+ F\(dev\)/);
+  assert.match(
+    m,
+    /\*\*LoRA vs the BLoRA configuration selected on dev \(BLoRA β 0\.001, σp 0\.01\)\*\* — selected on dev: among the BLoRA configurations, the one with the lowest mean over seeds of WER_new\(dev\) \+ F\(dev\)/,
+  );
   assert.match(m, /\| BLoRA β 0\.001, σp 0\.01 \(selected on dev\) \| 60\.0 % \| [^|]+ \| 40\.0 % \|/);
   assert.match(m, /\| BLoRA β 0\.01, σp 0\.01 \(best on test: for comparison, not a fair selection\) \| 20\.0 % \| [^|]+ \| 20\.0 % \|/);
   assert.match(m, /### Selection on dev/);

@@ -67,7 +67,14 @@ test('patchOnnxWeights: finds W by value in f32 / f16, either layout, in subgrap
   ];
   const model = new Uint8Array([...vfield(1, 8), ...field(7, graph)]);
   const inits = findFloatInitializers(model, 'test.onnx');
-  assert.deepEqual(inits.map((t) => [t.name, t.dims, t.dataType]), [['q_T', [3, 4], 1], ['v_plain', [3, 3], 1], ['v_in_branch', [3, 3], 10]]);
+  assert.deepEqual(
+    inits.map((t) => [t.name, t.dims, t.dataType]),
+    [
+      ['q_T', [3, 4], 1],
+      ['v_plain', [3, 3], 1],
+      ['v_in_branch', [3, 3], 10],
+    ],
+  );
   const r = patchOnnxWeights(model, [q, v], 'test.onnx');
   assert.deepEqual(r.missing, []);
   assert.deepEqual(r.found.get('q'), ['q_T (transposed)']);
@@ -114,9 +121,21 @@ test('SNR-pruned BLoRA run: the PEFT export with the bytes it saves (raw and def
   const names = [0, 1, 2, 3, 4, 5].flatMap((l) => ['self_attn.q_proj', 'self_attn.v_proj'].map((p) => `model.decoder.layers.${l}.${p}`));
   const u = (n: number, lo: number, hi: number) => Float32Array.from({ length: n }, () => lo + (hi - lo) * rnd());
   const a: AdapterExport = {
-    method: 'blora', r, alpha: 16, dropout: 0.05, baseModel: 'openai/whisper-base',
+    method: 'blora',
+    r,
+    alpha: 16,
+    dropout: 0.05,
+    baseModel: 'openai/whisper-base',
     // |μ| up to 0.05, σ = softplus(ρ) ≈ 0.0067 … 0.018: SNR from 0 to ≈ 7
-    modules: names.map((name) => ({ name, inFeatures: 512, outFeatures: 512, A: u(r * 512, -0.05, 0.05), B: u(512 * r, -0.05, 0.05), rhoA: u(r * 512, -5, -4), rhoB: u(512 * r, -5, -4) })),
+    modules: names.map((name) => ({
+      name,
+      inFeatures: 512,
+      outFeatures: 512,
+      A: u(r * 512, -0.05, 0.05),
+      B: u(512 * r, -0.05, 0.05),
+      rhoA: u(r * 512, -5, -4),
+      rhoB: u(512 * r, -5, -4),
+    })),
     blora: { priorSigma: 0.01, estimator: 'flipout', bayesianAOnly: false, beta: 1e-4 },
   };
   const run = join(tmp, 'blora-run');
@@ -130,7 +149,9 @@ test('SNR-pruned BLoRA run: the PEFT export with the bytes it saves (raw and def
     const st = e.files.find((f) => f.file === 'adapter_model.safetensors')!;
     const { readFileSync } = await import('node:fs');
     const deflated = deflateSync(new Uint8Array(readFileSync(join(e.out, 'adapter_model.safetensors'))), { level: 9 }).byteLength;
-    sizes.push(`SNR ${snr}: ${((e.pruned ?? 0) * 100).toFixed(1)} % zeros, adapter_model.safetensors ${st.bytes.toLocaleString('en-US')} bytes, deflated ${deflated.toLocaleString('en-US')} bytes`);
+    sizes.push(
+      `SNR ${snr}: ${((e.pruned ?? 0) * 100).toFixed(1)} % zeros, adapter_model.safetensors ${st.bytes.toLocaleString('en-US')} bytes, deflated ${deflated.toLocaleString('en-US')} bytes`,
+    );
     assert.ok(deflated < prev, 'more pruning, a smaller compressed adapter');
     prev = deflated;
     if (snr) assert.ok(e.pruned! > 0);

@@ -17,7 +17,11 @@ test('f64 → f16: every half round-trips; midpoints go to the even neighbour; a
     const mid = (v + next) / 2; // exact in f64
     const even = (h & 1) === 0 ? h : h + 1;
     assert.equal(f64ToHalfBits(mid), even, `midpoint after 0x${h.toString(16)}`);
-    assert.equal(f64ToHalfBits(mid + Math.abs(next - v) * 2 ** -30 * Math.sign(next)), h + 1, `above the midpoint after 0x${h.toString(16)}`);
+    assert.equal(
+      f64ToHalfBits(mid + Math.abs(next - v) * 2 ** -30 * Math.sign(next)),
+      h + 1,
+      `above the midpoint after 0x${h.toString(16)}`,
+    );
   }
   assert.equal(f64ToHalfBits(65519.99), 0x7bff);
   assert.equal(f64ToHalfBits(65520), 0x7c00);

@@ -44,10 +44,17 @@ process.env.BLORA_WEBGPU_BACKEND ??= 'gl-compat';
 
 const MODEL = requireModel();
 /** every demo clip (public/demo: 9 base-domain clips in en and es, 3 code-switched) */
-const CLIPS = readFileSync(join(DEMO_DIR, 'manifest.jsonl'), 'utf8').trim().split('\n').map((l) => basename(JSON.parse(l).audio_filepath, '.wav'));
+const CLIPS = readFileSync(join(DEMO_DIR, 'manifest.jsonl'), 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => basename(JSON.parse(l).audio_filepath, '.wav'));
 const B_SCALE = 0.04;
 const ADAPTER: AdapterConfig = {
-  kind: 'lora', r: 8, alpha: 16, dropout: 0.05, seed: 7,
+  kind: 'lora',
+  r: 8,
+  alpha: 16,
+  dropout: 0.05,
+  seed: 7,
   targets: ['self_attn.q_proj', 'self_attn.v_proj', 'encoder_attn.v_proj', 'fc1'],
 };
 const tmp = mkdtempSync(join(tmpdir(), 'blora-merged-'));
@@ -61,7 +68,11 @@ function writeRun(dir: string, plan: AdapterPlan, theta: Float32Array): void {
   mkdirSync(join(dir, 'adapter'), { recursive: true });
   const c = plan.config;
   const files = exportAdapter({
-    method: 'lora', r: c.r, alpha: c.alpha, dropout: c.dropout, baseModel: 'openai/whisper-base',
+    method: 'lora',
+    r: c.r,
+    alpha: c.alpha,
+    dropout: c.dropout,
+    baseModel: 'openai/whisper-base',
     modules: plan.modules.map((m) => {
       const t = Object.fromEntries(moduleTensors(plan, m, theta).map((x) => [x.key, new Float32Array(x.data)]));
       return { name: m.name, inFeatures: m.nIn, outFeatures: m.nOut, A: t.A, B: t.B };
@@ -119,11 +130,17 @@ describe('merged exports of a LoRA run (real Whisper base): transformers, transf
     const js = out.transformersjs!.report!;
     assert.equal(js.modules.length, plan.modules.length);
     for (const m of js.modules) assert.equal(m.targets.length, 1, `${m.name}: ${m.targets.join(', ')}`);
-    assert.ok(js.modules.every((m) => m.targets[0].includes('(transposed)')), 'torch.onnx stores Linear weights as MatMul [in, out]');
+    assert.ok(
+      js.modules.every((m) => m.targets[0].includes('(transposed)')),
+      'torch.onnx stores Linear weights as MatMul [in, out]',
+    );
     const hf = new SafetensorsFile(new Uint8Array(readFileSync(join(out.hf.out, 'model.safetensors'))));
     assert.equal(hf.info(`${plan.modules[0].name}.weight`).dtype, 'F16', 'the hf export keeps the source dtype (f16)');
     assert.ok(out.ct2!.files.some((f) => f.file === 'model.bin'));
-    await assert.rejects(runExport({ run: join(tmp, 'run'), format: 'hf', out: join(tmp, 'x'), pruneSnr: 2, log: () => {} }), /SNR pruning needs a BLoRA posterior/);
+    await assert.rejects(
+      runExport({ run: join(tmp, 'run'), format: 'hf', out: join(tmp, 'x'), pruneSnr: 2, log: () => {} }),
+      /SNR pruning needs a BLoRA posterior/,
+    );
   });
 
   test('Export view zip (src/export/zip.ts): the merged transformers folder, identical to the CLI export', async () => {
@@ -131,12 +148,18 @@ describe('merged exports of a LoRA run (real Whisper base): transformers, transf
     const { mergedZip } = await import('../../src/export/zip');
     const { unzipSync } = await import('fflate');
     const files: Record<string, Uint8Array> = {};
-    for (const f of ['adapter_config.json', 'adapter_model.safetensors']) files[f] = new Uint8Array(readFileSync(join(tmp, 'run', 'adapter', f)));
+    for (const f of ['adapter_config.json', 'adapter_model.safetensors'])
+      files[f] = new Uint8Array(readFileSync(join(tmp, 'run', 'adapter', f)));
     const z = await mergedZip(new FsModelSource(MODEL), importAdapter(files), 'hf', 'run-transformers');
-    console.log(`zip of the transformers folder: ${z.zip.byteLength.toLocaleString('en-US')} bytes (${z.bytes.toLocaleString('en-US')} bytes of files)`);
+    console.log(
+      `zip of the transformers folder: ${z.zip.byteLength.toLocaleString('en-US')} bytes (${z.bytes.toLocaleString('en-US')} bytes of files)`,
+    );
     const un = unzipSync(z.zip);
     for (const f of out.hf!.files) {
-      assert.ok(Buffer.from(un[`run-transformers/${f.file}`]).equals(readFileSync(join(out.hf!.out, f.file))), `${f.file}: zip ≠ CLI export`);
+      assert.ok(
+        Buffer.from(un[`run-transformers/${f.file}`]).equals(readFileSync(join(out.hf!.out, f.file))),
+        `${f.file}: zip ≠ CLI export`,
+      );
     }
   });
 
@@ -186,25 +209,46 @@ describe('merged exports of a LoRA run (real Whisper base): transformers, transf
       dec.destroy();
       cache.destroy();
     }
-    assert.ok(CLIPS.some((id) => engine.get(id)!.text !== frozen.get(id)), 'the adapter changed no transcript: the comparisons below would not show the merge is used');
+    assert.ok(
+      CLIPS.some((id) => engine.get(id)!.text !== frozen.get(id)),
+      'the adapter changed no transcript: the comparisons below would not show the merge is used',
+    );
   });
 
   function compare(runtime: string, got: Record<string, Transcript>, { require = true } = {}): void {
     const differ = CLIPS.filter((id) => JSON.stringify(strip(got[id].tokens)) !== JSON.stringify(engine.get(id)!.tokens));
     console.log(`${runtime}: ${CLIPS.length - differ.length}/${CLIPS.length} transcripts identical to the engine's (tokens)`);
-    for (const id of differ) console.log(`    ${id} differs: ${JSON.stringify(got[id].text)} vs engine ${JSON.stringify(engine.get(id)!.text)}`);
-    for (const id of CLIPS) if (!differ.includes(id)) assert.equal(got[id].text.trim(), engine.get(id)!.text.trim(), `${runtime} ${id}: same tokens, other text`);
+    for (const id of differ)
+      console.log(`    ${id} differs: ${JSON.stringify(got[id].text)} vs engine ${JSON.stringify(engine.get(id)!.text)}`);
+    for (const id of CLIPS)
+      if (!differ.includes(id)) assert.equal(got[id].text.trim(), engine.get(id)!.text.trim(), `${runtime} ${id}: same tokens, other text`);
     if (require) assert.ok((CLIPS.length - differ.length) / CLIPS.length >= 0.99, `${runtime}: ${differ.join(', ')} differ`);
   }
 
   test('(b) transformers (hf export), CTranslate2 and faster-whisper (ct2 export): one Python process', () => {
     assert.ok(engine.size, 'needs the engine transcripts');
     const t = performance.now();
-    const res = JSON.parse(execFileSync(requirePython(), [
-      join(REPO, 'tools/export_oracle.py'), '--hf', out.hf!.out, '--ct2', out.ct2!.out,
-      ...CLIPS.flatMap((id) => ['--clip', `${id}=${join(DEMO_DIR, `${id}.wav`)}:${langs.get(id)}`]),
-    ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' } }));
-    console.log(`python: ${((performance.now() - t) / 1000).toFixed(1)} s (transformers ${res.hf_s.toFixed(1)} s, ctranslate2 ${res.ct2_s.toFixed(1)} s, faster-whisper ${res.faster_whisper_s.toFixed(1)} + ${res.faster_whisper_hf_features_s.toFixed(1)} s)`);
+    const res = JSON.parse(
+      execFileSync(
+        requirePython(),
+        [
+          join(REPO, 'tools/export_oracle.py'),
+          '--hf',
+          out.hf!.out,
+          '--ct2',
+          out.ct2!.out,
+          ...CLIPS.flatMap((id) => ['--clip', `${id}=${join(DEMO_DIR, `${id}.wav`)}:${langs.get(id)}`]),
+        ],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+          env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
+        },
+      ),
+    );
+    console.log(
+      `python: ${((performance.now() - t) / 1000).toFixed(1)} s (transformers ${res.hf_s.toFixed(1)} s, ctranslate2 ${res.ct2_s.toFixed(1)} s, faster-whisper ${res.faster_whisper_s.toFixed(1)} + ${res.faster_whisper_hf_features_s.toFixed(1)} s)`,
+    );
     compare('transformers (hf export, f16 weights)', res.hf);
     compare('ctranslate2 (ct2 export, f16 weights, transformers features)', res.ct2);
     compare('faster-whisper transcribe() (ct2 export, transformers log-mel in its feature extractor)', res.faster_whisper_hf_features);
@@ -240,7 +284,9 @@ describe('merged exports of a LoRA run (real Whisper base): transformers, transf
       for (const id of CLIPS) {
         const s = await loadAudio16k(readFileSync(join(DEMO_DIR, `${id}.wav`)), `${id}.wav`);
         const lang = { en: 'english', es: 'spanish' }[langs.get(id)!]!;
-        const r = (await asr(s, { language: lang, task: 'transcribe', return_timestamps: false, max_new_tokens: 128 } as never)) as { text: string };
+        const r = (await asr(s, { language: lang, task: 'transcribe', return_timestamps: false, max_new_tokens: 128 } as never)) as {
+          text: string;
+        };
         // the pipeline returns text only: compare the text (tokens stand in as the engine's when equal)
         got[id] = { tokens: r.text.trim() === engine.get(id)!.text.trim() ? engine.get(id)!.tokens : [-1], text: r.text };
       }

@@ -22,9 +22,17 @@ function randomAdapter(method: 'lora' | 'blora', seed: number): AdapterExport {
   const r = 4;
   const names = [0, 3].flatMap((l) => ['self_attn.q_proj', 'self_attn.v_proj'].map((p) => `model.decoder.layers.${l}.${p}`));
   return {
-    method, r, alpha: 8, dropout: 0.05, baseModel: 'openai/whisper-base',
+    method,
+    r,
+    alpha: 8,
+    dropout: 0.05,
+    baseModel: 'openai/whisper-base',
     modules: names.map((name) => ({
-      name, inFeatures: 512, outFeatures: 512, A: u(r * 512, 0.04), B: u(512 * r, 0.02),
+      name,
+      inFeatures: 512,
+      outFeatures: 512,
+      A: u(r * 512, 0.04),
+      B: u(512 * r, 0.02),
       ...(method === 'blora' ? { rhoA: u(r * 512, 5), rhoB: u(512 * r, 5) } : {}),
     })),
     blora: method === 'blora' ? { priorSigma: 0.01, estimator: 'flipout', bayesianAOnly: false, beta: 1e-4 } : undefined,
@@ -54,8 +62,16 @@ describe('PEFT export', () => {
     const a = randomAdapter('lora', 1);
     const dir = writeDir('lora', exportAdapter(a));
     const out = join(tmp, 'merged.json');
-    const names = [...a.modules.map((m) => m.name), 'model.decoder.layers.3.encoder_attn.q_proj', 'model.decoder.layers.1.self_attn.q_proj'];
-    execFileSync(requirePython(), ['-c', `
+    const names = [
+      ...a.modules.map((m) => m.name),
+      'model.decoder.layers.3.encoder_attn.q_proj',
+      'model.decoder.layers.1.self_attn.q_proj',
+    ];
+    execFileSync(
+      requirePython(),
+      [
+        '-c',
+        `
 import json, sys, torch
 from transformers import WhisperForConditionalGeneration
 from peft import PeftModel
@@ -69,7 +85,14 @@ for n in sys.argv[4:]:
     w = sd[n + ".weight"].double()
     res["w"][n] = {"sum": w.sum().item(), "sumsq": (w * w).sum().item(), "head": w.flatten()[:8].tolist()}
 json.dump(res, open(sys.argv[3], "w"))
-`, MODEL, dir, out, ...names], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TRANSFORMERS_VERBOSITY: 'error' } });
+`,
+        MODEL,
+        dir,
+        out,
+        ...names,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TRANSFORMERS_VERBOSITY: 'error' } },
+    );
     const py = JSON.parse(readFileSync(out, 'utf8'));
     assert.equal(py.lora_modules.length, a.modules.length, `PEFT adapted ${py.lora_modules.join(', ')}`);
     const st = new SafetensorsFile(readFileSync(join(MODEL, 'model.safetensors')));
@@ -79,14 +102,19 @@ json.dump(res, open(sys.argv[3], "w"))
       const w = Float64Array.from(st.float32(`${n}.weight`));
       const m = a.modules.find((x) => x.name === n);
       if (m) {
-        for (let o = 0; o < m.outFeatures; o++) for (let i = 0; i < m.inFeatures; i++) {
-          let acc = 0;
-          for (let k = 0; k < a.r; k++) acc += m.B[o * a.r + k] * m.A[k * m.inFeatures + i];
-          w[o * m.inFeatures + i] += s * acc;
-        }
+        for (let o = 0; o < m.outFeatures; o++)
+          for (let i = 0; i < m.inFeatures; i++) {
+            let acc = 0;
+            for (let k = 0; k < a.r; k++) acc += m.B[o * a.r + k] * m.A[k * m.inFeatures + i];
+            w[o * m.inFeatures + i] += s * acc;
+          }
       }
-      let sum = 0, sumsq = 0;
-      for (const v of w) { sum += v; sumsq += v * v; }
+      let sum = 0,
+        sumsq = 0;
+      for (const v of w) {
+        sum += v;
+        sumsq += v * v;
+      }
       const ref = py.w[n];
       const rel = Math.abs(sumsq - ref.sumsq) / ref.sumsq;
       worst = Math.max(worst, rel);
@@ -106,7 +134,10 @@ json.dump(res, open(sys.argv[3], "w"))
       assert.equal(b.method, method);
       assert.deepEqual({ r: b.r, alpha: b.alpha, dropout: b.dropout }, { r: a.r, alpha: a.alpha, dropout: a.dropout });
       assert.deepEqual(b.blora, a.blora);
-      assert.deepEqual(b.modules.map((m) => m.name), [...a.modules.map((m) => m.name)].sort());
+      assert.deepEqual(
+        b.modules.map((m) => m.name),
+        [...a.modules.map((m) => m.name)].sort(),
+      );
       for (const m of a.modules) {
         const n = b.modules.find((x) => x.name === m.name)!;
         assert.deepEqual([...n.A], [...m.A]);

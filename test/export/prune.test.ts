@@ -34,15 +34,29 @@ test('deterministic factors have no σ and are kept (LoRA; B with bayesianAOnly)
   const lora = planAdapters(dims, { kind: 'lora', r: 1, alpha: 1, dropout: 0, seed: 1, targets: ['self_attn.q_proj'] });
   const th = new Float32Array(lora.size).fill(1e-6);
   assert.deepEqual(pruneBySnr(lora, th, 100).theta, th);
-  const aOnly = planAdapters(dims, { kind: 'blora', r: 1, alpha: 1, dropout: 0, seed: 1, targets: ['self_attn.q_proj'], bayesianAOnly: true });
+  const aOnly = planAdapters(dims, {
+    kind: 'blora',
+    r: 1,
+    alpha: 1,
+    dropout: 0,
+    seed: 1,
+    targets: ['self_attn.q_proj'],
+    bayesianAOnly: true,
+  });
   const th2 = new Float32Array(aOnly.size);
   const t = Object.fromEntries(moduleTensors(aOnly, aOnly.modules[0], th2).map((x) => [x.key, x.data]));
   t.rhoA.fill(softplusInv(1));
   t.muA.fill(0.5);
   t.B.fill(1e-9);
   const q = Object.fromEntries(moduleTensors(aOnly, aOnly.modules[0], pruneBySnr(aOnly, th2, 1).theta).map((x) => [x.key, x.data]));
-  assert.ok(q.muA.every((v) => v === 0), 'SNR 0.5 < 1');
-  assert.ok(q.B.every((v) => v === Math.fround(1e-9)), 'deterministic B kept');
+  assert.ok(
+    q.muA.every((v) => v === 0),
+    'SNR 0.5 < 1',
+  );
+  assert.ok(
+    q.B.every((v) => v === Math.fround(1e-9)),
+    'deterministic B kept',
+  );
 });
 
 test('very negative ρ: σ = exp(ρ), so a tiny μ can have a huge SNR', () => {

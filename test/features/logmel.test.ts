@@ -47,10 +47,14 @@ describe('log-mel features vs Python WhisperFeatureExtractor (80 and 128 bins, d
   let index: MelIndex;
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'blora-logmel-'));
-    execFileSync(requirePython(), [join(REPO, 'tools/logmel_oracle.py'), '--manifest', join(DEMO_DIR, 'manifest.jsonl'), '--bins', BINS.join(','), '--out', dir], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
-    });
+    execFileSync(
+      requirePython(),
+      [join(REPO, 'tools/logmel_oracle.py'), '--manifest', join(DEMO_DIR, 'manifest.jsonl'), '--bins', BINS.join(','), '--out', dir],
+      {
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
+      },
+    );
     index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
   });
   after(() => dir && rmSync(dir, { recursive: true, force: true }));
@@ -70,7 +74,9 @@ describe('log-mel features vs Python WhisperFeatureExtractor (80 and 128 bins, d
         worst = Math.max(worst, d);
         assert.ok(d <= TOL, `${c.id} at ${bins} bins: max |Δ| ${d} > ${TOL}`);
       }
-      console.log(`${bins} bins: ${index.clips.length} clips, max |Δ| = ${worst.toExponential(2)} (tolerance ${TOL}; transformers ${index.transformers})`);
+      console.log(
+        `${bins} bins: ${index.clips.length} clips, max |Δ| = ${worst.toExponential(2)} (tolerance ${TOL}; transformers ${index.transformers})`,
+      );
     });
   }
 });

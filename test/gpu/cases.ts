@@ -81,10 +81,7 @@ export async function runMatmulCase(rt: GpuRuntime, c: MatmulCase): Promise<Case
     if (r > maxErrOverBound || Number.isNaN(r)) maxErrOverBound = Number.isNaN(r) ? Infinity : r;
   }
   const passed = firstBad < 0;
-  const where =
-    firstBad >= 0
-      ? ` first bad Y[${Math.floor(firstBad / N)},${firstBad % N}] gpu=${y[firstBad]} ref=${ref.y[firstBad]}`
-      : '';
+  const where = firstBad >= 0 ? ` first bad Y[${Math.floor(firstBad / N)},${firstBad % N}] gpu=${y[firstBad]} ref=${ref.y[firstBad]}` : '';
   return {
     name: c.name,
     passed,
@@ -104,8 +101,7 @@ export async function runCompileErrorCase(rt: GpuRuntime): Promise<CaseResult> {
     return { name, passed: false, detail: 'broken WGSL compiled without error' };
   } catch (e) {
     const msg = (e as Error).message;
-    const passed =
-      e instanceof WgslCompileError && msg.includes('deliberately_broken_kernel') && msg.includes(':3:');
+    const passed = e instanceof WgslCompileError && msg.includes('deliberately_broken_kernel') && msg.includes(':3:');
     return { name, passed, detail: msg.split('\n').slice(0, 2).join(' | ') };
   }
 }

@@ -30,7 +30,11 @@ test('a 16×16 micro-tile from five directives: row/col offsets, 64 accumulators
 });
 
 test('the shaders load expanded: every _rt entry point has its 64 accumulators and no directive is left', () => {
-  for (const [name, entries] of [['matmul_bias', 1], ['engine_linear_backward', 1], ['engine_logits_ce', 2]] as const) {
+  for (const [name, entries] of [
+    ['matmul_bias', 1],
+    ['engine_linear_backward', 1],
+    ['engine_logits_ce', 2],
+  ] as const) {
     const code = wgsl(name);
     assert.ok(!code.includes('// @microtile16 '), name); // no directive line left (prose may name them)
     assert.equal((code.match(/var a15_3 = vec4<f32>\(0\.0\);/g) ?? []).length, entries, name);

@@ -22,7 +22,9 @@ test('on a software adapter the timing probe picks the register-tiled variant, a
   assert.ok(rt.adapterKnown, `Dawn names its adapter (${describeAdapter(ctx)})`);
   assert.equal(rt.softwareAdapter, true, 'the test machine has no GPU: a software adapter');
   const p = await probeRegisterTiled(rt);
-  console.log(`probe ${JSON.stringify(p.shape)}: main ${p.msMain.toFixed(1)} ms, main_rt ${p.msRegisterTiled.toFixed(1)} ms → registerTiled ${p.registerTiled}`);
+  console.log(
+    `probe ${JSON.stringify(p.shape)}: main ${p.msMain.toFixed(1)} ms, main_rt ${p.msRegisterTiled.toFixed(1)} ms → registerTiled ${p.registerTiled}`,
+  );
   assert.ok(p.msMain > 0 && p.msRegisterTiled > 0);
   assert.equal(p.registerTiled, true, 'main_rt is 2.5–3.5× faster on CPU adapters (docs/benchmarks.md); the probe needs 1.5×');
 });

@@ -36,15 +36,24 @@ const CASES: Case[] = JSON.parse(readFileSync(join(REPO, 'test/metrics/experimen
 function callTs(c: Case): unknown {
   const a = c.args as never[];
   switch (c.fn) {
-    case 'forgetting': return forgetting(a[0], a[1]);
-    case 'backwardGain': return backwardGain(a[0], a[1]);
-    case 'newDomainDrop': return newDomainDrop(a[0], a[1]);
-    case 'sparsity': return sparsity(a[0], a[1]);
-    case 'deltaW': return Array.from(deltaW(a[0], a[1], a[2], a[3], a[4], a[5]));
-    case 'adapterSparsity': return adapterSparsity(a[0] as AdapterFactors[], a[1]);
-    case 'meanStd': return meanStd(a[0]);
-    case 'domainWer': return domainWer(a[0], a[1]);
-    default: throw new Error(`unknown fn ${c.fn}`);
+    case 'forgetting':
+      return forgetting(a[0], a[1]);
+    case 'backwardGain':
+      return backwardGain(a[0], a[1]);
+    case 'newDomainDrop':
+      return newDomainDrop(a[0], a[1]);
+    case 'sparsity':
+      return sparsity(a[0], a[1]);
+    case 'deltaW':
+      return Array.from(deltaW(a[0], a[1], a[2], a[3], a[4], a[5]));
+    case 'adapterSparsity':
+      return adapterSparsity(a[0] as AdapterFactors[], a[1]);
+    case 'meanStd':
+      return meanStd(a[0]);
+    case 'domainWer':
+      return domainWer(a[0], a[1]);
+    default:
+      throw new Error(`unknown fn ${c.fn}`);
   }
 }
 
@@ -102,12 +111,19 @@ test('the Python twin (tools/experiment_metrics.py) gives the same results and t
   const res = JSON.parse(out) as { definitions: unknown; results: { ok?: unknown; error?: string }[] };
   assert.equal(res.results.length, CASES.length);
   CASES.forEach((c, i) => check(c, res.results[i], 'python'));
-  assert.deepEqual(res.definitions, METRIC_DEFINITIONS, 'definition texts differ between src/metrics/experiment.ts and tools/experiment_metrics.py');
+  assert.deepEqual(
+    res.definitions,
+    METRIC_DEFINITIONS,
+    'definition texts differ between src/metrics/experiment.ts and tools/experiment_metrics.py',
+  );
 });
 
 test('definitions name every reported metric; formatting of mean ± std', () => {
   for (const k of ['forgetting', 'backwardGain', 'newDomainDrop', 'sparsity', 'werNew', 'werBase']) {
-    assert.ok(METRIC_DEFINITIONS.some((d) => d.key === k), `no definition for ${k}`);
+    assert.ok(
+      METRIC_DEFINITIONS.some((d) => d.key === k),
+      `no definition for ${k}`,
+    );
   }
   assert.equal(formatMeanStd(meanStd([0.1, 0.2, 0.3])), '20.0 ± 10.0');
   assert.equal(formatMeanStd(meanStd([0.5])), '50.0');

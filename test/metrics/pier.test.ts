@@ -7,7 +7,14 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { editCounts, editOps } from '../../src/metrics/align';
-import { computePier, parseTaggedTranscript, pierCounts, tagNormalizedTokens, wordLangsFromSegments, type PierItem } from '../../src/metrics/pier';
+import {
+  computePier,
+  parseTaggedTranscript,
+  pierCounts,
+  tagNormalizedTokens,
+  wordLangsFromSegments,
+  type PierItem,
+} from '../../src/metrics/pier';
 import { computeWer, normalizerFor, wordTokens } from '../../src/metrics/wer';
 import { REPO, requirePython } from '../support/env';
 import { mulberry32 } from '../support/random';
@@ -15,7 +22,13 @@ import { mulberry32 } from '../support/random';
 // "Ayer tuve un meeting con el team." — Spanish matrix, two English (embedded) words.
 const REF = 'Ayer tuve un meeting con el team.';
 const LANGS = ['es', 'es', 'es', 'en', 'es', 'es', 'en'];
-const item = (hypothesis: string, extra: Partial<PierItem> = {}): PierItem => ({ reference: REF, wordLangs: LANGS, hypothesis, matrix: 'es', ...extra });
+const item = (hypothesis: string, extra: Partial<PierItem> = {}): PierItem => ({
+  reference: REF,
+  wordLangs: LANGS,
+  hypothesis,
+  matrix: 'es',
+  ...extra,
+});
 const one = (hyp: string, opts = {}) => computePier([item(hyp)], { language: 'es', ...opts });
 
 describe('PIER: hand-made cases', () => {
@@ -57,7 +70,12 @@ describe('PIER: hand-made cases', () => {
   });
 
   test('a sentence with no embedded words: null with a reason, and it does not dilute the corpus', () => {
-    const mono: PierItem = { reference: 'Ayer tuve una reunión.', wordLangs: ['es', 'es', 'es', 'es'], hypothesis: 'ayer tuve una reunión', matrix: 'es' };
+    const mono: PierItem = {
+      reference: 'Ayer tuve una reunión.',
+      wordLangs: ['es', 'es', 'es', 'es'],
+      hypothesis: 'ayer tuve una reunión',
+      matrix: 'es',
+    };
     const r = computePier([mono], { language: 'es' });
     assert.equal(r.value, null);
     assert.match(r.reason ?? '', /no reference has both/);
@@ -106,18 +124,33 @@ describe('PIER: hand-made cases', () => {
     const r = computePier([{ reference: ref, wordLangs: langs, hypothesis: 'sin embargue i think it works' }], { language: 'es' });
     assert.equal(r.pairs[0].matrix, 'en');
     assert.deepEqual([r.poiTokens, r.substitutions], [2, 1]);
-    assert.equal(computePier([{ reference: ref, wordLangs: langs, hypothesis: 'sin embargo i thing it works', matrix: 'es' }], { language: 'es' }).value, 1 / 4);
-    assert.equal(computePier([{ reference: ref, wordLangs: langs, hypothesis: 'sin embargo i thing it works' }], { language: 'es', matrix: 'es-ES' }).value, 1 / 4);
+    assert.equal(
+      computePier([{ reference: ref, wordLangs: langs, hypothesis: 'sin embargo i thing it works', matrix: 'es' }], { language: 'es' })
+        .value,
+      1 / 4,
+    );
+    assert.equal(
+      computePier([{ reference: ref, wordLangs: langs, hypothesis: 'sin embargo i thing it works' }], { language: 'es', matrix: 'es-ES' })
+        .value,
+      1 / 4,
+    );
   });
 
   test('tagged transcripts ("<tag …>", as the reference implementation) and corpus segments', () => {
     const t = parseTaggedTranscript('Hast du das <tag File> <tag gedownloadet>?', 'en', 'de');
     assert.deepEqual(t, { words: ['Hast', 'du', 'das', 'File', 'gedownloadet?'], langs: ['de', 'de', 'de', 'en', 'en'] });
     // the authors' README example: File matched, "gedownloadet" substituted + "et" inserted at the end
-    const r = computePier([{ reference: 'Hast du das <tag File> <tag gedownloadet>?', hypothesis: 'Hast du das File geload et' }], { language: 'de' });
+    const r = computePier([{ reference: 'Hast du das <tag File> <tag gedownloadet>?', hypothesis: 'Hast du das File geload et' }], {
+      language: 'de',
+    });
     assert.deepEqual([r.substitutions, r.deletions, r.insertions, r.poiTokens], [1, 0, 1, 2]);
     assert.equal(r.value, 1);
-    const s = wordLangsFromSegments([['es', 'Ayer tuve un'], ['en', 'meeting'], ['es', 'con el'], ['en', 'team.']]);
+    const s = wordLangsFromSegments([
+      ['es', 'Ayer tuve un'],
+      ['en', 'meeting'],
+      ['es', 'con el'],
+      ['en', 'team.'],
+    ]);
     assert.deepEqual(s.langs, LANGS);
     assert.equal(s.words.join(' '), REF);
     assert.throws(() => computePier([{ reference: REF, hypothesis: REF }]), /needs language tags/);
@@ -129,7 +162,12 @@ describe('PIER: hand-made cases', () => {
 
 const rng = mulberry32;
 
-interface Case { ref: string[]; langs: string[]; hyp: string[]; matrix: string }
+interface Case {
+  ref: string[];
+  langs: string[];
+  hyp: string[];
+  matrix: string;
+}
 
 /** Small vocabularies so that ties between alignments are frequent. */
 function randomCase(r: () => number): Case {
@@ -175,7 +213,10 @@ describe('PIER: seeded random cases', () => {
       const w = computeWer([c.ref.join(' ')], [c.hyp.join(' ')], { language: 'es' });
       const werErrors = w.substitutions + w.deletions + w.insertions;
       for (const insertions of ['following', 'adjacent'] as const) {
-        const p = computePier([{ reference: { words: c.ref, langs: c.langs }, hypothesis: c.hyp.join(' '), matrix: c.matrix }], { language: 'es', insertions });
+        const p = computePier([{ reference: { words: c.ref, langs: c.langs }, hypothesis: c.hyp.join(' '), matrix: c.matrix }], {
+          language: 'es',
+          insertions,
+        });
         assert.ok(p.substitutions + p.deletions + p.insertions <= werErrors, JSON.stringify(c));
         assert.equal(p.pairs[0].werErrors, werErrors);
         const q = p.pairs[0];
@@ -200,7 +241,7 @@ describe('PIER: seeded random cases', () => {
       { ref: 'Sin embargo, I think the colour is grey.', langs: ['es', 'es', 'en', 'en', 'en', 'en', 'en', 'en'], matrix: 'en' },
     ];
     const r = rng(7);
-    const pick = <T,>(a: readonly T[]) => a[Math.floor(r() * a.length)];
+    const pick = <T>(a: readonly T[]) => a[Math.floor(r() * a.length)];
     const extra = ['eh', 'the', 'el', 'und', 'twenty', 'o.k.', '—', 'Team'];
     const texts = Array.from({ length: 150 }, () => {
       const s = pick(SENTS);
@@ -217,17 +258,38 @@ describe('PIER: seeded random cases', () => {
       const language = r() < 0.8 ? s.matrix : 'en';
       return { ref: s.ref, word_langs: s.langs, hyp: hyp.join(' '), matrix: s.matrix, language };
     });
-    const out = execFileSync(requirePython(), [join(REPO, 'tools/pier_oracle.py')], { input: JSON.stringify({ cases: [], texts }), encoding: 'utf8', timeout: 60_000 });
-    const py = JSON.parse(out) as { texts: { S: number; D: number; I: number; H: number; poi: number; ops: number; ref_tokens: string[]; ref_langs: string[]; hyp_tokens: string[] }[] };
+    const out = execFileSync(requirePython(), [join(REPO, 'tools/pier_oracle.py')], {
+      input: JSON.stringify({ cases: [], texts }),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    const py = JSON.parse(out) as {
+      texts: {
+        S: number;
+        D: number;
+        I: number;
+        H: number;
+        poi: number;
+        ops: number;
+        ref_tokens: string[];
+        ref_langs: string[];
+        hyp_tokens: string[];
+      }[];
+    };
     let projected = 0;
     texts.forEach((t, i) => {
-      const p = computePier([{ reference: t.ref, wordLangs: t.word_langs, hypothesis: t.hyp, matrix: t.matrix }], { language: t.language }).pairs[0];
+      const p = computePier([{ reference: t.ref, wordLangs: t.word_langs, hypothesis: t.hyp, matrix: t.matrix }], { language: t.language })
+        .pairs[0];
       const o = py.texts[i];
       const what = JSON.stringify(t);
       assert.deepEqual(p.refTokens, o.ref_tokens, what);
       assert.deepEqual(p.refLangs, o.ref_langs, what);
       assert.deepEqual(p.hypTokens, o.hyp_tokens, what);
-      assert.deepEqual([p.substitutions, p.deletions, p.insertions, p.hits, p.poiTokens, p.werErrors], [o.S, o.D, o.I, o.H, o.poi, o.ops], what);
+      assert.deepEqual(
+        [p.substitutions, p.deletions, p.insertions, p.hits, p.poiTokens, p.werErrors],
+        [o.S, o.D, o.I, o.H, o.poi, o.ops],
+        what,
+      );
       const w = computeWer([t.ref], [t.hyp], { language: t.language });
       assert.equal(p.werErrors, w.substitutions + w.deletions + w.insertions, what);
       if (p.projected) projected++;
@@ -235,14 +297,22 @@ describe('PIER: seeded random cases', () => {
     assert.ok(projected > 0, 'some cases need the tag alignment (English numbers / contractions)');
   });
 
-  test('counts agree with tools/pier_oracle.py (rapidfuzz editops + the authors\' counting rule)', () => {
-    const out = execFileSync(requirePython(), [join(REPO, 'tools/pier_oracle.py')], { input: JSON.stringify({ cases: CASES }), encoding: 'utf8', timeout: 60_000 });
+  test("counts agree with tools/pier_oracle.py (rapidfuzz editops + the authors' counting rule)", () => {
+    const out = execFileSync(requirePython(), [join(REPO, 'tools/pier_oracle.py')], {
+      input: JSON.stringify({ cases: CASES }),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     const py = JSON.parse(out) as { cases: { S: number; D: number; I: number; H: number; poi: number; ops: number }[] };
     assert.equal(py.cases.length, CASES.length);
     CASES.forEach((c, i) => {
       const t = pierCounts(c.ref, c.langs, c.hyp, c.matrix);
       const o = py.cases[i];
-      assert.deepEqual([t.substitutions, t.deletions, t.insertions, t.hits, t.poiTokens, t.werErrors], [o.S, o.D, o.I, o.H, o.poi, o.ops], JSON.stringify(c));
+      assert.deepEqual(
+        [t.substitutions, t.deletions, t.insertions, t.hits, t.poiTokens, t.werErrors],
+        [o.S, o.D, o.I, o.H, o.poi, o.ops],
+        JSON.stringify(c),
+      );
     });
   });
 });
@@ -252,18 +322,33 @@ describe('per-word language tags from a dataset (src/data/manifest.ts → Uttera
 
   test('a word_langs column, a segments column (older corpora), and a word_langs that does not fit', async () => {
     const { readDataset } = await import('../../src/data/manifest');
-    const segs = JSON.stringify([['es', 'Ayer tuve un'], ['en', 'meeting'], ['es', 'con el'], ['en', 'team.']]).replace(/"/g, '""');
-    const d = await readDataset(files(
-      'file_name,transcription,language,word_langs,segments\n' +
-      `a.wav,${REF},es,${LANGS.join(' ')},\n` +
-      `b.wav,${REF},es,,"${segs}"\n` +
-      `c.wav,${REF},es,es en,\n`,
-    ));
+    const segs = JSON.stringify([
+      ['es', 'Ayer tuve un'],
+      ['en', 'meeting'],
+      ['es', 'con el'],
+      ['en', 'team.'],
+    ]).replace(/"/g, '""');
+    const d = await readDataset(
+      files(
+        'file_name,transcription,language,word_langs,segments\n' +
+          `a.wav,${REF},es,${LANGS.join(' ')},\n` +
+          `b.wav,${REF},es,,"${segs}"\n` +
+          `c.wav,${REF},es,es en,\n`,
+      ),
+    );
     assert.deepEqual(d.errors, []);
-    assert.deepEqual(d.rows.map((r) => r.wordLangs), [LANGS, LANGS, undefined]);
+    assert.deepEqual(
+      d.rows.map((r) => r.wordLangs),
+      [LANGS, LANGS, undefined],
+    );
     assert.equal(d.warnings.length, 1);
     assert.match(d.warnings[0].message, /word_langs has 2 tags for 7 words/);
-    const r = computePier(d.rows.slice(0, 2).map((u) => ({ reference: u.text, wordLangs: u.wordLangs, hypothesis: 'ayer tuve un mitin con el team', matrix: u.language })), { language: 'es' });
+    const r = computePier(
+      d.rows
+        .slice(0, 2)
+        .map((u) => ({ reference: u.text, wordLangs: u.wordLangs, hypothesis: 'ayer tuve un mitin con el team', matrix: u.language })),
+      { language: 'es' },
+    );
     assert.equal(r.value, 0.5);
   });
 
@@ -275,7 +360,7 @@ describe('per-word language tags from a dataset (src/data/manifest.ts → Uttera
   });
 });
 
-test('pierOfTranscripts (the trainer\'s eval records): per language group, tagged utterances only', async () => {
+test("pierOfTranscripts (the trainer's eval records): per language group, tagged utterances only", async () => {
   const { pierOfTranscripts } = await import('../../src/metrics/pier');
   const ts = [
     { language: 'es', reference: REF, hypothesis: 'ayer tuve un mitin con el team', wordLangs: LANGS },
@@ -286,10 +371,24 @@ test('pierOfTranscripts (the trainer\'s eval records): per language group, tagge
   assert.equal(pierOfTranscripts(ts.slice(1, 2)), undefined);
 });
 
-test('the run view\'s PIER (src/ui/runMetrics.ts pierAt): pooled over embedded words of the new-domain sets', async () => {
+test("the run view's PIER (src/ui/runMetrics.ts pierAt): pooled over embedded words of the new-domain sets", async () => {
   const { pierAt } = await import('../../src/ui/runMetrics');
-  const rec = (set: string, role: 'new' | 'base', step: number, extra: object = {}) => ({ kind: 'eval' as const, step, set, role, wer: 0.3, utterances: 8, backend: 'engine' as const, ...extra });
-  const evals = [rec('cs-a', 'new', 0, { pier: 0.5, pierWords: 10 }), rec('cs-b', 'new', 0, { pier: 0.2, pierWords: 30 }), rec('base', 'base', 0), rec('cs-a', 'new', 5)];
+  const rec = (set: string, role: 'new' | 'base', step: number, extra: object = {}) => ({
+    kind: 'eval' as const,
+    step,
+    set,
+    role,
+    wer: 0.3,
+    utterances: 8,
+    backend: 'engine' as const,
+    ...extra,
+  });
+  const evals = [
+    rec('cs-a', 'new', 0, { pier: 0.5, pierWords: 10 }),
+    rec('cs-b', 'new', 0, { pier: 0.2, pierWords: 30 }),
+    rec('base', 'base', 0),
+    rec('cs-a', 'new', 5),
+  ];
   assert.ok(Math.abs((pierAt(evals, 0) ?? NaN) - 0.275) < 1e-12);
   assert.equal(pierAt(evals, 5), undefined); // no tags at that step
   assert.equal(pierAt(evals, 0, 'base'), undefined);

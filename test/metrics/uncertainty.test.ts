@@ -21,10 +21,12 @@ test('auroc: hand-made cases, ties, one class, and the pairwise definition on ra
     const y = Array.from({ length: n }, () => rnd() < 0.4);
     let num = 0;
     let den = 0;
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (y[i] && !y[j]) {
-      den++;
-      num += s[i] > s[j] ? 1 : s[i] === s[j] ? 0.5 : 0;
-    }
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++)
+        if (y[i] && !y[j]) {
+          den++;
+          num += s[i] > s[j] ? 1 : s[i] === s[j] ? 0.5 : 0;
+        }
     assert.ok(Math.abs(auroc(s, y)! - num / den) < 1e-12, `trial ${trial}`);
   }
 });
@@ -41,7 +43,7 @@ test('ece: calibrated bins give 0, overconfidence its gap, confidence 1 in the l
   assert.throws(() => ece([1.5], [true]), /not in \[0, 1\]/);
 });
 
-test('disagreement: the samples\' WER against the mean transcript (normalized words)', () => {
+test("disagreement: the samples' WER against the mean transcript (normalized words)", () => {
   assert.equal(disagreement('The cat sat.', ['the cat sat', 'The Cat sat!'], 'en'), 0);
   assert.equal(disagreement('the cat sat down', ['the cat sat down', 'the dog sat down'], 'en'), 0.125); // (0 + 1/4) / 2
   assert.equal(disagreement('', ['hola', ''], 'es'), 0.5);
@@ -50,7 +52,7 @@ test('disagreement: the samples\' WER against the mean transcript (normalized wo
   assert.equal(meanEntropy([]), 0);
 });
 
-test('tokenCorrectness: tokens take their word\'s alignment; punctuation-only words are left out', () => {
+test("tokenCorrectness: tokens take their word's alignment; punctuation-only words are left out", () => {
   // " The" " cat" " sat" "." vs "the dog sat": "." belongs to "sat." (no leading space)
   assert.deepEqual(tokenCorrectness([' The', ' cat', ' sat', '.'], 'the dog sat', 'en'), [true, false, true, true]);
   // a word over two tokens is right or wrong as a whole; a lone "," normalizes to nothing
@@ -61,7 +63,7 @@ test('tokenCorrectness: tokens take their word\'s alignment; punctuation-only wo
   assert.deepEqual(tokenCorrectness([' hello'], 'hello big world', 'en'), [true]);
 });
 
-test('tools/uncertainty_metrics.py (the torch backend\'s twin) gives the same values on the same cases', () => {
+test("tools/uncertainty_metrics.py (the torch backend's twin) gives the same values on the same cases", () => {
   const rnd = mulberry32(11);
   const scores = Array.from({ length: 50 }, () => Math.round(rnd() * 20) / 20);
   const labels = scores.map(() => rnd() < 0.5);
@@ -78,7 +80,11 @@ test('tools/uncertainty_metrics.py (the torch backend\'s twin) gives the same va
     ['Hoy venemos a la Tantera', ['Hoy tenemos a la tantera', 'hoy venemos'], 'es'],
     ['', ['hola', ''], 'es'],
   ];
-  const py = execFileSync(requirePython(), ['-c', `
+  const py = execFileSync(
+    requirePython(),
+    [
+      '-c',
+      `
 import sys, json
 sys.path.insert(0, ${JSON.stringify(join(REPO, 'tools'))})
 import uncertainty_metrics as um, blora_train as bt
@@ -89,10 +95,19 @@ print(json.dumps({
   "tc": [um.token_correctness(p, r, lambda s, l=l: norm(s, l)) for p, r, l in c["tc"]],
   "dis": [um.disagreement(m, s, lambda x, l=l: norm(x, l)) for m, s, l in c["dis"]],
 }))
-`, JSON.stringify({ scores, labels, conf, ok, tc, dis })], { encoding: 'utf8' });
+`,
+      JSON.stringify({ scores, labels, conf, ok, tc, dis }),
+    ],
+    { encoding: 'utf8' },
+  );
   const got = JSON.parse(py);
   assert.ok(Math.abs(got.auroc - auroc(scores, labels)!) < 1e-12);
   assert.ok(Math.abs(got.ece - ece(conf, ok).ece!) < 1e-12);
-  assert.deepEqual(got.tc, tc.map(([p, r, l]) => tokenCorrectness(p, r, l)));
-  got.dis.forEach((d: number, i: number) => assert.ok(Math.abs(d - disagreement(...dis[i])) < 1e-12, `disagreement ${i}: ${d} vs ${disagreement(...dis[i])}`));
+  assert.deepEqual(
+    got.tc,
+    tc.map(([p, r, l]) => tokenCorrectness(p, r, l)),
+  );
+  got.dis.forEach((d: number, i: number) =>
+    assert.ok(Math.abs(d - disagreement(...dis[i])) < 1e-12, `disagreement ${i}: ${d} vs ${disagreement(...dis[i])}`),
+  );
 });

@@ -10,7 +10,14 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decoderDims } from '../../src/engine/weights';
 import {
-  DecoderWeightsError, HubFileError, loadDecoderWeights, neededDecoderTensors, NodeFsByteCache, planDecoderFetch, type DecoderFetchProgress, type DecoderTensors,
+  DecoderWeightsError,
+  HubFileError,
+  loadDecoderWeights,
+  neededDecoderTensors,
+  NodeFsByteCache,
+  planDecoderFetch,
+  type DecoderFetchProgress,
+  type DecoderTensors,
 } from '../../src/model/decoder-weights';
 import { weightsRepoFor, whisperModelFor } from '../../src/model/hub';
 import { bf16ToFloat, SafetensorsFile } from '../../src/model/safetensors';
@@ -18,7 +25,15 @@ import { hubModelSource } from '../../src/model/source';
 import type { WhisperConfig } from '../../src/model/whisperModel';
 import { writeTinyWhisper } from '../engine/decoder-parity-support';
 import { requireModel } from '../support/env';
-import { GATED_TOKEN, HUB_REPOS, type LocalHub, readSafetensorsHeader, type RawTensor, startLocalHub, writeSafetensorsRaw } from '../support/local-hub';
+import {
+  GATED_TOKEN,
+  HUB_REPOS,
+  type LocalHub,
+  readSafetensorsHeader,
+  type RawTensor,
+  startLocalHub,
+  writeSafetensorsRaw,
+} from '../support/local-hub';
 
 const MODEL = requireModel();
 const ST_PATH = join(MODEL, 'model.safetensors');
@@ -27,7 +42,9 @@ const tmp = mkdtempSync(join(tmpdir(), 'blora-decoder-weights-'));
 let hub: LocalHub;
 let local: SafetensorsFile;
 const header = readSafetensorsHeader(ST_PATH);
-const decoderNames = neededDecoderTensors(config).filter((t) => header.tensors.has(t.name)).map((t) => t.name);
+const decoderNames = neededDecoderTensors(config)
+  .filter((t) => header.tensors.has(t.name))
+  .map((t) => t.name);
 const decoderBytes = decoderNames.reduce((s, n) => s + header.tensors.get(n)!.end - header.tensors.get(n)!.begin, 0);
 const encoderRanges = [...header.tensors.entries()].filter(([n]) => !n.startsWith('model.decoder.')).map(([, t]) => t);
 let n = 0;
@@ -52,18 +69,25 @@ function assertSameAsLocal(w: DecoderTensors) {
     assert.ok(Buffer.from(w.bytes(name)).equals(readRaw(t.begin, t.end)), `${name}: bytes differ`);
     const a = w.float32(name);
     const b = local.float32(name);
-    assert.ok(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength)), `${name}: f32 values differ`);
+    assert.ok(
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+      `${name}: f32 values differ`,
+    );
   }
 }
 const readRaw = (a: number, b: number) => Buffer.from(local.bytes.buffer, local.bytes.byteOffset + a, b - a);
 
 /** the served ranges of the weights file, as [begin, end) */
 const servedRanges = (repo: string, file = 'model.safetensors') =>
-  hub.requests({ repo, file, method: 'GET' }).filter((q) => q.range).map((q) => ({ begin: q.range![0], end: q.range![0] + q.bytes, q }));
+  hub
+    .requests({ repo, file, method: 'GET' })
+    .filter((q) => q.range)
+    .map((q) => ({ begin: q.range![0], end: q.range![0] + q.bytes, q }));
 
 function assertNoEncoderBytes(repo: string) {
   for (const r of servedRanges(repo)) {
-    for (const e of encoderRanges) assert.ok(r.end <= e.begin || r.begin >= e.end, `range ${r.begin}-${r.end} reads encoder bytes ${e.begin}-${e.end}`);
+    for (const e of encoderRanges)
+      assert.ok(r.end <= e.begin || r.begin >= e.end, `range ${r.begin}-${r.end} reads encoder bytes ${e.begin}-${e.end}`);
   }
 }
 
@@ -75,7 +99,13 @@ describe('decoder weights from a Hub', () => {
     hub.resetLog();
     const progress: DecoderFetchProgress[] = [];
     const t0 = performance.now();
-    const w = await loadDecoderWeights({ config, model: hubModelSource(HUB_REPOS.onnx, 'main', hub.url), endpoint: hub.url, cache, onProgress: (p) => progress.push(p) });
+    const w = await loadDecoderWeights({
+      config,
+      model: hubModelSource(HUB_REPOS.onnx, 'main', hub.url),
+      endpoint: hub.url,
+      cache,
+      onProgress: (p) => progress.push(p),
+    });
     console.log(`# ${(decoderBytes / 2 ** 20).toFixed(1)} MiB of decoder tensors in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     assert.equal(w.from, `Hub repo ${HUB_REPOS.weights}@main`);
     assertSameAsLocal(w);
@@ -84,11 +114,17 @@ describe('decoder weights from a Hub', () => {
 
     const served = hub.bytesServed({ repo: HUB_REPOS.weights });
     assert.equal(hub.bytesServed({ repo: HUB_REPOS.onnx }), 0, 'nothing but a HEAD from the ONNX repo');
-    assert.ok(served >= decoderBytes && served <= decoderBytes + header.headerBytes + 4096, `served ${served}, decoder ${decoderBytes} + header ${header.headerBytes}`);
+    assert.ok(
+      served >= decoderBytes && served <= decoderBytes + header.headerBytes + 4096,
+      `served ${served}, decoder ${decoderBytes} + header ${header.headerBytes}`,
+    );
     assert.ok(served < local.bytes.byteLength * 0.8, 'the encoder half of the file was not downloaded');
     assertNoEncoderBytes(HUB_REPOS.weights);
     const gets = hub.requests({ repo: HUB_REPOS.weights, file: 'model.safetensors', method: 'GET' });
-    assert.ok(gets.some((q) => q.status === 302 && q.url.includes('/resolve/main/')), 'the Hub redirected to its CDN');
+    assert.ok(
+      gets.some((q) => q.status === 302 && q.url.includes('/resolve/main/')),
+      'the Hub redirected to its CDN',
+    );
     assert.equal(gets.filter((q) => q.status === 206).length, decoderNames.length + 2, 'one request per tensor + 2 for the header');
     assert.equal(w.bytesFetched, decoderBytes);
 
@@ -99,7 +135,10 @@ describe('decoder weights from a Hub', () => {
     assert.ok(progress.some((p) => p.loaded < p.total && p.etaS !== null && p.rate > 0 && p.tensor?.startsWith('model.decoder.')));
     // cache layout: $BLORA_CACHE/hub/<repo>/<rev>/<etag>/<file>.ranges/<begin>-<end>
     const emb = header.tensors.get('model.decoder.embed_tokens.weight')!;
-    const etag = hub.requests({ repo: HUB_REPOS.weights }).find((q) => q.url.startsWith('/cdn/'))!.url.split('/')[2];
+    const etag = hub
+      .requests({ repo: HUB_REPOS.weights })
+      .find((q) => q.url.startsWith('/cdn/'))!
+      .url.split('/')[2];
     assert.ok(existsSync(join(cache.root, 'openai/whisper-base/main', etag, `model.safetensors.ranges/${emb.begin}-${emb.end}`)));
   });
 
@@ -145,11 +184,17 @@ describe('decoder weights from a Hub', () => {
     const c = freshCache();
     hub.resetLog();
     hub.cutNext('model.safetensors', 2_000_000, HUB_REPOS.weights);
-    await assert.rejects(loadDecoderWeights({ config, weights: HUB_REPOS.weights, endpoint: hub.url, cache: c, retries: 0 }), (e: Error) => {
-      assert.ok(e instanceof DecoderWeightsError, String(e));
-      assert.match(e.message, /\/openai\/whisper-base\/resolve\/main\/model\.safetensors: connection lost 1 time reading tensor model\.decoder\.\S+; 2000000 of \d+ bytes of it received \(kept in the cache: run again to resume\)/);
-      return true;
-    });
+    await assert.rejects(
+      loadDecoderWeights({ config, weights: HUB_REPOS.weights, endpoint: hub.url, cache: c, retries: 0 }),
+      (e: Error) => {
+        assert.ok(e instanceof DecoderWeightsError, String(e));
+        assert.match(
+          e.message,
+          /\/openai\/whisper-base\/resolve\/main\/model\.safetensors: connection lost 1 time reading tensor model\.decoder\.\S+; 2000000 of \d+ bytes of it received \(kept in the cache: run again to resume\)/,
+        );
+        return true;
+      },
+    );
     const cut = servedRanges(HUB_REPOS.weights).find((r) => r.q.cut)!;
     hub.resetLog();
     const w = await loadDecoderWeights({ config, weights: HUB_REPOS.weights, endpoint: hub.url, cache: c });
@@ -159,7 +204,7 @@ describe('decoder weights from a Hub', () => {
     assert.ok(hub.bytesServed({ repo: HUB_REPOS.weights }) <= decoderBytes - 2_000_000 + header.headerBytes);
   });
 
-  test('a sharded checkpoint: the index, the shards\' headers and the decoder tensors only', async () => {
+  test("a sharded checkpoint: the index, the shards' headers and the decoder tensors only", async () => {
     hub.resetLog();
     const w = await loadDecoderWeights({ config, weights: HUB_REPOS.sharded, endpoint: hub.url, cache: freshCache() });
     assertSameAsLocal(w);
@@ -177,17 +222,29 @@ describe('decoder weights from a Hub', () => {
       assert.match(e.message, /--weights owner\/name .*or drop its model\.safetensors/);
       return true;
     });
-    await assert.rejects(loadDecoderWeights({ config, weights: HUB_REPOS.onnx, endpoint: hub.url, cache: null }), /file "model\.safetensors" not found in Hub repo onnx-community\/whisper-base@main \(nor model\.safetensors\.index\.json/);
-    await assert.rejects(loadDecoderWeights({ config, weights: HUB_REPOS.gated, endpoint: hub.url, cache: null, token: null }), (e: Error) => {
-      assert.ok(e instanceof HubFileError && e.status === 401, String(e));
-      assert.match(e.message, /Hub repo test\/gated-whisper@main refused "model\.safetensors" \(HTTP 401, no token sent\): the repo is gated or private\. Accept its licence at http:\/\/127\.0\.0\.1:\d+\/test\/gated-whisper and use a token with access \(CLI: HF_TOKEN=hf_…\), or drop its model\.safetensors instead/);
-      return true;
-    });
-    await assert.rejects(planDecoderFetch({ config, weights: HUB_REPOS.gated, endpoint: hub.url, cache: null, token: 'hf_wrong_secret' }), (e: Error) => {
-      assert.match(e.message, /HTTP 403, the token was not accepted/);
-      assert.doesNotMatch(e.message, /hf_wrong_secret/, 'the token is never in a message');
-      return true;
-    });
+    await assert.rejects(
+      loadDecoderWeights({ config, weights: HUB_REPOS.onnx, endpoint: hub.url, cache: null }),
+      /file "model\.safetensors" not found in Hub repo onnx-community\/whisper-base@main \(nor model\.safetensors\.index\.json/,
+    );
+    await assert.rejects(
+      loadDecoderWeights({ config, weights: HUB_REPOS.gated, endpoint: hub.url, cache: null, token: null }),
+      (e: Error) => {
+        assert.ok(e instanceof HubFileError && e.status === 401, String(e));
+        assert.match(
+          e.message,
+          /Hub repo test\/gated-whisper@main refused "model\.safetensors" \(HTTP 401, no token sent\): the repo is gated or private\. Accept its licence at http:\/\/127\.0\.0\.1:\d+\/test\/gated-whisper and use a token with access \(CLI: HF_TOKEN=hf_…\), or drop its model\.safetensors instead/,
+        );
+        return true;
+      },
+    );
+    await assert.rejects(
+      planDecoderFetch({ config, weights: HUB_REPOS.gated, endpoint: hub.url, cache: null, token: 'hf_wrong_secret' }),
+      (e: Error) => {
+        assert.match(e.message, /HTTP 403, the token was not accepted/);
+        assert.doesNotMatch(e.message, /hf_wrong_secret/, 'the token is never in a message');
+        return true;
+      },
+    );
     const plan = await planDecoderFetch({ config, weights: HUB_REPOS.gated, endpoint: hub.url, cache: null, token: GATED_TOKEN });
     assert.equal(plan.tensorBytes, decoderBytes);
     assert.ok(hub.requests({ repo: HUB_REPOS.gated }).some((q) => q.auth && q.status === 302));
@@ -195,16 +252,28 @@ describe('decoder weights from a Hub', () => {
 
   test('weights of another model: an error naming the file and the tensor, before any tensor byte moves', async () => {
     const wrong = { ...config, d_model: 384 };
-    hub.addRepo('test/whisper-base-wrong-dims', { 'config.json': new TextEncoder().encode(JSON.stringify(wrong)), 'model.safetensors': ST_PATH });
-    hub.resetLog();
-    await assert.rejects(loadDecoderWeights({ config: wrong, model: hubModelSource('test/whisper-base-wrong-dims', 'main', hub.url), cache: null }), (e: Error) => {
-      assert.ok(e instanceof DecoderWeightsError, String(e));
-      assert.match(e.message, /^http:\/\/127\.0\.0\.1:\d+\/test\/whisper-base-wrong-dims\/resolve\/main\/model\.safetensors: tensor model\.decoder\.embed_tokens\.weight is \[51865,512\] but config\.json \(d_model 384, decoder_layers 6, .*\) needs \[51865,384\]/);
-      return true;
+    hub.addRepo('test/whisper-base-wrong-dims', {
+      'config.json': new TextEncoder().encode(JSON.stringify(wrong)),
+      'model.safetensors': ST_PATH,
     });
+    hub.resetLog();
+    await assert.rejects(
+      loadDecoderWeights({ config: wrong, model: hubModelSource('test/whisper-base-wrong-dims', 'main', hub.url), cache: null }),
+      (e: Error) => {
+        assert.ok(e instanceof DecoderWeightsError, String(e));
+        assert.match(
+          e.message,
+          /^http:\/\/127\.0\.0\.1:\d+\/test\/whisper-base-wrong-dims\/resolve\/main\/model\.safetensors: tensor model\.decoder\.embed_tokens\.weight is \[51865,512\] but config\.json \(d_model 384, decoder_layers 6, .*\) needs \[51865,384\]/,
+        );
+        return true;
+      },
+    );
     assert.equal(hub.bytesServed({ repo: 'test/whisper-base-wrong-dims' }), header.headerBytes, 'only the header was read');
     const fewer = { ...config, decoder_layers: 4 };
-    await assert.rejects(planDecoderFetch({ config: fewer, weights: HUB_REPOS.weights, endpoint: hub.url, cache: null }), /model\.safetensors: has tensor model\.decoder\.layers\.4\.fc1\.weight, but config\.json .* has 4 decoder layers/);
+    await assert.rejects(
+      planDecoderFetch({ config: fewer, weights: HUB_REPOS.weights, endpoint: hub.url, cache: null }),
+      /model\.safetensors: has tensor model\.decoder\.layers\.4\.fc1\.weight, but config\.json .* has 4 decoder layers/,
+    );
   });
 
   test('F32 and BF16 checkpoints (a tiny random Whisper), and a dropped file', async () => {
@@ -250,6 +319,9 @@ describe('decoder weights from a Hub', () => {
     const d = await loadDecoderWeights({ config: tinyCfg, weights: join(dir, 'model.safetensors') });
     for (const name of f32.tensors.keys()) assert.deepEqual(d.float32(name), f32.float32(name));
     // the shape check names the tensor of a tiny file too
-    await assert.rejects(loadDecoderWeights({ config: { ...tinyCfg, decoder_ffn_dim: 64 }, weights: new Blob([bf16Bytes as BlobPart]) }), /the dropped model\.safetensors: tensor model\.decoder\.layers\.0\.fc1\.weight is \[32,16\] but config\.json .* needs \[64,16\]/);
+    await assert.rejects(
+      loadDecoderWeights({ config: { ...tinyCfg, decoder_ffn_dim: 64 }, weights: new Blob([bf16Bytes as BlobPart]) }),
+      /the dropped model\.safetensors: tensor model\.decoder\.layers\.0\.fc1\.weight is \[32,16\] but config\.json .* needs \[64,16\]/,
+    );
   });
 });

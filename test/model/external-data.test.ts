@@ -27,7 +27,9 @@ before(() => {
     'm = onnx.load(sys.argv[1])',
     "onnx.save_model(m, sys.argv[2], save_as_external_data=True, all_tensors_to_one_file=True, location='encoder_model.onnx_data', size_threshold=1024)",
   ].join('\n');
-  execFileSync(requirePython(), ['-c', py, join(MODEL, 'onnx/encoder_model.onnx'), join(dir, 'onnx/encoder_model.onnx')], { stdio: 'inherit' });
+  execFileSync(requirePython(), ['-c', py, join(MODEL, 'onnx/encoder_model.onnx'), join(dir, 'onnx/encoder_model.onnx')], {
+    stdio: 'inherit',
+  });
 });
 after(() => dir && rmSync(dir, { recursive: true, force: true }));
 

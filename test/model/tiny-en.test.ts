@@ -70,7 +70,10 @@ describe('Whisper tiny.en (English-only): folder, training data, ONNX and WGSL g
     const id = (t: string) => tok.added_tokens.find((x: { content: string }) => x.content === t)?.id;
     assert.deepEqual(['<|transcribe|>', '<|translate|>', '<|en|>', '<|0.00|>', '<|30.00|>'].map(id), [50358, 50357, 50258, 50363, 51863]);
     assert.equal(oracle.english_only, true);
-    assert.deepEqual(clips.map((c) => c.id), ['en_01', 'en_02', 'en_03', 'en_04', 'en_05']);
+    assert.deepEqual(
+      clips.map((c) => c.id),
+      ['en_01', 'en_02', 'en_03', 'en_04', 'en_05'],
+    );
     assert.equal(oracle.skipped.length, 7, 'the es and code-switched clips are skipped');
     for (const c of clips) assert.deepEqual(c.prompt, [SOT, NO_TS], `${c.id}: transformers' decoder prompt`);
   });
@@ -78,12 +81,21 @@ describe('Whisper tiny.en (English-only): folder, training data, ONNX and WGSL g
   test('training data: SOT, notimestamps, " text", EOT = HF tokenizer labels; non-English rows rejected', () => {
     assert.deepEqual(specialTokens(env.assets), { sot: SOT, eot: EOT, noTimestamps: NO_TS, transcribe: null });
     const texts = ['I forgot my umbrella at the coffee shop again.', "Let's meet in front of the library tomorrow morning."];
-    const py = execFileSync(requirePython(), ['-c', `
+    const py = execFileSync(
+      requirePython(),
+      [
+        '-c',
+        `
 import json, sys
 from transformers import WhisperTokenizerFast
 tok = WhisperTokenizerFast.from_pretrained(sys.argv[1])
 print(json.dumps([tok(" " + t).input_ids for t in sys.argv[2:]]))
-`, MODEL, ...texts], { encoding: 'utf8', env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' } });
+`,
+        MODEL,
+        ...texts,
+      ],
+      { encoding: 'utf8', env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' } },
+    );
     const hf = JSON.parse(py.trim().split('\n').pop()!) as number[][];
     for (const [i, text] of texts.entries()) {
       for (const language of ['en', '<|en|>', undefined]) {
@@ -97,7 +109,10 @@ print(json.dumps([tok(" " + t).input_ids for t in sys.argv[2:]]))
       const r = tokenizeRow({ id: 'x', audio: 'x.wav', text: 'hola', ...row }, env.assets, opts);
       return 'error' in r ? r.error : '';
     };
-    assert.match(err({ language: 'es' }), /language "es": only English rows can be trained on this English-only model \(generation_config\.json is_multilingual is false\)/);
+    assert.match(
+      err({ language: 'es' }),
+      /language "es": only English rows can be trained on this English-only model \(generation_config\.json is_multilingual is false\)/,
+    );
     assert.match(err({}, { language: 'es' }), /language "es": only English rows/);
     assert.equal(err({}, { language: 'en' }), '');
     assert.match(err({ language: 'en', text: ' ' }), /empty transcript/);
@@ -110,7 +125,9 @@ print(json.dumps([tok(" " + t).input_ids for t in sys.argv[2:]]))
       const hyps: string[] = [];
       for (const [i, c] of clips.entries()) {
         const r = await tr.transcribe(audio.get(c.id)!, { language: i % 2 ? null : 'en', maxNewTokens: 128 });
-        console.log(`  onnx ${r.text === c.text ? '=' : '≠'} ${c.id} ${JSON.stringify(r.text)}${r.text === c.text ? '' : ` vs python ${JSON.stringify(c.text)}`} (${Math.round(r.timing.encoderMs)} ms encoder)`);
+        console.log(
+          `  onnx ${r.text === c.text ? '=' : '≠'} ${c.id} ${JSON.stringify(r.text)}${r.text === c.text ? '' : ` vs python ${JSON.stringify(c.text)}`} (${Math.round(r.timing.encoderMs)} ms encoder)`,
+        );
         assert.deepEqual(r.prompt, c.prompt, `${c.id}: prompt`);
         assert.equal(r.language, 'en');
         assert.equal(r.truncated, false);
@@ -119,8 +136,13 @@ print(json.dumps([tok(" " + t).input_ids for t in sys.argv[2:]]))
         refs.push(c.reference);
         hyps.push(r.text);
       }
-      console.log(`onnx: ${clips.length}/${clips.length} identical to transformers; tiny.en WER on them ${(computeWer(refs, hyps, { language: 'en' }).value * 100).toFixed(1)} %`);
-      await assert.rejects(tr.transcribe(audio.get(clips[0].id)!, { language: 'es' }), /Language "es" cannot be transcribed: this model is English-only/);
+      console.log(
+        `onnx: ${clips.length}/${clips.length} identical to transformers; tiny.en WER on them ${(computeWer(refs, hyps, { language: 'en' }).value * 100).toFixed(1)} %`,
+      );
+      await assert.rejects(
+        tr.transcribe(audio.get(clips[0].id)!, { language: 'es' }),
+        /Language "es" cannot be transcribed: this model is English-only/,
+      );
       await assert.rejects(tr.transcribe(audio.get(clips[0].id)!, { task: 'translate' }), /English-only model cannot translate/);
     } finally {
       await tr.encoder.release();
@@ -142,7 +164,10 @@ print(json.dumps([tok(" " + t).input_ids for t in sys.argv[2:]]))
         assert.deepEqual(r.tokens, [...c.tokens, EOT], `${c.id}: tokens`);
         assert.equal(r.text, c.text, `${c.id}: text`);
       }
-      await assert.rejects(dec.generate([{ utterance: clips[0].id, language: 'es' }]), /Language "es" cannot be transcribed: this model is English-only/);
+      await assert.rejects(
+        dec.generate([{ utterance: clips[0].id, language: 'es' }]),
+        /Language "es" cannot be transcribed: this model is English-only/,
+      );
     } finally {
       dec.destroy();
     }
@@ -157,33 +182,62 @@ print(json.dumps([tok(" " + t).input_ids for t in sys.argv[2:]]))
       readAudio: async (row) => loadAudio16k(readFileSync(join(DEMO_DIR, row.audio)), row.audio),
       encode: async (samples) => (await env.encoder.encode(await env.mel.compute(samples))).data,
     });
-    assert.deepEqual(prep.errors.map((e) => e.id), ['es_02']);
+    assert.deepEqual(
+      prep.errors.map((e) => e.id),
+      ['es_02'],
+    );
     assert.match(prep.errors[0].message, /only English rows can be trained/);
     const utts: PreparedUtterance[] = prep.utterances;
-    assert.deepEqual(utts.map((u) => [u.id, u.language, u.seq.slice(0, 2)]), TRAIN_CLIPS.map((id) => [id, 'en', [SOT, NO_TS]]));
+    assert.deepEqual(
+      utts.map((u) => [u.id, u.language, u.seq.slice(0, 2)]),
+      TRAIN_CLIPS.map((id) => [id, 'en', [SOT, NO_TS]]),
+    );
     const cfg = experiment({
       method: 'blora',
-      adapter: { targets: ['self_attn.q_proj', 'self_attn.v_proj', 'self_attn.out_proj', 'fc2'], layers: [2, 3], r: 8, alpha: 16, dropout: 0, estimator: 'flipout', beta: 1e-4, sigmaPrior: 0.01, bayesianAOnly: false },
+      adapter: {
+        targets: ['self_attn.q_proj', 'self_attn.v_proj', 'self_attn.out_proj', 'fc2'],
+        layers: [2, 3],
+        r: 8,
+        alpha: 16,
+        dropout: 0,
+        estimator: 'flipout',
+        beta: 1e-4,
+        sigmaPrior: 0.01,
+        bayesianAOnly: false,
+      },
       optim: { lr: 3e-3, warmupSteps: 0, schedule: 'constant', steps: 4, batchSize: 2, gradAccum: 1, maxGradNorm: 1 },
       seed: 11,
       data: { train: DEMO_DIR, eval: [] },
       eval: { interval: 0, maxNewTokens: 40 },
     });
-    const tr = await Trainer.create(env, cfg, { train: utts, eval: [{ name: 'train clips', role: 'new', utterances: utts }] }, { onRecord: () => {} }, { baseModel: 'openai/whisper-tiny.en' });
+    const tr = await Trainer.create(
+      env,
+      cfg,
+      { train: utts, eval: [{ name: 'train clips', role: 'new', utterances: utts }] },
+      { onRecord: () => {} },
+      { baseModel: 'openai/whisper-tiny.en' },
+    );
     try {
       const ces: number[] = [];
       while (tr.step < 4) {
         const r = await tr.trainStep();
-        for (const [k, v] of Object.entries({ ce: r.ce, kl: r.kl, gradNorm: r.gradNorm })) assert.ok(Number.isFinite(v), `step ${r.step}: ${k} = ${v}`);
+        for (const [k, v] of Object.entries({ ce: r.ce, kl: r.kl, gradNorm: r.gradNorm }))
+          assert.ok(Number.isFinite(v), `step ${r.step}: ${k} = ${v}`);
         ces.push(r.ce);
         console.log(`step ${r.step}: ce ${r.ce.toFixed(4)} kl ${r.kl.toFixed(3)} |g| ${r.gradNorm.toFixed(3)}`);
       }
       assert.ok(ces[3] < 0.8 * ces[0], `CE ${ces[0]} → ${ces[3]}: did not go down by 20 %`);
       const [ev] = await tr.evaluate();
-      for (const t of tr.lastTranscripts['train clips']) console.log(`  ${t.id}: ${JSON.stringify(t.hypothesis)} (ref ${JSON.stringify(t.reference)})`);
-      console.log(`tiny.en BLoRA: CE ${ces[0].toFixed(4)} → ${ces[3].toFixed(4)} in 4 steps (${tr.elapsedS.toFixed(1)} s); merged WER ${(ev.wer * 100).toFixed(1)} %`);
+      for (const t of tr.lastTranscripts['train clips'])
+        console.log(`  ${t.id}: ${JSON.stringify(t.hypothesis)} (ref ${JSON.stringify(t.reference)})`);
+      console.log(
+        `tiny.en BLoRA: CE ${ces[0].toFixed(4)} → ${ces[3].toFixed(4)} in 4 steps (${tr.elapsedS.toFixed(1)} s); merged WER ${(ev.wer * 100).toFixed(1)} %`,
+      );
       assert.ok(Number.isFinite(ev.wer));
-      assert.ok(tr.lastTranscripts['train clips'].every((t) => t.hypothesis.length > 0), 'empty transcript after training');
+      assert.ok(
+        tr.lastTranscripts['train clips'].every((t) => t.hypothesis.length > 0),
+        'empty transcript after training',
+      );
     } finally {
       tr.destroy();
     }

@@ -47,7 +47,10 @@ describe('loadWhisperAssets', () => {
     }
     // The ONNX files are only checked for presence here (their bytes are read when the sessions load).
     files.push(['whisper-base/onnx/encoder_model.onnx', new Blob([])], ['whisper-base/onnx/decoder_model.onnx', new Blob([])]);
-    await assert.rejects(loadWhisperAssets(new DroppedFilesSource(files)), /decoder_model_merged\.onnx" in the dropped folder: file not found \(nor the pair onnx\/decoder_model\.onnx \+ onnx\/decoder_with_past_model\.onnx\)/);
+    await assert.rejects(
+      loadWhisperAssets(new DroppedFilesSource(files)),
+      /decoder_model_merged\.onnx" in the dropped folder: file not found \(nor the pair onnx\/decoder_model\.onnx \+ onnx\/decoder_with_past_model\.onnx\)/,
+    );
     files.push(['whisper-base/onnx/decoder_with_past_model.onnx', new Blob([])]);
     const a = await loadWhisperAssets(new DroppedFilesSource(files));
     assert.deepEqual(a.decoder, { kind: 'split', first: 'onnx/decoder_model.onnx', withPast: 'onnx/decoder_with_past_model.onnx' });
@@ -66,7 +69,10 @@ describe('loadWhisperAssets', () => {
 
   test('a missing decoder names the expected files', async () => {
     const dir = brokenCopy('no-decoder', ['onnx/decoder_model_merged.onnx']);
-    await assert.rejects(loadWhisperAssets(new FsModelSource(dir)), /decoder_model_merged\.onnx.*decoder_model\.onnx \+ onnx\/decoder_with_past_model\.onnx/);
+    await assert.rejects(
+      loadWhisperAssets(new FsModelSource(dir)),
+      /decoder_model_merged\.onnx.*decoder_model\.onnx \+ onnx\/decoder_with_past_model\.onnx/,
+    );
   });
 
   test('a missing config.json names it', async () => {
@@ -88,7 +94,15 @@ describe('loadWhisperAssets', () => {
 
   test('a tokenizer larger than the model vocabulary is rejected', async () => {
     const tok = JSON.parse(readFileSync(join(MODEL, 'tokenizer.json'), 'utf8'));
-    tok.added_tokens.push({ id: 52000, content: '<|extra|>', special: true, single_word: false, lstrip: false, rstrip: false, normalized: false });
+    tok.added_tokens.push({
+      id: 52000,
+      content: '<|extra|>',
+      special: true,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+    });
     const dir = brokenCopy('tok-big', [], { 'tokenizer.json': JSON.stringify(tok) });
     await assert.rejects(loadWhisperAssets(new FsModelSource(dir)), /"tokenizer\.json".*52001 tokens but config\.json vocab_size is 51865/);
   });
@@ -97,7 +111,10 @@ describe('loadWhisperAssets', () => {
     const pp = JSON.parse(readFileSync(join(MODEL, 'preprocessor_config.json'), 'utf8'));
     pp.feature_size = 128;
     const dir = brokenCopy('pp', [], { 'preprocessor_config.json': JSON.stringify(pp) });
-    await assert.rejects(loadWhisperAssets(new FsModelSource(dir)), /"preprocessor_config\.json".*feature_size 128 but config\.json num_mel_bins is 80/);
+    await assert.rejects(
+      loadWhisperAssets(new FsModelSource(dir)),
+      /"preprocessor_config\.json".*feature_size 128 but config\.json num_mel_bins is 80/,
+    );
   });
 
   test('invalid JSON names the file', async () => {
@@ -109,8 +126,17 @@ describe('loadWhisperAssets', () => {
 describe('model.safetensors (weights for the WGSL engine)', () => {
   test('decoder tensors read from fp16 safetensors equal PyTorch state_dict values', () => {
     const st = new SafetensorsFile(readFileSync(join(MODEL, 'model.safetensors')));
-    const names = ['model.decoder.embed_tokens.weight', 'model.decoder.layers.3.self_attn.q_proj.weight', 'model.decoder.layers.5.encoder_attn.v_proj.bias', 'model.decoder.layer_norm.weight'];
-    const py = execFileSync(requirePython(), ['-c', `
+    const names = [
+      'model.decoder.embed_tokens.weight',
+      'model.decoder.layers.3.self_attn.q_proj.weight',
+      'model.decoder.layers.5.encoder_attn.v_proj.bias',
+      'model.decoder.layer_norm.weight',
+    ];
+    const py = execFileSync(
+      requirePython(),
+      [
+        '-c',
+        `
 import json, sys, torch
 from transformers import WhisperForConditionalGeneration
 sd = WhisperForConditionalGeneration.from_pretrained(sys.argv[1], dtype=torch.float32).state_dict()
@@ -119,12 +145,18 @@ for n in sys.argv[2:]:
     t = sd[n].double()
     out[n] = {"shape": list(t.shape), "sum": t.sum().item(), "sumsq": (t * t).sum().item(), "first": t.flatten()[:5].tolist()}
 print(json.dumps(out))
-`, MODEL, ...names], { encoding: 'utf8', env: { ...process.env, TRANSFORMERS_VERBOSITY: 'error' } });
+`,
+        MODEL,
+        ...names,
+      ],
+      { encoding: 'utf8', env: { ...process.env, TRANSFORMERS_VERBOSITY: 'error' } },
+    );
     const ref = JSON.parse(py.trim().split('\n').pop()!);
     for (const n of names) {
       const data = st.float32(n);
       assert.deepEqual(st.info(n).shape, ref[n].shape, n);
-      let sum = 0, sumsq = 0;
+      let sum = 0,
+        sumsq = 0;
       for (const v of data) {
         sum += v;
         sumsq += v * v;
@@ -138,17 +170,25 @@ print(json.dumps(out))
   test('writeSafetensors round-trips and Python safetensors reads it', () => {
     const a = Float32Array.from({ length: 6 }, (_, i) => i * 0.5 - 1);
     const b = Float32Array.from([Math.PI]);
-    const bytes = writeSafetensors({ 'x.lora_A.weight': { shape: [2, 3], data: a }, 'y': { shape: [1], data: b } }, { format: 'pt' });
+    const bytes = writeSafetensors({ 'x.lora_A.weight': { shape: [2, 3], data: a }, y: { shape: [1], data: b } }, { format: 'pt' });
     const back = new SafetensorsFile(bytes);
     assert.deepEqual([...back.float32('x.lora_A.weight')], [...a]);
     const path = join(tmp, 'rt.safetensors');
     writeFileSync(path, bytes);
-    const py = execFileSync(requirePython(), ['-c', `
+    const py = execFileSync(
+      requirePython(),
+      [
+        '-c',
+        `
 import json, sys
 from safetensors.numpy import load_file
 d = load_file(sys.argv[1])
 print(json.dumps({k: [list(v.shape), v.astype(float).flatten().tolist()] for k, v in d.items()}))
-`, path], { encoding: 'utf8' });
+`,
+        path,
+      ],
+      { encoding: 'utf8' },
+    );
     const got = JSON.parse(py);
     assert.deepEqual(got['x.lora_A.weight'], [[2, 3], [...a]]);
     assert.deepEqual(got.y, [[1], [b[0]]]);

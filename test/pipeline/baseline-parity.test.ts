@@ -76,7 +76,16 @@ describe('baseline parity with Python transformers (Whisper base, demo clips)', 
         `  max |ours − PyTorch f64| = ${max('vsExact').toExponential(2)} (PyTorch fp32 − f64: ${max('torchFp32VsExact').toExponential(2)}; tolerance 1e-3)\n` +
         `  max |ours − PyTorch fp32| = ${max('vsTorchFp32').toExponential(2)}; ${within}/${rows.length} clips within 1e-3 (tolerance 2e-3 = two fp32 error budgets)`,
     );
-    report.encoder = { clips: rows.length, maxAbsVsExact: max('vsExact'), maxAbsTorchFp32VsExact: max('torchFp32VsExact'), maxAbs: max('vsTorchFp32'), within1e3: within, backend: 'onnxruntime-web wasm (Node)', meanMs, rows };
+    report.encoder = {
+      clips: rows.length,
+      maxAbsVsExact: max('vsExact'),
+      maxAbsTorchFp32VsExact: max('torchFp32VsExact'),
+      maxAbs: max('vsTorchFp32'),
+      within1e3: within,
+      backend: 'onnxruntime-web wasm (Node)',
+      meanMs,
+      rows,
+    };
     for (const r of rows) {
       assert.ok(r.vsExact <= 1e-3, `${r.id}: encoder is ${r.vsExact} from the float64 reference`);
       assert.ok(r.vsTorchFp32 <= 2e-3, `${r.id}: encoder differs from PyTorch fp32 by ${r.vsTorchFp32}`);
@@ -88,11 +97,22 @@ describe('baseline parity with Python transformers (Whisper base, demo clips)', 
     for (const c of oracle.clips) {
       const r = await tr.transcribe(audio.get(c.id)!, { language: c.language, maxNewTokens: 128 });
       const ours = r.tokens.filter((t) => t < tr.assets.generation.eos_token_id);
-      rows.push({ id: c.id, language: c.language, ours: r.text, python: c.text, same: r.text === c.text, sameTokens: JSON.stringify(ours) === JSON.stringify(c.tokens), reference: c.reference });
+      rows.push({
+        id: c.id,
+        language: c.language,
+        ours: r.text,
+        python: c.text,
+        same: r.text === c.text,
+        sameTokens: JSON.stringify(ours) === JSON.stringify(c.tokens),
+        reference: c.reference,
+      });
     }
     const same = rows.filter((r) => r.same).length;
     console.log(`transcripts: ${same}/${rows.length} identical to transformers generate`);
-    for (const r of rows) console.log(`  ${r.same ? '=' : '≠'} ${r.id} [${r.language}] ${JSON.stringify(r.ours)}${r.same ? '' : ` vs python ${JSON.stringify(r.python)}`}`);
+    for (const r of rows)
+      console.log(
+        `  ${r.same ? '=' : '≠'} ${r.id} [${r.language}] ${JSON.stringify(r.ours)}${r.same ? '' : ` vs python ${JSON.stringify(r.python)}`}`,
+      );
     // The frozen model's WER against the references, per group: the base domain must be clearly easier
     // than the code-switched one, or there is nothing to adapt.
     const groups: Record<string, { refs: string[]; hyps: string[]; language: string }> = {};
@@ -101,8 +121,14 @@ describe('baseline parity with Python transformers (Whisper base, demo clips)', 
       (groups[g] ??= { refs: [], hyps: [], language: r.language ?? 'en' }).refs.push(r.reference);
       groups[g].hyps.push(r.ours);
     }
-    const werByGroup = Object.fromEntries(Object.entries(groups).map(([g, v]) => [g, computeWer(v.refs, v.hyps, { language: v.language }).value]));
-    console.log(`frozen-model WER on the demo clips: ${Object.entries(werByGroup).map(([g, w]) => `${g} ${(w * 100).toFixed(1)} %`).join(', ')}`);
+    const werByGroup = Object.fromEntries(
+      Object.entries(groups).map(([g, v]) => [g, computeWer(v.refs, v.hyps, { language: v.language }).value]),
+    );
+    console.log(
+      `frozen-model WER on the demo clips: ${Object.entries(werByGroup)
+        .map(([g, w]) => `${g} ${(w * 100).toFixed(1)} %`)
+        .join(', ')}`,
+    );
     report.transcripts = { clips: rows.length, identical: same, werByGroup, rows };
     assert.equal(tr.cache.misses, oracle.clips.length, 'encoder outputs came from the per-utterance cache');
     assert.ok(same / rows.length >= 0.95, `only ${same}/${rows.length} transcripts identical`);

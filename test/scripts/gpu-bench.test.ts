@@ -26,7 +26,20 @@ test('size check: over the limit fails with the number, under passes', () => {
 });
 
 test('table.py: one row per (shape, method, storage) with ratio, tokens/s and TFLOP/s vs peak', () => {
-  const base = { shape: 'whisper-base', C: 512, F: 2048, L: 6, V: 51865, H: 8, B: 8, S: 64, r: 32, targets: ['q', 'v'], tokens: 512, storage: 'f32' };
+  const base = {
+    shape: 'whisper-base',
+    C: 512,
+    F: 2048,
+    L: 6,
+    V: 51865,
+    H: 8,
+    B: 8,
+    S: 64,
+    r: 32,
+    targets: ['q', 'v'],
+    tokens: 512,
+    storage: 'f32',
+  };
   const eng = join(tmp, 'engine.jsonl');
   const tor = join(tmp, 'torch.jsonl');
   const engRows = [
@@ -35,8 +48,12 @@ test('table.py: one row per (shape, method, storage) with ratio, tokens/s and TF
     { ...base, side: 'engine', method: 'lora', storage: 'f16', ms: 16, adapter: 'x' },
   ];
   writeFileSync(eng, engRows.map((d) => JSON.stringify(d)).join('\n') + '\n');
-  writeFileSync(tor, [{ ...base, side: 'torch', method: 'lora', ms: 10, impl: 'PEFT LoRA', device: 'd' }].map((d) => JSON.stringify(d)).join('\n') + '\n');
-  const table = (engFile: string) => spawnSync('python3', ['scripts/gpu-bench/table.py', engFile, tor, '--peak-tflops', '67'], { encoding: 'utf8' });
+  writeFileSync(
+    tor,
+    [{ ...base, side: 'torch', method: 'lora', ms: 10, impl: 'PEFT LoRA', device: 'd' }].map((d) => JSON.stringify(d)).join('\n') + '\n',
+  );
+  const table = (engFile: string) =>
+    spawnSync('python3', ['scripts/gpu-bench/table.py', engFile, tor, '--peak-tflops', '67'], { encoding: 'utf8' });
   const r = table(eng);
   assert.equal(r.status, 0, r.stderr);
   const rows = r.stdout.split('\n').filter((l) => l.startsWith('| whisper-base'));
@@ -55,7 +72,13 @@ test('table.py: one row per (shape, method, storage) with ratio, tokens/s and TF
   assert.match(r.stdout, /torch is f32 on every row/);
   // without f16 rows (an adapter without shader-f16) the table says so
   const eng32 = join(tmp, 'engine32.jsonl');
-  writeFileSync(eng32, engRows.slice(0, 2).map((d) => JSON.stringify(d)).join('\n') + '\n');
+  writeFileSync(
+    eng32,
+    engRows
+      .slice(0, 2)
+      .map((d) => JSON.stringify(d))
+      .join('\n') + '\n',
+  );
   const r32 = table(eng32);
   assert.equal(r32.status, 0, r32.stderr);
   assert.match(r32.stdout, /f32 rows only — the engine adapter has no 'shader-f16'/);

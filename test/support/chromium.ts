@@ -67,11 +67,7 @@ export async function launchChromium(opts: LaunchChromiumOptions = {}): Promise<
         '(it also brings the SwiftShader Vulkan ICD), or set BLORA_CHROMIUM.',
     );
   }
-  const args = [
-    ...CHROMIUM_WEBGPU_ARGS,
-    ...(opts.webgpu === 'gl-compat' ? CHROMIUM_GL_COMPAT_ARGS : []),
-    ...(opts.extraArgs ?? []),
-  ];
+  const args = [...CHROMIUM_WEBGPU_ARGS, ...(opts.webgpu === 'gl-compat' ? CHROMIUM_GL_COMPAT_ARGS : []), ...(opts.extraArgs ?? [])];
   const browser = await chromium.launch({
     ...opts.launchOptions,
     executablePath,

@@ -13,7 +13,11 @@ export async function waitFor(page: Page, what: string, fn: () => boolean | Prom
       const progress = await page
         .evaluate(
           () =>
-            (document.querySelector('[data-testid=run-progress]') ?? document.querySelector('[data-testid=run-view]') ?? document.querySelector('[data-testid=setup-error]'))?.textContent ??
+            (
+              document.querySelector('[data-testid=run-progress]') ??
+              document.querySelector('[data-testid=run-view]') ??
+              document.querySelector('[data-testid=setup-error]')
+            )?.textContent ??
             // no run view: which tab shows what (a stuck restore after a reload is readable from this)
             `no run view; tab ${document.querySelector('nav.tabs button.active')?.textContent ?? '?'}: ${document.querySelector('main')?.textContent?.replace(/\s+/g, ' ').slice(0, 240) ?? 'no <main>'}`,
         )
@@ -24,4 +28,3 @@ export async function waitFor(page: Page, what: string, fn: () => boolean | Prom
     await page.waitForTimeout(500);
   }
 }
-

@@ -107,7 +107,10 @@ export interface RawTensor {
 
 /** A safetensors file of raw tensors (src/model/safetensors.ts's writer; `format: pt` metadata as torch writes). */
 export function writeSafetensorsRaw(tensors: Record<string, RawTensor>, metadata: Record<string, string> = { format: 'pt' }): Uint8Array {
-  return writeRaw(Object.fromEntries(Object.entries(tensors).map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, bytes: t.data }])), metadata);
+  return writeRaw(
+    Object.fromEntries(Object.entries(tensors).map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, bytes: t.data }])),
+    metadata,
+  );
 }
 
 export interface HeaderEntry {
@@ -167,7 +170,10 @@ export function writeShards(src: string, dir: string): Record<string, string> {
   } finally {
     closeSync(fd);
   }
-  writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+  writeFileSync(
+    join(dir, 'model.safetensors.index.json'),
+    JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2),
+  );
   return Object.fromEntries(['model.safetensors.index.json', ...names].map((n) => [n, join(dir, n)]));
 }
 
@@ -230,7 +236,11 @@ export async function startLocalHub(opts: { port?: number; modelDir?: string; sh
     const [a, b] = range ?? [0, size - 1];
     entry.range = range;
     entry.status = range ? 206 : 200;
-    res.writeHead(entry.status, { ...common, 'content-length': String(b - a + 1), ...(range ? { 'content-range': `bytes ${a}-${b}/${size}` } : {}) });
+    res.writeHead(entry.status, {
+      ...common,
+      'content-length': String(b - a + 1),
+      ...(range ? { 'content-range': `bytes ${a}-${b}/${size}` } : {}),
+    });
     if (req.method === 'HEAD' || size === 0) {
       res.end();
       return;
@@ -274,15 +284,34 @@ export async function startLocalHub(opts: { port?: number; modelDir?: string; sh
 
   const server: Server = createServer((req, res) => {
     const url = req.url ?? '/';
-    const entry: ServedRequest = { method: req.method ?? 'GET', url, repo: null, file: null, range: null, status: 0, bytes: 0, cut: false, auth: !!req.headers.authorization };
+    const entry: ServedRequest = {
+      method: req.method ?? 'GET',
+      url,
+      repo: null,
+      file: null,
+      range: null,
+      status: 0,
+      bytes: 0,
+      cut: false,
+      auth: !!req.headers.authorization,
+    };
     log.push(entry);
     // CORS as the Hub answers it: the studio's page (another origin) fetches with Range (and a token for
     // gated repos), and reads content-range / etag, so those must be allowed and exposed.
     res.setHeader('access-control-allow-origin', '*');
-    res.setHeader('access-control-expose-headers', 'content-range, content-length, etag, accept-ranges, x-linked-etag, x-linked-size, x-error-code, x-error-message');
+    res.setHeader(
+      'access-control-expose-headers',
+      'content-range, content-length, etag, accept-ranges, x-linked-etag, x-linked-size, x-error-code, x-error-message',
+    );
     if (req.method === 'OPTIONS') {
       entry.status = 204;
-      res.writeHead(204, { 'access-control-allow-methods': 'GET, HEAD', 'access-control-allow-headers': 'range, authorization, content-type', 'access-control-max-age': '86400' }).end();
+      res
+        .writeHead(204, {
+          'access-control-allow-methods': 'GET, HEAD',
+          'access-control-allow-headers': 'range, authorization, content-type',
+          'access-control-max-age': '86400',
+        })
+        .end();
       return;
     }
     const fail = (status: number, code: string, msg: string) => {
@@ -309,8 +338,18 @@ export async function startLocalHub(opts: { port?: number; modelDir?: string; sh
     if (!repo) return fail(404, 'RepoNotFound', `Repository not found: ${repoId}`);
     if (repo.gated) {
       const auth = req.headers.authorization;
-      if (!auth) return fail(401, 'GatedRepo', `Access to model ${repoId} is restricted. You must have access to it and be authenticated to access it. Please log in.`);
-      if (auth !== `Bearer ${GATED_TOKEN}`) return fail(403, 'GatedRepo', `Access to model ${repoId} is restricted and you are not in the authorized list. Visit https://huggingface.co/${repoId} to ask for access.`);
+      if (!auth)
+        return fail(
+          401,
+          'GatedRepo',
+          `Access to model ${repoId} is restricted. You must have access to it and be authenticated to access it. Please log in.`,
+        );
+      if (auth !== `Bearer ${GATED_TOKEN}`)
+        return fail(
+          403,
+          'GatedRepo',
+          `Access to model ${repoId} is restricted and you are not in the authorized list. Visit https://huggingface.co/${repoId} to ask for access.`,
+        );
     }
     if (rev !== 'main') return fail(404, 'RevisionNotFound', `Invalid rev id: ${rev}`);
     const f = repo.files.get(file);
@@ -319,7 +358,14 @@ export async function startLocalHub(opts: { port?: number; modelDir?: string; sh
     if (isLfs(file)) {
       cdn.set(sha, { repo: repoId, file });
       entry.status = 302;
-      res.writeHead(302, { location: `/cdn/${sha}/${basename(file)}`, 'x-linked-etag': `"${sha}"`, 'x-linked-size': String(sizeOf(f)), 'x-repo-commit': '0'.repeat(40) }).end();
+      res
+        .writeHead(302, {
+          location: `/cdn/${sha}/${basename(file)}`,
+          'x-linked-etag': `"${sha}"`,
+          'x-linked-size': String(sizeOf(f)),
+          'x-repo-commit': '0'.repeat(40),
+        })
+        .end();
       return;
     }
     send(req, res, entry, f, sha);
@@ -352,7 +398,11 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const port = i > 0 ? Number(process.argv[i + 1]) : 8080;
   startLocalHub({ port, sharded: process.argv.includes('--sharded') }).then((hub) => {
     console.log(`local Hub at ${hub.url}\n  HF_ENDPOINT=${hub.url} npx blora-studio train --model ${HUB_REPOS.onnx} ...`);
-    console.log(`repos: ${Object.values(HUB_REPOS).filter((r) => r !== HUB_REPOS.sharded || process.argv.includes('--sharded')).join(', ')} (gated: ${HUB_REPOS.gated}, token ${GATED_TOKEN})`);
+    console.log(
+      `repos: ${Object.values(HUB_REPOS)
+        .filter((r) => r !== HUB_REPOS.sharded || process.argv.includes('--sharded'))
+        .join(', ')} (gated: ${HUB_REPOS.gated}, token ${GATED_TOKEN})`,
+    );
     const stop = () => hub.close().then(() => process.exit(0));
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

@@ -43,7 +43,8 @@ export async function nodeF16Gpu(label: string): Promise<{ ctx: GpuContext; rt: 
     return { skip: reason };
   };
   if (!process.env.VK_ICD_FILENAMES) {
-    if (!existsSync(LAVAPIPE_BPO_ICD)) return fail(`no ${LAVAPIPE_BPO_ICD} — run scripts/setup.sh (step 2b unpacks lavapipe from bookworm-backports)`);
+    if (!existsSync(LAVAPIPE_BPO_ICD))
+      return fail(`no ${LAVAPIPE_BPO_ICD} — run scripts/setup.sh (step 2b unpacks lavapipe from bookworm-backports)`);
     process.env.VK_ICD_FILENAMES = LAVAPIPE_BPO_ICD;
   }
   process.env.XDG_RUNTIME_DIR ??= '/tmp'; // Mesa's WSI complains on stderr without it (harmless)

@@ -49,7 +49,8 @@ export function baselineOracle(manifest: string, model: string = requireModel())
       stdio: ['ignore', 'inherit', 'inherit'],
       env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
     });
-    if (existsSync(join(dir, 'index.json'))) rmSync(tmp, { recursive: true, force: true }); // another test process finished first
+    if (existsSync(join(dir, 'index.json')))
+      rmSync(tmp, { recursive: true, force: true }); // another test process finished first
     else {
       rmSync(dir, { recursive: true, force: true }); // a folder left without its index by an interrupted run
       renameSync(tmp, dir);

@@ -7,10 +7,19 @@ export function wavInfo(path: string) {
   const b = readFileSync(path);
   assert.equal(b.toString('ascii', 0, 4), 'RIFF', `${path}: not RIFF`);
   assert.equal(b.toString('ascii', 8, 12), 'WAVE', `${path}: not WAVE`);
-  let off = 12, fmt: { format: number; channels: number; rate: number; bits: number } | undefined, dataBytes = -1;
+  let off = 12,
+    fmt: { format: number; channels: number; rate: number; bits: number } | undefined,
+    dataBytes = -1;
   while (off + 8 <= b.length) {
-    const id = b.toString('ascii', off, off + 4), size = b.readUInt32LE(off + 4);
-    if (id === 'fmt ') fmt = { format: b.readUInt16LE(off + 8), channels: b.readUInt16LE(off + 10), rate: b.readUInt32LE(off + 12), bits: b.readUInt16LE(off + 22) };
+    const id = b.toString('ascii', off, off + 4),
+      size = b.readUInt32LE(off + 4);
+    if (id === 'fmt ')
+      fmt = {
+        format: b.readUInt16LE(off + 8),
+        channels: b.readUInt16LE(off + 10),
+        rate: b.readUInt32LE(off + 12),
+        bits: b.readUInt16LE(off + 22),
+      };
     if (id === 'data') dataBytes = size;
     off += 8 + size + (size & 1);
   }

@@ -19,11 +19,35 @@ test('betaSchedule: old configs stay valid, a schedule parses, β at step k', ()
   assert.equal(betaAt(old, 1), 2e-4);
   assert.equal(betaAt(old, 1000), 2e-4);
 
-  const c = parseExperiment({ ...base, adapter: { beta: 1e-4, betaSchedule: [{ step: 3, beta: 1 }, { step: 10, beta: 0 }] } });
-  assert.deepEqual([1, 2, 3, 4, 9, 10, 11].map((k) => betaAt(c, k)), [1e-4, 1e-4, 1, 1, 1, 0, 0]);
+  const c = parseExperiment({
+    ...base,
+    adapter: {
+      beta: 1e-4,
+      betaSchedule: [
+        { step: 3, beta: 1 },
+        { step: 10, beta: 0 },
+      ],
+    },
+  });
+  assert.deepEqual(
+    [1, 2, 3, 4, 9, 10, 11].map((k) => betaAt(c, k)),
+    [1e-4, 1e-4, 1, 1, 1, 0, 0],
+  );
   // a step-1 entry is β from step 1 on (it wins over adapter.beta), and the engine's plan is built with it
-  const s1 = parseExperiment({ ...base, adapter: { beta: 5, betaSchedule: [{ step: 1, beta: 1e-4 }, { step: 3, beta: 1 }] } });
-  assert.deepEqual([1, 2, 3].map((k) => betaAt(s1, k)), [1e-4, 1e-4, 1]);
+  const s1 = parseExperiment({
+    ...base,
+    adapter: {
+      beta: 5,
+      betaSchedule: [
+        { step: 1, beta: 1e-4 },
+        { step: 3, beta: 1 },
+      ],
+    },
+  });
+  assert.deepEqual(
+    [1, 2, 3].map((k) => betaAt(s1, k)),
+    [1e-4, 1e-4, 1],
+  );
   assert.equal(adapterConfigOf(s1).beta, 1e-4);
   // LoRA has no KL term: β 0 whatever the schedule says
   assert.equal(betaAt({ ...c, method: 'lora' }, 3), 0);
@@ -37,8 +61,20 @@ test('betaSchedule: errors name the field', () => {
     [[{ step: 0, beta: 1 }], /adapter\.betaSchedule\[0\]\.step must be an integer ≥ 1 \(got 0\)/],
     [[{ step: 2.5, beta: 1 }], /adapter\.betaSchedule\[0\]\.step must be an integer ≥ 1 \(got 2\.5\)/],
     [[{ beta: 1 }], /adapter\.betaSchedule\[0\]\.step must be an integer ≥ 1 \(got undefined\)/],
-    [[{ step: 3, beta: 1 }, { step: 3, beta: 2 }], /adapter\.betaSchedule\[1\]\.step must be above the previous entry's \(3; steps ascending, got 3\)/],
-    [[{ step: 5, beta: 1 }, { step: 2, beta: 2 }], /adapter\.betaSchedule\[1\]\.step must be above/],
+    [
+      [
+        { step: 3, beta: 1 },
+        { step: 3, beta: 2 },
+      ],
+      /adapter\.betaSchedule\[1\]\.step must be above the previous entry's \(3; steps ascending, got 3\)/,
+    ],
+    [
+      [
+        { step: 5, beta: 1 },
+        { step: 2, beta: 2 },
+      ],
+      /adapter\.betaSchedule\[1\]\.step must be above/,
+    ],
     [[{ step: 1, beta: -1 }], /adapter\.betaSchedule\[0\]\.beta must be a finite number ≥ 0 \(got -1\)/],
     [[{ step: 1, beta: 'big' }], /adapter\.betaSchedule\[0\]\.beta must be a finite number ≥ 0 \(got "big"\)/],
     [[{ step: 1, beta: null }], /adapter\.betaSchedule\[0\]\.beta must be a finite number ≥ 0 \(got null\)/],
@@ -54,12 +90,30 @@ test('betaSchedule: errors name the field', () => {
   }
 });
 
-test('a live change goes into the schedule; a restored run keeps the checkpoint\'s past and the newer future', () => {
+test("a live change goes into the schedule; a restored run keeps the checkpoint's past and the newer future", () => {
   const s = withBetaEntry(undefined, { step: 4, beta: 1e-3 });
   assert.deepEqual(s, [{ step: 4, beta: 1e-3 }]);
-  const s2 = withBetaEntry([{ step: 2, beta: 1 }, { step: 4, beta: 1e-3 }, { step: 9, beta: 0 }], { step: 4, beta: 5e-2 });
-  assert.deepEqual(s2, [{ step: 2, beta: 1 }, { step: 4, beta: 5e-2 }, { step: 9, beta: 0 }], 'same step replaced, later entries kept');
-  assert.deepEqual(withBetaEntry(s2, { step: 6, beta: 7 }).map((e) => e.step), [2, 4, 6, 9]);
+  const s2 = withBetaEntry(
+    [
+      { step: 2, beta: 1 },
+      { step: 4, beta: 1e-3 },
+      { step: 9, beta: 0 },
+    ],
+    { step: 4, beta: 5e-2 },
+  );
+  assert.deepEqual(
+    s2,
+    [
+      { step: 2, beta: 1 },
+      { step: 4, beta: 5e-2 },
+      { step: 9, beta: 0 },
+    ],
+    'same step replaced, later entries kept',
+  );
+  assert.deepEqual(
+    withBetaEntry(s2, { step: 6, beta: 7 }).map((e) => e.step),
+    [2, 4, 6, 9],
+  );
 
   assert.equal(mergeBetaSchedules(undefined, undefined, 5), undefined);
   // the worker rebuilt from the start config (no schedule): the checkpoint's schedule is kept
@@ -67,15 +121,46 @@ test('a live change goes into the schedule; a restored run keeps the checkpoint\
   // the page's config has a change made after the checkpoint (step 6 > 4): kept; its entry at a step ≤ 4
   // that the checkpoint lacks is not what the run did, so it is dropped
   assert.deepEqual(
-    mergeBetaSchedules([{ step: 3, beta: 1 }], [{ step: 2, beta: 9 }, { step: 3, beta: 1 }, { step: 6, beta: 0.5 }], 4),
-    [{ step: 3, beta: 1 }, { step: 6, beta: 0.5 }],
+    mergeBetaSchedules(
+      [{ step: 3, beta: 1 }],
+      [
+        { step: 2, beta: 9 },
+        { step: 3, beta: 1 },
+        { step: 6, beta: 0.5 },
+      ],
+      4,
+    ),
+    [
+      { step: 3, beta: 1 },
+      { step: 6, beta: 0.5 },
+    ],
   );
 });
 
-test('the PyTorch backend reads the schedule: same β per step, same errors', { skip: !existsSync(PYTHON) && `no Python venv at ${PYTHON}` }, () => {
-  const cfg = { ...base, adapter: { beta: 1e-4, betaSchedule: [{ step: 3, beta: 1 }, { step: 10, beta: 0 }] } };
-  const bad = { ...base, adapter: { betaSchedule: [{ step: 3, beta: 1 }, { step: 3, beta: -1 }] } };
-  const py = `
+test(
+  'the PyTorch backend reads the schedule: same β per step, same errors',
+  { skip: !existsSync(PYTHON) && `no Python venv at ${PYTHON}` },
+  () => {
+    const cfg = {
+      ...base,
+      adapter: {
+        beta: 1e-4,
+        betaSchedule: [
+          { step: 3, beta: 1 },
+          { step: 10, beta: 0 },
+        ],
+      },
+    };
+    const bad = {
+      ...base,
+      adapter: {
+        betaSchedule: [
+          { step: 3, beta: 1 },
+          { step: 3, beta: -1 },
+        ],
+      },
+    };
+    const py = `
 import json, sys
 sys.path.insert(0, ${JSON.stringify(join(REPO, 'tools'))})
 import blora_train as bt
@@ -87,10 +172,17 @@ except bt.ConfigError as e:
     out["error"] = str(e)
 print(json.dumps(out))
 `;
-  const got = JSON.parse(execFileSync(PYTHON, ['-c', py, JSON.stringify(cfg), JSON.stringify(bad)], { encoding: 'utf8' }));
-  const ts = parseExperiment(cfg);
-  assert.deepEqual(got.betas, [1, 2, 3, 4, 9, 10, 11].map((k) => betaAt(ts, k)));
-  assert.equal(got.lora, 0);
-  assert.match(got.error, /^exp\.json: .*adapter\.betaSchedule\[1\]\.step must be above the previous entry's \(3; steps ascending, got 3\)/);
-  assert.match(got.error, /adapter\.betaSchedule\[1\]\.beta must be a finite number ≥ 0 \(got -1\)/);
-});
+    const got = JSON.parse(execFileSync(PYTHON, ['-c', py, JSON.stringify(cfg), JSON.stringify(bad)], { encoding: 'utf8' }));
+    const ts = parseExperiment(cfg);
+    assert.deepEqual(
+      got.betas,
+      [1, 2, 3, 4, 9, 10, 11].map((k) => betaAt(ts, k)),
+    );
+    assert.equal(got.lora, 0);
+    assert.match(
+      got.error,
+      /^exp\.json: .*adapter\.betaSchedule\[1\]\.step must be above the previous entry's \(3; steps ascending, got 3\)/,
+    );
+    assert.match(got.error, /adapter\.betaSchedule\[1\]\.beta must be a finite number ≥ 0 \(got -1\)/);
+  },
+);

@@ -31,7 +31,10 @@ test("adapter.klScale is the authors' kl_scale: β = klScale / gradAccum; the de
   assert.equal(k.adapter.klScale, 1e-3);
   // a written record has both; reading it back gives the same config
   assert.deepEqual(parseExperiment(JSON.parse(JSON.stringify(k))), k);
-  assert.throws(() => parseExperiment({ data: x, adapter: { klScale: 1e-3, beta: 1e-3 }, optim: { gradAccum: 4 } }), /adapter\.beta 0\.001 and adapter\.klScale 0\.001 disagree: .*β = klScale \/ optim\.gradAccum = 0\.00025/);
+  assert.throws(
+    () => parseExperiment({ data: x, adapter: { klScale: 1e-3, beta: 1e-3 }, optim: { gradAccum: 4 } }),
+    /adapter\.beta 0\.001 and adapter\.klScale 0\.001 disagree: .*β = klScale \/ optim\.gradAccum = 0\.00025/,
+  );
   assert.throws(() => parseExperiment({ data: x, adapter: { klScale: -1 } }), /adapter\.klScale must be ≥ 0 \(got -1\)/);
 });
 
@@ -43,7 +46,10 @@ test('adapter.klLogEps and adapter.freezeRho: defaults off, validated', () => {
   assert.equal(a.adapter.klLogEps, 1e-6);
   assert.equal(a.adapter.freezeRho, true);
   assert.throws(() => parseExperiment({ data: { train: 'x' }, adapter: { klLogEps: 0.5 } }), /adapter\.klLogEps must be in \[0, 0\.01\]/);
-  assert.throws(() => parseExperiment({ data: { train: 'x' }, adapter: { freezeRho: 'yes' } }), /adapter\.freezeRho must be true or false \(got "yes"\)/);
+  assert.throws(
+    () => parseExperiment({ data: { train: 'x' }, adapter: { freezeRho: 'yes' } }),
+    /adapter\.freezeRho must be true or false \(got "yes"\)/,
+  );
 });
 
 test('errors name the key', () => {
@@ -64,9 +70,24 @@ test('errors name the key', () => {
     [{ data: { train: 'x', dev: [{ path: 'd' }] }, eval: { select: 'dev-ce' } }, /eval\.select 'dev-ce' needs eval\.devInterval ≥ 1/],
     [{ data: { train: 'x', dev: [{ name: 'd' }] } }, /data\.dev\[0\]\.path is required/],
     [{ data: { train: 'x', trainMix: [{ path: 'r', p: 0 }] } }, /data\.trainMix\[0\]\.p must be in \(0, 1\) \(got 0\)/],
-    [{ data: { train: 'x', trainMix: [{ path: 'r', p: 0.5 }, { path: 's', p: 0.5 }] } }, /data\.trainMix: the probabilities sum to 1\.00; data\.train needs the rest/],
+    [
+      {
+        data: {
+          train: 'x',
+          trainMix: [
+            { path: 'r', p: 0.5 },
+            { path: 's', p: 0.5 },
+          ],
+        },
+      },
+      /data\.trainMix: the probabilities sum to 1\.00; data\.train needs the rest/,
+    ],
   ];
   for (const [json, re] of bad) {
-    assert.throws(() => parseExperiment(json, 'my.json'), (e: Error) => e instanceof ExperimentConfigError && /^my\.json: /.test(e.message) && re.test(e.message), JSON.stringify(json));
+    assert.throws(
+      () => parseExperiment(json, 'my.json'),
+      (e: Error) => e instanceof ExperimentConfigError && /^my\.json: /.test(e.message) && re.test(e.message),
+      JSON.stringify(json),
+    );
   }
 });

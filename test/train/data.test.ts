@@ -4,9 +4,24 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { FsModelSource } from '../../src/model/source';
 import { loadWhisperAssets, type WhisperAssets } from '../../src/model/whisperModel';
-import { BatchSampler, MixSampler, makeBatch, prepareUtterances, tokenizeRow, WHISPER_MAX_SAMPLES, type PreparedUtterance } from '../../src/train/data';
+import {
+  BatchSampler,
+  MixSampler,
+  makeBatch,
+  prepareUtterances,
+  tokenizeRow,
+  WHISPER_MAX_SAMPLES,
+  type PreparedUtterance,
+} from '../../src/train/data';
 import type { EncoderKvCache } from '../../src/engine/decoder';
-import { adapterSparsity, decodeCheckpoint, encodeCheckpoint, muHistogram, scoreTranscripts, type Checkpoint } from '../../src/train/trainer';
+import {
+  adapterSparsity,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  muHistogram,
+  scoreTranscripts,
+  type Checkpoint,
+} from '../../src/train/trainer';
 import { planAdapters } from '../../src/engine/adapters';
 import { defaultExperiment } from '../../src/train/config';
 import { requireModel } from '../support/env';
@@ -52,7 +67,11 @@ test('BatchSampler: seeded per-epoch permutations across epoch boundaries; state
   for (let e = 0; e < 3; e++) assert.deepEqual([...flat.slice(5 * e, 5 * e + 5)].sort(), [0, 1, 2, 3, 4], `epoch ${e} is a permutation`);
   assert.notDeepEqual(flat.slice(0, 5), flat.slice(5, 10), 'epochs are shuffled differently');
   const s2 = new BatchSampler(5, 3, 42);
-  assert.deepEqual(Array.from({ length: 6 }, () => s2.next()), draws, 'same seed, same order');
+  assert.deepEqual(
+    Array.from({ length: 6 }, () => s2.next()),
+    draws,
+    'same seed, same order',
+  );
   const s3 = new BatchSampler(5, 3, 42);
   s3.next();
   s3.next();
@@ -63,7 +82,10 @@ test('BatchSampler: seeded per-epoch permutations across epoch boundaries; state
   assert.notDeepEqual(new BatchSampler(5, 3, 7).next(), draws[0]);
   const s5 = new BatchSampler(5, 3, 42);
   s5.state = st;
-  assert.deepEqual(Array.from({ length: 4 }, () => s5.next()), rest);
+  assert.deepEqual(
+    Array.from({ length: 4 }, () => s5.next()),
+    rest,
+  );
 });
 
 test('MixSampler (data.trainMix): each slot draws its set with its probability; own streams; state restores; one set = BatchSampler', () => {
@@ -84,7 +106,11 @@ test('MixSampler (data.trainMix): each slot draws its set with its probability; 
   // each set's draws are its own epochs: every index once per epoch of that set
   seen.forEach((xs, i) => {
     const first = xs.slice(0, sizes[i]).sort((a, b) => a - b);
-    assert.deepEqual(first, Array.from({ length: sizes[i] }, (_, j) => j + [0, 5, 8][i]), `set ${i}: first epoch`);
+    assert.deepEqual(
+      first,
+      Array.from({ length: sizes[i] }, (_, j) => j + [0, 5, 8][i]),
+      `set ${i}: first epoch`,
+    );
   });
   // the state (draws + each set's position) continues the stream exactly
   const a = new MixSampler(sizes, ps, 4, 9);
@@ -100,15 +126,30 @@ test('MixSampler (data.trainMix): each slot draws its set with its probability; 
 });
 
 test('checkpoint bytes round-trip; sparsity and log10|μ| histogram; WER per language group', () => {
-  const plan = planAdapters({ C: 8, H: 2, D: 4, F: 16, L: 2, V: 10, NP: 8 }, { kind: 'blora', r: 2, alpha: 4, dropout: 0, targets: ['fc1'], seed: 0 });
+  const plan = planAdapters(
+    { C: 8, H: 2, D: 4, F: 16, L: 2, V: 10, NP: 8 },
+    { kind: 'blora', r: 2, alpha: 4, dropout: 0, targets: ['fc1'], seed: 0 },
+  );
   const theta = Float32Array.from({ length: plan.size }, (_, i) => (i % 3 === 0 ? 0 : 10 ** -(i % 7)));
-  const ck: Checkpoint = { format: 'blora-studio-checkpoint', version: 1, step: 3, theta, m: theta.map((x) => x / 2), v: theta.map((x) => x * x), sampler: { epoch: 1, pos: 2 }, config: defaultExperiment(), elapsedS: 1.5 };
+  const ck: Checkpoint = {
+    format: 'blora-studio-checkpoint',
+    version: 1,
+    step: 3,
+    theta,
+    m: theta.map((x) => x / 2),
+    v: theta.map((x) => x * x),
+    sampler: { epoch: 1, pos: 2 },
+    config: defaultExperiment(),
+    elapsedS: 1.5,
+  };
   const back = decodeCheckpoint(encodeCheckpoint(ck));
   assert.deepEqual(back, ck);
   assert.throws(() => decodeCheckpoint(new Uint8Array(16)), /checkpoint|safetensors/);
   const sp = adapterSparsity(plan, theta);
-  let za = 0, na = 0;
-  for (const m of plan.modules) for (let i = m.off.muA; i < m.off.muA + 2 * m.nIn; i++) (na += 1), (za += Math.abs(theta[i]) < 1e-3 ? 1 : 0);
+  let za = 0,
+    na = 0;
+  for (const m of plan.modules)
+    for (let i = m.off.muA; i < m.off.muA + 2 * m.nIn; i++) ((na += 1), (za += Math.abs(theta[i]) < 1e-3 ? 1 : 0));
   assert.equal(sp.a, za / na);
   const h = muHistogram(plan, theta, { lo: -8, hi: 1, binsPerDecade: 1 });
   assert.equal(h.edges.length, 10);
@@ -128,7 +169,9 @@ test('prepareUtterances rejects a clip over 30 s with its duration, before any e
   };
   const cache = { has: never('cache.has'), add: never('cache.add') } as unknown as EncoderKvCache;
   const r = await prepareUtterances([{ id: 'long', audio: 'long.wav', text: 'hello there', language: 'en' }], {
-    assets, cache, encode: never('encode'),
+    assets,
+    cache,
+    encode: never('encode'),
     readAudio: async () => new Float32Array(WHISPER_MAX_SAMPLES + 16000),
   });
   assert.equal(r.utterances.length, 0);

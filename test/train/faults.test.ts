@@ -25,7 +25,14 @@ import { writeSafetensors } from '../../src/model/safetensors';
 import type { TrainRecord } from '../../src/train/config';
 import type { PreparedUtterance } from '../../src/train/data';
 import {
-  type Checkpoint, CheckpointCorruptError, decodeCheckpoint, encodeCheckpoint, pickCheckpoint, Trainer, TrainingDivergedError, trainWithRecovery,
+  type Checkpoint,
+  CheckpointCorruptError,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  pickCheckpoint,
+  Trainer,
+  TrainingDivergedError,
+  trainWithRecovery,
   type TrainerOptions,
 } from '../../src/train/trainer';
 import { DEMO_DIR } from '../support/env';
@@ -33,13 +40,24 @@ import { experiment, prepare, rowsOf, trainEnv, type TrainEnv } from './support'
 
 const cfg = experiment({
   method: 'blora',
-  adapter: { targets: ['self_attn.q_proj', 'self_attn.v_proj'], layers: [5], r: 2, alpha: 4, dropout: 0, estimator: 'flipout', beta: 1e-3, sigmaPrior: 0.01, bayesianAOnly: false },
+  adapter: {
+    targets: ['self_attn.q_proj', 'self_attn.v_proj'],
+    layers: [5],
+    r: 2,
+    alpha: 4,
+    dropout: 0,
+    estimator: 'flipout',
+    beta: 1e-3,
+    sigmaPrior: 0.01,
+    bayesianAOnly: false,
+  },
   optim: { lr: 1e-3, warmupSteps: 0, schedule: 'constant', steps: 3, batchSize: 1, gradAccum: 1, maxGradNorm: 1 },
   seed: 3,
   data: { train: DEMO_DIR, eval: [] },
 });
 
-const bitsEqual = (a: Float32Array, b: Float32Array) => Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+const bitsEqual = (a: Float32Array, b: Float32Array) =>
+  Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 const dirs: string[] = [];
 const tempDir = () => {
   const d = mkdtempSync(join(tmpdir(), 'blora-faults-'));
@@ -49,7 +67,17 @@ const tempDir = () => {
 
 function syntheticCheckpoint(step: number, n = 64): Checkpoint {
   const f = (k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * k + step));
-  return { format: 'blora-studio-checkpoint', version: 1, step, theta: f(1), m: f(2), v: f(3).map(Math.abs), sampler: { epoch: 0, pos: step } as never, config: cfg, elapsedS: step };
+  return {
+    format: 'blora-studio-checkpoint',
+    version: 1,
+    step,
+    theta: f(1),
+    m: f(2),
+    v: f(3).map(Math.abs),
+    sampler: { epoch: 0, pos: step } as never,
+    config: cfg,
+    elapsedS: step,
+  };
 }
 
 test('checkpoint checksum: a flipped byte or a truncated file is detected, the previous generation is used', async () => {
@@ -57,22 +85,40 @@ test('checkpoint checksum: a flipped byte or a truncated file is detected, the p
   assert.equal(decodeCheckpoint(good).step, 1);
   const flipped = good.slice();
   flipped[flipped.length - 10] ^= 0x40; // inside v (the last tensor)
-  assert.throws(() => decodeCheckpoint(flipped, 'flipped'), (e) => e instanceof CheckpointCorruptError && /flipped: the checkpoint is damaged \(checksum/.test(e.message));
+  assert.throws(
+    () => decodeCheckpoint(flipped, 'flipped'),
+    (e) => e instanceof CheckpointCorruptError && /flipped: the checkpoint is damaged \(checksum/.test(e.message),
+  );
   const json = good.slice();
   const at = Buffer.from(json).indexOf('"elapsedS":1');
   json[at + 11] = '7'.charCodeAt(0); // the JSON state, same length
   assert.throws(() => decodeCheckpoint(json), CheckpointCorruptError);
-  assert.throws(() => decodeCheckpoint(good.subarray(0, good.length - 100), 'cut'), (e) => e instanceof CheckpointCorruptError && /cut: the checkpoint is damaged/.test(e.message));
+  assert.throws(
+    () => decodeCheckpoint(good.subarray(0, good.length - 100), 'cut'),
+    (e) => e instanceof CheckpointCorruptError && /cut: the checkpoint is damaged/.test(e.message),
+  );
   assert.throws(() => decodeCheckpoint(good.subarray(0, 5)), CheckpointCorruptError);
   // a file written before the checksum (no "checksum" metadata) still reads
   const { theta, m, v, ...rest } = syntheticCheckpoint(4);
-  const v1 = writeSafetensors({ theta: { shape: [64], data: theta }, m: { shape: [64], data: m }, v: { shape: [64], data: v } }, { checkpoint: JSON.stringify(rest) });
+  const v1 = writeSafetensors(
+    { theta: { shape: [64], data: theta }, m: { shape: [64], data: m }, v: { shape: [64], data: v } },
+    { checkpoint: JSON.stringify(rest) },
+  );
   assert.equal(decodeCheckpoint(v1).step, 4);
   // generations: the damaged newest is skipped with its reason
-  const got = pickCheckpoint([{ name: 'new', bytes: flipped }, { name: 'old', bytes: good }]);
+  const got = pickCheckpoint([
+    { name: 'new', bytes: flipped },
+    { name: 'old', bytes: good },
+  ]);
   assert.equal(got?.name, 'old');
   assert.equal(got?.skipped.length, 1);
-  assert.equal(pickCheckpoint([{ name: 'new', bytes: flipped }, { name: 'old', bytes: undefined }]), null);
+  assert.equal(
+    pickCheckpoint([
+      { name: 'new', bytes: flipped },
+      { name: 'old', bytes: undefined },
+    ]),
+    null,
+  );
 
   // the CLI's run folder: two generations, a torn newest falls back to the previous one
   const dir = tempDir();
@@ -85,14 +131,21 @@ test('checkpoint checksum: a flipped byte or a truncated file is detected, the p
   const bytes = readFileSync(store.newest);
   writeFileSync(store.newest, bytes.subarray(0, bytes.length >> 1)); // truncated
   assert.equal((await store.load())?.step, 1);
-  assert.ok(logs.some((l) => /checkpoint\.safetensors: the checkpoint is damaged/.test(l)) && logs.some((l) => /using the previous checkpoint .*step 1/.test(l)), logs.join('\n'));
+  assert.ok(
+    logs.some((l) => /checkpoint\.safetensors: the checkpoint is damaged/.test(l)) &&
+      logs.some((l) => /using the previous checkpoint .*step 1/.test(l)),
+    logs.join('\n'),
+  );
 
   // a full disk (the temporary file is a link to /dev/full: ENOSPC): the message says what to free, both
   // generations stay as they were
   await store.save(syntheticCheckpoint(2));
   await store.save(syntheticCheckpoint(3));
   symlinkSync('/dev/full', `${store.newest}.tmp`);
-  await assert.rejects(store.save(syntheticCheckpoint(4)), /the disk is full writing the checkpoint of step 4 .*free space there .*the checkpoints already in .* are intact/);
+  await assert.rejects(
+    store.save(syntheticCheckpoint(4)),
+    /the disk is full writing the checkpoint of step 4 .*free space there .*the checkpoints already in .* are intact/,
+  );
   assert.equal((await store.load())?.step, 3);
   assert.equal(decodeCheckpoint(readFileSync(store.previous)).step, 2);
 });
@@ -128,7 +181,10 @@ test('eval.select dev-ce: dev CE every step, the adapter of the lowest comes bac
     await t.devLoss();
   }
   console.log(`dev CE by step: ${dev.map((d) => `${d.step}: ${d.ce.toFixed(4)}`).join(', ')}`);
-  assert.deepEqual(dev.map((d) => d.step), [0, 1, 2, 3]);
+  assert.deepEqual(
+    dev.map((d) => d.step),
+    [0, 1, 2, 3],
+  );
   assert.ok(dev.every((d) => Number.isFinite(d.ce) && d.ce > 0));
   assert.ok(dev[3].ce > dev[0].ce, 'lr 3 should make the dev CE worse than at the start');
   const best = dev.reduce((b, d) => (d.ce < b.ce ? d : b));
@@ -157,9 +213,17 @@ test('NaN in the loss: the run stops, the last good checkpoint is kept', async (
       rebuild: () => Promise.reject(new Error('no device loss expected')),
       log: () => {},
     }),
-    (e) => e instanceof TrainingDivergedError && e.step === 2 && e.lastGood.step === 1 && /step 2: the cross-entropy is not finite/.test(e.message),
+    (e) =>
+      e instanceof TrainingDivergedError &&
+      e.step === 2 &&
+      e.lastGood.step === 1 &&
+      /step 2: the cross-entropy is not finite/.test(e.message),
   );
-  assert.deepEqual(recs.map((r) => r.step), [1], 'no record of the diverged step');
+  assert.deepEqual(
+    recs.map((r) => r.step),
+    [1],
+    'no record of the diverged step',
+  );
   assert.equal(t.step, 1, 'rolled back');
   const ck = await store.load();
   assert.equal(ck?.step, 1);
@@ -205,9 +269,19 @@ test('device lost mid-step: resumes on a new device from the last checkpoint, ev
     assert.equal(recoveries.length, 1);
     assert.equal(recoveries[0].step, 1, 'resumed from the checkpoint of step 1');
     assert.equal(recoveries[0].lostStep, 2);
-    assert.match(recoveries[0].message, /GPU device was lost during step 2 \(destroyed.*resumed from the checkpoint at step 1 \(recovery 1 of at most 3\)/);
-    assert.deepEqual(recs.map((r) => r.step), [1, 2, 3], 'every record once');
-    assert.deepEqual(recs.map((r) => r.ce), refRecs.map((r) => r.ce));
+    assert.match(
+      recoveries[0].message,
+      /GPU device was lost during step 2 \(destroyed.*resumed from the checkpoint at step 1 \(recovery 1 of at most 3\)/,
+    );
+    assert.deepEqual(
+      recs.map((r) => r.step),
+      [1, 2, 3],
+      'every record once',
+    );
+    assert.deepEqual(
+      recs.map((r) => r.ce),
+      refRecs.map((r) => r.ce),
+    );
     assert.ok(bitsEqual(await done.readTheta(), refTheta), 'the recovered run differs from the uninterrupted one');
     assert.equal((await store.load())?.step, 3);
   } finally {

@@ -35,27 +35,47 @@ after(() => env?.destroy());
 test(`BLoRA overfits ${N} real utterances: CE −90 %, merged-adapter WER ≤ 5 %`, async () => {
   const cfg = experiment({
     method: 'blora',
-    adapter: { targets: ['self_attn.q_proj', 'self_attn.v_proj', 'self_attn.out_proj', 'fc2'], layers: [3, 4, 5], r: 8, alpha: 16, dropout: 0, estimator: 'flipout', beta: 1e-4, sigmaPrior: 0.01, bayesianAOnly: false },
+    adapter: {
+      targets: ['self_attn.q_proj', 'self_attn.v_proj', 'self_attn.out_proj', 'fc2'],
+      layers: [3, 4, 5],
+      r: 8,
+      alpha: 16,
+      dropout: 0,
+      estimator: 'flipout',
+      beta: 1e-4,
+      sigmaPrior: 0.01,
+      bayesianAOnly: false,
+    },
     optim: { lr: LR, warmupSteps: 0, schedule: 'constant', steps: MAX_STEPS, batchSize: N, gradAccum: 1, maxGradNorm: 1 },
     seed: 11,
     data: { train: DEMO_DIR, eval: [] },
     eval: { interval: 0, maxNewTokens: 40 },
   });
-  const tr = await Trainer.create(env, cfg, { train: utts, eval: [{ name: 'train clips', role: 'new', utterances: utts }] }, { onRecord: () => {} });
+  const tr = await Trainer.create(
+    env,
+    cfg,
+    { train: utts, eval: [{ name: 'train clips', role: 'new', utterances: utts }] },
+    { onRecord: () => {} },
+  );
   try {
     const t0 = performance.now();
     const ces: number[] = [];
     while (tr.step < MAX_STEPS) {
       const r = await tr.trainStep();
       ces.push(r.ce);
-      console.log(`step ${r.step}: ce ${r.ce.toFixed(4)} kl ${r.kl.toFixed(3)} |g| ${r.gradNorm.toFixed(3)} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+      console.log(
+        `step ${r.step}: ce ${r.ce.toFixed(4)} kl ${r.kl.toFixed(3)} |g| ${r.gradNorm.toFixed(3)} (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
+      );
       if (r.ce <= 0.1 * ces[0]) break;
     }
     const drop = 1 - ces[ces.length - 1] / ces[0];
     const t1 = performance.now();
     const [ev] = await tr.evaluate();
-    for (const t of tr.lastTranscripts['train clips']) console.log(`  ${t.id}: ${JSON.stringify(t.hypothesis)} (ref ${JSON.stringify(t.reference)})`);
-    console.log(`overfit ${N} utterances: CE ${ces[0].toFixed(4)} → ${ces[ces.length - 1].toFixed(4)} (−${(drop * 100).toFixed(1)} %) in ${tr.step} steps, ${tr.elapsedS.toFixed(0)} s; merged WER ${(ev.wer * 100).toFixed(1)} % (eval ${((performance.now() - t1) / 1000).toFixed(0)} s)`);
+    for (const t of tr.lastTranscripts['train clips'])
+      console.log(`  ${t.id}: ${JSON.stringify(t.hypothesis)} (ref ${JSON.stringify(t.reference)})`);
+    console.log(
+      `overfit ${N} utterances: CE ${ces[0].toFixed(4)} → ${ces[ces.length - 1].toFixed(4)} (−${(drop * 100).toFixed(1)} %) in ${tr.step} steps, ${tr.elapsedS.toFixed(0)} s; merged WER ${(ev.wer * 100).toFixed(1)} % (eval ${((performance.now() - t1) / 1000).toFixed(0)} s)`,
+    );
     assert.ok(drop >= 0.9, `CE dropped only ${(drop * 100).toFixed(1)} % in ${tr.step} steps`);
     assert.ok(ev.wer <= 0.05, `merged adapter WER ${(ev.wer * 100).toFixed(1)} % > 5 %`);
   } finally {

@@ -29,13 +29,24 @@ const noop = { onRecord: () => {} };
 
 const blora = experiment({
   method: 'blora',
-  adapter: { targets: ['self_attn.q_proj', 'self_attn.v_proj'], layers: [4, 5], r: 4, alpha: 8, dropout: 0.05, estimator: 'flipout', beta: 1e-2, sigmaPrior: 0.01, bayesianAOnly: false },
+  adapter: {
+    targets: ['self_attn.q_proj', 'self_attn.v_proj'],
+    layers: [4, 5],
+    r: 4,
+    alpha: 8,
+    dropout: 0.05,
+    estimator: 'flipout',
+    beta: 1e-2,
+    sigmaPrior: 0.01,
+    bayesianAOnly: false,
+  },
   optim: { lr: 1e-2, warmupSteps: 1, schedule: 'cosine', steps: 2, batchSize: 1, gradAccum: 2, maxGradNorm: 1 },
   seed: 7,
   data: { train: DEMO_DIR, eval: [] },
 });
 
-const bitsEqual = (a: Float32Array, b: Float32Array) => Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+const bitsEqual = (a: Float32Array, b: Float32Array) =>
+  Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 
 before(async () => {
   env = await trainEnv('train-repro');
@@ -70,9 +81,17 @@ test('same seed → identical theta bits; checkpoint + restore continues bit for
   };
   const a = await run();
   const b = await run();
-  console.log(`run: ce ${a.recs.map((r) => r.ce.toFixed(6))} kl ${a.recs.map((r) => r.kl.toExponential(4))} |g| ${a.recs.map((r) => r.gradNorm.toFixed(5))} lr ${a.recs.map((r) => r.lr)}`);
-  assert.ok(a.recs.every((r) => r.tokens === 2 * (utts[0].seq.length - 1)), 'tokens = both micro-batches');
-  assert.deepEqual(b.recs.map((r) => [r.ce, r.kl, r.gradNorm]), a.recs.map((r) => [r.ce, r.kl, r.gradNorm]));
+  console.log(
+    `run: ce ${a.recs.map((r) => r.ce.toFixed(6))} kl ${a.recs.map((r) => r.kl.toExponential(4))} |g| ${a.recs.map((r) => r.gradNorm.toFixed(5))} lr ${a.recs.map((r) => r.lr)}`,
+  );
+  assert.ok(
+    a.recs.every((r) => r.tokens === 2 * (utts[0].seq.length - 1)),
+    'tokens = both micro-batches',
+  );
+  assert.deepEqual(
+    b.recs.map((r) => [r.ce, r.kl, r.gradNorm]),
+    a.recs.map((r) => [r.ce, r.kl, r.gradNorm]),
+  );
   assert.ok(bitsEqual(a.theta, b.theta), 'two runs with the same seed differ');
   assert.ok(!bitsEqual(a.ck.theta, a.theta), 'step 2 changed nothing?');
 
@@ -100,7 +119,12 @@ test('same seed → identical theta bits; checkpoint + restore continues bit for
 
 test('gradAccum 2 at B = 1 equals one step at B = 2 within f32 rounding', async () => {
   const lora = (batchSize: number, gradAccum: number) =>
-    experiment({ ...blora, method: 'lora', adapter: { ...blora.adapter, dropout: 0 }, optim: { ...blora.optim, steps: 1, batchSize, gradAccum, warmupSteps: 0, weightDecay: 0 } });
+    experiment({
+      ...blora,
+      method: 'lora',
+      adapter: { ...blora.adapter, dropout: 0 },
+      optim: { ...blora.optim, steps: 1, batchSize, gradAccum, warmupSteps: 0, weightDecay: 0 },
+    });
   // LoRA's B starts at 0 (so dA = 0): take one step first on each, then compare the second step's gradient.
   const run = async (batchSize: number, gradAccum: number) => {
     const grads: Float32Array[] = [];
@@ -115,14 +139,17 @@ test('gradAccum 2 at B = 1 equals one step at B = 2 within f32 rounding', async 
   const acc = await run(1, 2);
   const big = await run(2, 1);
   const rel = (x: Float32Array, y: Float32Array) => {
-    let d = 0, n = 0;
-    for (let i = 0; i < x.length; i++) (d += (x[i] - y[i]) ** 2), (n += y[i] ** 2);
+    let d = 0,
+      n = 0;
+    for (let i = 0; i < x.length; i++) ((d += (x[i] - y[i]) ** 2), (n += y[i] ** 2));
     return Math.sqrt(d / n);
   };
   const g1 = rel(acc.grads[0], big.grads[0]);
   const g2 = rel(acc.grads[1], big.grads[1]);
   const th = rel(acc.theta, big.theta);
-  console.log(`accumulated vs big batch: grad rel step 1 ${g1.toExponential(2)}, step 2 ${g2.toExponential(2)}; theta rel ${th.toExponential(2)}; ce ${acc.recs.map((r) => r.ce)} vs ${big.recs.map((r) => r.ce)}`);
+  console.log(
+    `accumulated vs big batch: grad rel step 1 ${g1.toExponential(2)}, step 2 ${g2.toExponential(2)}; theta rel ${th.toExponential(2)}; ce ${acc.recs.map((r) => r.ce)} vs ${big.recs.map((r) => r.ce)}`,
+  );
   assert.ok(g1 <= 1e-5 && g2 <= 1e-5, `gradients differ by ${g1}, ${g2}`);
   assert.ok(th <= 1e-6, `theta differs by ${th}`);
   assert.ok(Math.abs(acc.recs[1].ce - big.recs[1].ce) <= 1e-6 * big.recs[1].ce);

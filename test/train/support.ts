@@ -46,7 +46,13 @@ export async function trainEnv(label: string, model: string = requireModel()): P
   const encoder = await WhisperEncoder.create(assets, 'wasm');
   const mel = new LogMelExtractor(assets.preprocessor);
   return {
-    ctx, rt, assets, weights, cache, encoder, mel,
+    ctx,
+    rt,
+    assets,
+    weights,
+    cache,
+    encoder,
+    mel,
     async destroy() {
       await encoder.release();
       cache.destroy();
@@ -75,7 +81,9 @@ export async function prepare(env: TrainEnv, dir: string, rows: Utterance[]): Pr
     encode: async (samples) => (await env.encoder.encode(await env.mel.compute(samples))).data,
   });
   if (r.errors.length) throw new Error(`prepare: ${JSON.stringify(r.errors)}`);
-  console.log(`prepared ${r.utterances.length} utterances (encoder + cross K/V) in ${((performance.now() - t0) / 1000).toFixed(1)} s; input lengths ${r.utterances.map((u) => u.seq.length - 1)}`);
+  console.log(
+    `prepared ${r.utterances.length} utterances (encoder + cross K/V) in ${((performance.now() - t0) / 1000).toFixed(1)} s; input lengths ${r.utterances.map((u) => u.seq.length - 1)}`,
+  );
   return r.utterances;
 }
 

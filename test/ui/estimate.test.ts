@@ -6,15 +6,37 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { defaultExperiment, type EvalRecord, type TrainRecord } from '../../src/train/config';
 import {
-  assumedSpeed, estimateRun, evaluationsOf, formatDuration, loadSpeed, measureSpeed, probeMsFromReason, saveSpeed, speedFromProbe,
-  speedKey, studioShape, studioSpeed, trainStepFlops, type EstimateInputs, type RunShape,
+  assumedSpeed,
+  estimateRun,
+  evaluationsOf,
+  formatDuration,
+  loadSpeed,
+  measureSpeed,
+  probeMsFromReason,
+  saveSpeed,
+  speedFromProbe,
+  speedKey,
+  studioShape,
+  studioSpeed,
+  trainStepFlops,
+  type EstimateInputs,
+  type RunShape,
 } from '../../src/ui/estimate';
 import type { RunState } from '../../src/ui/store';
 import { compareSentence, runSentence } from '../../src/ui/summary';
 
 const base: RunShape = {
-  dims: { C: 512, F: 2048, L: 6, V: 51865 }, method: 'blora', r: 8, targets: 2, steps: 10, batch: 4, trainTokens: 14,
-  utterances: 12, evalUtterances: 8, evalTokens: 12, evaluations: 2,
+  dims: { C: 512, F: 2048, L: 6, V: 51865 },
+  method: 'blora',
+  r: 8,
+  targets: 2,
+  steps: 10,
+  batch: 4,
+  trainTokens: 14,
+  utterances: 12,
+  evalUtterances: 8,
+  evalTokens: 12,
+  evaluations: 2,
 };
 
 /** a Storage over a Map (the page's localStorage API, in memory) */
@@ -24,7 +46,7 @@ function memoryStorage(): Pick<Storage, 'getItem' | 'setItem'> {
 }
 
 describe('time estimate before Start', () => {
-  test('parts scale with steps, utterances and evaluations; BLoRA adapters cost twice LoRA\'s', () => {
+  test("parts scale with steps, utterances and evaluations; BLoRA adapters cost twice LoRA's", () => {
     const s = speedFromProbe(20);
     const e1 = estimateRun(base, s);
     const e2 = estimateRun({ ...base, steps: 20, utterances: 24, evaluations: 4 }, s);
@@ -54,7 +76,8 @@ describe('time estimate before Start', () => {
 
   test('a finished run measures the speed: its step times are explained exactly, and it is stored per adapter and model', () => {
     const prior = speedFromProbe(20);
-    const rec = (step: number, sPerStep: number): TrainRecord => ({ tokens: base.batch * base.trainTokens, tokensPerSec: (base.batch * base.trainTokens) / sPerStep, step } as unknown as TrainRecord);
+    const rec = (step: number, sPerStep: number): TrainRecord =>
+      ({ tokens: base.batch * base.trainTokens, tokensPerSec: (base.batch * base.trainTokens) / sPerStep, step }) as unknown as TrainRecord;
     const records = [rec(1, 3), rec(2, 5)];
     const m = measureSpeed(base, records, null, prior)!;
     assert.equal(m.source, 'measured');
@@ -63,7 +86,13 @@ describe('time estimate before Start', () => {
     assert.equal(measureSpeed(base, [], null, prior), null);
     const st = memoryStorage();
     const inputs: EstimateInputs = {
-      model: { info: { modelId: 'whisper-base', backendReason: 'WGSL matmul probe: GPU tiles 80.0 ms, CPU-tuned 40.0 ms', summary: { dModel: 512, layers: 6, vocab: 51865 } } },
+      model: {
+        info: {
+          modelId: 'whisper-base',
+          backendReason: 'WGSL matmul probe: GPU tiles 80.0 ms, CPU-tuned 40.0 ms',
+          summary: { dModel: 512, layers: 6, vocab: 51865 },
+        },
+      },
       gpu: { caps: { adapter: { vendor: 'mesa', architecture: 'llvmpipe', description: '' } } },
       datasets: [{ role: 'train', utts: [{ text: 'hola my friend' }] }],
     };
@@ -75,7 +104,10 @@ describe('time estimate before Start', () => {
     // another model on the same adapter: not measured
     assert.equal(studioSpeed({ ...inputs, model: { info: { ...inputs.model.info!, modelId: 'whisper-small' } } }, st).source, 'probe');
     // no probe line and a software adapter: assumed, and said so
-    const none = studioSpeed({ ...inputs, model: { info: { ...inputs.model.info!, modelId: 'whisper-tiny', backendReason: 'llvmpipe' } } }, st);
+    const none = studioSpeed(
+      { ...inputs, model: { info: { ...inputs.model.info!, modelId: 'whisper-tiny', backendReason: 'llvmpipe' } } },
+      st,
+    );
     assert.equal(none.source, 'assumed');
     assert.deepEqual(none, assumedSpeed('software'));
   });
@@ -102,20 +134,36 @@ describe('time estimate before Start', () => {
 });
 
 describe('plain-language summaries', () => {
-  const ev = (step: number, role: 'new' | 'base', wer: number): EvalRecord => ({ kind: 'eval', step, set: role, role, wer, utterances: 4, backend: 'engine' });
+  const ev = (step: number, role: 'new' | 'base', wer: number): EvalRecord => ({
+    kind: 'eval',
+    step,
+    set: role,
+    role,
+    wer,
+    utterances: 4,
+    backend: 'engine',
+  });
   const run = (id: string, method: 'lora' | 'blora', beta: number, werBase: number, werNew: number): RunState => {
     const config = defaultExperiment();
     config.method = method;
     config.adapter.beta = beta;
     return {
-      id, name: id, config, createdAt: 0, status: 'done', train: [],
+      id,
+      name: id,
+      config,
+      createdAt: 0,
+      status: 'done',
+      train: [],
       evals: [ev(0, 'base', 0.33), ev(0, 'new', 0.98), ev(10, 'base', werBase), ev(10, 'new', werNew)],
       data: { train: [{ key: 'a' }, { key: 'b' }] } as unknown as RunState['data'],
     };
   };
 
   test('the Run view sentence', () => {
-    assert.equal(runSentence(run('l', 'lora', 0, 0.5, 0.51)), 'LoRA: base-domain WER 33 → 50 % (forgot 17 points); new-domain WER 98 → 51 %.');
+    assert.equal(
+      runSentence(run('l', 'lora', 0, 0.5, 0.51)),
+      'LoRA: base-domain WER 33 → 50 % (forgot 17 points); new-domain WER 98 → 51 %.',
+    );
   });
 
   test('the Compare view sentence: BLoRA forgot less and learned as well; learned less; neither learned; LoRA did not forget; no LoRA run', () => {
@@ -125,7 +173,12 @@ describe('plain-language summaries', () => {
     assert.ok(worse?.includes('but learned the new domain less (60 vs 30 %)'), worse ?? 'null');
     // the demo's case: LoRA forgot and got worse on the new domain, BLoRA kept both where they were
     const neither = compareSentence([run('l', 'lora', 0, 0.5, 1.05), run('b', 'blora', 10, 0.33, 0.98)]);
-    assert.ok(neither?.endsWith('BLoRA β 10 forgot 17 points less than LoRA; neither learned the new domain here (new-domain WER 98 % frozen, 105 % LoRA, 98 % BLoRA β 10): few training clips show the forgetting, not the learning.'), neither ?? 'null');
+    assert.ok(
+      neither?.endsWith(
+        'BLoRA β 10 forgot 17 points less than LoRA; neither learned the new domain here (new-domain WER 98 % frozen, 105 % LoRA, 98 % BLoRA β 10): few training clips show the forgetting, not the learning.',
+      ),
+      neither ?? 'null',
+    );
     const none = compareSentence([run('l', 'lora', 0, 0.33, 0.5), run('b', 'blora', 0.01, 0.33, 0.5)]);
     assert.ok(none?.includes('LoRA did not forget here'), none ?? 'null');
     assert.equal(compareSentence([run('b', 'blora', 0.01, 0.38, 0.52)]), null);

@@ -13,12 +13,20 @@ describe('blora-export.json and the base of an export', () => {
     assert.match(n.merge, /posterior means/);
     assert.equal(parseExportNote(enc({ exported_by: 'someone else' }), 'dir'), null);
     assert.throws(() => parseExportNote(enc('{'), 'my-export'), /my-export\/blora-export\.json: not JSON/);
-    assert.equal(parseExportNote(enc('<!doctype html><html></html>'), 'http://127.0.0.1:5173/models/whisper-base'), null, "a dev server's fallback page");
+    assert.equal(
+      parseExportNote(enc('<!doctype html><html></html>'), 'http://127.0.0.1:5173/models/whisper-base'),
+      null,
+      "a dev server's fallback page",
+    );
     assert.throws(() => parseExportNote(enc({ exported_by: 'blora-studio' }), 'my-export'), /base_model is missing/);
   });
 
   test('a prepared base loads locally, a table model from its ONNX repo on the Hub, an unknown id not at all', () => {
-    assert.deepEqual(baseLocationFor('openai/whisper-base')?.location, { kind: 'url', baseUrl: '/models/whisper-base/', label: 'default model (Whisper base, prepared locally)' });
+    assert.deepEqual(baseLocationFor('openai/whisper-base')?.location, {
+      kind: 'url',
+      baseUrl: '/models/whisper-base/',
+      label: 'default model (Whisper base, prepared locally)',
+    });
     assert.equal(baseLocationFor('OpenAI/Whisper-Tiny.en')?.where, 'prepared');
     const small = baseLocationFor('openai/whisper-small');
     assert.equal(small?.where, 'hub');

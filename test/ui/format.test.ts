@@ -6,8 +6,19 @@ import { formatTick, formatValue } from '../../src/ui/format';
 
 test('ticks: learning rates, losses, counts', () => {
   const cases: [number, string][] = [
-    [0, '0'], [5e-4, '5e-4'], [1.5e-4, '1.5e-4'], [1e-3, '0.001'], [2.5e-3, '0.0025'], [0.25, '0.25'],
-    [1, '1'], [12.34, '12.3'], [100, '100'], [99999, '1e5'], [2e5, '2e5'], [-3e-5, '-3e-5'], [1.234e-7, '1.23e-7'],
+    [0, '0'],
+    [5e-4, '5e-4'],
+    [1.5e-4, '1.5e-4'],
+    [1e-3, '0.001'],
+    [2.5e-3, '0.0025'],
+    [0.25, '0.25'],
+    [1, '1'],
+    [12.34, '12.3'],
+    [100, '100'],
+    [99999, '1e5'],
+    [2e5, '2e5'],
+    [-3e-5, '-3e-5'],
+    [1.234e-7, '1.23e-7'],
   ];
   for (const [v, want] of cases) assert.equal(formatTick(v), want, `formatTick(${v})`);
   for (const v of [5e-4, 1.5e-4, 0.25, 12.3, 2e5]) assert.ok(formatTick(v).length <= 7, `${v} → ${formatTick(v)} fits the axis`);

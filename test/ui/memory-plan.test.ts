@@ -16,11 +16,22 @@ const info = {
   decoderConfig: { heads: 8, ffn: 2048, positions: 448 },
 } as ModelInfo;
 const set = (role: DatasetEntry['role'], n: number, text = 'hola mundo hello world'): DatasetEntry =>
-  ({ id: role, name: role, role, issues: [], status: 'ready', utts: Array.from({ length: n }, (_, i) => ({ id: `${i}`, audio: `${i}.wav`, text, status: 'encoded' })) }) as DatasetEntry;
+  ({
+    id: role,
+    name: role,
+    role,
+    issues: [],
+    status: 'ready',
+    utts: Array.from({ length: n }, (_, i) => ({ id: `${i}`, audio: `${i}.wav`, text, status: 'encoded' })),
+  }) as DatasetEntry;
 
 test('studio plan: model config, datasets, limits, budget', () => {
   const cfg = defaultExperiment();
-  const state = (datasets: DatasetEntry[]): Pick<StudioState, 'model' | 'datasets' | 'gpu'> => ({ model: { status: 'ready', info }, datasets, gpu: { status: 'none' } });
+  const state = (datasets: DatasetEntry[]): Pick<StudioState, 'model' | 'datasets' | 'gpu'> => ({
+    model: { status: 'ready', info },
+    datasets,
+    gpu: { status: 'none' },
+  });
   assert.equal(studioPlan({ model: { status: 'idle' }, datasets: [], gpu: { status: 'none' } }, cfg), null, 'no model: no plan');
   const p = studioPlan(state([set('train', 20), set('new', 3), set('base', 2)]), cfg, 4)!;
   assert.equal(p.utterances, 25, 'the K/V cache holds every train and eval utterance');

@@ -40,9 +40,18 @@ interface Words {
 function words(w: Words): UniformWords {
   const h = w.h;
   return new UniformWords()
-    .u32(w.n).u32(w.offset).u32(w.zeroGrad ? 1 : 0).u32(w.nPartials ?? 0)
-    .f32(w.decay ?? 1).f32(h ? 1 - h.beta1 : 0).f32(h ? h.beta2 : 0).f32(h ? 1 - h.beta2 : 0)
-    .f32(w.stepSize ?? 0).f32(w.bc2Sqrt ?? 1).f32(h ? h.eps : 0).f32(w.maxNorm ?? 0);
+    .u32(w.n)
+    .u32(w.offset)
+    .u32(w.zeroGrad ? 1 : 0)
+    .u32(w.nPartials ?? 0)
+    .f32(w.decay ?? 1)
+    .f32(h ? 1 - h.beta1 : 0)
+    .f32(h ? h.beta2 : 0)
+    .f32(h ? 1 - h.beta2 : 0)
+    .f32(w.stepSize ?? 0)
+    .f32(w.bc2Sqrt ?? 1)
+    .f32(h ? h.eps : 0)
+    .f32(w.maxNorm ?? 0);
 }
 
 /** A 2-float CLIP buffer = (norm 0, coef 1): AdamW without clipping. */
@@ -65,8 +74,16 @@ export async function prepareGradNorm(
   const finalize = await rt.pipeline(adamwKernel('sumsq_finalize'));
   const partials = rt.storage(`${label}:partials`, nwg * 4);
   const params = uniformFrom(rt, `${label}:params`, words({ n, offset, nPartials: nwg, maxNorm: spec.maxNorm }));
-  const bgP = bindAt(rt, `${label}.sumsq_partial:bind`, partial, [[0, params], [6, partials], [7, bufs.grad]]);
-  const bgF = bindAt(rt, `${label}.sumsq_finalize:bind`, finalize, [[0, params], [5, bufs.clip], [6, partials]]);
+  const bgP = bindAt(rt, `${label}.sumsq_partial:bind`, partial, [
+    [0, params],
+    [6, partials],
+    [7, bufs.grad],
+  ]);
+  const bgF = bindAt(rt, `${label}.sumsq_finalize:bind`, finalize, [
+    [0, params],
+    [5, bufs.clip],
+    [6, partials],
+  ]);
   return {
     run: () => {
       rt.dispatch(`${label}.sumsq_partial`, partial, bgP, [nwg, 1, 1]);
@@ -98,14 +115,23 @@ export async function prepareAdamW(
   const pipeline = await rt.pipeline(adamwKernel('adamw_step'));
   const params = uniformFrom(rt, `${label}:params`, words({ n, offset }));
   const bg = bindAt(rt, `${label}.adamw_step:bind`, pipeline, [
-    [0, params], [1, bufs.param], [2, bufs.grad], [3, bufs.m], [4, bufs.v], [5, bufs.clip],
+    [0, params],
+    [1, bufs.param],
+    [2, bufs.grad],
+    [3, bufs.m],
+    [4, bufs.v],
+    [5, bufs.clip],
   ]);
   const wg = grid1d(n, 256);
   return {
     step: (t, lr) => {
       const h = lr === undefined ? spec.hyper : { ...spec.hyper, lr };
       const s = adamScalars(h, t);
-      rewriteUniform(rt, params, words({ n, offset, zeroGrad: spec.zeroGrad, decay: s.decay, h, stepSize: s.stepSize, bc2Sqrt: s.bc2Sqrt }));
+      rewriteUniform(
+        rt,
+        params,
+        words({ n, offset, zeroGrad: spec.zeroGrad, decay: s.decay, h, stepSize: s.stepSize, bc2Sqrt: s.bc2Sqrt }),
+      );
       if (n > 0) rt.dispatch(`${label}.adamw_step`, pipeline, bg, wg);
     },
     destroy: () => params.destroy(),

@@ -86,7 +86,19 @@ export async function prepareAttention(
   const params = uniformFrom(
     rt,
     `${label}:params`,
-    new UniformWords().u32(B).u32(S).u32(Skv).u32(H).u32(D).u32(spec.causal ? 1 : 0).u32(bufs.mask ? 1 : 0).u32(0).f32(scale).f32(0).f32(0).f32(0),
+    new UniformWords()
+      .u32(B)
+      .u32(S)
+      .u32(Skv)
+      .u32(H)
+      .u32(D)
+      .u32(spec.causal ? 1 : 0)
+      .u32(bufs.mask ? 1 : 0)
+      .u32(0)
+      .f32(scale)
+      .f32(0)
+      .f32(0)
+      .f32(0),
   );
   const owned = [params];
   const mask = bufs.mask ?? rt.storage(`${label}:no_mask`, 4);
@@ -98,7 +110,15 @@ export async function prepareAttention(
   const qGroups = tiled ? Math.ceil(S / ATTN_TILE_Q) : S;
   const decode = S === 1 && D <= ATTN_TILED_MAX_D;
   const fwd = await rt.pipeline(attentionKernel(tiled ? 'forward_tiled' : decode ? 'forward_decode' : 'forward', kv));
-  const bgF = bindAt(rt, `${label}.forward:bind`, fwd, [[0, params], [1, bufs.q], [2, bufs.k], [3, bufs.v], [4, mask], [5, bufs.o], [6, bufs.stats]]);
+  const bgF = bindAt(rt, `${label}.forward:bind`, fwd, [
+    [0, params],
+    [1, bufs.q],
+    [2, bufs.k],
+    [3, bufs.v],
+    [4, mask],
+    [5, bufs.o],
+    [6, bufs.stats],
+  ]);
   let bw: { dq: () => void; dkv: () => void } | null = null;
   if (bufs.dO && bufs.dq) {
     needElems(label, bufs.dO, B * S * H * D, 'dO (B,S,H·D)');
@@ -107,7 +127,16 @@ export async function prepareAttention(
     owned.push(drow);
     const pq = await rt.pipeline(attentionKernel(tiled ? 'backward_dq_tiled' : 'backward_dq', kv));
     const bgQ = bindAt(rt, `${label}.backward_dq:bind`, pq, [
-      [0, params], [1, bufs.q], [2, bufs.k], [3, bufs.v], [4, mask], [7, bufs.o], [8, bufs.dO], [9, bufs.dq], [10, drow], [13, bufs.stats],
+      [0, params],
+      [1, bufs.q],
+      [2, bufs.k],
+      [3, bufs.v],
+      [4, mask],
+      [7, bufs.o],
+      [8, bufs.dO],
+      [9, bufs.dq],
+      [10, drow],
+      [13, bufs.stats],
     ]);
     let dkv = (): void => {
       throw new Error(`${label}: backward with computeDkv needs dk and dv buffers`);
@@ -117,7 +146,16 @@ export async function prepareAttention(
       needElems(label, bufs.dv, B * Skv * H * D, 'dV (B,Skv,H·D)');
       const pkv = await rt.pipeline(attentionKernel('backward_dkv', kv));
       const bgKV = bindAt(rt, `${label}.backward_dkv:bind`, pkv, [
-        [0, params], [1, bufs.q], [2, bufs.k], [3, bufs.v], [4, mask], [8, bufs.dO], [11, bufs.dk], [12, bufs.dv], [13, bufs.stats], [14, drow],
+        [0, params],
+        [1, bufs.q],
+        [2, bufs.k],
+        [3, bufs.v],
+        [4, mask],
+        [8, bufs.dO],
+        [11, bufs.dk],
+        [12, bufs.dv],
+        [13, bufs.stats],
+        [14, drow],
       ]);
       dkv = () => rt.dispatch(`${label}.backward_dkv`, pkv, bgKV, [Skv, B * H, 1]);
     }

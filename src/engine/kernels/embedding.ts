@@ -10,7 +10,15 @@
  * CPU reference: src/engine/reference/embedding.ts. Test: test/engine/embedding.test.ts.
  */
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
-import { bufferElemBytes, bufferStorage, STORAGE_BYTES, type StorageType, uploadAs, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
+import {
+  bufferElemBytes,
+  bufferStorage,
+  STORAGE_BYTES,
+  type StorageType,
+  uploadAs,
+  variantSuffix,
+  wgslVariant,
+} from '../../gpu/wgsl-variants';
 import { bindGroupAt, checkDims, grid1d, needElems, type PreparedCall } from './kernel-util';
 import { asRowSplit, deviceTileLimits, planSplitTiles, type RowSplit, type VocabTile } from './vocab_tiles';
 
@@ -19,7 +27,11 @@ const WG = 256;
 /** storage: of E and P (both frozen tables, one type). */
 export function embeddingKernel(storage: StorageType = 'f32'): KernelSpec {
   const aliases = { EStore: storage };
-  return { label: `engine_embedding.embedding_forward${variantSuffix(aliases)}`, code: wgslVariant('engine_embedding', aliases), entryPoint: 'embedding_forward' };
+  return {
+    label: `engine_embedding.embedding_forward${variantSuffix(aliases)}`,
+    code: wgslVariant('engine_embedding', aliases),
+    entryPoint: 'embedding_forward',
+  };
 }
 
 export interface EmbeddingShape {
@@ -53,7 +65,8 @@ export async function prepareEmbedding(
   needElems(label, b.P, NP * C, 'P (NP,C)');
   needElems(label, b.x, T * C, 'X (T,C)');
   const storage = E.storage;
-  if (bufferStorage(b.P) !== storage) throw new Error(`${label}: E is ${storage} but P is ${bufferStorage(b.P)} (one storage type for both tables)`);
+  if (bufferStorage(b.P) !== storage)
+    throw new Error(`${label}: E is ${storage} but P is ${bufferStorage(b.P)} (one storage type for both tables)`);
   const lim = deviceTileLimits(rt.device, opts.maxBindingBytes, STORAGE_BYTES[storage]);
   if (NP * C * bufferElemBytes(b.P) > lim.maxBindingBytes) throw new Error(`${label}: P (${NP}×${C}) exceeds one binding`);
   const tiles = planSplitTiles(E, lim);
@@ -61,10 +74,7 @@ export async function prepareEmbedding(
   const wg = grid1d(T * C, WG, rt.device.limits.maxComputeWorkgroupsPerDimension);
   const uniforms: GPUBuffer[] = [];
   const groups = tiles.map((tile, k) => {
-    const u = rt.uniform(
-      `${label}:params[${k}]`,
-      new Uint32Array([T, C, V, NP, tile.v0, tile.rows, k === 0 ? 1 : 0, 0]),
-    );
+    const u = rt.uniform(`${label}:params[${k}]`, new Uint32Array([T, C, V, NP, tile.v0, tile.rows, k === 0 ? 1 : 0, 0]));
     uniforms.push(u);
     return bindGroupAt(rt, `${label}:bind[${k}]`, pipeline, [
       [0, u],

@@ -46,7 +46,17 @@ export async function prepareGeluForward(
 ): Promise<PreparedCall> {
   needElems(label, b.x, n, 'X (n,)');
   needElems(label, b.y, n, 'Y (n,)');
-  return prepare(rt, 'gelu_forward', n, [[1, b.x], [2, b.y]], label, maxWorkgroupsPerDim);
+  return prepare(
+    rt,
+    'gelu_forward',
+    n,
+    [
+      [1, b.x],
+      [2, b.y],
+    ],
+    label,
+    maxWorkgroupsPerDim,
+  );
 }
 
 /** Prepared backward on existing buffers: (x, dy) (n,) → dx (n,). */
@@ -59,7 +69,17 @@ export async function prepareGeluBackward(
   needElems(label, b.x, n, 'X (n,)');
   needElems(label, b.dy, n, 'dY (n,)');
   needElems(label, b.dx, n, 'dX (n,)');
-  return prepare(rt, 'gelu_backward', n, [[1, b.x], [3, b.dy], [4, b.dx]], label);
+  return prepare(
+    rt,
+    'gelu_backward',
+    n,
+    [
+      [1, b.x],
+      [3, b.dy],
+      [4, b.dx],
+    ],
+    label,
+  );
 }
 
 async function oneShot(rt: GpuRuntime, entry: Entry, X: Float32Array, dY?: Float32Array): Promise<Float32Array> {
@@ -73,7 +93,16 @@ async function oneShot(rt: GpuRuntime, entry: Entry, X: Float32Array, dY?: Float
         ? await prepareGeluBackward(rt, n, { x, dy: dy!, dx: out }, entry)
         : entry === 'gelu_forward'
           ? await prepareGeluForward(rt, n, { x, y: out }, entry)
-          : await prepare(rt, 'erf_probe', n, [[1, x], [2, out]], entry);
+          : await prepare(
+              rt,
+              'erf_probe',
+              n,
+              [
+                [1, x],
+                [2, out],
+              ],
+              entry,
+            );
     call.run();
     const r = await rt.readF32(out, n);
     call.destroy();

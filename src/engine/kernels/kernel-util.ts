@@ -24,7 +24,12 @@ export function bindGroupAt(
 }
 
 /** bindGroupAt for whole buffers. */
-export function bindAt(rt: GpuRuntime, label: string, pipeline: GPUComputePipeline, entries: ReadonlyArray<readonly [number, GPUBuffer]>): GPUBindGroup {
+export function bindAt(
+  rt: GpuRuntime,
+  label: string,
+  pipeline: GPUComputePipeline,
+  entries: ReadonlyArray<readonly [number, GPUBuffer]>,
+): GPUBindGroup {
   return bindGroupAt(rt, label, pipeline, entries);
 }
 

@@ -84,14 +84,32 @@ export async function prepareKl(
   const partials = rt.storage(`${label}:partials`, nwg * 4);
   const words = (beta: number) =>
     KL_PARAMS.pack({
-      n, mu_off: spec.muOff, rho_off: spec.rhoOff, gmu_off: spec.gradMuOff, grho_off: spec.gradRhoOff, slot: spec.slot,
-      n_partials: nwg, write_grads: spec.writeGrads !== false,
-      inv_var_p: 1 / (spec.sigmaPrior * spec.sigmaPrior), log_sigma_p: Math.log(spec.sigmaPrior),
-      grad_scale: n ? beta / n : 0, inv_n: n ? 1 / n : 0, log_eps: logEps,
+      n,
+      mu_off: spec.muOff,
+      rho_off: spec.rhoOff,
+      gmu_off: spec.gradMuOff,
+      grho_off: spec.gradRhoOff,
+      slot: spec.slot,
+      n_partials: nwg,
+      write_grads: spec.writeGrads !== false,
+      inv_var_p: 1 / (spec.sigmaPrior * spec.sigmaPrior),
+      log_sigma_p: Math.log(spec.sigmaPrior),
+      grad_scale: n ? beta / n : 0,
+      inv_n: n ? 1 / n : 0,
+      log_eps: logEps,
     });
   const params = uniformFrom(rt, `${label}:params`, words(spec.beta));
-  const bgP = bindAt(rt, `${label}.kl_partial:bind`, partial, [[0, params], [1, bufs.theta], [2, bufs.grads], [3, partials]]);
-  const bgF = bindAt(rt, `${label}.kl_finalize:bind`, finalize, [[0, params], [3, partials], [4, bufs.klOut]]);
+  const bgP = bindAt(rt, `${label}.kl_partial:bind`, partial, [
+    [0, params],
+    [1, bufs.theta],
+    [2, bufs.grads],
+    [3, partials],
+  ]);
+  const bgF = bindAt(rt, `${label}.kl_finalize:bind`, finalize, [
+    [0, params],
+    [3, partials],
+    [4, bufs.klOut],
+  ]);
   return {
     run: () => {
       rt.dispatch(`${label}.kl_partial`, partial, bgP, [nwg, 1, 1]);

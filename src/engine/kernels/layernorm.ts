@@ -142,12 +142,7 @@ export async function layernormBackward(
   const r = rt.upload('layernorm:rstd', rstd);
   const dx = dxPrev ? rt.upload('layernorm:dX', dxPrev) : rt.storage('layernorm:dX', T * C * 4);
   try {
-    const call = await prepareLayernormBackward(
-      rt,
-      shape,
-      { dy, x, gamma: g, mean: m, rstd: r, dx },
-      { accumulate: !!dxPrev },
-    );
+    const call = await prepareLayernormBackward(rt, shape, { dy, x, gamma: g, mean: m, rstd: r, dx }, { accumulate: !!dxPrev });
     call.run();
     const out = await rt.readF32(dx, T * C);
     call.destroy();

@@ -51,7 +51,8 @@ export async function prepareLinearRows(
   const size = (r: Resource) => ('buffer' in r ? (r.size ?? r.buffer.size - (r.offset ?? 0)) : r.size);
   const wStorage = bufferStorage('buffer' in b.w ? b.w.buffer : b.w);
   const need = (r: Resource, elems: number, what: string, eb = 4) => {
-    if (size(r) < elems * eb) throw new Error(`${label}: ${what} binding of '${('buffer' in r ? r.buffer : r).label}' has ${size(r)} B < ${elems * eb} B`);
+    if (size(r) < elems * eb)
+      throw new Error(`${label}: ${what} binding of '${('buffer' in r ? r.buffer : r).label}' has ${size(r)} B < ${elems * eb} B`);
   };
   needElems(label, b.x, M * K, 'X (M,K)');
   need(b.w, N * K, 'W (N,K)', STORAGE_BYTES[wStorage]);
@@ -63,7 +64,13 @@ export async function prepareLinearRows(
   const pipeline = await rt.pipeline(linearRowsKernel(linearRowsMR(M), wStorage));
   const params = rt.uniform(`${label}:params`, new Uint32Array([M, N, K, b.bias ? 1 : 0]));
   const dummy = b.bias ? null : rt.storage(`${label}:no_bias`, 4);
-  const bg = bindGroupAt(rt, `${label}:bind`, pipeline, [[0, params], [1, b.x], [2, b.w], [3, b.bias ?? dummy!], [4, b.y]]);
+  const bg = bindGroupAt(rt, `${label}:bind`, pipeline, [
+    [0, params],
+    [1, b.x],
+    [2, b.w],
+    [3, b.bias ?? dummy!],
+    [4, b.y],
+  ]);
   return {
     run: () => {
       if (M > 0 && N > 0) rt.dispatch(label, pipeline, bg, wg);
@@ -76,7 +83,13 @@ export async function prepareLinearRows(
 }
 
 /** One-shot: upload, run, read back Y (M, N). */
-export async function linearRows(rt: GpuRuntime, X: Float32Array, W: Float32Array, bias: Float32Array | null, shape: { M: number; N: number; K: number }): Promise<Float32Array> {
+export async function linearRows(
+  rt: GpuRuntime,
+  X: Float32Array,
+  W: Float32Array,
+  bias: Float32Array | null,
+  shape: { M: number; N: number; K: number },
+): Promise<Float32Array> {
   const x = rt.upload('linear_rows:X', X);
   const w = rt.upload('linear_rows:W', W);
   const b = bias ? rt.upload('linear_rows:b', bias) : null;

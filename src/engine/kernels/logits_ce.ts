@@ -19,7 +19,17 @@
 import type { GpuRuntime, KernelSpec } from '../../gpu/runtime';
 import { STORAGE_BYTES, type StorageType, uploadAs, variantSuffix, wgslVariant } from '../../gpu/wgsl-variants';
 import { bindGroupAt, checkDims, grid1d, needElems } from './kernel-util';
-import { asRowSplit, deviceTileLimits, planSplitTiles, planVocabTiles, uploadRowSplit, vocabTileRows, type RowSplit, type VocabTile, type VocabTileLimits } from './vocab_tiles';
+import {
+  asRowSplit,
+  deviceTileLimits,
+  planSplitTiles,
+  planVocabTiles,
+  uploadRowSplit,
+  vocabTileRows,
+  type RowSplit,
+  type VocabTile,
+  type VocabTileLimits,
+} from './vocab_tiles';
 
 type Entry = 'logits_tile' | 'ce_tile_stats' | 'ce_finalize' | 'dh_tile' | 'dh_reduce' | 'logits_tile_rt' | 'dh_tile_rt';
 
@@ -115,15 +125,17 @@ export function logitsCeLayout(
   // E in row parts (over maxBufferSize): tiles inside each part
   const tiles = opts.E ? planSplitTiles(opts.E, tileLim) : planVocabTiles(V, C, tileLim);
   const dhGrid2 = Math.ceil(C / TILE) * Math.ceil(T / TILE);
-  const splits = opts.splitK ?? Math.max(
-    1,
-    Math.min(
-      SPLITK_MAX,
-      Math.ceil(SPLITK_TARGET_WORKGROUPS / dhGrid2),
-      Math.ceil(Math.min(R, V) / SPLITK_MIN_ROWS),
-      Math.floor(lim.maxBindingBytes / (T * C * 4)),
-    ),
-  );
+  const splits =
+    opts.splitK ??
+    Math.max(
+      1,
+      Math.min(
+        SPLITK_MAX,
+        Math.ceil(SPLITK_TARGET_WORKGROUPS / dhGrid2),
+        Math.ceil(Math.min(R, V) / SPLITK_MIN_ROWS),
+        Math.floor(lim.maxBindingBytes / (T * C * 4)),
+      ),
+    );
   return { R, tiles, splits, scratchElems: T * R, partialElems: splits * T * C };
 }
 
@@ -223,9 +235,7 @@ export async function prepareLogitsCe(
         const u = own(rt.uniform(`${label}:bwd_params[${k}]`, paramsWords(T, C, V, tile.v0, tile.rows, 1, lossScale)));
         bwdUniforms.push({ buf: u, tile });
         const kchunk = Math.ceil(tile.rows / splits);
-        const ud = own(
-          rt.uniform(`${label}:dh_params[${k}]`, paramsWords(T, C, V, tile.v0, tile.rows, k === 0 ? 1 : 0, 0, kchunk)),
-        );
+        const ud = own(rt.uniform(`${label}:dh_params[${k}]`, paramsWords(T, C, V, tile.v0, tile.rows, k === 0 ? 1 : 0, 0, kchunk)));
         return {
           dlogits: bindGroupAt(rt, `${label}:dlogits_tile[${k}]`, pLogits, [
             [0, u],

@@ -30,18 +30,29 @@ type Entry = 'forward' | 'backward_dx' | 'backward_dw' | 'sample';
 
 /** engine_lora.wgsl's uniforms, by name (the shader's struct is generated from this table). */
 export const LORA_PARAMS = new UniformStruct('LoraParams', [
-  ['T', 'u32'], ['n_in', 'u32'], ['n_out', 'u32'], ['mode', 'u32'],
-  ['seed_lo', 'u32'], ['seed_hi', 'u32'], ['step', 'u32'], ['tensor', 'u32'],
-  ['mu_off', 'u32'], ['rho_off', 'u32'], ['gmu_off', 'u32'], ['grho_off', 'u32'],
+  ['T', 'u32'],
+  ['n_in', 'u32'],
+  ['n_out', 'u32'],
+  ['mode', 'u32'],
+  ['seed_lo', 'u32'],
+  ['seed_hi', 'u32'],
+  ['step', 'u32'],
+  ['tensor', 'u32'],
+  ['mu_off', 'u32'],
+  ['rho_off', 'u32'],
+  ['gmu_off', 'u32'],
+  ['grho_off', 'u32'],
   ['drop_thresh', 'u32', 'ceil(p·2²⁴); 0 = no dropout'],
   ['accumulate', 'u32', 'forward: Y +=; backward_dx: DX +=; backward_dw: grads +='],
-  ['_pad0', 'u32'], ['_pad1', 'u32'], // the f32 block starts on a 16-byte row, as the struct always had it
+  ['_pad0', 'u32'],
+  ['_pad1', 'u32'], // the f32 block starts on a 16-byte row, as the struct always had it
   ['drop_scale', 'f32', '1 / (1 − p)'],
   ['out_scale', 'f32', 'forward: s for factor B, 1 for A'],
   ['g_scale', 'f32', 'backward: s for factor B, 1 for A'],
 ] as const);
 
-const loraCode = (): string => [wgsl('engine_rng'), wgsl('engine_blora_sigma'), LORA_PARAMS.inject(wgsl('engine_lora'), 'shaders/engine_lora.wgsl')].join('\n');
+const loraCode = (): string =>
+  [wgsl('engine_rng'), wgsl('engine_blora_sigma'), LORA_PARAMS.inject(wgsl('engine_lora'), 'shaders/engine_lora.wgsl')].join('\n');
 
 export function loraKernel(entry: Entry): KernelSpec {
   return { label: `engine_lora.${entry}`, code: loraCode(), entryPoint: entry };
@@ -92,7 +103,16 @@ export async function prepareLoraFactor(
   label = 'engine_lora',
 ): Promise<LoraFactorCall> {
   const { T, nIn, nOut, mode } = spec;
-  checkDims(label, { T, nIn, nOut, tensor: spec.tensor, muOff: spec.muOff, rhoOff: spec.rhoOff, gradMuOff: spec.gradMuOff, gradRhoOff: spec.gradRhoOff });
+  checkDims(label, {
+    T,
+    nIn,
+    nOut,
+    tensor: spec.tensor,
+    muOff: spec.muOff,
+    rhoOff: spec.rhoOff,
+    gradMuOff: spec.gradMuOff,
+    gradRhoOff: spec.gradRhoOff,
+  });
   const bayes = mode !== 'det';
   const m = nOut * nIn;
   needElems(label, bufs.theta, spec.muOff + m, 'theta (μ)');
@@ -115,9 +135,25 @@ export async function prepareLoraFactor(
   const thresh = p > 0 ? dropThreshold(p) : 0;
   const words = (step: number, accumulate: boolean, outScale: number, gScale: number): UniformWords =>
     LORA_PARAMS.pack({
-      T, n_in: nIn, n_out: nOut, mode: LORA_MODE_ID[mode], seed_lo: seedLo, seed_hi: seedHi, step: step >>> 0, tensor: spec.tensor,
-      mu_off: spec.muOff, rho_off: bayes ? spec.rhoOff : 0, gmu_off: spec.gradMuOff, grho_off: bayes ? spec.gradRhoOff : 0,
-      drop_thresh: thresh, accumulate, _pad0: 0, _pad1: 0, drop_scale: thresh ? 1 / (1 - p) : 1, out_scale: outScale, g_scale: gScale,
+      T,
+      n_in: nIn,
+      n_out: nOut,
+      mode: LORA_MODE_ID[mode],
+      seed_lo: seedLo,
+      seed_hi: seedHi,
+      step: step >>> 0,
+      tensor: spec.tensor,
+      mu_off: spec.muOff,
+      rho_off: bayes ? spec.rhoOff : 0,
+      gmu_off: spec.gradMuOff,
+      grho_off: bayes ? spec.gradRhoOff : 0,
+      drop_thresh: thresh,
+      accumulate,
+      _pad0: 0,
+      _pad1: 0,
+      drop_scale: thresh ? 1 / (1 - p) : 1,
+      out_scale: outScale,
+      g_scale: gScale,
     });
 
   // A separate 4-byte dummy per unused slot: one buffer in two writable bindings is invalid.
@@ -134,7 +170,10 @@ export async function prepareLoraFactor(
     const pipeline = await rt.pipeline(loraKernel(entry));
     const u = uniformFrom(rt, `${label}.${entry}:params`, words(0, false, 1, 1));
     owned.push(u);
-    const bg = bindAt(rt, `${label}.${entry}:bind`, pipeline, [[0, u], ...entries.map(([i, b]) => [i, b ?? dummyFor(`${entry}-${i}`)] as [number, GPUBuffer])]);
+    const bg = bindAt(rt, `${label}.${entry}:bind`, pipeline, [
+      [0, u],
+      ...entries.map(([i, b]) => [i, b ?? dummyFor(`${entry}-${i}`)] as [number, GPUBuffer]),
+    ]);
     ops.set(entry, {
       run: (w) => {
         if (missing.length) throw new Error(`${label}.${entry}: buffers for bindings ${missing.join(',')} not given`);
@@ -146,16 +185,49 @@ export async function prepareLoraFactor(
   // Bindings each entry point statically uses (auto layout): see engine_lora.wgsl.
   const noiseOrDummy = bufs.noise ?? dummyFor('noise');
   const auxOrDummy = bufs.aux ?? dummyFor('aux');
-  await make('forward', [[1, bufs.x], [2, bufs.theta], [3, noiseOrDummy], [4, bufs.y], [5, auxOrDummy]], () => [
-    Math.ceil(nOut / LORA_TILE), Math.ceil(T / LORA_TILE), 1,
-  ]);
-  await make('backward_dx', [[1, bufs.x ?? dummyFor('x')], [2, bufs.theta], [3, noiseOrDummy], [5, auxOrDummy], [6, bufs.g], [7, bufs.dx]], () => [
-    Math.ceil(nIn / LORA_TILE), Math.ceil(T / LORA_TILE), 1,
-  ]);
-  await make('backward_dw', [[1, bufs.x], [2, bufs.theta], [5, auxOrDummy], [6, bufs.g], [8, bufs.grads]], () => [
-    Math.ceil(nIn / LORA_TILE), Math.ceil(nOut / LORA_TILE), 1,
-  ]);
-  if (bayes) await make('sample', [[2, bufs.theta], [3, bufs.noise]], () => grid1d(m, 256));
+  await make(
+    'forward',
+    [
+      [1, bufs.x],
+      [2, bufs.theta],
+      [3, noiseOrDummy],
+      [4, bufs.y],
+      [5, auxOrDummy],
+    ],
+    () => [Math.ceil(nOut / LORA_TILE), Math.ceil(T / LORA_TILE), 1],
+  );
+  await make(
+    'backward_dx',
+    [
+      [1, bufs.x ?? dummyFor('x')],
+      [2, bufs.theta],
+      [3, noiseOrDummy],
+      [5, auxOrDummy],
+      [6, bufs.g],
+      [7, bufs.dx],
+    ],
+    () => [Math.ceil(nIn / LORA_TILE), Math.ceil(T / LORA_TILE), 1],
+  );
+  await make(
+    'backward_dw',
+    [
+      [1, bufs.x],
+      [2, bufs.theta],
+      [5, auxOrDummy],
+      [6, bufs.g],
+      [8, bufs.grads],
+    ],
+    () => [Math.ceil(nIn / LORA_TILE), Math.ceil(nOut / LORA_TILE), 1],
+  );
+  if (bayes)
+    await make(
+      'sample',
+      [
+        [2, bufs.theta],
+        [3, bufs.noise],
+      ],
+      () => grid1d(m, 256),
+    );
 
   if ((mode === 'lrt' || thresh) && bufs.dx && !bufs.x) {
     throw new Error(`${label}: backward_dx reads X in mode lrt and with dropout: pass x`);
@@ -225,7 +297,12 @@ export interface LoraAdapterCall {
  * src/engine/memory-plan.ts plans with it.
  */
 export function loraAdapterBufferElems(spec: Pick<LoraAdapterSpec, 'T' | 'nIn' | 'r' | 'nOut' | 'modeA' | 'modeB'>): {
-  h: number; dh: number; noiseA: number; auxA: number; noiseB: number; auxB: number;
+  h: number;
+  dh: number;
+  noiseA: number;
+  auxA: number;
+  noiseB: number;
+  auxB: number;
 } {
   const { T, nIn, r, nOut } = spec;
   return {
@@ -259,24 +336,53 @@ export async function prepareLoraAdapter(
   const a = await prepareLoraFactor(
     rt,
     {
-      T, nIn, nOut: r, mode: spec.modeA, seed: spec.seed, tensor: 2 * spec.moduleId, dropout: spec.dropout,
-      muOff: spec.off.muA, rhoOff: spec.off.rhoA, gradMuOff: spec.gradOff.muA, gradRhoOff: spec.gradOff.rhoA,
+      T,
+      nIn,
+      nOut: r,
+      mode: spec.modeA,
+      seed: spec.seed,
+      tensor: 2 * spec.moduleId,
+      dropout: spec.dropout,
+      muOff: spec.off.muA,
+      rhoOff: spec.off.rhoA,
+      gradMuOff: spec.gradOff.muA,
+      gradRhoOff: spec.gradOff.rhoA,
     },
     {
-      theta: bufs.theta, grads: bufs.grads, x: bufs.x, y: h, g: dh, dx: bufs.dx,
-      noise: alloc('noiseA', n.noiseA, spec.modeA !== 'det'), aux: alloc('auxA', n.auxA, spec.modeA === 'lrt'),
+      theta: bufs.theta,
+      grads: bufs.grads,
+      x: bufs.x,
+      y: h,
+      g: dh,
+      dx: bufs.dx,
+      noise: alloc('noiseA', n.noiseA, spec.modeA !== 'det'),
+      aux: alloc('auxA', n.auxA, spec.modeA === 'lrt'),
     },
     `${label}.A`,
   );
   const b = await prepareLoraFactor(
     rt,
     {
-      T, nIn: r, nOut, mode: spec.modeB, seed: spec.seed, tensor: 2 * spec.moduleId + 1,
-      muOff: spec.off.muB, rhoOff: spec.off.rhoB, gradMuOff: spec.gradOff.muB, gradRhoOff: spec.gradOff.rhoB,
+      T,
+      nIn: r,
+      nOut,
+      mode: spec.modeB,
+      seed: spec.seed,
+      tensor: 2 * spec.moduleId + 1,
+      muOff: spec.off.muB,
+      rhoOff: spec.off.rhoB,
+      gradMuOff: spec.gradOff.muB,
+      gradRhoOff: spec.gradOff.rhoB,
     },
     {
-      theta: bufs.theta, grads: bufs.grads, x: h, y: bufs.y, g: bufs.dy, dx: dh,
-      noise: alloc('noiseB', n.noiseB, spec.modeB !== 'det'), aux: alloc('auxB', n.auxB, spec.modeB === 'lrt'),
+      theta: bufs.theta,
+      grads: bufs.grads,
+      x: h,
+      y: bufs.y,
+      g: bufs.dy,
+      dx: dh,
+      noise: alloc('noiseB', n.noiseB, spec.modeB !== 'det'),
+      aux: alloc('auxB', n.auxB, spec.modeB === 'lrt'),
     },
     `${label}.B`,
   );

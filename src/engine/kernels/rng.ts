@@ -39,7 +39,15 @@ export async function rngDraw(rt: GpuRuntime, kind: DrawKind, a: DrawArgs): Prom
   const params = uniformFrom(
     rt,
     `${spec.label}:params`,
-    new UniformWords().u32(a.n).u32(lo).u32(hi).u32(a.step).u32(a.tensor).u32(a.stream).u32(a.thresh ?? 0).u32(0),
+    new UniformWords()
+      .u32(a.n)
+      .u32(lo)
+      .u32(hi)
+      .u32(a.step)
+      .u32(a.tensor)
+      .u32(a.stream)
+      .u32(a.thresh ?? 0)
+      .u32(0),
   );
   const out = rt.storage(`${spec.label}:out`, (kind === 'bits' ? 4 : 1) * a.n * 4);
   try {

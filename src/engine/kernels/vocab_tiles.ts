@@ -54,7 +54,14 @@ export function rowSplitRows(cols: number, elemBytes: number, maxBytes: number):
 const PART_ROW_ALIGN = 256;
 
 /** Upload `data` (rows, cols) as `storage` in as few parts as the device's buffer and binding limits allow. */
-export function uploadRowSplit(rt: GpuRuntime, label: string, data: Float32Array, rows: number, cols: number, storage: StorageType): RowSplit {
+export function uploadRowSplit(
+  rt: GpuRuntime,
+  label: string,
+  data: Float32Array,
+  rows: number,
+  cols: number,
+  storage: StorageType,
+): RowSplit {
   const lim = rt.limits;
   const R = rowSplitRows(cols, STORAGE_BYTES[storage], Math.min(lim.maxBufferSize, lim.maxStorageBufferBindingSize));
   const parts: RowSplit['parts'] = [];
@@ -73,7 +80,8 @@ export function uploadRowSplit(rt: GpuRuntime, label: string, data: Float32Array
 
 /** A single buffer (V, C) as a one-part RowSplit (kernel tests and one-shot helpers pass plain buffers). */
 export function asRowSplit(E: GPUBuffer | RowSplit, rows: number, cols: number): RowSplit {
-  if (!(E as RowSplit).parts) return { rows, cols, storage: bufferStorage(E as GPUBuffer), parts: [{ buffer: E as GPUBuffer, r0: 0, rows }] };
+  if (!(E as RowSplit).parts)
+    return { rows, cols, storage: bufferStorage(E as GPUBuffer), parts: [{ buffer: E as GPUBuffer, r0: 0, rows }] };
   const s = E as RowSplit;
   if (s.rows !== rows || s.cols !== cols) throw new Error(`row-split tensor is (${s.rows}, ${s.cols}), expected (${rows}, ${cols})`);
   return s;

@@ -76,7 +76,15 @@ export function adamwStepRef(s: AdamState, g: ArrayLike<number>, h: AdamHyper, t
 }
 
 /** f32 emulation of the WGSL op order (Math.fround after every op); sqrt/÷ correctly rounded. */
-export function adamwStepF32Ref(p: Float32Array, m: Float32Array, v: Float32Array, g: ArrayLike<number>, coef: number, h: AdamHyper, t: number): void {
+export function adamwStepF32Ref(
+  p: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  g: ArrayLike<number>,
+  coef: number,
+  h: AdamHyper,
+  t: number,
+): void {
   const f = Math.fround;
   const { decay, stepSize, bc2Sqrt } = adamScalars(h, t);
   const [d, w, b2, w2, ss, bs, eps] = [decay, 1 - h.beta1, h.beta2, 1 - h.beta2, stepSize, bc2Sqrt, h.eps].map(f);

@@ -137,8 +137,7 @@ export function layernormForwardBounds(
       const e = dMu + U * Math.abs(d); // error of fl(x − μ̂)
       const yc = ref.y[o + c];
       y[o + c] =
-        2 * (Math.abs(gamma[c]) * r * (e + Math.abs(d) * (relR + 2 * U)) + U * (Math.abs(yc) + Math.abs(beta[c]))) +
-        Number.MIN_VALUE;
+        2 * (Math.abs(gamma[c]) * r * (e + Math.abs(d) * (relR + 2 * U)) + U * (Math.abs(yc) + Math.abs(beta[c]))) + Number.MIN_VALUE;
     }
     mean[t] = 2 * dMu + Number.MIN_VALUE;
     rstd[t] = 2 * relR * r;
@@ -186,11 +185,7 @@ export function layernormBackwardBounds(
       const g = dY[o + c] * gamma[c];
       const xh = (X[o + c] - m) * r;
       const dInner =
-        U * Math.abs(g) +
-        dA +
-        Math.abs(xh) * dB +
-        2 * U * Math.abs(xh * b) +
-        3 * U * (Math.abs(g) + Math.abs(a) + Math.abs(xh * b));
+        U * Math.abs(g) + dA + Math.abs(xh) * dB + 2 * U * Math.abs(xh * b) + 3 * U * (Math.abs(g) + Math.abs(a) + Math.abs(xh * b));
       let bound = r * dInner + U * r * Math.abs(g - a - xh * b);
       if (dxPrev) bound += U * Math.abs(dxRef[o + c]);
       out[o + c] = 2 * bound + Number.MIN_VALUE;

@@ -208,11 +208,20 @@ export interface AdapterRefParams {
 
 function factorCfgs(c: AdapterRefConfig): [FactorRefConfig, FactorRefConfig] {
   const a: FactorRefConfig = {
-    T: c.T, nIn: c.nIn, nOut: c.r, mode: c.modeA, dropout: c.dropout, abs: c.abs,
+    T: c.T,
+    nIn: c.nIn,
+    nOut: c.r,
+    mode: c.modeA,
+    dropout: c.dropout,
+    abs: c.abs,
     key: { seed: c.seed, step: c.step, tensor: c.tensorA },
   };
   const b: FactorRefConfig = {
-    T: c.T, nIn: c.r, nOut: c.nOut, mode: c.modeB, abs: c.abs,
+    T: c.T,
+    nIn: c.r,
+    nOut: c.nOut,
+    mode: c.modeB,
+    abs: c.abs,
     key: { seed: c.seed, step: c.step, tensor: c.tensorB },
   };
   return [a, b];
@@ -265,7 +274,11 @@ export interface FactorNoiseArrays {
  * The draws the engine makes for one adapter at one step, materialized for the PyTorch oracle
  * (tools/blora_torch.py: AdapterNoise(a, b, dropout_mask)); dropoutMask is keep/(1 − p).
  */
-export function materializeAdapterNoise(c: AdapterRefConfig): { a: FactorNoiseArrays; b: FactorNoiseArrays; dropoutMask: Float64Array | null } {
+export function materializeAdapterNoise(c: AdapterRefConfig): {
+  a: FactorNoiseArrays;
+  b: FactorNoiseArrays;
+  dropoutMask: Float64Array | null;
+} {
   const [ca, cb] = factorCfgs({ ...c, abs: false });
   const factor = (f: FactorRefConfig): FactorNoiseArrays => {
     const gen = (n: number, g: (i: number) => number): Float64Array => Float64Array.from({ length: n }, (_, i) => g(i));
@@ -278,8 +291,6 @@ export function materializeAdapterNoise(c: AdapterRefConfig): { a: FactorNoiseAr
     };
   };
   const thresh = c.dropout > 0 ? dropThreshold(c.dropout) : 0;
-  const dropoutMask = thresh
-    ? Float64Array.from({ length: c.T * c.nIn }, (_, i) => rngKeep(ca.key, i, thresh) / (1 - c.dropout))
-    : null;
+  const dropoutMask = thresh ? Float64Array.from({ length: c.T * c.nIn }, (_, i) => rngKeep(ca.key, i, thresh) / (1 - c.dropout)) : null;
   return { a: factor(ca), b: factor(cb), dropoutMask };
 }

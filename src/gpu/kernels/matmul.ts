@@ -19,9 +19,7 @@ export function matmulBiasKernel(registerTiled = false, storage: { w?: StorageTy
   const aliases = { WStore: storage.w ?? 'f32', YStore: storage.y ?? 'f32' };
   const code = wgslVariant('matmul_bias', aliases);
   const sfx = variantSuffix(aliases);
-  return registerTiled
-    ? { label: `matmul_bias.main_rt${sfx}`, code, entryPoint: 'main_rt' }
-    : { label: `matmul_bias${sfx}`, code };
+  return registerTiled ? { label: `matmul_bias.main_rt${sfx}`, code, entryPoint: 'main_rt' } : { label: `matmul_bias${sfx}`, code };
 }
 
 export interface MatmulShape {
@@ -55,7 +53,8 @@ export async function prepareMatmulBias(
   }
   const need = (buf: GPUBuffer, elems: number, what: string): void => {
     const eb = bufferElemBytes(buf);
-    if (buf.size < elems * eb) throw new Error(`${label}: ${what} buffer '${buf.label}' (${bufferStorage(buf)}) has ${buf.size} B < ${elems * eb} B`);
+    if (buf.size < elems * eb)
+      throw new Error(`${label}: ${what} buffer '${buf.label}' (${bufferStorage(buf)}) has ${buf.size} B < ${elems * eb} B`);
   };
   need(buffers.x, M * K, 'X (M,K)');
   need(buffers.w, N * K, 'W (N,K)');

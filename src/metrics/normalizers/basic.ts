@@ -4,26 +4,26 @@
 // Python original (and to transformers' copy in models/whisper/english_normalizer.py);
 // the parity test in test/metrics/wer.test.ts checks this against Python.
 
-import { pyRegExp, pySub } from "./pyre";
+import { pyRegExp, pySub } from './pyre';
 
 /** Non-ASCII letters that NFKD does not decompose. */
 export const ADDITIONAL_DIACRITICS: ReadonlyMap<string, string> = new Map([
-  ["œ", "oe"],
-  ["Œ", "OE"],
-  ["ø", "o"],
-  ["Ø", "O"],
-  ["æ", "ae"],
-  ["Æ", "AE"],
-  ["ß", "ss"],
-  ["ẞ", "SS"],
-  ["đ", "d"],
-  ["Đ", "D"],
-  ["ð", "d"],
-  ["Ð", "D"],
-  ["þ", "th"],
-  ["Þ", "th"],
-  ["ł", "l"],
-  ["Ł", "L"],
+  ['œ', 'oe'],
+  ['Œ', 'OE'],
+  ['ø', 'o'],
+  ['Ø', 'O'],
+  ['æ', 'ae'],
+  ['Æ', 'AE'],
+  ['ß', 'ss'],
+  ['ẞ', 'SS'],
+  ['đ', 'd'],
+  ['Đ', 'D'],
+  ['ð', 'd'],
+  ['Ð', 'D'],
+  ['þ', 'th'],
+  ['Þ', 'th'],
+  ['ł', 'l'],
+  ['Ł', 'L'],
 ]);
 
 const IS_MN = /^\p{Mn}$/u;
@@ -33,14 +33,14 @@ const IS_MSP = /^[\p{M}\p{S}\p{P}]$/u;
  * Replace markers, symbols and punctuation with a space and drop diacritics
  * (category Mn after NFKD, plus ADDITIONAL_DIACRITICS). Characters in `keep` survive.
  */
-export function removeSymbolsAndDiacritics(s: string, keep = ""): string {
-  let out = "";
+export function removeSymbolsAndDiacritics(s: string, keep = ''): string {
+  let out = '';
   // for..of iterates code points, matching Python's per-character loop.
-  for (const c of s.normalize("NFKD")) {
+  for (const c of s.normalize('NFKD')) {
     if (keep.includes(c)) out += c;
     else if (ADDITIONAL_DIACRITICS.has(c)) out += ADDITIONAL_DIACRITICS.get(c);
-    else if (IS_MN.test(c)) out += "";
-    else if (IS_MSP.test(c)) out += " ";
+    else if (IS_MN.test(c)) out += '';
+    else if (IS_MSP.test(c)) out += ' ';
     else out += c;
   }
   return out;
@@ -48,8 +48,8 @@ export function removeSymbolsAndDiacritics(s: string, keep = ""): string {
 
 /** Replace markers, symbols and punctuation with a space, keeping diacritics (NFKC). */
 export function removeSymbols(s: string): string {
-  let out = "";
-  for (const c of s.normalize("NFKC")) out += IS_MSP.test(c) ? " " : c;
+  let out = '';
+  for (const c of s.normalize('NFKC')) out += IS_MSP.test(c) ? ' ' : c;
   return out;
 }
 
@@ -78,17 +78,17 @@ export class BasicTextNormalizer {
 
   normalize(s: string): string {
     s = s.toLowerCase();
-    s = pySub(BRACKETS_RE, "", s); // remove words between brackets
-    s = pySub(PARENS_RE, "", s); // remove words between parenthesis
+    s = pySub(BRACKETS_RE, '', s); // remove words between brackets
+    s = pySub(PARENS_RE, '', s); // remove words between parenthesis
     s = this.clean(s).toLowerCase();
 
     if (this.splitLetters) {
       // Python uses regex.findall(r"\X"): extended grapheme clusters.
-      this.segmenter ??= new Intl.Segmenter(undefined, { granularity: "grapheme" });
-      s = Array.from(this.segmenter.segment(s), (g) => g.segment).join(" ");
+      this.segmenter ??= new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+      s = Array.from(this.segmenter.segment(s), (g) => g.segment).join(' ');
     }
 
-    return pySub(WHITESPACE_RE, " ", s);
+    return pySub(WHITESPACE_RE, ' ', s);
   }
 
   /** Bound function form, convenient for `refs.map(normalizer.fn)`. */

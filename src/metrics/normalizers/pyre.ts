@@ -11,11 +11,10 @@
 // `pyRegExp` translates those escapes so patterns can be copied verbatim from Python.
 
 /** Characters for which Python's str.isspace() is true (checked against CPython 3.11). */
-export const PY_WS =
-  "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+export const PY_WS = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 
 /** Python's Unicode `\w`: str.isalnum() or "_" (== categories L*, N* and "_"). */
-export const PY_WORD = "\\p{L}\\p{N}_";
+export const PY_WORD = '\\p{L}\\p{N}_';
 
 const PY_BOUNDARY = `(?:(?<=[${PY_WORD}])(?![${PY_WORD}])|(?<![${PY_WORD}])(?=[${PY_WORD}]))`;
 const PY_NON_BOUNDARY = `(?:(?<=[${PY_WORD}])(?=[${PY_WORD}])|(?<![${PY_WORD}])(?![${PY_WORD}]))`;
@@ -25,68 +24,68 @@ const PY_NON_BOUNDARY = `(?:(?<=[${PY_WORD}])(?=[${PY_WORD}])|(?<![${PY_WORD}])(
  * Only the constructs used by the normalizers are translated; everything else is
  * passed through unchanged and must already mean the same thing in JS `u` mode.
  */
-export function pyRegExp(pattern: string, flags = "gu"): RegExp {
-  let out = "";
+export function pyRegExp(pattern: string, flags = 'gu'): RegExp {
+  let out = '';
   let inClass = false;
   for (let i = 0; i < pattern.length; i++) {
     const ch = pattern[i];
-    if (ch === "\\") {
+    if (ch === '\\') {
       const next = pattern[i + 1];
       i++;
       switch (next) {
-        case "s":
+        case 's':
           out += inClass ? PY_WS : `[${PY_WS}]`;
           break;
-        case "S":
-          if (inClass) throw new Error("\\S inside a character class is not supported");
+        case 'S':
+          if (inClass) throw new Error('\\S inside a character class is not supported');
           out += `[^${PY_WS}]`;
           break;
-        case "w":
+        case 'w':
           out += inClass ? PY_WORD : `[${PY_WORD}]`;
           break;
-        case "W":
-          if (inClass) throw new Error("\\W inside a character class is not supported");
+        case 'W':
+          if (inClass) throw new Error('\\W inside a character class is not supported');
           out += `[^${PY_WORD}]`;
           break;
-        case "d":
-          out += "\\p{Nd}";
+        case 'd':
+          out += '\\p{Nd}';
           break;
-        case "D":
-          out += "\\P{Nd}";
+        case 'D':
+          out += '\\P{Nd}';
           break;
-        case "b":
-          if (inClass) throw new Error("\\b inside a character class is not supported");
+        case 'b':
+          if (inClass) throw new Error('\\b inside a character class is not supported');
           out += PY_BOUNDARY;
           break;
-        case "B":
+        case 'B':
           out += PY_NON_BOUNDARY;
           break;
         default:
-          out += "\\" + next;
+          out += '\\' + next;
       }
       continue;
     }
     if (inClass) {
-      if (ch === "]") inClass = false;
+      if (ch === ']') inClass = false;
       out += ch;
       continue;
     }
-    if (ch === "[") {
+    if (ch === '[') {
       inClass = true;
       out += ch;
       // A leading "]" (or "^]") is a literal in Python; JS needs it escaped.
-      if (pattern[i + 1] === "^") {
-        out += "^";
+      if (pattern[i + 1] === '^') {
+        out += '^';
         i++;
       }
-      if (pattern[i + 1] === "]") {
-        out += "\\]";
+      if (pattern[i + 1] === ']') {
+        out += '\\]';
         i++;
       }
       continue;
     }
-    if (ch === ".") out += "[^\\n]";
-    else if (ch === "$") out += "(?=\\n?$)";
+    if (ch === '.') out += '[^\\n]';
+    else if (ch === '$') out += '(?=\\n?$)';
     else out += ch;
   }
   return new RegExp(out, flags);
@@ -101,7 +100,7 @@ const jsReplacements = new Map<string, string>();
  * a native JS replacement ("$" escaped, `\N` -> `$N`; unmatched groups give "" in both).
  */
 export function pySub(re: RegExp, repl: Replacement, s: string): string {
-  if (typeof repl === "function") {
+  if (typeof repl === 'function') {
     return s.replace(re, (match: string, ...rest: unknown[]) =>
       // rest = [g1..gN, offset, input] (no named groups are used).
       repl(match, rest.slice(0, -2) as (string | undefined)[]),
@@ -109,22 +108,22 @@ export function pySub(re: RegExp, repl: Replacement, s: string): string {
   }
   let js = jsReplacements.get(repl);
   if (js === undefined) {
-    js = repl.replaceAll("$", "$$$$").replace(/\\(\d)/g, "$$$1");
+    js = repl.replaceAll('$', '$$$$').replace(/\\(\d)/g, '$$$1');
     jsReplacements.set(repl, js);
   }
   return s.replace(re, js);
 }
 
-const WS_RUN = new RegExp(`[${PY_WS}]+`, "u");
-const WS_LEADING = new RegExp(`^[${PY_WS}]+`, "u");
-const WS_TRAILING = new RegExp(`[${PY_WS}]+$`, "u");
+const WS_RUN = new RegExp(`[${PY_WS}]+`, 'u');
+const WS_LEADING = new RegExp(`^[${PY_WS}]+`, 'u');
+const WS_TRAILING = new RegExp(`[${PY_WS}]+$`, 'u');
 
 /** Python str.split() with no arguments. */
 export function pySplit(s: string): string[] {
-  return s.split(WS_RUN).filter((w) => w !== "");
+  return s.split(WS_RUN).filter((w) => w !== '');
 }
 
 /** Python str.strip() with no arguments. */
 export function pyStrip(s: string): string {
-  return s.replace(WS_LEADING, "").replace(WS_TRAILING, "");
+  return s.replace(WS_LEADING, '').replace(WS_TRAILING, '');
 }

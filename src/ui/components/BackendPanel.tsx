@@ -13,14 +13,18 @@ export function BackendPanel() {
       {gpu.status === 'webgpu' && caps && (
         <>
           <p data-testid="backend">
-            <span className="badge ok">WebGPU</span> {caps.adapter.vendor || 'adapter (vendor not disclosed by the browser)'} {caps.adapter.architecture}{' '}
-            {caps.adapter.description && <span className="muted">({caps.adapter.description})</span>}
-            {caps.isFallbackAdapter && <span className="badge warn" title="a CPU (software) adapter: correct but slow">software adapter</span>}
+            <span className="badge ok">WebGPU</span> {caps.adapter.vendor || 'adapter (vendor not disclosed by the browser)'}{' '}
+            {caps.adapter.architecture} {caps.adapter.description && <span className="muted">({caps.adapter.description})</span>}
+            {caps.isFallbackAdapter && (
+              <span className="badge warn" title="a CPU (software) adapter: correct but slow">
+                software adapter
+              </span>
+            )}
           </p>
           <p className="muted small">
-            {caps.featureLevel} · max storage binding {(caps.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB · workgroup storage{' '}
-            {caps.limits.maxComputeWorkgroupStorageSize} B · f16 {caps.hasF16 ? 'yes' : 'no'} · subgroups {caps.hasSubgroups ? 'yes' : 'no'} · timestamps{' '}
-            {caps.hasTimestamps ? 'yes' : 'no'}
+            {caps.featureLevel} · max storage binding {(caps.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB · workgroup
+            storage {caps.limits.maxComputeWorkgroupStorageSize} B · f16 {caps.hasF16 ? 'yes' : 'no'} · subgroups{' '}
+            {caps.hasSubgroups ? 'yes' : 'no'} · timestamps {caps.hasTimestamps ? 'yes' : 'no'}
           </p>
           {/* the engine's choice (src/engine/weights.ts chooseStorage) is this function of shader-f16 */}
           <p className="small" data-testid="storage" data-storage={chooseStorageFor(caps.hasF16).storage}>
@@ -37,7 +41,8 @@ export function BackendPanel() {
       )}
       {model.info && (
         <p className="small" data-testid="model-backends">
-          Encoder on <b>{model.info.encoderBackend}</b> ({model.info.backendReason}); frozen ONNX decoder on <b>{model.info.decoderBackend}</b>.
+          Encoder on <b>{model.info.encoderBackend}</b> ({model.info.backendReason}); frozen ONNX decoder on{' '}
+          <b>{model.info.decoderBackend}</b>.
         </p>
       )}
     </section>

@@ -28,7 +28,12 @@ export function CompareView() {
       if (!g.labels.includes(l)) g.labels.push(l);
       g.runs++;
     }
-    return [...at.values()].map((g) => ({ x: g.x, y: g.y, runs: g.runs, label: method === 'blora' ? `β=${g.labels.map((l) => l.replace(/^β=/, '')).join(', ')}` : g.runs > 1 ? `LoRA ×${g.runs}` : 'LoRA' }));
+    return [...at.values()].map((g) => ({
+      x: g.x,
+      y: g.y,
+      runs: g.runs,
+      label: method === 'blora' ? `β=${g.labels.map((l) => l.replace(/^β=/, '')).join(', ')}` : g.runs > 1 ? `LoRA ×${g.runs}` : 'LoRA',
+    }));
   };
   const sweep = points
     .filter((x) => x.r.config.method === 'blora' && x.r.config.adapter.beta > 0)
@@ -38,7 +43,11 @@ export function CompareView() {
     <section className="panel" data-testid="compare-view">
       <h2>Compare runs</h2>
       {!runs.length && <p className="muted">No runs yet.</p>}
-      {compareSentence(runs) && <p data-testid="compare-summary"><b>{compareSentence(runs)}</b></p>}
+      {compareSentence(runs) && (
+        <p data-testid="compare-summary">
+          <b>{compareSentence(runs)}</b>
+        </p>
+      )}
       <table data-testid="compare-table">
         <thead>
           <tr>
@@ -48,7 +57,11 @@ export function CompareView() {
             <th>steps</th>
             <th>CE</th>
             <th title={definition('werNew')}>WER new</th>
-            {anyPier && <th title="PIER: error rate on the embedded-language (code-switched) words of the new-domain references (src/metrics/pier.ts)">PIER new</th>}
+            {anyPier && (
+              <th title="PIER: error rate on the embedded-language (code-switched) words of the new-domain references (src/metrics/pier.ts)">
+                PIER new
+              </th>
+            )}
             <th title={definition('werBase')}>WER base</th>
             <th title={definition('forgetting')}>forgetting F</th>
             <th title={definition('backwardGain')}>backward gain vs LoRA</th>
@@ -97,7 +110,13 @@ export function CompareView() {
           <h3>trade-off: WER new domain vs WER base domain (%)</h3>
           <ScatterChart width={420} height={280} margin={{ top: 10, right: 20, bottom: 20, left: 4 }}>
             <CartesianGrid strokeDasharray="3 3" />
-            <XAxis type="number" dataKey="x" name="WER base %" label={{ value: 'WER base %', position: 'insideBottom', offset: -10 }} domain={['auto', 'auto']} />
+            <XAxis
+              type="number"
+              dataKey="x"
+              name="WER base %"
+              label={{ value: 'WER base %', position: 'insideBottom', offset: -10 }}
+              domain={['auto', 'auto']}
+            />
             <YAxis type="number" dataKey="y" name="WER new %" width={50} domain={['auto', 'auto']} />
             <ZAxis range={[60, 60]} />
             <Tooltip />
@@ -115,7 +134,12 @@ export function CompareView() {
           <h3>β sweep: WER % vs log10 β</h3>
           <LineChart width={420} height={280} data={sweep} margin={{ top: 10, right: 20, bottom: 20, left: 4 }}>
             <CartesianGrid strokeDasharray="3 3" />
-            <XAxis type="number" dataKey="logBeta" domain={['dataMin', 'dataMax']} label={{ value: 'log10 β', position: 'insideBottom', offset: -10 }} />
+            <XAxis
+              type="number"
+              dataKey="logBeta"
+              domain={['dataMin', 'dataMax']}
+              label={{ value: 'log10 β', position: 'insideBottom', offset: -10 }}
+            />
             <YAxis width={50} />
             <Tooltip />
             <Legend verticalAlign="top" />

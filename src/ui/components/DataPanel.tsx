@@ -12,10 +12,21 @@ function MixShare({ d }: { d: DatasetEntry }) {
   const v = text.trim() === '' ? undefined : Number(text) / 100;
   const bad = v !== undefined && !(v > 0 && v < 1);
   return (
-    <label className="small" title="Mix this training set in: each training utterance comes from it with this probability (e.g. replay of base-domain speech); the first training dataset takes the rest. Blank: its utterances simply join the first training dataset's.">
+    <label
+      className="small"
+      title="Mix this training set in: each training utterance comes from it with this probability (e.g. replay of base-domain speech); the first training dataset takes the rest. Blank: its utterances simply join the first training dataset's."
+    >
       mix{' '}
       <input
-        type="number" min={1} max={99} step="any" style={{ width: '4.5em' }} value={text} placeholder="join" aria-label={`mixing share of ${d.name} in %`} data-testid="dataset-mix"
+        type="number"
+        min={1}
+        max={99}
+        step="any"
+        style={{ width: '4.5em' }}
+        value={text}
+        placeholder="join"
+        aria-label={`mixing share of ${d.name} in %`}
+        data-testid="dataset-mix"
         onChange={(e) => {
           setText(e.target.value);
           const x = e.target.value.trim() === '' ? undefined : Number(e.target.value) / 100;
@@ -37,7 +48,12 @@ function Dataset({ d, firstTrain }: { d: DatasetEntry; firstTrain: boolean }) {
       <div className="row">
         <b>{d.name}</b>
         {d.format && <span className="badge">{d.format}</span>}
-        <select value={d.role} onChange={(e) => setRole(d.id, e.target.value as DatasetRole)} aria-label={`role of ${d.name}`} data-testid="dataset-role">
+        <select
+          value={d.role}
+          onChange={(e) => setRole(d.id, e.target.value as DatasetRole)}
+          aria-label={`role of ${d.name}`}
+          data-testid="dataset-role"
+        >
           {(Object.keys(ROLE_LABEL) as DatasetRole[]).map((r) => (
             <option key={r} value={r}>
               {ROLE_LABEL[r]}
@@ -53,12 +69,14 @@ function Dataset({ d, firstTrain }: { d: DatasetEntry; firstTrain: boolean }) {
       {d.error && <p className="error">{d.error}</p>}
       {d.status !== 'error' && (
         <p className="small" data-testid="dataset-summary">
-          <span data-testid="dataset-count">{d.utts.length}</span> utterances · {dur.toFixed(1)} s · languages {langs.join(', ') || '—'} · encoded{' '}
-          {encoded}/{d.utts.length}
+          <span data-testid="dataset-count">{d.utts.length}</span> utterances · {dur.toFixed(1)} s · languages {langs.join(', ') || '—'} ·
+          encoded {encoded}/{d.utts.length}
           {p && p.cached ? ` (${p.cached} from the cache)` : ''}
         </p>
       )}
-      {d.status === 'encoding' && p && <ProgressBar label="features + frozen encoder" loaded={p.done} total={p.total} startedAt={p.startedAt} unit="utterances" />}
+      {d.status === 'encoding' && p && (
+        <ProgressBar label="features + frozen encoder" loaded={p.done} total={p.total} startedAt={p.startedAt} unit="utterances" />
+      )}
       {d.issues.length > 0 && (
         <details open data-testid="dataset-issues">
           <summary className="error">
@@ -104,8 +122,8 @@ export function DataPanel() {
     >
       <h2>Data</h2>
       <p className="muted small">
-        Drop dataset folders or .zip files here: HF audiofolder (metadata.csv), Common Voice (*.tsv + clips/), JSONL manifests, Kaldi (wav.scp + text).
-        Audio never leaves this machine.
+        Drop dataset folders or .zip files here: HF audiofolder (metadata.csv), Common Voice (*.tsv + clips/), JSONL manifests, Kaldi
+        (wav.scp + text). Audio never leaves this machine.
       </p>
       <div className="row">
         <label className="button">
@@ -142,7 +160,10 @@ export function DataPanel() {
         <button data-testid="load-demo-data" onClick={() => void guard(loadDemoData())}>
           Load demo data
         </button>
-        <button onClick={() => void guard(clearEncoderCache())} title="delete the cached encoder states (IndexedDB); the encoded datasets are removed too — drop them again to re-encode">
+        <button
+          onClick={() => void guard(clearEncoderCache())}
+          title="delete the cached encoder states (IndexedDB); the encoded datasets are removed too — drop them again to re-encode"
+        >
           Clear encoder cache
         </button>
       </div>

@@ -34,13 +34,20 @@ export function DemoButton() {
           See BLoRA forget less
         </button>
         <span className="small">
-          one click: loads the demo corpus ({size.train} code-switched clips to train on, {size.newEval} code-switched and {size.base} monolingual clips to
-          evaluate), trains LoRA and BLoRA at β {size.betas.join(' and ')} for {size.steps} steps each — over-trained on purpose, so that LoRA forgets the base
-          domain — and shows the comparison. The datasets listed below are replaced.
+          one click: loads the demo corpus ({size.train} code-switched clips to train on, {size.newEval} code-switched and {size.base}{' '}
+          monolingual clips to evaluate), trains LoRA and BLoRA at β {size.betas.join(' and ')} for {size.steps} steps each — over-trained
+          on purpose, so that LoRA forgets the base domain — and shows the comparison. The datasets listed below are replaced.
         </span>
       </div>
       <p className="small muted" data-testid="demo-estimate" data-seconds={est ? Math.ceil(est.seconds) : undefined}>
-        {est ? <>Time for the three runs: {describeEstimate(est)}{laptop ? `; on a laptop GPU about ${formatDuration(laptop.seconds)} (${laptop.speed.note})` : ''}.</> : 'Time: estimated once the model is loaded.'}
+        {est ? (
+          <>
+            Time for the three runs: {describeEstimate(est)}
+            {laptop ? `; on a laptop GPU about ${formatDuration(laptop.seconds)} (${laptop.speed.note})` : ''}.
+          </>
+        ) : (
+          'Time: estimated once the model is loaded.'
+        )}
       </p>
       {demo && (
         <p className="small" data-testid="demo-status" data-stage={demo.stage}>

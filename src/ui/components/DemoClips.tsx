@@ -4,8 +4,14 @@ import { useStudio, type ClipResult } from '../store';
 
 function Result({ r }: { r?: ClipResult }) {
   if (!r) return null;
-  if (r.status === 'decoding' || r.status === 'running') return <span className="muted">{r.status === 'decoding' ? 'decoding audio…' : 'transcribing…'}</span>;
-  if (r.status === 'error') return <span className="error" data-testid="clip-error">{r.error}</span>;
+  if (r.status === 'decoding' || r.status === 'running')
+    return <span className="muted">{r.status === 'decoding' ? 'decoding audio…' : 'transcribing…'}</span>;
+  if (r.status === 'error')
+    return (
+      <span className="error" data-testid="clip-error">
+        {r.error}
+      </span>
+    );
   const t = r.transcript!;
   return (
     <span>
@@ -14,7 +20,8 @@ function Result({ r }: { r?: ClipResult }) {
       <span className="muted small">
         {r.wer !== undefined && <>WER {(r.wer * 100).toFixed(1)} % · </>}
         {t.tokens} tokens{t.truncated ? ' (hit the token cap)' : ''} · features {t.timing.featuresMs.toFixed(0)} ms · encoder{' '}
-        {t.timing.encoderCached ? 'cached' : `${(t.timing.encoderMs / 1000).toFixed(1)} s`} · decoding {(t.timing.decodeMs / 1000).toFixed(1)} s
+        {t.timing.encoderCached ? 'cached' : `${(t.timing.encoderMs / 1000).toFixed(1)} s`} · decoding{' '}
+        {(t.timing.decodeMs / 1000).toFixed(1)} s
       </span>
     </span>
   );
@@ -43,11 +50,17 @@ export function DemoClips() {
               <td>
                 <div>
                   <b>{c.id}</b> <span className="badge">{c.languages?.join('+') ?? c.language}</span>{' '}
-                  <span className="muted small">{c.duration.toFixed(1)} s · {c.domain}</span>
+                  <span className="muted small">
+                    {c.duration.toFixed(1)} s · {c.domain}
+                  </span>
                 </div>
                 <audio controls src={c.url} preload="none" />
                 <div>
-                  <button disabled={!ready || results[c.id]?.status === 'running'} onClick={() => transcribeClip(c)} data-testid="transcribe">
+                  <button
+                    disabled={!ready || results[c.id]?.status === 'running'}
+                    onClick={() => transcribeClip(c)}
+                    data-testid="transcribe"
+                  >
                     Transcribe
                   </button>
                 </div>

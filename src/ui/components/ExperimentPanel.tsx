@@ -24,7 +24,15 @@ export function formatBeta(b: number): string {
   return b === 0 ? '0' : b.toExponential(1).replace('e', 'e').replace('.0e', 'e');
 }
 
-function Num(props: { label: string; value: number; onChange: (v: number) => void; step?: number; min?: number; testid?: string; title?: string }) {
+function Num(props: {
+  label: string;
+  value: number;
+  onChange: (v: number) => void;
+  step?: number;
+  min?: number;
+  testid?: string;
+  title?: string;
+}) {
   return (
     <label className="field" title={props.title}>
       <span>{props.label}</span>
@@ -49,7 +57,12 @@ export function ExperimentPanel() {
     f(c);
     set({ experiment: c });
   };
-  const errors = validateExperiment(studioConfig(cfg, useStudio((s) => s.datasets.some((d) => d.role === 'dev'))));
+  const errors = validateExperiment(
+    studioConfig(
+      cfg,
+      useStudio((s) => s.datasets.some((d) => d.role === 'dev')),
+    ),
+  );
   const blora = cfg.method === 'blora';
   const betaLog = Math.log10(Math.max(cfg.adapter.beta, 10 ** BETA_MIN_LOG));
   return (
@@ -69,14 +82,49 @@ export function ExperimentPanel() {
         </label>
         <Num label="r (rank)" value={cfg.adapter.r} min={1} step={1} onChange={(v) => up((c) => (c.adapter.r = v))} testid="exp-r" />
         <Num label="α" value={cfg.adapter.alpha} onChange={(v) => up((c) => (c.adapter.alpha = v))} testid="exp-alpha" />
-        <Num label="dropout" value={cfg.adapter.dropout} step={0.01} onChange={(v) => up((c) => (c.adapter.dropout = v))} testid="exp-dropout" />
+        <Num
+          label="dropout"
+          value={cfg.adapter.dropout}
+          step={0.01}
+          onChange={(v) => up((c) => (c.adapter.dropout = v))}
+          testid="exp-dropout"
+        />
         <Num label="learning rate" value={cfg.optim.lr} onChange={(v) => up((c) => (c.optim.lr = v))} testid="exp-lr" />
         <Num label="steps" value={cfg.optim.steps} min={1} step={1} onChange={(v) => up((c) => (c.optim.steps = v))} testid="exp-steps" />
-        <Num label="warm-up steps" value={cfg.optim.warmupSteps} min={0} step={1} onChange={(v) => up((c) => (c.optim.warmupSteps = v))} testid="exp-warmup" />
-        <Num label="batch (utterances)" value={cfg.optim.batchSize} min={1} step={1} onChange={(v) => up((c) => (c.optim.batchSize = v))} testid="exp-batch" />
+        <Num
+          label="warm-up steps"
+          value={cfg.optim.warmupSteps}
+          min={0}
+          step={1}
+          onChange={(v) => up((c) => (c.optim.warmupSteps = v))}
+          testid="exp-warmup"
+        />
+        <Num
+          label="batch (utterances)"
+          value={cfg.optim.batchSize}
+          min={1}
+          step={1}
+          onChange={(v) => up((c) => (c.optim.batchSize = v))}
+          testid="exp-batch"
+        />
         <Num label="seed" value={cfg.seed} min={0} step={1} onChange={(v) => up((c) => (c.seed = v))} testid="exp-seed" />
-        <Num label="eval every (steps)" value={cfg.eval.interval} min={0} step={1} onChange={(v) => up((c) => (c.eval.interval = v))} testid="exp-eval-interval" title="0: only before and after training" />
-        <Num label="max tokens (eval)" value={cfg.eval.maxNewTokens} min={1} step={1} onChange={(v) => up((c) => (c.eval.maxNewTokens = v))} testid="exp-max-tokens" />
+        <Num
+          label="eval every (steps)"
+          value={cfg.eval.interval}
+          min={0}
+          step={1}
+          onChange={(v) => up((c) => (c.eval.interval = v))}
+          testid="exp-eval-interval"
+          title="0: only before and after training"
+        />
+        <Num
+          label="max tokens (eval)"
+          value={cfg.eval.maxNewTokens}
+          min={1}
+          step={1}
+          onChange={(v) => up((c) => (c.eval.maxNewTokens = v))}
+          testid="exp-max-tokens"
+        />
         <Num
           label="dev CE every (steps)"
           value={cfg.eval.devInterval}
@@ -95,9 +143,16 @@ export function ExperimentPanel() {
           testid="exp-posterior-samples"
           title="after training, decode the eval sets with K samples of the BLoRA posterior too: the Run view lists where the adapter is unsure (0: off)"
         />
-        <label className="field" title="the adapter the run ends with (its final evaluation, export and Try it): the last step's, or the one of the lowest dev CE — the authors keep the best by dev loss">
+        <label
+          className="field"
+          title="the adapter the run ends with (its final evaluation, export and Try it): the last step's, or the one of the lowest dev CE — the authors keep the best by dev loss"
+        >
           <span>result adapter</span>
-          <select value={cfg.eval.select} onChange={(e) => up((c) => (c.eval.select = e.target.value as EvalSelect))} data-testid="exp-select">
+          <select
+            value={cfg.eval.select}
+            onChange={(e) => up((c) => (c.eval.select = e.target.value as EvalSelect))}
+            data-testid="exp-select"
+          >
             <option value="last">last step</option>
             <option value="dev-ce">lowest dev CE</option>
           </select>
@@ -125,40 +180,80 @@ export function ExperimentPanel() {
                 })
               }
             />
-            <span className="muted small" data-testid="exp-kl-scale" title="continual-asr whisper/train_bnnlora.py: each micro-batch adds kl_scale / gradient_accumulation · KL, so β on the mean CE = kl_scale / GA">
-              log scale, 1e{BETA_MIN_LOG} … 1e{BETA_MAX_LOG}; the authors' kl_scale = β × {cfg.optim.gradAccum} micro-batch{cfg.optim.gradAccum === 1 ? '' : 'es'} = {formatBeta(cfg.adapter.beta * cfg.optim.gradAccum)}
+            <span
+              className="muted small"
+              data-testid="exp-kl-scale"
+              title="continual-asr whisper/train_bnnlora.py: each micro-batch adds kl_scale / gradient_accumulation · KL, so β on the mean CE = kl_scale / GA"
+            >
+              log scale, 1e{BETA_MIN_LOG} … 1e{BETA_MAX_LOG}; the authors' kl_scale = β × {cfg.optim.gradAccum} micro-batch
+              {cfg.optim.gradAccum === 1 ? '' : 'es'} = {formatBeta(cfg.adapter.beta * cfg.optim.gradAccum)}
             </span>
           </label>
-          <Num label="σ_p (prior)" value={cfg.adapter.sigmaPrior} onChange={(v) => up((c) => (c.adapter.sigmaPrior = v))} testid="exp-sigma" />
+          <Num
+            label="σ_p (prior)"
+            value={cfg.adapter.sigmaPrior}
+            onChange={(v) => up((c) => (c.adapter.sigmaPrior = v))}
+            testid="exp-sigma"
+          />
           <label className="field">
             <span>noise estimator</span>
-            <select value={cfg.adapter.estimator} onChange={(e) => up((c) => (c.adapter.estimator = e.target.value as BayesEstimator))} data-testid="exp-estimator">
+            <select
+              value={cfg.adapter.estimator}
+              onChange={(e) => up((c) => (c.adapter.estimator = e.target.value as BayesEstimator))}
+              data-testid="exp-estimator"
+            >
               <option value="flipout">flipout</option>
               <option value="bbb">Bayes by backprop</option>
               <option value="lrt">local reparameterization</option>
             </select>
           </label>
-          <label className="field" title="initial ρ_B (σ = softplus(ρ)): U(−5.5, −4.5) draws it as ρ_A, so B's noise is live from the first step (the authors' code at the paper's date, the default); −50 leaves B without noise until training raises ρ_B (their code today)">
+          <label
+            className="field"
+            title="initial ρ_B (σ = softplus(ρ)): U(−5.5, −4.5) draws it as ρ_A, so B's noise is live from the first step (the authors' code at the paper's date, the default); −50 leaves B without noise until training raises ρ_B (their code today)"
+          >
             <span>ρ_B at start</span>
-            <select value={cfg.adapter.rhoBInit} onChange={(e) => up((c) => (c.adapter.rhoBInit = e.target.value as RhoBInit))} data-testid="exp-rho-b-init">
+            <select
+              value={cfg.adapter.rhoBInit}
+              onChange={(e) => up((c) => (c.adapter.rhoBInit = e.target.value as RhoBInit))}
+              data-testid="exp-rho-b-init"
+            >
               <option value="uniform">U(−5.5, −4.5), as ρ_A (the paper's)</option>
               <option value="constant">−50 (B noiseless at first)</option>
             </select>
           </label>
-          <label className="field" title="σ stays at its initial value and only μ trains: the authors' adapters are bf16, where AdamW's steps are below half a ulp of ρ ≈ −5, so their ρ never moves">
+          <label
+            className="field"
+            title="σ stays at its initial value and only μ trains: the authors' adapters are bf16, where AdamW's steps are below half a ulp of ρ ≈ −5, so their ρ never moves"
+          >
             <span>freeze ρ (σ)</span>
-            <input type="checkbox" checked={cfg.adapter.freezeRho} onChange={(e) => up((c) => (c.adapter.freezeRho = e.target.checked))} data-testid="exp-freeze-rho" />
+            <input
+              type="checkbox"
+              checked={cfg.adapter.freezeRho}
+              onChange={(e) => up((c) => (c.adapter.freezeRho = e.target.checked))}
+              data-testid="exp-freeze-rho"
+            />
           </label>
-          <label className="field" title="the KL's log σ: exact, or log(σ + 1e-6) as the authors' kl_loss (changes the KL of a noiseless factor, ρ_B = −50, from ~45 to ~9 nats an element, and removes its push on ρ)">
+          <label
+            className="field"
+            title="the KL's log σ: exact, or log(σ + 1e-6) as the authors' kl_loss (changes the KL of a noiseless factor, ρ_B = −50, from ~45 to ~9 nats an element, and removes its push on ρ)"
+          >
             <span>KL log σ</span>
-            <select value={String(cfg.adapter.klLogEps)} onChange={(e) => up((c) => (c.adapter.klLogEps = Number(e.target.value)))} data-testid="exp-kl-log-eps">
+            <select
+              value={String(cfg.adapter.klLogEps)}
+              onChange={(e) => up((c) => (c.adapter.klLogEps = Number(e.target.value)))}
+              data-testid="exp-kl-log-eps"
+            >
               <option value="0">exact log σ</option>
               <option value="0.000001">log(σ + 1e-6), the authors'</option>
             </select>
           </label>
           <label className="field">
             <span>Bayesian A only</span>
-            <input type="checkbox" checked={cfg.adapter.bayesianAOnly} onChange={(e) => up((c) => (c.adapter.bayesianAOnly = e.target.checked))} />
+            <input
+              type="checkbox"
+              checked={cfg.adapter.bayesianAOnly}
+              onChange={(e) => up((c) => (c.adapter.bayesianAOnly = e.target.checked))}
+            />
           </label>
         </div>
       </fieldset>
@@ -172,7 +267,9 @@ export function ExperimentPanel() {
                 checked={cfg.adapter.targets.includes(t)}
                 onChange={(e) =>
                   up((c) => {
-                    c.adapter.targets = e.target.checked ? [...c.adapter.targets, t] : c.adapter.targets.filter((x) => x !== (t as AdapterTarget));
+                    c.adapter.targets = e.target.checked
+                      ? [...c.adapter.targets, t]
+                      : c.adapter.targets.filter((x) => x !== (t as AdapterTarget));
                   })
                 }
               />{' '}
@@ -191,7 +288,12 @@ export function StartPanel() {
   const cfg = useStudio((s) => s.experiment);
   const sweep = useStudio((s) => s.sweep);
   const set = useStudio((s) => s.set);
-  const errors = validateExperiment(studioConfig(cfg, useStudio((s) => s.datasets.some((d) => d.role === 'dev'))));
+  const errors = validateExperiment(
+    studioConfig(
+      cfg,
+      useStudio((s) => s.datasets.some((d) => d.role === 'dev')),
+    ),
+  );
   const blora = cfg.method === 'blora';
   // the memory plan of this run (re-planned on every change; refused at Start when it cannot fit)
   const [budget, setBudget] = useState(memoryBudgetGiB);
@@ -227,7 +329,12 @@ export function StartPanel() {
         />
       </div>
       {est ? (
-        <p className="small" data-testid="run-estimate" data-kind={est.speed.source === 'measured' ? 'measured' : 'estimate'} data-seconds={Math.ceil(est.seconds)}>
+        <p
+          className="small"
+          data-testid="run-estimate"
+          data-kind={est.speed.source === 'measured' ? 'measured' : 'estimate'}
+          data-seconds={Math.ceil(est.seconds)}
+        >
           <b>{est.speed.source === 'measured' ? 'Time (measured on this adapter):' : 'Time (estimate):'}</b> {describeEstimate(est, laptop)}
         </p>
       ) : (
@@ -244,8 +351,19 @@ export function StartPanel() {
         <button disabled={errors.length > 0} onClick={() => startRun(cfg)} data-testid="start-run">
           Start {cfg.method === 'blora' ? 'BLoRA' : 'LoRA'} run
         </button>
-        <input value={sweep} onChange={(e) => set({ sweep: e.target.value })} aria-label="β values of the sweep" data-testid="sweep-betas" size={28} />
-        <button disabled={errors.length > 0 || !blora} onClick={() => queueSweep(cfg, sweep)} data-testid="queue-sweep" title="one BLoRA run per β, same seed and data">
+        <input
+          value={sweep}
+          onChange={(e) => set({ sweep: e.target.value })}
+          aria-label="β values of the sweep"
+          data-testid="sweep-betas"
+          size={28}
+        />
+        <button
+          disabled={errors.length > 0 || !blora}
+          onClick={() => queueSweep(cfg, sweep)}
+          data-testid="queue-sweep"
+          title="one BLoRA run per β, same seed and data"
+        >
           Queue β sweep
         </button>
       </div>

@@ -26,8 +26,29 @@ function blobLink(name: string, data: Uint8Array | string, type: string): Link {
 function metricsFiles(r: RunState): Link[] {
   const recs = [...r.train, ...r.evals].sort((a, b) => a.step - b.step || (a.kind === 'train' ? -1 : 1));
   const jsonl = recs.map((x) => JSON.stringify(x)).join('\n') + '\n';
-  const cols = ['kind', 'step', 'ce', 'kl', 'loss', 'beta', 'lr', 'gradNorm', 'tokens', 'tokensPerSec', 'sparsityA', 'sparsityB', 'elapsedS', 'set', 'role', 'wer', 'cer', 'utterances'];
-  const csv = [cols.join(','), ...recs.map((x) => cols.map((c) => String((x as unknown as Record<string, unknown>)[c] ?? '')).join(','))].join('\n') + '\n';
+  const cols = [
+    'kind',
+    'step',
+    'ce',
+    'kl',
+    'loss',
+    'beta',
+    'lr',
+    'gradNorm',
+    'tokens',
+    'tokensPerSec',
+    'sparsityA',
+    'sparsityB',
+    'elapsedS',
+    'set',
+    'role',
+    'wer',
+    'cer',
+    'utterances',
+  ];
+  const csv =
+    [cols.join(','), ...recs.map((x) => cols.map((c) => String((x as unknown as Record<string, unknown>)[c] ?? '')).join(','))].join('\n') +
+    '\n';
   return [
     blobLink('metrics.jsonl', jsonl, 'application/x-ndjson'),
     blobLink('metrics.csv', csv, 'text/csv'),
@@ -55,7 +76,12 @@ export function ExportView() {
   const [peft, setPeft] = useState<Record<string, Uint8Array | string> | null>(null);
   const [merging, setMerging] = useState<string | null>(null);
   const run = runs.find((r) => r.id === (runId ?? activeId)) ?? runs.at(-1);
-  if (!run) return <section className="panel" data-testid="export-view"><p className="muted">No runs to export yet.</p></section>;
+  if (!run)
+    return (
+      <section className="panel" data-testid="export-view">
+        <p className="muted">No runs to export yet.</p>
+      </section>
+    );
   const exportable = run.lastCheckpointStep !== undefined && run.status !== 'running' && run.status !== 'starting';
   const go = async () => {
     setBusy(true);
@@ -65,15 +91,35 @@ export function ExportView() {
       const pruning = run.config.method === 'blora' && snr > 0;
       setCost(null);
       const x = await exportRun(run.id, pruning ? snr : 0, pruning && measure);
-      const files = Object.entries(x.files).map(([name, d]) => blobLink(name, d, name.endsWith('.json') ? 'application/json' : 'application/octet-stream'));
+      const files = Object.entries(x.files).map(([name, d]) =>
+        blobLink(name, d, name.endsWith('.json') ? 'application/json' : 'application/octet-stream'),
+      );
       setLinks([...files, ...metricsFiles(run)]);
       setPeft(x.files);
-      setInfo(pruning ? `SNR pruning |μ|/σ < ${snr}: ${(x.pruned * 100).toFixed(1)} % of ${x.elements.toLocaleString()} μ elements set to 0` : null);
+      setInfo(
+        pruning
+          ? `SNR pruning |μ|/σ < ${snr}: ${(x.pruned * 100).toFixed(1)} % of ${x.elements.toLocaleString()} μ elements set to 0`
+          : null,
+      );
       if (x.prunedWer) {
         // Against the run's own final evaluation (same eval sets, unpruned means), utterance-weighted per role.
         const last = summarize(run).step;
-        const pruned = x.prunedWer.map((w) => ({ kind: 'eval' as const, step: last, set: w.set, role: w.role, wer: w.wer, utterances: w.utterances, backend: 'engine' as const }));
-        setCost([...new Set(pruned.map((w) => w.role))].map((role) => ({ role, before: werAt(run.evals, role, last), after: werAt(pruned, role, last)! })));
+        const pruned = x.prunedWer.map((w) => ({
+          kind: 'eval' as const,
+          step: last,
+          set: w.set,
+          role: w.role,
+          wer: w.wer,
+          utterances: w.utterances,
+          backend: 'engine' as const,
+        }));
+        setCost(
+          [...new Set(pruned.map((w) => w.role))].map((role) => ({
+            role,
+            before: werAt(run.evals, role, last),
+            after: werAt(pruned, role, last)!,
+          })),
+        );
       }
     } catch (e) {
       setError((e as Error).message);
@@ -85,7 +131,12 @@ export function ExportView() {
     <section className="panel" data-testid="export-view">
       <h2>Export</h2>
       <div className="row">
-        <select value={run.id} onChange={(e) => (setRunId(e.target.value), setLinks([]), setPeft(null))} aria-label="run to export" data-testid="export-run">
+        <select
+          value={run.id}
+          onChange={(e) => (setRunId(e.target.value), setLinks([]), setPeft(null))}
+          aria-label="run to export"
+          data-testid="export-run"
+        >
           {runs.map((r) => (
             <option key={r.id} value={r.id}>
               {r.name} ({r.config.method}) — {r.status}
@@ -95,12 +146,21 @@ export function ExportView() {
         {run.config.method === 'blora' && (
           <label className="small">
             SNR pruning threshold |μ|/σ{' '}
-            <input type="number" min={0} step={0.1} value={snr} onChange={(e) => setSnr(Number(e.target.value) || 0)} data-testid="export-snr" style={{ width: 70 }} />
+            <input
+              type="number"
+              min={0}
+              step={0.1}
+              value={snr}
+              onChange={(e) => setSnr(Number(e.target.value) || 0)}
+              data-testid="export-snr"
+              style={{ width: 70 }}
+            />
           </label>
         )}
         {run.config.method === 'blora' && snr > 0 && (
           <label className="small" title="decode the eval sets again with the pruned adapter (takes as long as one evaluation)">
-            <input type="checkbox" checked={measure} onChange={(e) => setMeasure(e.target.checked)} data-testid="export-measure" /> measure the WER it costs
+            <input type="checkbox" checked={measure} onChange={(e) => setMeasure(e.target.checked)} data-testid="export-measure" /> measure
+            the WER it costs
           </label>
         )}
         <button disabled={!exportable || busy} onClick={() => void go()} data-testid="export-button">
@@ -143,7 +203,7 @@ export function ExportView() {
               title="the adapter merged into the loaded model's decoder (W + s·B·A in float64, rounded once): a folder transformers / transformers.js load without PEFT"
               onClick={() => {
                 const loc = loadedModelLocation();
-                if (!loc) return setError('merged export: no model is loaded (load the run\'s model on the Setup tab)');
+                if (!loc) return setError("merged export: no model is loaded (load the run's model on the Setup tab)");
                 setMerging(fmt);
                 setError(null);
                 const top = `${run.name}-${fmt === 'hf' ? 'transformers' : 'transformersjs'}`;
@@ -156,7 +216,9 @@ export function ExportView() {
               {merging === fmt ? 'Merging…' : fmt === 'hf' ? 'Merged transformers folder (.zip)' : 'Merged transformers.js folder (.zip)'}
             </button>
           ))}
-          <span className="muted small">f16 model.safetensors as the source / f32 ONNX decoder; CTranslate2: <code>blora-studio export --format ct2</code></span>
+          <span className="muted small">
+            f16 model.safetensors as the source / f32 ONNX decoder; CTranslate2: <code>blora-studio export --format ct2</code>
+          </span>
         </div>
       )}
       {error && <p className="error">{error}</p>}
@@ -171,8 +233,9 @@ export function ExportView() {
         ))}
       </ul>
       <p className="muted small">
-        Load in Python: <code>PeftModel.from_pretrained(WhisperForConditionalGeneration.from_pretrained("openai/whisper-base"), "adapter_dir")</code>. Reproduce
-        headless: <code>blora-studio train --config experiment.json</code> (dataset names stand for their folders).
+        Load in Python:{' '}
+        <code>PeftModel.from_pretrained(WhisperForConditionalGeneration.from_pretrained("openai/whisper-base"), "adapter_dir")</code>.
+        Reproduce headless: <code>blora-studio train --config experiment.json</code> (dataset names stand for their folders).
       </p>
     </section>
   );

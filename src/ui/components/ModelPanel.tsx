@@ -20,7 +20,9 @@ function sizeLine(repo: string): string {
     `${m.decoderLayers} decoder layers · d_model ${m.dModel} · ${m.heads} heads · ${m.melBins} mel bins · ${m.englishOnly ? 'English only' : 'multilingual'} — ` +
     `download ≈ ${formatSize(d.onnxBytes)} ONNX (encoder + decoder, f32) + ${formatSize(d.decoderWeightsBytes)} decoder weights for training ` +
     `(${m.weightsDtype.toLowerCase()}, from ${m.weightsRepo}, fetched once and cached)` +
-    (d.onnxExternalData ? ' · its f32 ONNX graphs keep their weights in external-data files (read too; a tab may run out of memory for graphs this large)' : '')
+    (d.onnxExternalData
+      ? ' · its f32 ONNX graphs keep their weights in external-data files (read too; a tab may run out of memory for graphs this large)'
+      : '')
   );
 }
 
@@ -40,7 +42,11 @@ export function ModelPanel() {
   const t = model.info?.trainability;
 
   const weights = (): WeightsLocation | undefined =>
-    weightsFile ? { kind: 'file', name: weightsFile.name, blob: weightsFile } : weightsRepo.trim() ? { kind: 'hub', repoId: weightsRepo.trim() } : undefined;
+    weightsFile
+      ? { kind: 'file', name: weightsFile.name, blob: weightsFile }
+      : weightsRepo.trim()
+        ? { kind: 'hub', repoId: weightsRepo.trim() }
+        : undefined;
   const loadHub = () => {
     const loc: ModelLocation = { kind: 'hub', repoId: repo, endpoint: hubEndpoint(), weights: weights() };
     void loadModel(loc);
@@ -72,18 +78,24 @@ export function ModelPanel() {
       )}
       {model.info && (
         <p className="small muted" data-testid="model-summary">
-          {model.info.summary.layers} decoder layers · d_model {model.info.summary.dModel} · vocabulary {model.info.summary.vocab.toLocaleString()} ·{' '}
-          {model.info.summary.melBins} mel bins · {model.info.summary.multilingual ? `multilingual (${model.info.summary.languages} languages)` : 'English only'}
+          {model.info.summary.layers} decoder layers · d_model {model.info.summary.dModel} · vocabulary{' '}
+          {model.info.summary.vocab.toLocaleString()} · {model.info.summary.melBins} mel bins ·{' '}
+          {model.info.summary.multilingual ? `multilingual (${model.info.summary.languages} languages)` : 'English only'}
         </p>
       )}
       {model.info?.exportOf && (
         <p className="small" data-testid="model-export-of">
-          A merged export of <b>{model.info.exportOf.baseModel}</b> by blora-studio ({model.info.exportOf.method === 'blora' ? 'BLoRA means' : 'LoRA'}, r {model.info.exportOf.r},{' '}
-          {model.info.exportOf.modules} modules): <i>Try it</i> compares it with its base.
+          A merged export of <b>{model.info.exportOf.baseModel}</b> by blora-studio (
+          {model.info.exportOf.method === 'blora' ? 'BLoRA means' : 'LoRA'}, r {model.info.exportOf.r}, {model.info.exportOf.modules}{' '}
+          modules): <i>Try it</i> compares it with its base.
         </p>
       )}
       {model.info && (
-        <p className={`small ${t?.trainable === false ? 'error' : ''}`} data-testid="model-trainable" data-trainable={t ? String(t.trainable) : 'checking'}>
+        <p
+          className={`small ${t?.trainable === false ? 'error' : ''}`}
+          data-testid="model-trainable"
+          data-trainable={t ? String(t.trainable) : 'checking'}
+        >
           {!t
             ? 'Training: checking where the decoder weights come from…'
             : t.trainable
@@ -103,15 +115,33 @@ export function ModelPanel() {
             <option value={OTHER}>other Hub repo…</option>
           </select>
         </label>
-        {pick === OTHER && <input value={other} onChange={(e) => setOther(e.target.value)} aria-label="Hub repo id" data-testid="model-repo" placeholder="owner/name" />}
-        <button disabled={busy || !repoOk} onClick={loadHub} data-testid="model-load-hub" title={repoOk ? `from ${hubEndpoint()}` : 'a Hub repo id has the form owner/name'}>
+        {pick === OTHER && (
+          <input
+            value={other}
+            onChange={(e) => setOther(e.target.value)}
+            aria-label="Hub repo id"
+            data-testid="model-repo"
+            placeholder="owner/name"
+          />
+        )}
+        <button
+          disabled={busy || !repoOk}
+          onClick={loadHub}
+          data-testid="model-load-hub"
+          title={repoOk ? `from ${hubEndpoint()}` : 'a Hub repo id has the form owner/name'}
+        >
           Load from Hub
         </button>
       </div>
       <div className="row">
         <label>
           Prepared locally{' '}
-          <select value={prepared} onChange={(e) => setPrepared(Number(e.target.value))} data-testid="model-prepared" aria-label="prepared model">
+          <select
+            value={prepared}
+            onChange={(e) => setPrepared(Number(e.target.value))}
+            data-testid="model-prepared"
+            aria-label="prepared model"
+          >
             {PREPARED_MODELS.map((m, i) => (
               <option key={m.name} value={i}>
                 {m.name}
@@ -156,11 +186,22 @@ export function ModelPanel() {
         <div className="row">
           <label className="small">
             Decoder weights from repo (default: the table's){' '}
-            <input value={weightsRepo} onChange={(e) => setWeightsRepo(e.target.value)} data-testid="weights-repo" placeholder="openai/whisper-small" />
+            <input
+              value={weightsRepo}
+              onChange={(e) => setWeightsRepo(e.target.value)}
+              data-testid="weights-repo"
+              placeholder="openai/whisper-small"
+            />
           </label>
           <label className="button small">
             …or drop model.safetensors
-            <input type="file" accept=".safetensors" hidden data-testid="weights-file-input" onChange={(e) => setWeightsFile(e.target.files?.[0] ?? null)} />
+            <input
+              type="file"
+              accept=".safetensors"
+              hidden
+              data-testid="weights-file-input"
+              onChange={(e) => setWeightsFile(e.target.files?.[0] ?? null)}
+            />
           </label>
           {weightsFile && (
             <span className="small">
@@ -172,9 +213,9 @@ export function ModelPanel() {
           )}
         </div>
         <p className="small muted">
-          Repos with ONNX files only (onnx-community/*, Xenova/*) transcribe as they are; to train, the engine needs the decoder's
-          PyTorch weights, which it takes from the model's original repo (the table maps each to it) by one Range request per decoder
-          tensor, never the encoder's. They are cached in this browser (Cache Storage) and a cut download resumes where it stopped.
+          Repos with ONNX files only (onnx-community/*, Xenova/*) transcribe as they are; to train, the engine needs the decoder's PyTorch
+          weights, which it takes from the model's original repo (the table maps each to it) by one Range request per decoder tensor, never
+          the encoder's. They are cached in this browser (Cache Storage) and a cut download resumes where it stopped.
         </p>
       </details>
     </section>

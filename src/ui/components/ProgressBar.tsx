@@ -21,12 +21,17 @@ export function ProgressBar(props: { label: string; loaded?: number; total?: num
         {loaded !== undefined && (
           <span className="muted">
             {fmt(loaded)}
-            {total ? ` / ${fmt(total)}${unit ? ` ${unit}` : ''} · ${Math.round((frac ?? 0) * 100)} % · ETA ${eta(loaded, total, startedAt ?? performance.now())}` : ''}
+            {total
+              ? ` / ${fmt(total)}${unit ? ` ${unit}` : ''} · ${Math.round((frac ?? 0) * 100)} % · ETA ${eta(loaded, total, startedAt ?? performance.now())}`
+              : ''}
           </span>
         )}
       </div>
       <div className="progress-track">
-        <div className={frac === null ? 'progress-fill indeterminate' : 'progress-fill'} style={{ width: frac === null ? '30%' : `${frac * 100}%` }} />
+        <div
+          className={frac === null ? 'progress-fill indeterminate' : 'progress-fill'}
+          style={{ width: frac === null ? '30%' : `${frac * 100}%` }}
+        />
       </div>
     </div>
   );

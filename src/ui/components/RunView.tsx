@@ -12,7 +12,8 @@ import { betaFromSlider, formatBeta } from './ExperimentPanel';
 import { formatTick, formatValue } from '../format';
 import { runSentence } from '../summary';
 
-const W = 340, H = 190;
+const W = 340,
+  H = 190;
 const COLORS = ['#3b6fd8', '#d8693b', '#2e9e5b', '#9b3bd8', '#c9a227'];
 
 const fmt = formatValue;
@@ -23,7 +24,14 @@ interface BetaMark {
   beta: number;
 }
 
-function Series(props: { id: string; title: string; rows: Record<string, number>[]; keys: { key: string; name: string }[]; log?: boolean; marks?: BetaMark[] }) {
+function Series(props: {
+  id: string;
+  title: string;
+  rows: Record<string, number>[];
+  keys: { key: string; name: string }[];
+  log?: boolean;
+  marks?: BetaMark[];
+}) {
   const { id, title, rows, keys, log, marks } = props;
   const latest = rows.at(-1);
   return (
@@ -37,14 +45,27 @@ function Series(props: { id: string; title: string; rows: Record<string, number>
       <LineChart width={W} height={H} data={rows} margin={{ top: 4, right: 12, bottom: 4, left: 4 }}>
         <CartesianGrid strokeDasharray="3 3" />
         <XAxis dataKey="step" type="number" domain={['dataMin', 'dataMax']} allowDecimals={false} />
-        <YAxis scale={log ? 'log' : 'auto'} domain={log ? ['auto', 'auto'] : undefined} tickFormatter={formatTick} width={64} allowDataOverflow />
+        <YAxis
+          scale={log ? 'log' : 'auto'}
+          domain={log ? ['auto', 'auto'] : undefined}
+          tickFormatter={formatTick}
+          width={64}
+          allowDataOverflow
+        />
         <Tooltip formatter={(v) => fmt(Number(v))} />
         {keys.length > 1 && <Legend />}
         {keys.map((k, i) => (
           <Line key={k.key} dataKey={k.key} name={k.name} stroke={COLORS[i]} dot={{ r: 2 }} isAnimationActive={false} />
         ))}
         {marks?.map((m) => (
-          <ReferenceLine key={m.step} x={m.step} stroke="#9b3bd8" strokeDasharray="4 3" ifOverflow="extendDomain" label={{ value: `β ${formatBeta(m.beta)}`, position: 'insideTopRight', fontSize: 10, fill: '#9b3bd8' }} />
+          <ReferenceLine
+            key={m.step}
+            x={m.step}
+            stroke="#9b3bd8"
+            strokeDasharray="4 3"
+            ifOverflow="extendDomain"
+            label={{ value: `β ${formatBeta(m.beta)}`, position: 'insideTopRight', fontSize: 10, fill: '#9b3bd8' }}
+          />
         ))}
       </LineChart>
     </div>
@@ -67,7 +88,13 @@ export function MuHistogram({ run, runs }: { run: RunState; runs: RunState[] }) 
   const rows = histRows(h, other?.hist);
   const label = (r: RunState) => `${r.config.method === 'blora' ? `BLoRA β=${formatBeta(r.config.adapter.beta)}` : 'LoRA'} (${r.name})`;
   return (
-    <div className="chart" data-testid="mu-histogram" data-bins={rows.length} data-nonzero={rows.filter((r) => r.run > 0).length} data-step={h.step}>
+    <div
+      className="chart"
+      data-testid="mu-histogram"
+      data-bins={rows.length}
+      data-nonzero={rows.filter((r) => r.run > 0).length}
+      data-step={h.step}
+    >
       <h3>
         |μ| of A and B, step {h.step} <span className="muted small">log10 bins{other ? `; overlay: ${label(other)}` : ''}</span>
       </h3>
@@ -78,7 +105,15 @@ export function MuHistogram({ run, runs }: { run: RunState; runs: RunState[] }) 
         <Tooltip />
         <Legend />
         <Bar dataKey="run" name={label(run)} fill={run.config.method === 'blora' ? '#3b6fd8' : '#d8693b'} isAnimationActive={false} />
-        {other && <Bar dataKey="other" name={label(other)} fill={other.config.method === 'blora' ? '#3b6fd8' : '#d8693b'} fillOpacity={0.45} isAnimationActive={false} />}
+        {other && (
+          <Bar
+            dataKey="other"
+            name={label(other)}
+            fill={other.config.method === 'blora' ? '#3b6fd8' : '#d8693b'}
+            fillOpacity={0.45}
+            isAnimationActive={false}
+          />
+        )}
       </BarChart>
     </div>
   );
@@ -130,7 +165,11 @@ function BetaControl({ run, next }: { run: RunState; next: number }) {
         Apply β from the next step
       </button>
       <span className="muted small" data-testid="run-beta-schedule">
-        schedule: {[{ step: 1, beta: run.config.adapter.beta }, ...schedule].filter((e, i, a) => !(i === 0 && a[1]?.step === 1)).map((e) => `step ${e.step}: ${formatBeta(e.beta)}`).join(' · ')}
+        schedule:{' '}
+        {[{ step: 1, beta: run.config.adapter.beta }, ...schedule]
+          .filter((e, i, a) => !(i === 0 && a[1]?.step === 1))
+          .map((e) => `step ${e.step}: ${formatBeta(e.beta)}`)
+          .join(' · ')}
       </span>
     </div>
   );
@@ -158,7 +197,8 @@ function Unsure({ run }: { run: RunState }) {
       <p className="small">
         {Object.entries(u.byRole).map(([role, b]) => (
           <span key={role} data-testid={`run-uncertainty-${role}`}>
-            {role === 'new' ? 'new domain' : 'base domain'}: AUROC disagreement {f(b.aurocDisagreement)}, entropy {f(b.aurocEntropy)}; ECE {f(b.ece)} ({b.wrong}/{b.utterances} wrong) ·{' '}
+            {role === 'new' ? 'new domain' : 'base domain'}: AUROC disagreement {f(b.aurocDisagreement)}, entropy {f(b.aurocEntropy)}; ECE{' '}
+            {f(b.ece)} ({b.wrong}/{b.utterances} wrong) ·{' '}
           </span>
         ))}
       </p>
@@ -200,7 +240,9 @@ function DevLine({ run }: { run: RunState }) {
         </span>
       ))}
       {' — '}
-      {select ? `the run's adapter is the one of step ${best.step} (lowest dev CE)` : `lowest at step ${best.step} (result adapter: the last step's)`}
+      {select
+        ? `the run's adapter is the one of step ${best.step} (lowest dev CE)`
+        : `lowest at step ${best.step} (result adapter: the last step's)`}
     </p>
   );
 }
@@ -219,7 +261,12 @@ export function RunView() {
   const activeId = useStudio((s) => s.activeRun);
   const set = useStudio((s) => s.set);
   const run = runs.find((r) => r.id === activeId) ?? runs.at(-1);
-  if (!run) return <section className="panel" data-testid="run-view"><p className="muted">No runs yet: set up data and an experiment, then start a run.</p></section>;
+  if (!run)
+    return (
+      <section className="panel" data-testid="run-view">
+        <p className="muted">No runs yet: set up data and an experiment, then start a run.</p>
+      </section>
+    );
   const steps = run.config.optim.steps;
   const done = run.train.at(-1)?.step ?? 0;
   // β of each step: its record's (records from before the β schedule have none: the config's)
@@ -255,7 +302,11 @@ export function RunView() {
         <span className={`badge ${run.status === 'done' ? 'ok' : run.status === 'error' ? 'err' : 'warn'}`} data-testid="run-status">
           {run.status}
         </span>
-        {run.lastCheckpointStep !== undefined && <span className="muted small" data-testid="run-checkpoint">checkpoint: step {run.lastCheckpointStep}</span>}
+        {run.lastCheckpointStep !== undefined && (
+          <span className="muted small" data-testid="run-checkpoint">
+            checkpoint: step {run.lastCheckpointStep}
+          </span>
+        )}
         <button disabled={run.status !== 'running'} onClick={() => pauseRun()} data-testid="pause">
           Pause
         </button>
@@ -297,15 +348,21 @@ export function RunView() {
       )}
       <div className="kpis" data-testid="run-kpis">
         <div className="kpi">
-          WER new domain <b data-testid="kpi-wer-new">{pct(sum.werNew)}</b> <span className="muted small">(step 0: {pct(sum.werNew0)})</span>
+          WER new domain <b data-testid="kpi-wer-new">{pct(sum.werNew)}</b>{' '}
+          <span className="muted small">(step 0: {pct(sum.werNew0)})</span>
         </div>
         {pierNew !== undefined && (
-          <div className="kpi" title="PIER: error rate on the embedded-language (code-switched) words of the new-domain references — substitutions and deletions of those words and the insertions before them, over their count (src/metrics/pier.ts)">
-            PIER new domain <b data-testid="kpi-pier-new">{pct(pierNew)}</b> <span className="muted small">(step 0: {pct(pierAt(run.evals, 0))})</span>
+          <div
+            className="kpi"
+            title="PIER: error rate on the embedded-language (code-switched) words of the new-domain references — substitutions and deletions of those words and the insertions before them, over their count (src/metrics/pier.ts)"
+          >
+            PIER new domain <b data-testid="kpi-pier-new">{pct(pierNew)}</b>{' '}
+            <span className="muted small">(step 0: {pct(pierAt(run.evals, 0))})</span>
           </div>
         )}
         <div className="kpi">
-          WER base domain <b data-testid="kpi-wer-base">{pct(sum.werBase)}</b> <span className="muted small">(step 0: {pct(sum.werBase0)})</span>
+          WER base domain <b data-testid="kpi-wer-base">{pct(sum.werBase)}</b>{' '}
+          <span className="muted small">(step 0: {pct(sum.werBase0)})</span>
         </div>
         <div className="kpi" title={definition('forgetting')}>
           forgetting F <b data-testid="kpi-forgetting">{pts(sum.forgetting)}</b>
@@ -329,12 +386,26 @@ export function RunView() {
       </div>
       <div className="charts">
         <Series id="ce" title="cross-entropy" rows={rows} keys={[{ key: 'ce', name: 'CE' }]} />
-        <Series id="loss" title="loss = CE + β·KL" rows={rows} keys={[{ key: 'loss', name: 'loss' }, { key: 'bkl', name: 'β·KL' }]} marks={marks} />
+        <Series
+          id="loss"
+          title="loss = CE + β·KL"
+          rows={rows}
+          keys={[
+            { key: 'loss', name: 'loss' },
+            { key: 'bkl', name: 'β·KL' },
+          ]}
+          marks={marks}
+        />
         <Series id="kl" title="KL (unscaled)" rows={rows} keys={[{ key: 'kl', name: 'KL' }]} marks={marks} />
         <Series id="lr" title="learning rate" rows={rows} keys={[{ key: 'lr', name: 'lr' }]} />
         <Series id="gradnorm" title="gradient norm" rows={rows} keys={[{ key: 'gn', name: '‖g‖' }]} />
         <Series id="tps" title="tokens / s" rows={rows} keys={[{ key: 'tps', name: 'tokens/s' }]} />
-        <Series id="wer" title="WER % per eval set" rows={werRows} keys={sets.map((s) => ({ key: s, name: `${s} (${run.evals.find((e) => e.set === s)?.role})` }))} />
+        <Series
+          id="wer"
+          title="WER % per eval set"
+          rows={werRows}
+          keys={sets.map((s) => ({ key: s, name: `${s} (${run.evals.find((e) => e.set === s)?.role})` }))}
+        />
       </div>
       <MuHistogram run={run} runs={runs} />
       {runSentence(run) && <p data-testid="run-summary">{runSentence(run)}</p>}

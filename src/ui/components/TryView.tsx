@@ -13,14 +13,18 @@ import { useStudio, type RunState } from '../store';
 
 /** Word-level diff (LCS) of a → b: each word of a kept or deleted, each of b kept or inserted. */
 export function wordDiff(a: string, b: string): { del: boolean[]; ins: boolean[] } {
-  const x = a.split(/\s+/).filter(Boolean), y = b.split(/\s+/).filter(Boolean);
+  const x = a.split(/\s+/).filter(Boolean),
+    y = b.split(/\s+/).filter(Boolean);
   const norm = (w: string) => w.toLowerCase().replace(/[^\p{L}\p{N}']/gu, '');
   const L = Array.from({ length: x.length + 1 }, () => new Array<number>(y.length + 1).fill(0));
-  for (let i = x.length - 1; i >= 0; i--) for (let j = y.length - 1; j >= 0; j--) L[i][j] = norm(x[i]) === norm(y[j]) ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
-  const del = new Array(x.length).fill(true), ins = new Array(y.length).fill(true);
-  let i = 0, j = 0;
+  for (let i = x.length - 1; i >= 0; i--)
+    for (let j = y.length - 1; j >= 0; j--) L[i][j] = norm(x[i]) === norm(y[j]) ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
+  const del = new Array(x.length).fill(true),
+    ins = new Array(y.length).fill(true);
+  let i = 0,
+    j = 0;
   while (i < x.length && j < y.length) {
-    if (norm(x[i]) === norm(y[j])) (del[i] = false), (ins[j] = false), i++, j++;
+    if (norm(x[i]) === norm(y[j])) ((del[i] = false), (ins[j] = false), i++, j++);
     else if (L[i + 1][j] >= L[i][j + 1]) i++;
     else j++;
   }
@@ -40,7 +44,19 @@ function Words({ text, marks, cls }: { text: string; marks: boolean[]; cls: stri
   );
 }
 
-function Compare({ reference, frozen, adapted, testid = 'try', labels = ['base (frozen)', 'adapted'] }: { reference?: string; frozen: string; adapted: string; testid?: string; labels?: [string, string] }) {
+function Compare({
+  reference,
+  frozen,
+  adapted,
+  testid = 'try',
+  labels = ['base (frozen)', 'adapted'],
+}: {
+  reference?: string;
+  frozen: string;
+  adapted: string;
+  testid?: string;
+  labels?: [string, string];
+}) {
   const d = wordDiff(frozen, adapted);
   return (
     <table>
@@ -71,7 +87,16 @@ function Compare({ reference, frozen, adapted, testid = 'try', labels = ['base (
 type OwnState =
   | { status: 'idle' }
   | { status: 'busy'; message: string }
-  | { status: 'done'; name: string; step: number; frozen: string; adapted: string; entropy: number; disagreement: number | null; samples: string[] }
+  | {
+      status: 'done';
+      name: string;
+      step: number;
+      frozen: string;
+      adapted: string;
+      entropy: number;
+      disagreement: number | null;
+      samples: string[];
+    }
   | { status: 'error'; message: string };
 
 /** Your own clip: a file or a microphone recording → 16 kHz → frozen encoder (model worker) → both decoders. */
@@ -87,13 +112,26 @@ function OwnClip({ run }: { run: RunState }) {
     try {
       setOwn({ status: 'busy', message: `decoding ${name}` });
       const samples = await loadAudio16k(bytes, name);
-      if (samples.length > 30 * 16000) throw new Error(`${name}: ${(samples.length / 16000).toFixed(1)} s is longer than Whisper's 30-s window`);
+      if (samples.length > 30 * 16000)
+        throw new Error(`${name}: ${(samples.length / 16000).toFixed(1)} s is longer than Whisper's 30-s window`);
       const key = utteranceKey(samples);
       setOwn({ status: 'busy', message: 'frozen encoder' });
       await getClient().encode(samples, key);
-      setOwn({ status: 'busy', message: `greedy decoding: frozen model, the adapter${run.config.method === 'blora' ? ', and posterior samples of it' : ''}` });
+      setOwn({
+        status: 'busy',
+        message: `greedy decoding: frozen model, the adapter${run.config.method === 'blora' ? ', and posterior samples of it' : ''}`,
+      });
       const r = await tryClip(run.id, { key, language });
-      setOwn({ status: 'done', name, step: r.step, frozen: r.frozen, adapted: r.adapted, entropy: r.entropy, disagreement: r.disagreement, samples: r.samples });
+      setOwn({
+        status: 'done',
+        name,
+        step: r.step,
+        frozen: r.frozen,
+        adapted: r.adapted,
+        entropy: r.entropy,
+        disagreement: r.disagreement,
+        samples: r.samples,
+      });
     } catch (e) {
       setOwn({ status: 'error', message: (e as Error).message });
     }
@@ -124,10 +162,16 @@ function OwnClip({ run }: { run: RunState }) {
     <div data-testid="try-own">
       <h3>Your clip</h3>
       <div className="row">
-        <input type="file" accept="audio/*,.wav,.flac,.mp3,.ogg,.webm" disabled={!ready} data-testid="try-clip-input" onChange={async (e) => {
-          const f = e.target.files?.[0];
-          if (f) await go(f.name, await f.arrayBuffer());
-        }} />
+        <input
+          type="file"
+          accept="audio/*,.wav,.flac,.mp3,.ogg,.webm"
+          disabled={!ready}
+          data-testid="try-clip-input"
+          onChange={async (e) => {
+            const f = e.target.files?.[0];
+            if (f) await go(f.name, await f.arrayBuffer());
+          }}
+        />
         <button disabled={!ready && !recording} onClick={() => void record()} data-testid="try-record">
           {recording ? 'Stop recording' : 'Record'}
         </button>
@@ -141,8 +185,16 @@ function OwnClip({ run }: { run: RunState }) {
         </label>
         {!finished && <span className="muted small">available when the run has finished (or is stopped)</span>}
       </div>
-      {own.status === 'busy' && <p className="muted" data-testid="try-own-status">{own.message}…</p>}
-      {own.status === 'error' && <p className="error" data-testid="try-own-error">{own.message}</p>}
+      {own.status === 'busy' && (
+        <p className="muted" data-testid="try-own-status">
+          {own.message}…
+        </p>
+      )}
+      {own.status === 'error' && (
+        <p className="error" data-testid="try-own-error">
+          {own.message}
+        </p>
+      )}
       {own.status === 'done' && (
         <>
           <p className="muted small">
@@ -161,8 +213,16 @@ function OwnClip({ run }: { run: RunState }) {
   );
 }
 
-type BaseState = { status: 'idle' } | { status: 'loading'; progress?: LoadProgress; startedAt: number } | { status: 'ready' } | { status: 'error'; message: string };
-type ExportClip = { status: 'idle' } | { status: 'busy'; message: string } | { status: 'done'; name: string; base: string; exported: string } | { status: 'error'; message: string };
+type BaseState =
+  | { status: 'idle' }
+  | { status: 'loading'; progress?: LoadProgress; startedAt: number }
+  | { status: 'ready' }
+  | { status: 'error'; message: string };
+type ExportClip =
+  | { status: 'idle' }
+  | { status: 'busy'; message: string }
+  | { status: 'done'; name: string; base: string; exported: string }
+  | { status: 'error'; message: string };
 
 /** The loaded model is a merged export (its blora-export.json): load its base beside it and transcribe a clip with both. */
 function ExportVsBase() {
@@ -190,7 +250,8 @@ function ExportVsBase() {
     try {
       setClip({ status: 'busy', message: `decoding ${name}` });
       const samples = await loadAudio16k(bytes, name);
-      if (samples.length > 30 * 16000) throw new Error(`${name}: ${(samples.length / 16000).toFixed(1)} s is longer than Whisper's 30-s window`);
+      if (samples.length > 30 * 16000)
+        throw new Error(`${name}: ${(samples.length / 16000).toFixed(1)} s is longer than Whisper's 30-s window`);
       setClip({ status: 'busy', message: 'transcribing with this export' });
       const exported = await getClient().transcribe(samples, language);
       setClip({ status: 'busy', message: `transcribing with its base (${base?.label})` });
@@ -204,28 +265,62 @@ function ExportVsBase() {
     <div data-testid="try-export">
       <h3>This export vs its base</h3>
       <p className="small">
-        The model loaded now is a merged {note.format === 'hf' ? 'transformers' : 'transformers.js'} export ({note.method === 'blora' ? 'BLoRA posterior means' : 'LoRA'}, r {note.r},{' '}
-        {note.modules} modules) of <b>{note.baseModel}</b>.{' '}
-        {base ? <>Its base: {base.label}{base.where === 'hub' ? ' (downloaded from the Hub once, then cached)' : ''}.</> : <span className="error">No known source for this base: load it in the Model panel to compare by hand.</span>}
+        The model loaded now is a merged {note.format === 'hf' ? 'transformers' : 'transformers.js'} export (
+        {note.method === 'blora' ? 'BLoRA posterior means' : 'LoRA'}, r {note.r}, {note.modules} modules) of <b>{note.baseModel}</b>.{' '}
+        {base ? (
+          <>
+            Its base: {base.label}
+            {base.where === 'hub' ? ' (downloaded from the Hub once, then cached)' : ''}.
+          </>
+        ) : (
+          <span className="error">No known source for this base: load it in the Model panel to compare by hand.</span>
+        )}
       </p>
       {base && (
         <div className="row">
-          <button data-testid="try-export-load-base" disabled={baseState.status === 'loading' || baseState.status === 'ready'} onClick={() => void loadIt()}>
+          <button
+            data-testid="try-export-load-base"
+            disabled={baseState.status === 'loading' || baseState.status === 'ready'}
+            onClick={() => void loadIt()}
+          >
             {baseState.status === 'ready' ? 'Base loaded' : 'Load the base to compare'}
           </button>
           <span data-testid="try-export-base-status" data-status={baseState.status} className="small muted">
-            {baseState.status === 'error' ? '' : baseState.status === 'ready' ? 'ready' : baseState.status === 'loading' ? 'loading…' : 'not loaded (a second copy of the model in memory)'}
+            {baseState.status === 'error'
+              ? ''
+              : baseState.status === 'ready'
+                ? 'ready'
+                : baseState.status === 'loading'
+                  ? 'loading…'
+                  : 'not loaded (a second copy of the model in memory)'}
           </span>
         </div>
       )}
-      {baseState.status === 'loading' && baseState.progress && <ProgressBar label={baseState.progress.message} loaded={baseState.progress.loaded} total={baseState.progress.total} startedAt={baseState.startedAt} />}
-      {baseState.status === 'error' && <p className="error" data-testid="try-export-base-error">{baseState.message}</p>}
+      {baseState.status === 'loading' && baseState.progress && (
+        <ProgressBar
+          label={baseState.progress.message}
+          loaded={baseState.progress.loaded}
+          total={baseState.progress.total}
+          startedAt={baseState.startedAt}
+        />
+      )}
+      {baseState.status === 'error' && (
+        <p className="error" data-testid="try-export-base-error">
+          {baseState.message}
+        </p>
+      )}
       {baseState.status === 'ready' && (
         <div className="row">
-          <input type="file" accept="audio/*,.wav,.flac,.mp3,.ogg,.webm" disabled={clip.status === 'busy'} data-testid="try-export-clip-input" onChange={async (e) => {
-            const f = e.target.files?.[0];
-            if (f) await go(f.name, await f.arrayBuffer());
-          }} />
+          <input
+            type="file"
+            accept="audio/*,.wav,.flac,.mp3,.ogg,.webm"
+            disabled={clip.status === 'busy'}
+            data-testid="try-export-clip-input"
+            onChange={async (e) => {
+              const f = e.target.files?.[0];
+              if (f) await go(f.name, await f.arrayBuffer());
+            }}
+          />
           <label className="small">
             language{' '}
             <select value={language} onChange={(e) => setLanguage(e.target.value)} data-testid="try-export-language">
@@ -237,7 +332,11 @@ function ExportVsBase() {
         </div>
       )}
       {clip.status === 'busy' && <p className="muted">{clip.message}…</p>}
-      {clip.status === 'error' && <p className="error" data-testid="try-export-error">{clip.message}</p>}
+      {clip.status === 'error' && (
+        <p className="error" data-testid="try-export-error">
+          {clip.message}
+        </p>
+      )}
       {clip.status === 'done' && (
         <>
           <p className="muted small">{clip.name}: greedy decoding, both on onnxruntime-web</p>
@@ -256,7 +355,9 @@ export function TryView() {
   const t = run ? transcripts.get(run.id) : undefined;
   const clips = t
     ? Object.entries(t).flatMap(([set, bySteps]) => {
-        const steps = Object.keys(bySteps).map(Number).sort((a, b) => a - b);
+        const steps = Object.keys(bySteps)
+          .map(Number)
+          .sort((a, b) => a - b);
         const base = bySteps[steps[0]] ?? [];
         const last = bySteps[steps.at(-1)!] ?? [];
         return steps[0] === 0 ? base.map((b) => ({ set, step: steps.at(-1)!, base: b, adapted: last.find((x) => x.id === b.id) })) : [];
@@ -279,7 +380,9 @@ export function TryView() {
                 </option>
               ))}
             </select>
-            <span className="muted small">run {run!.name}, adapted = step {cur.step}</span>
+            <span className="muted small">
+              run {run!.name}, adapted = step {cur.step}
+            </span>
           </div>
           <Compare reference={cur.base.reference} frozen={cur.base.hypothesis} adapted={cur.adapted?.hypothesis ?? ''} />
         </>
