@@ -299,6 +299,27 @@ class Row:
     word_langs: list[str] | None = None  # one language per whitespace word of text (PIER), when the data has them
 
 
+def data_digest(rows: list[Row]) -> str:
+    """sha256 (16 hex) of a dataset's content as the trainer reads it: each row's id, language, text and audio
+    bytes. Corpus v2's neural-voice clips differ slightly between CPUs (int8 ONNX), so results made on other
+    machines are comparable only where these agree (tools/experiment_report.py checks them)."""
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(f"{r.id}\0{r.language}\0{r.text}\0".encode())
+        h.update(Path(r.audio).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def row_word_langs(r: dict, text: str) -> list[str] | None:
     """Per-word language tags as src/data/manifest.ts reads them: word_langs (space-separated or a list), else
     derived from segments ([[lang, text], ...] joining to text); None when absent or not fitting the text."""
@@ -1131,6 +1152,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:  # noqa: BLE001
             pass
     machine = {"device": str(device), "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+               "cpuModel": cpu_model(),
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                "processes": accelerator.num_processes if accelerator else 1,
                "distributed": str(accelerator.distributed_type) if accelerator else None,
@@ -1139,7 +1161,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.eval_base:
         evals = run_eval(0, None)
         result = {"backend": "torch", "kind": "base", "name": cfg["name"], "model": str(model_dir), "eval": evals,
-                  "seconds": time.time() - t_start, "versions": versions, "machine": machine}
+                  "seconds": time.time() - t_start, "versions": versions, "machine": machine,
+                  "dataDigests": {name: data_digest(rows) for name, _, rows in eval_sets}}
         if is_main:
             (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
         return 0
@@ -1332,6 +1355,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": time.time() - t_start, "versions": versions, "machine": machine,
             "trainableValues": n_params,
             "uncertainty": uncertainty,
+            "dataDigests": {"train": data_digest(train_rows), **{name: data_digest(rows) for name, _, rows in eval_sets}},
         }
         (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     metrics.close()

@@ -97,6 +97,32 @@ def stored_adapter_stats(d: Path) -> dict | None:
     return json.loads(f.read_text()) if f.exists() else None
 
 
+def data_digest_lines(out: Path, summaries: list[dict]) -> list[str]:
+    """The report's check that every run read the same data: result.json dataDigests (blora_train.data_digest: ids,
+    texts and audio bytes per set) of the frozen-model evaluation and of every run. The neural-voice half of corpus v2
+    is not byte-identical across CPUs, so a sweep resumed on another machine says here which sets differ."""
+    seen: dict[str, dict[str, list[str]]] = {}
+    missing = []
+    for rid, d in [("base", out / "base")] + [(s["id"], out / "runs" / s["id"]) for s in summaries]:
+        f = d / "result.json"
+        dg = json.loads(f.read_text()).get("dataDigests") if f.exists() else None
+        if not dg:
+            missing.append(rid)
+            continue
+        for name, h in dg.items():
+            seen.setdefault(name, {}).setdefault(h, []).append(rid)
+    if not seen:
+        return []
+    differ = {n: v for n, v in seen.items() if len(v) > 1}
+    text = ("Data: every run that recorded it read the same data (result.json dataDigests: ids, texts and audio bytes "
+            "per set)" if not differ else "**Data differ between runs** (result.json dataDigests; e.g. the neural-voice "
+            "clips regenerated on another CPU): " + "; ".join(f"{n}: " + " vs ".join(f"{h} ({', '.join(r)})" for h, r in v.items())
+                                                          for n, v in sorted(differ.items())))
+    if missing:
+        text += f"; not recorded by {', '.join(missing)} (made before the digest existed)"
+    return ["", text + "."]
+
+
 def test_evals(evals: list[dict]) -> list[dict]:
     return [e for e in evals if not em.is_dev_split(e.get("set"))]
 
@@ -845,6 +871,7 @@ def report(sweep: dict, sweep_path: Path, out: Path, runs: list[dict], backend: 
         lines += ["", "Intervals not computed: " + "; ".join(nci) + "."]
     if miss:
         lines += ["", "Transcripts missing or not matching (left out of the bootstrap): " + ", ".join(f"`{m}`" for m in miss) + "."]
+    lines += data_digest_lines(out, summaries)
     lines += ["", "### Metric definitions", ""]
     lines += [f"- **{d['name']}**: {d['text']}." for d in em.METRIC_DEFINITIONS]
     lines += ["- WER is corpus-level (errors pooled over the utterances of a set), after Whisper's English normalizer for "

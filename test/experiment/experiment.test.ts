@@ -441,6 +441,14 @@ test('experiment runner, CI configuration (torch backend): runs, aggregate, repo
   assert.match(md, /\| LoRA \| torch \| 1 \|/);
   assert.match(md, /\| WER new \| PIER new \| WER base \|.*\| AUROC new \| ECE new \| AUROC base \| ECE base \|/);
   assert.match(md, /backward gain\*\*: \(F_LoRA − F_BLoRA\) \/ F_LoRA/);
+  // every run and the frozen model record what data they read (ids, texts, audio bytes per set): the same here
+  const digests = ['base', 'runs/lora-s0', 'runs/blora-b0.001-sp0.01-s0'].map(
+    (d) => JSON.parse(readFileSync(join(OUT, d, 'result.json'), 'utf8')).dataDigests,
+  );
+  for (const d of digests) assert.match(d['cs-test'], /^[0-9a-f]{16}$/);
+  assert.equal(digests[1].train, digests[2].train);
+  assert.ok(digests.every((d) => d['cs-test'] === digests[0]['cs-test'] && d['base-test'] === digests[0]['base-test']));
+  assert.match(md, /Data: every run that recorded it read the same data/);
   const shown = /code-switched \*\*(\d+\.\d) %\*\* WER vs base domain \*\*(\d+\.\d) %\*\*/.exec(md);
   assert.ok(shown, 'the sanity check (frozen WER code-switched vs base) is not in the report');
   assert.ok(Math.abs(Number(shown[1]) - 100 * werNew0) <= 0.051 && Math.abs(Number(shown[2]) - 100 * werBase0) <= 0.051, shown[0]);
