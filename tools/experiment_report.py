@@ -503,14 +503,9 @@ def model_info(model_dir: Path) -> dict:
 
 
 def machine_info() -> str:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from blora_train import cpu_model  # the CPU line each run's result.json records too
+
+    cpu = cpu_model()
     mem = ""
     try:
         mem = f"{int(Path('/proc/meminfo').read_text().split()[1]) / 2**20:.0f} GiB RAM"

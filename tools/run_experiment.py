@@ -282,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"sweep {sweep['name']}: {len(runs)} runs, backend {backend} → {out}")
     (out / "sweep.json").write_text(json.dumps({**sweep, "backend": backend, "runs": [r["id"] for r in runs]}, indent=2) + "\n")
 
+    import experiment_report
+
     failed = []
     if not args.report_only:
         # the frozen model, once (torch: generate on every eval set; the engine backend's runs also evaluate step 0)
@@ -317,14 +319,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if backend == "engine":
                 (d / "backend").write_text("engine\n")
-            import experiment_report
-
             experiment_report.save_adapter_stats(d)
             log(f"[{i + 1}/{len(runs)}] {r['id']} done in {time.time() - ts:.0f} s (sweep {time.time() - t0:.0f} s)")
 
     if not args.no_report:
-        import experiment_report
-
         md = args.markdown or (sweep.get("report") or {}).get("markdown")
         experiment_report.report(sweep, sweep_path, out, runs, backend, Path(md) if md else None,
                                  wall_seconds=time.time() - t0 if not args.report_only else None)
