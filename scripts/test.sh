@@ -8,8 +8,10 @@ source "$(dirname "$0")/lib.sh"
 bash "$BLORA_ROOT/scripts/setup.sh"
 cd "$BLORA_ROOT"
 
-# Keep caches and temp files of Mesa/onnxruntime/Chromium out of $HOME and the clone.
-export MESA_SHADER_CACHE_DISABLE=true
+# Keep caches and temp files of Mesa/onnxruntime/Chromium out of $HOME and the clone. Mesa's shader cache
+# stays on, under $BLORA_CACHE: lavapipe/llvmpipe compile each pipeline with LLVM in every test process (the
+# base decoder's kernels: ~2 min on 2 cores), and a cached compile is a read (src/gpu/device.ts).
+export MESA_SHADER_CACHE_DIR="${MESA_SHADER_CACHE_DIR:-$BLORA_CACHE/mesa-shader-cache}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d /tmp/blora-xdg.XXXX)}"
 mkdir -p test-results
 

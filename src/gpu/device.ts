@@ -13,6 +13,7 @@
  * Browser: `navigator.gpu` (window or worker). Headless Chromium needs `--enable-unsafe-webgpu`
  * (CPU adapters are blocklisted otherwise); see test/support/chromium.ts.
  */
+import { bloraCacheRoot } from '../runtime/cache-dir';
 
 export type NodeBackend = 'vulkan' | 'gl-compat';
 export type FeatureLevel = 'core' | 'compatibility';
@@ -145,6 +146,12 @@ async function nodeGpu(opts: AcquireOptions): Promise<{ gpu: GPU; backend: NodeB
   const fs = proc.getBuiltinModule?.('node:fs') as typeof import('node:fs') | undefined;
   const backend = opts.node?.backend ?? 'vulkan';
   const dawnOptions = [...(opts.node?.dawnOptions ?? [])];
+  // Mesa's drivers here (lavapipe, llvmpipe) compile every pipeline with LLVM: minutes for the decoder's kernels
+  // on 2 cores, in every process. Their disk cache (keyed by shader and driver build) turns a later run's
+  // compiles into reads; keep it with blora-studio's other caches, not in $HOME. MESA_SHADER_CACHE_DIR or
+  // MESA_SHADER_CACHE_DISABLE set by the caller win.
+  if (!proc.env.MESA_SHADER_CACHE_DIR && !proc.env.MESA_SHADER_CACHE_DISABLE)
+    proc.env.MESA_SHADER_CACHE_DIR = `${bloraCacheRoot(proc.env)}/mesa-shader-cache`;
   if (backend === 'vulkan') {
     if ((opts.node?.icd ?? 'swiftshader') === 'swiftshader' && !proc.env.VK_ICD_FILENAMES) {
       // Must be set before Dawn loads the Vulkan loader (first create()).
@@ -153,7 +160,6 @@ async function nodeGpu(opts: AcquireOptions): Promise<{ gpu: GPU; backend: NodeB
     dawnOptions.push('backend=vulkan');
   } else {
     proc.env.EGL_PLATFORM ??= 'surfaceless';
-    proc.env.MESA_SHADER_CACHE_DISABLE ??= 'true';
     dawnOptions.push('backend=opengles');
   }
   // Variable specifier + @vite-ignore: Vite must never try to bundle the native Dawn addon.

@@ -12,6 +12,7 @@
 // Cache: each tensor is an entry of its own (Node: files under $BLORA_CACHE/hub/<repo>/<rev>/<etag>/…;
 // browser: Cache Storage "blora-hub"), so a reload or a cut connection resumes from the tensors already
 // done, and a tensor cut mid-body resumes with a Range from the bytes already received.
+import { bloraCacheRoot } from '../runtime/cache-dir';
 import { checkTensorEntry, halfToFloat, type SafetensorsDtype, type TensorInfo, type TensorSource } from './safetensors';
 import { hubEndpoint, hubFileUrl, hubToken, isHubRepoId, parseHubUrl, weightsRepoFor } from './hub';
 import { DroppedFilesSource, FsModelSource, ModelFileError, type ModelSource, type Progress, UrlModelSource } from './source';
@@ -83,9 +84,7 @@ const safe = (s: string) => s.replace(/[^\w.@=-]+/g, '_').replace(/^\.+/, '_');
 export class NodeFsByteCache implements ByteCache {
   readonly root: string;
   constructor(root?: string) {
-    const env = typeof process !== 'undefined' ? process.env : {};
-    const home = env.HOME ?? env.USERPROFILE ?? '.';
-    this.root = root ?? `${env.BLORA_CACHE ?? `${env.XDG_CACHE_HOME ?? `${home}/.cache`}/blora-studio`}/hub`;
+    this.root = root ?? `${bloraCacheRoot()}/hub`;
   }
   path(key: CacheKey): string {
     const parts = [...key.scope.split('/'), key.version, ...key.file.split('/')].map(safe);

@@ -19,6 +19,7 @@
  */
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext, type LaunchOptions, type Page } from 'playwright-core';
+import { bloraCacheRoot } from '../../src/runtime/cache-dir';
 
 export const CHROMIUM_PATH = process.env.BLORA_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -75,8 +76,8 @@ export async function launchChromium(opts: LaunchChromiumOptions = {}): Promise<
     args,
     env: {
       ...(process.env as Record<string, string>),
-      // Mesa (GL-compat path) would otherwise write shader caches under $HOME/.cache.
-      MESA_SHADER_CACHE_DISABLE: 'true',
+      // Mesa (GL-compat path) would otherwise write its shader cache under $HOME/.cache: keep it with ours.
+      MESA_SHADER_CACHE_DIR: process.env.MESA_SHADER_CACHE_DIR ?? `${bloraCacheRoot()}/mesa-shader-cache`,
       ...opts.env,
     },
   });

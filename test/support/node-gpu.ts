@@ -48,7 +48,6 @@ export async function nodeF16Gpu(label: string): Promise<{ ctx: GpuContext; rt: 
     process.env.VK_ICD_FILENAMES = LAVAPIPE_BPO_ICD;
   }
   process.env.XDG_RUNTIME_DIR ??= '/tmp'; // Mesa's WSI complains on stderr without it (harmless)
-  process.env.MESA_SHADER_CACHE_DISABLE ??= 'true';
   const ctx = await acquireDevice({ label, node: { backend: 'vulkan' } });
   if (!ctx.caps.hasF16) {
     await ctx.destroy();
