@@ -5,6 +5,7 @@
  *                    [--targets self_attn.q_proj,self_attn.v_proj] [--model DIR] [--out docs/benchmarks.md]
  *                    [--no-write] [--storage auto|f16|f32]   (frozen weights + K/V cache; default BLORA_STORAGE, else auto:
  *                                                              f16 where the adapter has shader-f16)
+ *   npm run bench -- --model random:<size> [--storage …]   per-size numbers on random weights: scripts/bench-model-size.ts
  *
  * Device: BLORA_WEBGPU_BACKEND (vulkan | gl-compat) if set, else a hardware GPU through the system
  * Vulkan driver when there is one, else gl-compat (Mesa llvmpipe). The adapter is printed and recorded.
@@ -41,6 +42,11 @@ const opt = (name: string, dflt: string): string => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
 };
+if (opt('model', '').startsWith('random:')) {
+  // per-size numbers on random weights of a table shape (issue 13 item 5): its own flags and output
+  await import('./bench-model-size');
+  process.exit(0);
+}
 const KNOWN = ['B', 'steps', 'warmup', 'clips', 'r', 'methods', 'targets', 'model', 'out', 'no-write', 'storage'];
 for (const a of argv) {
   if (a.startsWith('--') && !KNOWN.includes(a.slice(2)))

@@ -3,13 +3,15 @@
 // computed from the architecture (src/model/catalog.ts), and the GPU memory a run needs from the engine's
 // memory plan (src/engine/memory-plan.ts), so this regenerates with:
 //   node --import tsx scripts/models-docs.ts
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import type { SizeRecord } from './bench-model-size';
 import { downloadEstimate, formatSize } from '../src/model/catalog';
 import { decoderParams, WHISPER_MODELS } from '../src/model/hub';
+import { DEFAULT_TARGETS } from '../src/engine/adapters';
 import { decoderDimsFromConfig, fmtBytes, planMemory, type StorageType } from '../src/engine/memory-plan';
 
-// The memory plan per size: a batch of 8 sequences of 64 tokens, BLoRA flipout r 32 on self_attn q, v
-// (the experiment defaults), the K/V of the batch's 8 utterances cached, eval decoding of 8; WebGPU's
+// The memory plan per size: a batch of 8 sequences of 64 tokens, BLoRA flipout r 32 on the default targets
+// (DEFAULT_TARGETS: the experiment defaults), the K/V of the batch's 8 utterances cached, eval decoding of 8; WebGPU's
 // default limits (256 MiB per buffer, 128 MiB per binding) and the default 4 GiB budget.
 const PLAN = { batch: 8, tokens: 64, r: 32 };
 const memRows = WHISPER_MODELS.map((m) => {
@@ -37,6 +39,24 @@ const memRows = WHISPER_MODELS.map((m) => {
   const params = decoderParams(m.dModel, m.decoderLayers, m.ffn, m.vocab);
   return `| ${m.name} | ${(params / 1e6).toFixed(0)} M | ${cells.join(' | ')} |`;
 });
+
+// Measured here by `npm run bench -- --model random:<size> --storage f16|f32` (scripts/bench-model-size.ts).
+const MEASURED = 'docs/data/models-measured.json';
+const measured: SizeRecord[] = existsSync(MEASURED) ? JSON.parse(readFileSync(MEASURED, 'utf8')) : [];
+const order = (x: SizeRecord) =>
+  WHISPER_MODELS.findIndex((m) => m.name === x.model) * 4 + (x.storage === 'f32' ? 0 : 1) * 2 + (x.method === 'lora' ? 0 : 1);
+const pm = (p: number, m: number) => `${fmtBytes(p)} / ${fmtBytes(m)}`;
+const measuredRows = [...measured]
+  .sort((a, b) => order(a) - order(b))
+  .map(
+    (x) =>
+      `| ${x.model}${x.layers < x.realLayers ? ` (${x.layers} of ${x.realLayers} layers)` : ''} | ${x.storage} | ${x.method === 'blora' ? 'BLoRA flipout' : 'LoRA'} | ${(x.decoderParams / 1e6).toFixed(0)} M | ${pm(x.weights.planned, x.weights.measured)} | ${pm(x.perUtterance.planned, x.perUtterance.measured)} | ${x.B} × ${x.S}: ${pm(x.batch.planned, x.batch.measured)} | **${pm(x.total.planned, x.total.measured)}** (${((100 * (x.total.planned - x.total.measured)) / x.total.measured).toFixed(1)} %) | ${(x.stepMs / 1000).toFixed(1)} s | ${x.date}, ${x.adapter}, load ${x.loadAvg[0]} |`,
+  );
+const measuredSection = measuredRows.length
+  ? `| model | storage | method | decoder params | weights (planned / measured) | per utterance | batch B × S (beyond the weights) | total (plan − measured) | step here | when, adapter, 1-min load |
+|---|---|---|---|---|---|---|---|---|---|
+${measuredRows.join('\n')}`
+  : '*Nothing measured yet: run the command above.*';
 
 const rows = WHISPER_MODELS.map((m) => {
   const d = downloadEstimate(m);
@@ -75,12 +95,12 @@ studio does not pick those yet.
 ## GPU memory of a training run (planned)
 
 From the memory plan (\`src/engine/memory-plan.ts\`; \`blora-studio plan --model random:<size>\` prints it for any
-setting): a batch of ${PLAN.batch} sequences × ${PLAN.tokens} tokens, BLoRA flipout r ${PLAN.r} on \`self_attn.q_proj\`, \`v_proj\`, the K/V cache
+setting): a batch of ${PLAN.batch} sequences × ${PLAN.tokens} tokens, BLoRA flipout r ${PLAN.r} on the default targets (${DEFAULT_TARGETS.map((t) => `\`${t}\``).join(', ')}), the K/V cache
 of the batch's ${PLAN.batch} utterances (a real run caches every train and eval utterance: add one *per utterance* each), eval
 decoding of 8 at a time. *Batch of 8* is everything beyond the weights: the 8 utterances' K/V, activations and
 their gradients, vocabulary tiles, adapter state (θ, gradients, AdamW m, v), the eval decoder, staging.
 *Fits* checks WebGPU's default limits — 256 MiB per buffer, 128 MiB per bound buffer — and a 4 GiB budget.
-f16 storage (frozen weights and K/V in f16, everything trained in f32) is planned; the engine has only f32 storage today.
+f16 storage: frozen weights and K/V in f16, everything trained in f32 (chosen where the adapter has \`shader-f16\`).
 
 | model | decoder params | f32: weights | per utterance | batch of 8 | total | fits the defaults | f16: weights | per utterance | batch of 8 | total | fits the defaults |
 |---|---|---|---|---|---|---|---|---|---|---|---|
@@ -89,8 +109,22 @@ ${memRows.join('\n')}
 Measured: \`test/engine/memory-plan.test.ts\` compares the plan with \`GpuRuntime\`'s peak of allocated GPU-buffer
 bytes over weights upload, K/V cache, engine build and one training step — real Whisper base (B = 2, S = 16, E = 1500):
 317 MB planned and measured (0.02 %); random weights of the small and large-v3-turbo widths with 2 layers and
-E = 200: 263 MB (0.01 %) and 504 MB (0.00 %). The eval decoder's share is planned, not measured. Step times per
-size on this machine: not measured yet (issue 13, item 5).
+E = 200: 263 MB (0.01 %) and 504 MB (0.00 %). The eval decoder's share is planned, not measured.
+
+## Per size on this machine (measured)
+
+\`npm run bench -- --model random:<size> --storage f16|f32\` (scripts/bench-model-size.ts) uploads random decoder
+weights of the size's real shape (every layer), caches B random 1500-frame encoder outputs, builds the engine
+(BLoRA flipout r 32 on the default targets, the CI's software adapter unless a GPU is named) and runs one
+warm-up and one timed training step of B sequences × S tokens (forward + backward + AdamW); each cell is
+*planned / measured*: weights = live GPU-buffer bytes after the upload, per utterance = bytes one
+\`EncoderKvCache.add\` allocates, batch = the peak beyond the weights (K/V of the batch, engine, one step; no
+eval decoder), total = the peak. *Step here* is the wall time of the timed step on this 2-core VM's CPU
+adapter — Mesa lavapipe, software: it says what this machine does, nothing about a GPU (for that:
+docs/benchmarks.md, \`scripts/gpu-bench.sh\`). Each run replaces its rows in \`docs/data/models-measured.json\`
+and regenerates this page.
+
+${measuredSection}
 
 **What was measured here, and what not.** This machine has no internet: the loading path (redirects,
 Range requests, shards, the cache, resume after a cut connection, 401/404) is tested against a local Hub

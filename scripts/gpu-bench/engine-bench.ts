@@ -23,8 +23,8 @@ import { uploadDecoderWeights } from '../../src/engine/weights';
 import type { StorageType } from '../../src/gpu/storage-choice';
 import { acquireDevice } from '../../src/gpu/device';
 import { GpuRuntime } from '../../src/gpu/runtime';
-import { WHISPER_MODELS } from '../../src/model/hub';
-import { SafetensorsFile, writeSafetensors } from '../../src/model/safetensors';
+import { fillUniform as fill, modelRow, randomDecoderSafetensors as randomDecoder } from '../../src/model/random-decoder';
+import { SafetensorsFile } from '../../src/model/safetensors';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
@@ -49,62 +49,6 @@ const jsonOut = opt('json', '');
 const icd = opt('icd', 'system') as 'system' | 'swiftshader';
 const FRAMES = 1500;
 
-/** Fast deterministic uniform fill (xorshift32), lo..hi. */
-function fill(n: number, lo: number, hi: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let x = seed >>> 0 || 1;
-  const k = (hi - lo) / 4294967296;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    a[i] = lo + (x >>> 0) * k;
-  }
-  return a;
-}
-
-function randomDecoder(C: number, F: number, L: number, V: number, NP: number): Uint8Array {
-  let seed = 12345;
-  const t: Record<string, { shape: number[]; data: Float32Array }> = {};
-  const put = (name: string, shape: number[], lo: number, hi: number) => {
-    t[name] = {
-      shape,
-      data: fill(
-        shape.reduce((a, b) => a * b, 1),
-        lo,
-        hi,
-        seed++,
-      ),
-    };
-  };
-  const linear = (name: string, nOut: number, nIn: number, bias = true) => {
-    const b = 1 / Math.sqrt(nIn);
-    put(`${name}.weight`, [nOut, nIn], -b, b);
-    if (bias) put(`${name}.bias`, [nOut], -b, b);
-  };
-  const ln = (name: string) => {
-    put(`${name}.weight`, [C], 0.8, 1.2);
-    put(`${name}.bias`, [C], -0.1, 0.1);
-  };
-  put('model.decoder.embed_tokens.weight', [V, C], -0.05, 0.05); // logits std ≈ 0.05·√(C/3): CE near ln V
-  put('model.decoder.embed_positions.weight', [NP, C], -0.3, 0.3);
-  for (let l = 0; l < L; l++) {
-    const p = `model.decoder.layers.${l}`;
-    for (const a of ['self_attn', 'encoder_attn']) {
-      ln(`${p}.${a}_layer_norm`);
-      linear(`${p}.${a}.q_proj`, C, C);
-      linear(`${p}.${a}.k_proj`, C, C, false);
-      linear(`${p}.${a}.v_proj`, C, C);
-      linear(`${p}.${a}.out_proj`, C, C);
-    }
-    ln(`${p}.final_layer_norm`);
-    linear(`${p}.fc1`, F, C);
-    linear(`${p}.fc2`, C, F);
-  }
-  ln('model.decoder.layer_norm');
-  return writeSafetensors(t, { format: 'pt' });
-}
-
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 const ctx = await acquireDevice({ label: 'gpu-bench', node: { backend: 'vulkan', icd } });
@@ -119,8 +63,7 @@ console.log(
 const rt = new GpuRuntime(ctx.device);
 
 for (const shape of shapes) {
-  const row = WHISPER_MODELS.find((m) => m.name === shape || m.name === `whisper-${shape}`);
-  if (!row) throw new Error(`engine-bench: unknown shape ${shape} (one of ${WHISPER_MODELS.map((m) => m.name).join(', ')})`);
+  const row = modelRow(shape, 'engine-bench');
   const C = row.dModel;
   const F = row.ffn;
   const L = layersOverride > 0 ? layersOverride : row.decoderLayers;
