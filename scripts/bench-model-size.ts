@@ -30,7 +30,8 @@ import { chooseStorage, uploadDecoderWeights } from '../src/engine/weights';
 import { acquireDevice, type GpuContext, type NodeBackend } from '../src/gpu/device';
 import { GpuRuntime } from '../src/gpu/runtime';
 import { decoderParams } from '../src/model/hub';
-import { fillUniform, modelRow, randomDecoderSafetensors } from '../src/model/random-decoder';
+import { fillUniform, modelRow, randomDecoderSafetensors, randomTokenBatch } from '../src/model/random-decoder';
+import { timedSteps } from './bench-steps';
 import { SafetensorsFile } from '../src/model/safetensors';
 
 export const MEASURED_JSON = 'docs/data/models-measured.json';
@@ -138,34 +139,17 @@ for (const method of methods) {
   }
   await cacheRt.sync();
   const perUtt = (rt.memory().liveBytes - before) / B;
-  const rnd = fillUniform(B * (S + 1), 0, 1, 4242);
-  const ids = Array.from(rnd, (x) => Math.floor(x * 50000)); // not the special tokens
-  const inputIds = new Int32Array(B * S);
-  const labels = new Int32Array(B * S);
-  for (let b = 0; b < B; b++)
-    for (let s = 0; s < S; s++) {
-      inputIds[b * S + s] = ids[b * (S + 1) + s];
-      labels[b * S + s] = ids[b * (S + 1) + s + 1];
-    }
   const adapters = { kind: method, estimator: 'flipout' as const, r, alpha: 2 * r, dropout: 0.05, seed: 1, targets: [...DEFAULT_TARGETS] };
   t = performance.now();
   const dec = await prepareDecoder(rt, weights, { B, S }, adapters, cache, { maxGradNorm: 1, label: `bench-size-${method}` });
   const drt = (dec as unknown as { rt: GpuRuntime }).rt;
-  dec.setBatch({ inputIds, labels, lengths: Array(B).fill(S), utterances: keys });
+  dec.setBatch(randomTokenBatch(B, S, keys));
   console.log(`  ${method}: K/V of ${B} utterances + engine built in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-  const times: number[] = [];
   let loss = NaN;
-  for (let s = 1; s <= warmup + steps; s++) {
-    const ts = performance.now();
-    dec.forward(s);
-    dec.backward(s);
-    dec.optimizerStep(s);
-    await drt.sync();
-    const ms = performance.now() - ts;
+  const times = await timedSteps(dec, drt, warmup, steps, async (s, ms, warm) => {
     loss = (await dec.readLoss()).loss;
-    console.log(`  ${method} step ${s}${s <= warmup ? ' (warm-up)' : ''}: ${(ms / 1000).toFixed(1)} s, loss ${loss.toFixed(3)}`);
-    if (s > warmup) times.push(ms);
-  }
+    console.log(`  ${method} step ${s}${warm ? ' (warm-up)' : ''}: ${(ms / 1000).toFixed(1)} s, loss ${loss.toFixed(3)}`);
+  });
   const measuredPeak = rt.memory().peakBytes - base;
   const plan = planMemory({
     dims,

@@ -23,7 +23,8 @@ import { uploadDecoderWeights } from '../../src/engine/weights';
 import type { StorageType } from '../../src/gpu/storage-choice';
 import { acquireDevice } from '../../src/gpu/device';
 import { GpuRuntime } from '../../src/gpu/runtime';
-import { fillUniform as fill, modelRow, randomDecoderSafetensors as randomDecoder } from '../../src/model/random-decoder';
+import { fillUniform as fill, modelRow, randomDecoderSafetensors as randomDecoder, randomTokenBatch } from '../../src/model/random-decoder';
+import { timedSteps } from '../bench-steps';
 import { SafetensorsFile } from '../../src/model/safetensors';
 
 const argv = process.argv.slice(2);
@@ -86,19 +87,7 @@ for (const shape of shapes) {
     console.log(
       `  ${shape} (${storage} storage): ${L} layers × C ${C}, F ${F}, H ${H}, V ${V}: weights + ${B} cached utterances in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
-    // random tokens (not the special ones), every position real and scored
-    const ids = new Int32Array(B * (S + 1));
-    const rnd = fill(B * (S + 1), 0, 1, 4242);
-    for (let i = 0; i < ids.length; i++) ids[i] = Math.floor(rnd[i] * 50000);
-    const inputIds = new Int32Array(B * S);
-    const labels = new Int32Array(B * S);
-    for (let b = 0; b < B; b++) {
-      for (let s = 0; s < S; s++) {
-        inputIds[b * S + s] = ids[b * (S + 1) + s];
-        labels[b * S + s] = ids[b * (S + 1) + s + 1];
-      }
-    }
-    const batch = { inputIds, labels, lengths: Array(B).fill(S), utterances: keys };
+    const batch = randomTokenBatch(B, S, keys); // random tokens (not the special ones), every position real and scored
     for (const method of methods) {
       rt.resetPeak();
       const dec = await prepareDecoder(
@@ -111,18 +100,10 @@ for (const shape of shapes) {
       );
       const drt = (dec as unknown as { rt: GpuRuntime }).rt;
       dec.setBatch(batch);
-      const times: number[] = [];
       let loss = NaN;
-      for (let s = 1; s <= warmup + steps; s++) {
-        const ts = performance.now();
-        dec.forward(s);
-        dec.backward(s);
-        dec.optimizerStep(s);
-        await drt.sync();
-        const ms = performance.now() - ts;
-        if (s > warmup) times.push(ms);
+      const times = await timedSteps(dec, drt, warmup, steps, async (s) => {
         if (s === warmup + steps) loss = (await dec.readLoss()).loss;
-      }
+      });
       const ms = median(times);
       const rec = {
         side: 'engine',

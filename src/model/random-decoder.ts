@@ -71,3 +71,20 @@ export function randomDecoderSafetensors(C: number, F: number, L: number, V: num
   ln('model.decoder.layer_norm');
   return writeSafetensors(t, { format: 'pt' });
 }
+
+/** B rows of S random token inputs and their next-token labels (ids below 50000: not the special tokens), every position real. */
+export function randomTokenBatch(
+  B: number,
+  S: number,
+  utterances: string[],
+): { inputIds: Int32Array; labels: Int32Array; lengths: number[]; utterances: string[] } {
+  const rnd = fillUniform(B * (S + 1), 0, 1, 4242);
+  const inputIds = new Int32Array(B * S);
+  const labels = new Int32Array(B * S);
+  for (let b = 0; b < B; b++)
+    for (let s = 0; s < S; s++) {
+      inputIds[b * S + s] = Math.floor(rnd[b * (S + 1) + s] * 50000);
+      labels[b * S + s] = Math.floor(rnd[b * (S + 1) + s + 1] * 50000);
+    }
+  return { inputIds, labels, lengths: Array(B).fill(S), utterances };
+}
